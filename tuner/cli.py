@@ -1,0 +1,195 @@
+"""The `tuner` command: a thin layer over the Python API (tuner.search, search_spaces)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tuner.data import DATASETS
+from tuner.search_config import SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
+
+EXIT_USAGE = 2  # bad input, as argparse uses
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _duration(text: str) -> float:
+    from tuner.config import ConfigError
+
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    d = SearchConfig(name="x")  # defaults, shown in --help
+    what = p.add_argument_group("what to search")
+    what.add_argument("--space", default=d.space,
+                      help="search space name (see `tuner spaces`); default %(default)s")
+    what.add_argument("--dataset", default=d.dataset, choices=DATASETS,
+                      help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10: "
+                           "torchvision's CIFAR-10 in --data-dir, downloaded if missing; "
+                           "imagefolder: a class-per-folder tree in --data-dir (with train/ and "
+                           "test/ or val/ inside, those are the splits). Default %(default)s")
+    what.add_argument("--data-dir", default=None,
+                      help="dataset root; the decoded dataset is cached here too "
+                           "(default $TUNER_DATA_DIR or ~/.cache/cnn-tuner)")
+    what.add_argument("--val-count", type=_positive_int, default=None,
+                      help="validation images held out of the training split "
+                           "(default: 2%% like the lab's 1,000 of 50,000, at least 20 per class)")
+    what.add_argument("--image-size", type=_positive_int, default=None,
+                      help="imagefolder: resize and center-crop every image to this side")
+
+    budget = p.add_argument_group("budget")
+    budget.add_argument("--samples", type=_positive_int, default=d.samples,
+                        help="number of trials, the lab's baseline included; default %(default)s")
+    budget.add_argument("--epochs", type=_positive_int, default=d.epochs,
+                        help="epochs per trial (ASHA's max_t); default %(default)s")
+    budget.add_argument("--time-budget", type=_duration, default=None,
+                        help="stop the whole search after this long: 600, 90s, 15m, 2h")
+
+    how = p.add_argument_group("how to search")
+    how.add_argument("--searcher", default=d.searcher, choices=SEARCHERS,
+                     help="tpe: Optuna's TPE sampler; random: random search; default %(default)s")
+    how.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS,
+                     help="asha: stop weak trials early on val_loss; fifo: run every trial to "
+                          "the end; default %(default)s")
+    how.add_argument("--grace-period", type=_positive_int, default=d.grace_period,
+                     help="ASHA: epochs every trial gets before it can be stopped; "
+                          "default %(default)s")
+    how.add_argument("--reduction-factor", type=_positive_int, default=d.reduction_factor,
+                     help="ASHA: keep the best 1/N of trials at each rung; default %(default)s")
+    how.add_argument("--seed", type=int, default=d.seed,
+                     help="sampler seed (same seed, same suggestions); default %(default)s")
+
+    res = p.add_argument_group("resources")
+    res.add_argument("--cpus-per-trial", type=_number, default=d.cpus_per_trial,
+                     help="CPU cores per trial (also its torch thread count); default %(default)s")
+    res.add_argument("--gpus-per-trial", type=_number, default=d.gpus_per_trial,
+                     help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; "
+                          "default %(default)s")
+    res.add_argument("--concurrency", type=_positive_int, default=None,
+                     help="at most this many trials at once (default: as many as fit)")
+    res.add_argument("--address", default=None,
+                     help="join this Ray cluster (host:port) instead of starting Ray in-process; "
+                          "RAY_ADDRESS works too")
+    res.add_argument("--max-failures", type=_non_negative_int, default=d.max_failures,
+                     help="retries of a crashed trial, from its last checkpoint; "
+                          "default %(default)s")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=d.out,
+                     help="parent directory of experiments; default ./%(default)s")
+    out.add_argument("--name", default=None,
+                     help="experiment name (default <space>-<dataset>-<timestamp>)")
+    out.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuner",
+        description="Architecture and hyperparameter search for CNN image classifiers "
+        "(Ray Tune + Optuna + ASHA).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    search = sub.add_parser(
+        "search",
+        help="run a search and write an experiment directory",
+        description="Run a search: Optuna proposes configurations, ASHA stops weak ones early, "
+        "Ray runs the trials. The lab's hand-tuned network is always trial 0. Results go to "
+        "<out>/<name>/ (trials.csv, epochs.csv, best.json, provenance.json, optuna.db).",
+    )
+    _add_search_args(search)
+    spaces = sub.add_parser(
+        "spaces", help="list the search spaces and their parameters",
+        description="List the search spaces and the parameters each one samples.",
+    )  # fmt: skip
+    spaces.add_argument("name", nargs="?", help="show only this space")
+    spaces.add_argument("--input-size", type=_positive_int, default=32,
+                        help="image side the space adapts to; default %(default)s")  # fmt: skip
+    return parser
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from search_spaces import SPACES, SpaceError, describe_space, get_space
+
+    try:
+        chosen = [get_space(args.name)] if args.name else list(SPACES.values())
+    except SpaceError as e:
+        raise SystemExit(_fail(str(e))) from None
+    for space in chosen:
+        print(f"{space.name}: {space.summary}")
+        baseline = " (the lab's network is trial 0)" if space.baseline else ""
+        print(f"  parameters at {args.input_size}x{args.input_size}{baseline}:")
+        for p in describe_space(space, args.input_size):
+            cond = "  (conditional)" if p.conditional else ""
+            print(f"    {p.name:<18} {p.distribution}{cond}")
+        print()
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from tuner.config import ConfigError
+    from tuner.data import DataError
+    from tuner.search import search
+
+    cfg = SearchConfig(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, val_count=args.val_count,
+        image_size=args.image_size, samples=args.samples, epochs=args.epochs,
+        scheduler=args.scheduler, searcher=args.searcher, grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, address=args.address,
+        out=args.out, name=args.name, seed=args.seed, time_budget=args.time_budget,
+        max_failures=args.max_failures, verbose=args.verbose,
+    )  # fmt: skip
+    try:
+        search(cfg)
+    except (ConfigError, DataError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; partial results are in {cfg.experiment_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"tuner: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "spaces":
+        return _cmd_spaces(args)
+    return _cmd_search(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

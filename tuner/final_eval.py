@@ -1,0 +1,67 @@
+"""Test-split evaluation of a finished trial: the only place the test split is used.
+
+The best trial is chosen on validation alone (tuner.results.pick_best); only then are its kept
+weights scored on the test split, with per-class accuracy and the confusion matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuner.config import TrainConfig
+from tuner.data import DatasetBundle
+from tuner.loader import DeviceLoader
+from tuner.trainable import (
+    CHECKPOINT_FILE,
+    EVAL_BATCH,
+    build_model,
+    load_best_weights,
+    normalization,
+)
+from tuner.training import evaluate, pick_device
+
+
+def latest_checkpoint(trial_dir: Path) -> Path | None:
+    """Ray writes checkpoint_000000, checkpoint_000001, ...; the newest holds the kept weights."""
+    found = sorted(
+        (p for p in trial_dir.glob("checkpoint_*") if (p / CHECKPOINT_FILE).exists()),
+        key=lambda p: int(p.name.rsplit("_", 1)[-1]),
+    )
+    return found[-1] if found else None
+
+
+def evaluate_on_test(
+    config: dict[str, Any], trial_dir: Path, bundle: DatasetBundle, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Test metrics of a trial's lowest-validation-loss weights, or None without a checkpoint."""
+    checkpoint = latest_checkpoint(trial_dir)
+    if checkpoint is None:
+        return None
+    cfg = TrainConfig.from_dict(config)
+    device = pick_device()
+    weights, kept = load_best_weights(checkpoint)
+    model = build_model(cfg, payload, device)
+    model.load_state_dict(weights)
+    mean, std = normalization(cfg, payload)
+    test = DeviceLoader(
+        bundle.test.x, bundle.test.y, batch_size=EVAL_BATCH, device=device, mean=mean, std=std,
+        shuffle=False, channels_last=device.type == "cuda",
+    )  # fmt: skip
+    stats, confusion = evaluate(model, test, device, num_classes=bundle.num_classes)
+    assert confusion is not None
+    counts = confusion.to(torch.float64)
+    per_class = (counts.diag() / counts.sum(1).clamp(min=1)).tolist()
+    normalized = (counts / counts.sum(1, keepdim=True).clamp(min=1)).tolist()
+    return {
+        "test_acc": stats.acc,
+        "test_loss": stats.loss,
+        "test_images": stats.images,
+        "kept_epoch": kept["epoch"],
+        "per_class_acc": dict(zip(bundle.classes, per_class, strict=True)),
+        "confusion_matrix": confusion.tolist(),
+        "confusion_normalized": normalized,
+        "checkpoint": str(checkpoint),
+    }

@@ -1,0 +1,103 @@
+"""A compact progress display for a running search (a Ray Tune callback in the driver).
+
+Ray's own trial table is long and scrolls; users want to know how far along the search is and
+what the best result is so far. On a terminal one status line is redrawn in place; in a log
+(not a TTY) a status line is printed at most every `log_every_s`. Every finished trial gets
+one permanent line either way.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from tuner.results import trial_dir_name, trial_index
+
+
+class SearchProgress(Callback):
+    def __init__(
+        self, samples: int, epochs: int, stream: TextIO | None = None, log_every_s: float = 15.0
+    ) -> None:
+        self.samples, self.epochs = samples, epochs
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.log_every_s = log_every_s
+        self.start = time.monotonic()
+        self.last_log = 0.0
+        self.last: dict[str, dict[str, Any]] = {}  # trial id -> last result
+        self.finished: dict[str, str] = {}  # trial id -> outcome
+        self.epochs_run = 0
+        self.best: tuple[float, int] | None = None  # (val acc of kept weights, trial index)
+
+    # -- Tune hooks ---------------------------------------------------------------------------
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
+        self.last[trial.trial_id] = result
+        self.epochs_run += 1
+        acc = result.get("best_val_acc")
+        if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
+            self.best = (acc, trial_index(trial_dir_name(trial)))
+        self._status(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        result = self.last.get(trial.trial_id, {})
+        epochs = int(result.get("epoch", 0))
+        if result.get("diverged"):
+            outcome = "diverged"
+        elif epochs >= self.epochs:
+            outcome = "completed"
+        else:
+            outcome = f"stopped at epoch {epochs}"
+        self._finish(trial, outcome, result)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self._finish(trial, "error", self.last.get(trial.trial_id, {}))
+
+    def on_experiment_end(self, trials: list, **_) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    # -- output -------------------------------------------------------------------------------
+    def _finish(self, trial: Any, outcome: str, result: dict) -> None:
+        self.finished[trial.trial_id] = outcome
+        acc = result.get("best_val_acc")
+        acc_text = f"val_acc {acc:.4f} (epoch {result.get('best_epoch')})" if acc else "no result"
+        params = result.get("params")
+        size = f", {params:,} params" if params else ""
+        line = (
+            f"trial {trial_index(trial_dir_name(trial)):>3}  {outcome:<20} {acc_text}{size}"
+            f"  [{len(self.finished)}/{self.samples} done]"
+        )
+        self._write_line(line)
+
+    def _summary(self, trials: list) -> str:
+        running = sum(1 for t in trials if t.status == "RUNNING")
+        elapsed = time.monotonic() - self.start
+        best = f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no result yet"
+        return (
+            f"[{_clock(elapsed)}] {len(self.finished)}/{self.samples} trials done, "
+            f"{running} running, {self.epochs_run} epochs trained, {best}"
+        )
+
+    def _status(self, trials: list) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r\033[K" + self._summary(trials))
+            self.stream.flush()
+        elif now - self.last_log >= self.log_every_s:
+            self.last_log = now
+            self._write_line(self._summary(trials))
+
+    def _write_line(self, line: str) -> None:
+        prefix = "\r\033[K" if self.tty else ""
+        self.stream.write(prefix + line + "\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"

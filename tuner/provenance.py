@@ -1,0 +1,81 @@
+"""What ran, with what, where: recorded next to every experiment's results."""
+
+from __future__ import annotations
+
+import getpass
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = (
+    "cnn-tuner", "torch", "torchvision", "ray", "optuna", "pandas", "plotly", "numpy",
+    "scikit-learn", "pillow",
+)  # fmt: skip
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision(where: Path | None = None) -> dict[str, Any]:
+    """The project's git commit and whether the tree had uncommitted changes.
+
+    Looks at the checkout the `tuner` package was imported from; an installed (non-editable)
+    copy has none, which is recorded as such rather than guessed.
+    """
+    where = where or Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["cuda"] = torch.version.cuda
+        info["gpus"] = [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
+    except Exception:  # provenance must never stop a search
+        info["gpus"] = []
+    return info
+
+
+def collect(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = None
+    return {
+        "config": config,
+        "seed": seed,
+        "command": sys.argv,
+        "user": user,
+        "libraries": library_versions(),
+        "git": git_revision(),
+        "hardware": hardware(),
+    }

@@ -1,0 +1,169 @@
+"""Experiment tables: trials.csv and epochs.csv, read from the trial directories on disk.
+
+They are built from the files Ray Tune writes for each trial (`params.json`, `result.json`,
+`error.txt`), not from the in-memory ResultGrid, so the same code works on a finished, an
+interrupted or a copied experiment, and without Ray running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# One row per trial per epoch; these are the reported metrics kept in epochs.csv.
+EPOCH_COLUMNS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "best_val_loss", "best_val_acc",
+    "best_epoch", "epoch_time_s", "images_per_s", "lr", "params", "diverged", "time_total_s",
+    "node_id",
+]  # fmt: skip
+OUTCOMES = ("completed", "stopped", "diverged", "error", "running")
+
+
+def trial_dir_name(trial: Any) -> str:
+    """Short trial directory names, `trial_0003_<id>`, numbered from 0 in creation order.
+
+    Ray's experiment tag starts with a 1-based counter; trial 0 is the first suggestion (the
+    lab's baseline) and matches the Optuna trial number.
+    """
+    counter = int(str(trial.experiment_tag).split("_", 1)[0])
+    return f"trial_{counter - 1:04d}_{trial.trial_id}"
+
+
+def trial_index(trial_dir: str | Path) -> int:
+    """The number in a `trial_0003_<id>` directory name, -1 for any other name."""
+    parts = Path(trial_dir).name.split("_")
+    if len(parts) >= 3 and parts[0] == "trial" and parts[1].isdigit():
+        return int(parts[1])
+    return -1
+
+
+def trial_dirs(experiment_dir: str | Path) -> list[Path]:
+    return sorted(p.parent for p in Path(experiment_dir).glob("*/params.json"))
+
+
+def _read_results(trial_dir: Path) -> list[dict[str, Any]]:
+    path = trial_dir / "result.json"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut off by a crash; the rest is still good
+            continue
+    return rows
+
+
+def _error_message(trial_dir: Path) -> str:
+    path = trial_dir / "error.txt"
+    if not path.exists():
+        return ""
+    lines = [ln for ln in path.read_text(errors="replace").strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "error"
+
+
+def classify(
+    epochs_run: int, budget: int, diverged: bool, error: bool, running: bool = False
+) -> str:
+    """A trial's outcome: error > diverged > completed (ran its whole budget) > running/stopped."""
+    if error:
+        return "error"
+    if diverged:
+        return "diverged"
+    if epochs_run >= budget:
+        return "completed"
+    return "running" if running else "stopped"
+
+
+def collect_tables(
+    experiment_dir: str | Path,
+    epoch_budget: int,
+    baseline_index: int | None = 0,
+    running: set[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, epochs) DataFrames for every trial directory of an experiment."""
+    trial_rows, epoch_rows = [], []
+    for trial_dir in trial_dirs(experiment_dir):
+        config = json.loads((trial_dir / "params.json").read_text())
+        results = _read_results(trial_dir)
+        trial_id = results[-1]["trial_id"] if results else trial_dir.name.rsplit("_", 1)[-1]
+        index = trial_index(trial_dir)
+        # A retried trial reports the epochs after its checkpoint again: keep the last report.
+        by_epoch: dict[int, dict[str, Any]] = {}
+        for r in results:
+            if "epoch" in r:
+                by_epoch[int(r["epoch"])] = r
+        for epoch in sorted(by_epoch):
+            r = by_epoch[epoch]
+            epoch_rows.append(
+                {"trial_index": index, "trial_id": trial_id,
+                 **{c: r.get(c) for c in EPOCH_COLUMNS}}
+            )  # fmt: skip
+        last = by_epoch[max(by_epoch)] if by_epoch else {}
+        error = _error_message(trial_dir)
+        epochs_run = len(by_epoch)
+        status = classify(
+            epochs_run, epoch_budget, bool(last.get("diverged")), bool(error),
+            running=trial_id in (running or set()),
+        )  # fmt: skip
+        train_seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in by_epoch.values())
+        row = {
+            "trial_index": index,
+            "trial_id": trial_id,
+            "is_baseline": index == baseline_index,
+            "status": status,
+            "epochs_run": epochs_run,
+            "val_loss": last.get("val_loss"),
+            "val_acc": last.get("val_acc"),
+            "train_loss": last.get("train_loss"),
+            "train_acc": last.get("train_acc"),
+            "best_val_loss": last.get("best_val_loss"),
+            "best_val_acc": last.get("best_val_acc"),
+            "best_epoch": last.get("best_epoch"),
+            "params": last.get("params"),
+            "train_seconds": train_seconds,
+            "wall_seconds": last.get("time_total_s"),
+            "images_per_s": _mean([r.get("images_per_s") for r in by_epoch.values()]),
+            "node_id": last.get("node_id"),
+            "error": error,
+            "trial_dir": trial_dir.name,
+        }
+        row.update({f"config/{k}": _cell(v) for k, v in sorted(config.items())})
+        trial_rows.append(row)
+    trials = pd.DataFrame(trial_rows)
+    epochs = pd.DataFrame(epoch_rows, columns=["trial_index", "trial_id", *EPOCH_COLUMNS])
+    if not trials.empty:
+        trials = trials.sort_values("trial_index").reset_index(drop=True)
+        epochs = epochs.sort_values(["trial_index", "epoch"]).reset_index(drop=True)
+    return trials, epochs
+
+
+def pick_best(trials: pd.DataFrame) -> pd.Series | None:
+    """The trial whose kept weights (lowest validation loss) have the highest validation
+    accuracy; ties go to the lower validation loss. Never looks at the test split."""
+    ok = trials[trials["best_epoch"].fillna(0) >= 1]
+    if ok.empty:
+        return None
+    ranked = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
+    return ranked.iloc[0]
+
+
+def trial_config(experiment_dir: str | Path, row: pd.Series) -> dict[str, Any]:
+    """The exact flat config a trial ran (from its params.json; CSV columns lose int types)."""
+    return json.loads((Path(experiment_dir) / row["trial_dir"] / "params.json").read_text())
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
+def _mean(values: list[Any]) -> float | None:
+    nums = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(nums) / len(nums) if nums else None

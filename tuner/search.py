@@ -1,0 +1,311 @@
+"""`search(SearchConfig)`: one architecture and hyperparameter search, end to end.
+
+    SearchConfig (validated) -> dataset (decoded once, cached) -> Ray (in-process or --address)
+    -> Tuner(trainable, OptunaSearch(define-by-run space), ASHA | FIFO)
+    -> experiment dir: trials.csv, epochs.csv, best.json, provenance.json, optuna.db, Ray's files
+
+The CLI (tuner/cli.py) is a thin layer over this function.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from search_spaces import get_space
+from tuner import provenance
+from tuner.data import DatasetBundle, load_dataset
+from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.results import collect_tables, pick_best, trial_config, trial_dir_name
+from tuner.search_config import SearchConfig
+
+OPTUNA_DB = "optuna.db"
+SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
+SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
+
+
+@dataclass
+class SearchResult:
+    experiment_dir: Path
+    trials: pd.DataFrame  # trials.csv
+    epochs: pd.DataFrame  # epochs.csv
+    best: dict[str, Any] | None  # best.json
+    report: Path | None  # report.html, when the analysis package could write it
+
+
+def _say(stream: TextIO, message: str) -> None:
+    stream.write(message + "\n")
+    stream.flush()
+
+
+def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
+    """Constants merged into every trial's config (the space's samples go on top)."""
+    params: dict[str, Any] = {"epochs": cfg.epochs}
+    if bundle.name == "digits":
+        params["hflip"] = False  # a mirrored digit is a different glyph
+    return params
+
+
+def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
+    """Connect to `cfg.address`, or start Ray in this process. Returns True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # Ray on Linux listens on every interface unless told otherwise; this variable keeps an
+    # in-process cluster on 127.0.0.1 (checked with `ss -ltnp`, see the design notes).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # The legacy reporter honours verbose=0; the new one prints its own tables regardless, and
+    # SearchProgress replaces both.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    quiet = {"log_to_driver": cfg.verbose, "logging_level": logging.INFO if cfg.verbose else logging.ERROR}
+    if cfg.address:
+        _say(stream, f"Connecting to the Ray cluster at {cfg.address}")
+        ray.init(address=cfg.address, **quiet)
+        return True
+    # address="local" always starts a private instance: it never joins a cluster someone else
+    # started on this machine (which address=None or "auto" could).
+    ray.init(address="local", include_dashboard=False, **quiet)
+    return True
+
+
+def check_schedulable(cfg: SearchConfig) -> None:
+    """Refuse a per-trial request that no node of the cluster can ever satisfy.
+
+    Ray would otherwise keep the trial PENDING forever with a warning every 60 s.
+    """
+    import ray
+
+    from tuner.config import ConfigError
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    fits = any(
+        n["Resources"].get("CPU", 0) >= cfg.cpus_per_trial
+        and n["Resources"].get("GPU", 0) >= cfg.gpus_per_trial
+        for n in nodes
+    )
+    if not fits:
+        have = ", ".join(
+            f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
+            f"{n['Resources'].get('GPU', 0):g} GPU"
+            for n in nodes
+        )
+        raise ConfigError(
+            f"no node can run a trial with {cfg.cpus_per_trial:g} CPU and "
+            f"{cfg.gpus_per_trial:g} GPU (cluster has {have}); lower --cpus-per-trial/--gpus-per-trial"
+        )
+
+
+def build_tuner(
+    cfg: SearchConfig, bundle: DatasetBundle, payload: dict[str, Any], stream: TextIO
+) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tuner.progress import SearchProgress
+    from tuner.trainable import train_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = get_space(cfg.space)
+    side = bundle.input_shape[1]
+    sampler = (
+        optuna.samplers.TPESampler(seed=cfg.seed)
+        if cfg.searcher == "tpe"
+        else optuna.samplers.RandomSampler(seed=cfg.seed)
+    )
+    storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
+    searcher = OptunaSearch(
+        space=space.for_input(side),
+        metric=SEARCHER_METRIC,
+        mode=SEARCHER_MODE,
+        points_to_evaluate=[dict(space.baseline)] if space.baseline else None,
+        sampler=sampler,
+        storage=storage,
+        study_name=cfg.name,
+    )
+    if cfg.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric=SCHEDULER_METRIC,
+            mode=SCHEDULER_MODE,
+            max_t=cfg.epochs,
+            grace_period=cfg.grace_period,
+            reduction_factor=cfg.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+
+    threads = max(1, int(cfg.cpus_per_trial))
+    trainable = tune.with_parameters(  # the dataset goes into the object store once, here
+        train_trial, data=payload, threads=threads, use_gpu=cfg.gpus_per_trial > 0
+    )
+    trainable = tune.with_resources(
+        trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=fixed_params(cfg, bundle),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.samples,
+            max_concurrent_trials=cfg.concurrency,
+            time_budget_s=cfg.time_budget,
+            trial_dirname_creator=trial_dir_name,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=str(cfg.experiment_dir.parent),
+            # The checkpoint carries the kept weights too, so the latest one is all a resume
+            # or the final evaluation needs; keep one more in case the latest is mid-write.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            verbose=0,
+            callbacks=[SearchProgress(cfg.samples, cfg.epochs, stream=stream)],
+        ),
+    )
+
+
+def write_best(
+    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Pick the best trial on validation, then (only then) score it on the test split."""
+    from tuner.final_eval import evaluate_on_test
+
+    exp = cfg.experiment_dir
+    row = pick_best(trials) if not trials.empty else None
+    if row is None:
+        return None
+    config = trial_config(exp, row)
+    best: dict[str, Any] = {
+        "trial_id": row["trial_id"],
+        "trial_index": int(row["trial_index"]),
+        "is_baseline": bool(row["is_baseline"]),
+        "status": row["status"],
+        "config": config,
+        "val_acc": row["best_val_acc"],
+        "val_loss": row["best_val_loss"],
+        "best_epoch": int(row["best_epoch"]),
+        "epochs_run": int(row["epochs_run"]),
+        "params": int(row["params"]),
+        "classes": list(bundle.classes),
+        "val_images": len(bundle.val.y),
+        "selected_by": f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)",
+    }
+    best.update(evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {})
+    baseline = trials[trials["is_baseline"]]
+    if not baseline.empty and baseline.iloc[0]["best_epoch"] >= 1:
+        base = baseline.iloc[0]
+        scored = evaluate_on_test(trial_config(exp, base), exp / base["trial_dir"], bundle, payload)
+        best["baseline"] = {
+            "trial_index": int(base["trial_index"]),
+            "val_acc": base["best_val_acc"],
+            "test_acc": scored["test_acc"] if scored else None,
+            "per_class_acc": scored["per_class_acc"] if scored else None,
+            "params": int(base["params"]),
+        }
+    atomic_write_json(exp / "best.json", best)
+    return best
+
+
+def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
+    """The HTML report, if the analysis package is there; a failure never loses the results."""
+    try:
+        from analysis import write_report as _write
+    except ImportError:
+        return None
+    try:
+        return _write(experiment_dir)
+    except Exception as e:  # the tables are already on disk; `tuner report DIR` can retry
+        _say(stream, f"warning: could not write the report ({e}); run `tuner report {experiment_dir}`")
+        return None
+
+
+def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
+    """Run one search and return its experiment directory and tables.
+
+    Raises ConfigError / DataError (one-line messages) before Ray starts for bad input.
+    """
+    import ray
+
+    stream = stream or sys.stdout
+    cfg.validate()
+    started = time.time()
+    bundle = load_dataset(
+        cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
+        progress=lambda m: _say(stream, m),
+    )  # fmt: skip
+    exp = cfg.experiment_dir
+    exp.mkdir(parents=True)
+    record = provenance.collect(cfg.to_dict(), cfg.seed)
+    record["dataset"] = {
+        "name": bundle.name, "source": bundle.source, "classes": list(bundle.classes),
+        "input_shape": list(bundle.input_shape), "train": len(bundle.train.y),
+        "val": len(bundle.val.y), "test": len(bundle.test.y),
+    }  # fmt: skip
+    record["started"] = datetime.now(timezone.utc).isoformat()
+    atomic_write_json(exp / "provenance.json", record)
+    _say(
+        stream,
+        f"Searching {cfg.space} on {bundle.name} {bundle.input_shape} "
+        f"({len(bundle.train.y)} train / {len(bundle.val.y)} val / {len(bundle.test.y)} test): "
+        f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
+        f"{cfg.scheduler.upper()}, seed {cfg.seed}",
+    )
+
+    from tuner.trainable import trial_payload
+
+    payload = trial_payload(bundle)
+    we_started = start_ray(cfg, stream)
+    try:
+        check_schedulable(cfg)
+        tuner = build_tuner(cfg, bundle, payload, stream)
+        tuner.fit()
+    finally:
+        if we_started:
+            ray.shutdown()
+
+    trials, epochs = collect_tables(exp, cfg.epochs, baseline_index=0 if get_space(cfg.space).baseline else None)
+    atomic_write_csv(exp / "trials.csv", trials)
+    atomic_write_csv(exp / "epochs.csv", epochs)
+    best = write_best(cfg, trials, bundle, payload)
+    record["finished"] = datetime.now(timezone.utc).isoformat()
+    record["seconds"] = round(time.time() - started, 1)
+    record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    atomic_write_json(exp / "provenance.json", record)
+    report = write_report(exp, stream)
+    _print_summary(stream, exp, trials, best, report)
+    return SearchResult(exp, trials, epochs, best, report)
+
+
+def _print_summary(
+    stream: TextIO, exp: Path, trials: pd.DataFrame, best: dict | None, report: Path | None
+) -> None:
+    counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    _say(stream, "")
+    _say(stream, "Outcomes: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+    if best:
+        test = best.get("test_acc")
+        test_text = f", test acc {test:.4f}" if test is not None and math.isfinite(test) else ""
+        _say(
+            stream,
+            f"Best: trial {best['trial_index']} val acc {best['val_acc']:.4f}{test_text}, "
+            f"{best['params']:,} params",
+        )
+        base = best.get("baseline")
+        if base and base.get("val_acc") is not None:
+            _say(stream, f"Lab baseline (trial {base['trial_index']}): val acc {base['val_acc']:.4f}")
+    _say(stream, f"Results: {exp}")
+    if report:
+        _say(stream, f"Report:  {report}")

@@ -1,0 +1,197 @@
+"""The Ray Tune trainable: trains one configuration and reports to Tune every epoch.
+
+Each epoch it trains, validates, checkpoints and calls `tune.report`. It resumes from
+`tune.get_checkpoint()`, keeps the weights with the lowest validation loss (as the lab did),
+and ends at once with `diverged: true` when the loss blows up.
+
+The dataset reaches it as numpy arrays from Ray's object store (`tune.with_parameters` puts
+them there once per search), so no trial decodes image files.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tuner.config import TrainConfig
+from tuner.data import DatasetBundle
+from tuner.loader import Augment, DeviceLoader, channel_stats
+from tuner.model import ConvNet, count_parameters
+from tuner.training import (
+    build_optimizer,
+    build_schedule,
+    evaluate,
+    loss_exploded,
+    pick_device,
+    train_epoch,
+)
+
+CHECKPOINT_FILE = "state.pt"
+EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
+
+
+def trial_payload(bundle: DatasetBundle) -> dict[str, Any]:
+    """What every trial needs from the dataset: train and validation only.
+
+    The test split never reaches a trial, so nothing in the search can be tuned on it.
+    """
+    mean, std = channel_stats(bundle.train.x)
+    return {
+        "train_x": bundle.train.x,
+        "train_y": bundle.train.y,
+        "val_x": bundle.val.x,
+        "val_y": bundle.val.y,
+        "input_shape": bundle.input_shape,
+        "num_classes": bundle.num_classes,
+        "mean": mean,
+        "std": std,
+    }
+
+
+def normalization(cfg: TrainConfig, data: dict[str, Any]) -> tuple[tuple, tuple]:
+    channels = data["input_shape"][0]
+    if cfg.normalize == "half":  # the lab's Normalize((0.5,)*3, (0.5,)*3)
+        return (0.5,) * channels, (0.5,) * channels
+    return tuple(data["mean"]), tuple(data["std"])
+
+
+def build_model(cfg: TrainConfig, data: dict[str, Any], device: torch.device) -> nn.Module:
+    channels, height, _ = data["input_shape"]
+    model = ConvNet(cfg.arch, channels, data["num_classes"], height).to(device)
+    if device.type == "cuda":  # NHWC lets cuDNN use tensor-core kernels for bf16 convs
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_loaders(
+    cfg: TrainConfig, data: dict[str, Any], device: torch.device
+) -> tuple[DeviceLoader, DeviceLoader]:
+    mean, std = normalization(cfg, data)
+    channels_last = device.type == "cuda"
+    augment = Augment(
+        hflip=cfg.hflip,
+        grayscale_p=cfg.grayscale_p,
+        crop_padding=cfg.crop_padding,
+        cutout=cfg.cutout,
+    )
+    train = DeviceLoader(
+        data["train_x"], data["train_y"], batch_size=cfg.batch_size, device=device,
+        mean=mean, std=std, augment=augment, shuffle=True, seed=cfg.seed,
+        channels_last=channels_last,
+    )  # fmt: skip
+    val = DeviceLoader(
+        data["val_x"], data["val_y"], batch_size=EVAL_BATCH, device=device,
+        mean=mean, std=std, augment=None, shuffle=False, channels_last=channels_last,
+    )  # fmt: skip
+    return train, val
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (unit tests of the loop)
+        return ""
+
+
+def train_trial(
+    config: dict[str, Any], data: dict[str, Any], threads: int = 1, use_gpu: bool = False
+) -> None:
+    """Tune function trainable. `config` is the flat dict a search space produced.
+
+    `data` (see trial_payload), `threads` (torch CPU threads) and `use_gpu` are bound once per
+    search with `tune.with_parameters`.
+    """
+    from ray import tune
+
+    cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
+    torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
+    device = pick_device(prefer_gpu=use_gpu)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+
+    model = build_model(cfg, data, device)
+    params = count_parameters(model)
+    train_loader, val_loader = make_loaders(cfg, data, device)
+    optimizer = build_optimizer(model, cfg)
+    schedule = build_schedule(optimizer, cfg, len(train_loader))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    num_classes = data["num_classes"]
+
+    start_epoch, best = 0, {"val_loss": math.inf, "val_acc": 0.0, "epoch": 0}
+    best_state = _cpu_state(model)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            state = torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None and state.get("schedule"):
+            schedule.load_state_dict(state["schedule"])
+        train_loader.load_state_dict(state["loader"])
+        torch.set_rng_state(state["torch_rng"])
+        best_state, best = state["best_state"], dict(state["best"])
+        start_epoch = int(state["epoch"])
+
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        train = train_epoch(model, train_loader, optimizer, schedule, loss_fn, device)
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train.loss,
+            "train_acc": train.acc,
+            "epoch_time_s": train.seconds,
+            "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
+            "params": params,
+            "lr": optimizer.param_groups[0]["lr"],
+            "node_id": _node_id(),
+        }
+        if train.diverged or loss_exploded(train.loss, num_classes):
+            # The weights are garbage now; report and stop. The last good checkpoint stays.
+            metrics.update(
+                val_loss=math.inf, val_acc=float("nan"), diverged=True,
+                best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
+                best_epoch=best["epoch"],
+            )  # fmt: skip
+            tune.report(metrics)
+            return
+
+        val, _ = evaluate(model, val_loader, device)
+        if val.loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
+            best = {"val_loss": val.loss, "val_acc": val.acc, "epoch": epoch}
+            best_state = _cpu_state(model)
+        metrics.update(
+            val_loss=val.loss, val_acc=val.acc, diverged=False,
+            best_val_loss=best["val_loss"], best_val_acc=best["val_acc"], best_epoch=best["epoch"],
+        )  # fmt: skip
+        state = {
+            "epoch": epoch,
+            "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict() if schedule is not None else {},
+            "loader": train_loader.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "best_state": best_state,
+            "best": best,
+        }
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, Path(d) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The lowest-validation-loss weights and their metrics from a trial checkpoint."""
+    state = torch.load(
+        Path(checkpoint_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
+    )
+    return state["best_state"], dict(state["best"])
