@@ -454,9 +454,7 @@ def test_image_size_gets_its_own_cache(tmp_path: Path) -> None:
     assert len(_cache_entries(default_data_dir() / CACHE_DIRNAME)) == 2
 
 
-def test_unwritable_cache_dir_still_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unwritable_cache_dir_still_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tree(tmp_path / "tree", per_class=4)
     blocker = tmp_path / "a-file"
     blocker.write_text("")

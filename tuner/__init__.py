@@ -1,8 +1,8 @@
 """cnn-tuner: architecture and hyperparameter search for CNN image classifiers.
 
-    from tuner import SearchConfig, search
-    result = search(SearchConfig(dataset="digits", samples=12, epochs=8))
-    print(result.experiment_dir, result.best["val_acc"])
+from tuner import SearchConfig, search
+result = search(SearchConfig(dataset="digits", samples=12, epochs=8))
+print(result.experiment_dir, result.best["val_acc"])
 """
 
 from tuner.config import ConfigError, TrainConfig

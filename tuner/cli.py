@@ -51,64 +51,132 @@ def _duration(text: str) -> float:
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     d = SearchConfig(name="x")  # defaults, shown in --help
     what = p.add_argument_group("what to search")
-    what.add_argument("--space", default=d.space,
-                      help="search space name (see `tuner spaces`); default %(default)s")
-    what.add_argument("--dataset", default=d.dataset, choices=DATASETS,
-                      help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10: "
-                           "torchvision's CIFAR-10 in --data-dir, downloaded if missing; "
-                           "imagefolder: a class-per-folder tree in --data-dir (with train/ and "
-                           "test/ or val/ inside, those are the splits). Default %(default)s")
-    what.add_argument("--data-dir", default=None,
-                      help="dataset root; the decoded dataset is cached here too "
-                           "(default $TUNER_DATA_DIR or ~/.cache/cnn-tuner)")
-    what.add_argument("--val-count", type=_positive_int, default=None,
-                      help="validation images held out of the training split "
-                           "(default: 2%% like the lab's 1,000 of 50,000, at least 20 per class)")
-    what.add_argument("--image-size", type=_positive_int, default=None,
-                      help="imagefolder: resize and center-crop every image to this side")
+    what.add_argument(
+        "--space",
+        default=d.space,
+        help="search space name (see `tuner spaces`); default %(default)s",
+    )
+    what.add_argument(
+        "--dataset",
+        default=d.dataset,
+        choices=DATASETS,
+        help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10: "
+        "torchvision's CIFAR-10 in --data-dir, downloaded if missing; "
+        "imagefolder: a class-per-folder tree in --data-dir (with train/ and "
+        "test/ or val/ inside, those are the splits). Default %(default)s",
+    )
+    what.add_argument(
+        "--data-dir",
+        default=None,
+        help="dataset root; the decoded dataset is cached here too "
+        "(default $TUNER_DATA_DIR or ~/.cache/cnn-tuner)",
+    )
+    what.add_argument(
+        "--val-count",
+        type=_positive_int,
+        default=None,
+        help="validation images held out of the training split "
+        "(default: 2%% like the lab's 1,000 of 50,000, at least 20 per class)",
+    )
+    what.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        help="imagefolder: resize and center-crop every image to this side",
+    )
 
     budget = p.add_argument_group("budget")
-    budget.add_argument("--samples", type=_positive_int, default=d.samples,
-                        help="number of trials, the lab's baseline included; default %(default)s")
-    budget.add_argument("--epochs", type=_positive_int, default=d.epochs,
-                        help="epochs per trial (ASHA's max_t); default %(default)s")
-    budget.add_argument("--time-budget", type=_duration, default=None,
-                        help="stop the whole search after this long: 600, 90s, 15m, 2h")
+    budget.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=d.samples,
+        help="number of trials, the lab's baseline included; default %(default)s",
+    )
+    budget.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=d.epochs,
+        help="epochs per trial (ASHA's max_t); default %(default)s",
+    )
+    budget.add_argument(
+        "--time-budget",
+        type=_duration,
+        default=None,
+        help="stop the whole search after this long: 600, 90s, 15m, 2h",
+    )
 
     how = p.add_argument_group("how to search")
-    how.add_argument("--searcher", default=d.searcher, choices=SEARCHERS,
-                     help="tpe: Optuna's TPE sampler; random: random search; default %(default)s")
-    how.add_argument("--scheduler", default=d.scheduler, choices=SCHEDULERS,
-                     help="asha: stop weak trials early on val_loss; fifo: run every trial to "
-                          "the end; default %(default)s")
-    how.add_argument("--grace-period", type=_positive_int, default=d.grace_period,
-                     help="ASHA: epochs every trial gets before it can be stopped; "
-                          "default %(default)s")
-    how.add_argument("--reduction-factor", type=_positive_int, default=d.reduction_factor,
-                     help="ASHA: keep the best 1/N of trials at each rung; default %(default)s")
-    how.add_argument("--seed", type=int, default=d.seed,
-                     help="sampler seed (same seed, same suggestions); default %(default)s")
+    how.add_argument(
+        "--searcher",
+        default=d.searcher,
+        choices=SEARCHERS,
+        help="tpe: Optuna's TPE sampler; random: random search; default %(default)s",
+    )
+    how.add_argument(
+        "--scheduler",
+        default=d.scheduler,
+        choices=SCHEDULERS,
+        help="asha: stop weak trials early on val_loss; fifo: run every trial to "
+        "the end; default %(default)s",
+    )
+    how.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=d.grace_period,
+        help="ASHA: epochs every trial gets before it can be stopped; default %(default)s",
+    )
+    how.add_argument(
+        "--reduction-factor",
+        type=_positive_int,
+        default=d.reduction_factor,
+        help="ASHA: keep the best 1/N of trials at each rung; default %(default)s",
+    )
+    how.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="sampler seed (same seed, same suggestions); default %(default)s",
+    )
 
     res = p.add_argument_group("resources")
-    res.add_argument("--cpus-per-trial", type=_number, default=d.cpus_per_trial,
-                     help="CPU cores per trial (also its torch thread count); default %(default)s")
-    res.add_argument("--gpus-per-trial", type=_number, default=d.gpus_per_trial,
-                     help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; "
-                          "default %(default)s")
-    res.add_argument("--concurrency", type=_positive_int, default=None,
-                     help="at most this many trials at once (default: as many as fit)")
-    res.add_argument("--address", default=None,
-                     help="join this Ray cluster (host:port) instead of starting Ray in-process; "
-                          "RAY_ADDRESS works too")
-    res.add_argument("--max-failures", type=_non_negative_int, default=d.max_failures,
-                     help="retries of a crashed trial, from its last checkpoint; "
-                          "default %(default)s")
+    res.add_argument(
+        "--cpus-per-trial",
+        type=_number,
+        default=d.cpus_per_trial,
+        help="CPU cores per trial (also its torch thread count); default %(default)s",
+    )
+    res.add_argument(
+        "--gpus-per-trial",
+        type=_number,
+        default=d.gpus_per_trial,
+        help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; default %(default)s",
+    )
+    res.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="at most this many trials at once (default: as many as fit)",
+    )
+    res.add_argument(
+        "--address",
+        default=None,
+        help="join this Ray cluster (host:port) instead of starting Ray in-process; "
+        "RAY_ADDRESS works too",
+    )
+    res.add_argument(
+        "--max-failures",
+        type=_non_negative_int,
+        default=d.max_failures,
+        help="retries of a crashed trial, from its last checkpoint; default %(default)s",
+    )
 
     out = p.add_argument_group("output")
-    out.add_argument("--out", default=d.out,
-                     help="parent directory of experiments; default ./%(default)s")
-    out.add_argument("--name", default=None,
-                     help="experiment name (default <space>-<dataset>-<timestamp>)")
+    out.add_argument(
+        "--out", default=d.out, help="parent directory of experiments; default ./%(default)s"
+    )
+    out.add_argument(
+        "--name", default=None, help="experiment name (default <space>-<dataset>-<timestamp>)"
+    )
     out.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs")
 
 

@@ -74,9 +74,7 @@ class TrainConfig:
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
         """Build from a flat search-space dict (as Optuna/Ray produce it)."""
         arch_items = {
-            k: v
-            for k, v in config.items()
-            if k in ARCH_KEYS or k.startswith(INDEXED_ARCH_KEYS)
+            k: v for k, v in config.items() if k in ARCH_KEYS or k.startswith(INDEXED_ARCH_KEYS)
         }
         train_items = {k: v for k, v in config.items() if k not in arch_items}
         known = {f for f in cls.__dataclass_fields__ if f != "arch"}

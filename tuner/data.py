@@ -214,7 +214,7 @@ def _read_cache(cache_dir: Path, fingerprint: Any) -> _Decoded | None:
             classes=tuple(meta["classes"]),
             source=str(meta["source"]),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # Missing, truncated or foreign files are a cache miss: decode again and overwrite.
         return None
 

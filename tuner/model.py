@@ -147,9 +147,7 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     """Conv blocks, then flatten (or global average pool), hidden FC layers and a classifier."""
 
-    def __init__(
-        self, spec: ArchSpec, in_channels: int, num_classes: int, input_size: int
-    ) -> None:
+    def __init__(self, spec: ArchSpec, in_channels: int, num_classes: int, input_size: int) -> None:
         super().__init__()
         side = feature_size(spec, input_size)
         if side < 1:

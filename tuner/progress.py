@@ -77,7 +77,11 @@ class SearchProgress(Callback):
     def _summary(self, trials: list) -> str:
         running = sum(1 for t in trials if t.status == "RUNNING")
         elapsed = time.monotonic() - self.start
-        best = f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})" if self.best else "no result yet"
+        best = (
+            f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})"
+            if self.best
+            else "no result yet"
+        )
         return (
             f"[{_clock(elapsed)}] {len(self.finished)}/{self.samples} trials done, "
             f"{running} running, {self.epochs_run} epochs trained, {best}"

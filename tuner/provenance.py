@@ -57,9 +57,7 @@ def hardware() -> dict[str, Any]:
         import torch
 
         info["cuda"] = torch.version.cuda
-        info["gpus"] = [
-            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
-        ]
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     except Exception:  # provenance must never stop a search
         info["gpus"] = []
     return info

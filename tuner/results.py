@@ -69,6 +69,32 @@ def _error_message(trial_dir: Path) -> str:
     return lines[-1][:500] if lines else "error"
 
 
+def ray_trial_states(experiment_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Tune's own record of each trial: status (TERMINATED, ERROR, RUNNING, ...) and failures.
+
+    Read from the newest experiment_state-*.json (plain JSON; no unpickling). Empty if there is
+    none, e.g. for a directory copied without it.
+    """
+    files = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    states = {}
+    for item in data.get("trial_data", []):
+        try:
+            trial, runtime = (json.loads(x) if isinstance(x, str) else x for x in item[:2])
+        except (ValueError, TypeError):
+            continue
+        states[str(trial.get("trial_id"))] = {
+            "status": trial.get("status"),
+            "num_failures": int(runtime.get("num_failures") or 0),
+        }
+    return states
+
+
 def classify(
     epochs_run: int, budget: int, diverged: bool, error: bool, running: bool = False
 ) -> str:
@@ -90,6 +116,7 @@ def collect_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, epochs) DataFrames for every trial directory of an experiment."""
     trial_rows, epoch_rows = [], []
+    states = ray_trial_states(experiment_dir)
     for trial_dir in trial_dirs(experiment_dir):
         config = json.loads((trial_dir / "params.json").read_text())
         results = _read_results(trial_dir)
@@ -107,11 +134,16 @@ def collect_tables(
                  **{c: r.get(c) for c in EPOCH_COLUMNS}}
             )  # fmt: skip
         last = by_epoch[max(by_epoch)] if by_epoch else {}
+        state = states.get(trial_id, {})
+        # error.txt stays behind after a failure that a retry recovered from; Tune's status
+        # says whether the trial ended in error. Without it, a trial that has not run its
+        # budget after an error is taken to have failed.
         error = _error_message(trial_dir)
         epochs_run = len(by_epoch)
+        failed = state["status"] == "ERROR" if state else bool(error) and epochs_run < epoch_budget
         status = classify(
-            epochs_run, epoch_budget, bool(last.get("diverged")), bool(error),
-            running=trial_id in (running or set()),
+            epochs_run, epoch_budget, bool(last.get("diverged")), failed,
+            running=trial_id in (running or set()) or state.get("status") in ("RUNNING", "PENDING"),
         )  # fmt: skip
         train_seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in by_epoch.values())
         row = {
@@ -132,7 +164,8 @@ def collect_tables(
             "wall_seconds": last.get("time_total_s"),
             "images_per_s": _mean([r.get("images_per_s") for r in by_epoch.values()]),
             "node_id": last.get("node_id"),
-            "error": error,
+            "num_failures": state.get("num_failures", 1 if error else 0),
+            "error": error if failed else "",
             "trial_dir": trial_dir.name,
         }
         row.update({f"config/{k}": _cell(v) for k, v in sorted(config.items())})

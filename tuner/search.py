@@ -21,7 +21,6 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from search_spaces import get_space
 from tuner import provenance
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
@@ -55,23 +54,38 @@ def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
     return params
 
 
+def keep_local_ray_on_loopback() -> None:
+    """Make an in-process Ray bind every port (GCS, raylet, workers) to 127.0.0.1.
+
+    On Linux Ray listens on every interface by default (seen with `ss -ltnp`). Its switch for
+    "local only" is the constant behind RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray is
+    imported; set the variable for the processes Ray spawns and the constant for this one,
+    which may have imported ray already.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     """Connect to `cfg.address`, or start Ray in this process. Returns True if we started it."""
     import ray
 
     if ray.is_initialized():
         return False
-    # Ray on Linux listens on every interface unless told otherwise; this variable keeps an
-    # in-process cluster on 127.0.0.1 (checked with `ss -ltnp`, see the design notes).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # The legacy reporter honours verbose=0; the new one prints its own tables regardless, and
     # SearchProgress replaces both.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    quiet = {"log_to_driver": cfg.verbose, "logging_level": logging.INFO if cfg.verbose else logging.ERROR}
+    quiet = {
+        "log_to_driver": cfg.verbose,
+        "logging_level": logging.INFO if cfg.verbose else logging.ERROR,
+    }
     if cfg.address:
         _say(stream, f"Connecting to the Ray cluster at {cfg.address}")
         ray.init(address=cfg.address, **quiet)
         return True
+    keep_local_ray_on_loopback()
     # address="local" always starts a private instance: it never joins a cluster someone else
     # started on this machine (which address=None or "auto" could).
     ray.init(address="local", include_dashboard=False, **quiet)
@@ -101,7 +115,8 @@ def check_schedulable(cfg: SearchConfig) -> None:
         )
         raise ConfigError(
             f"no node can run a trial with {cfg.cpus_per_trial:g} CPU and "
-            f"{cfg.gpus_per_trial:g} GPU (cluster has {have}); lower --cpus-per-trial/--gpus-per-trial"
+            f"{cfg.gpus_per_trial:g} GPU (cluster has {have}); "
+            "lower --cpus-per-trial or --gpus-per-trial"
         )
 
 
@@ -113,6 +128,7 @@ def build_tuner(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from search_spaces import get_space
     from tuner.progress import SearchProgress
     from tuner.trainable import train_trial
 
@@ -228,7 +244,10 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
     try:
         return _write(experiment_dir)
     except Exception as e:  # the tables are already on disk; `tuner report DIR` can retry
-        _say(stream, f"warning: could not write the report ({e}); run `tuner report {experiment_dir}`")
+        _say(
+            stream,
+            f"warning: could not write the report ({e}); run `tuner report {experiment_dir}`",
+        )
         return None
 
 
@@ -276,7 +295,10 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         if we_started:
             ray.shutdown()
 
-    trials, epochs = collect_tables(exp, cfg.epochs, baseline_index=0 if get_space(cfg.space).baseline else None)
+    from search_spaces import get_space
+
+    has_baseline = get_space(cfg.space).baseline is not None
+    trials, epochs = collect_tables(exp, cfg.epochs, baseline_index=0 if has_baseline else None)
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
     best = write_best(cfg, trials, bundle, payload)
@@ -294,7 +316,9 @@ def _print_summary(
 ) -> None:
     counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
     _say(stream, "")
-    _say(stream, "Outcomes: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+    _say(
+        stream, "Outcomes: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
+    )
     if best:
         test = best.get("test_acc")
         test_text = f", test acc {test:.4f}" if test is not None and math.isfinite(test) else ""
@@ -305,7 +329,9 @@ def _print_summary(
         )
         base = best.get("baseline")
         if base and base.get("val_acc") is not None:
-            _say(stream, f"Lab baseline (trial {base['trial_index']}): val acc {base['val_acc']:.4f}")
+            _say(
+                stream, f"Lab baseline (trial {base['trial_index']}): val acc {base['val_acc']:.4f}"
+            )
     _say(stream, f"Results: {exp}")
     if report:
         _say(stream, f"Report:  {report}")

@@ -90,9 +90,13 @@ class SearchConfig:
             if value is not None:
                 _positive_int(field, value)
         if not isinstance(self.max_failures, int) or self.max_failures < 0:
-            raise ConfigError(f"--max-failures must be a whole number >= 0, got {self.max_failures}")
+            raise ConfigError(
+                f"--max-failures must be a whole number >= 0, got {self.max_failures}"
+            )
         if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
-            raise ConfigError(f"--reduction-factor must be an integer >= 2, got {self.reduction_factor}")
+            raise ConfigError(
+                f"--reduction-factor must be an integer >= 2, got {self.reduction_factor}"
+            )
         if self.grace_period > self.epochs:
             raise ConfigError(
                 f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"

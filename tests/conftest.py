@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests never read ../shared: data is generated here or ships with a package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test session gets its own dataset cache and Ray temp dir.
+
+    Ray's default temp dir is shared with whoever else runs Ray on the machine; a private one
+    keeps our in-process clusters (always address="local") apart from theirs.
+    """
+    base = tmp_path_factory.mktemp("env")
+    os.environ["TUNER_DATA_DIR"] = str(base / "data")
+    os.environ["RAY_TMPDIR"] = str(Path("/tmp") / f"rt{os.getpid()}")  # short: socket paths
+    os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep Ray on loopback

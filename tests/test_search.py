@@ -1,0 +1,193 @@
+"""End to end: real Ray, a real Optuna study, real training on the real (tiny) digits data."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from search_spaces.seed_cnn import BASELINE
+from tuner import SearchConfig, search
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT_FILES = [
+    "trials.csv",
+    "epochs.csv",
+    "best.json",
+    "provenance.json",
+    "optuna.db",
+    "tuner.pkl",
+]
+
+
+@pytest.fixture(scope="module")
+def four_trials(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp")
+    log = io.StringIO()
+    cfg = SearchConfig(
+        dataset="digits", samples=4, epochs=2, out=str(out), name="e2e", seed=3, concurrency=2
+    )
+    result = search(cfg, stream=log)
+    return cfg, result, log.getvalue()
+
+
+def test_search_writes_every_file_of_the_experiment_directory(four_trials):
+    cfg, result, log = four_trials
+    exp = result.experiment_dir
+    assert exp == Path(cfg.out).resolve() / "e2e"
+    for name in EXPERIMENT_FILES:
+        assert (exp / name).is_file(), name
+    assert len(list(exp.glob("experiment_state-*.json"))) == 1  # Ray's own state
+    assert f"Results: {exp}" in log
+
+
+def test_trials_csv_has_one_row_per_trial_with_config_and_metrics(four_trials):
+    _, result, _ = four_trials
+    trials = pd.read_csv(result.experiment_dir / "trials.csv")
+    assert len(trials) == 4
+    assert sorted(trials["trial_index"]) == [0, 1, 2, 3]
+    assert trials["trial_id"].is_unique
+    for col in [
+        "status",
+        "epochs_run",
+        "val_acc",
+        "best_val_acc",
+        "best_val_loss",
+        "params",
+        "train_seconds",
+        "config/lr",
+        "config/batch_size",
+        "config/n_blocks",
+    ]:
+        assert col in trials.columns, col
+    assert set(trials["status"]) <= {"completed", "stopped", "diverged"}
+    assert (trials["epochs_run"].between(1, 2)).all()
+    assert (trials["params"] > 0).all()
+
+
+def test_the_labs_baseline_is_trial_zero(four_trials):
+    _, result, _ = four_trials
+    trials = pd.read_csv(result.experiment_dir / "trials.csv")
+    first = trials[trials["trial_index"] == 0].iloc[0]
+    assert bool(first["is_baseline"]) and trials["is_baseline"].sum() == 1
+    for key, value in BASELINE.items():
+        if key == "padding":  # not sampled at 8x8: digits are too small for valid padding
+            continue
+        assert first[f"config/{key}"] == value, key
+    # The lab's network on 1x8x8 digits: same layers, flatten 256*1*1.
+    assert first["params"] == 1_227_146
+
+
+def test_epochs_csv_has_one_row_per_epoch_reported(four_trials):
+    _, result, _ = four_trials
+    trials = pd.read_csv(result.experiment_dir / "trials.csv")
+    epochs = pd.read_csv(result.experiment_dir / "epochs.csv")
+    per_trial = epochs.groupby("trial_index")["epoch"].apply(list)
+    for _, row in trials.iterrows():
+        assert per_trial[row["trial_index"]] == list(range(1, row["epochs_run"] + 1))
+    for col in [
+        "val_loss",
+        "val_acc",
+        "train_loss",
+        "train_acc",
+        "epoch_time_s",
+        "images_per_s",
+        "params",
+    ]:
+        assert epochs[col].notna().all(), col
+
+
+def test_best_json_is_chosen_on_validation_and_scored_on_test(four_trials):
+    _, result, _ = four_trials
+    best = json.loads((result.experiment_dir / "best.json").read_text())
+    trials = pd.read_csv(result.experiment_dir / "trials.csv")
+    assert best["val_acc"] == pytest.approx(trials["best_val_acc"].max())
+    assert 0.0 <= best["test_acc"] <= 1.0
+    assert best["test_images"] == 360  # digits' fixed held-out 20 %
+    matrix = best["confusion_matrix"]
+    assert len(matrix) == 10 and sum(map(sum, matrix)) == 360
+    diag = sum(matrix[i][i] for i in range(10))
+    assert diag / 360 == pytest.approx(best["test_acc"])
+    assert set(best["per_class_acc"]) == set(best["classes"])
+    assert best["config"]["lr"] == pytest.approx(
+        trials.loc[trials["trial_index"] == best["trial_index"], "config/lr"].iloc[0]
+    )
+    assert "baseline" in best and best["baseline"]["trial_index"] == 0
+
+
+def test_provenance_records_config_versions_git_and_seed(four_trials):
+    cfg, result, _ = four_trials
+    prov = json.loads((result.experiment_dir / "provenance.json").read_text())
+    assert prov["config"]["samples"] == 4 and prov["seed"] == 3
+    assert {"torch", "ray", "optuna", "python"} <= set(prov["libraries"])
+    assert all(prov["libraries"][k] for k in ("torch", "ray", "optuna"))
+    assert "commit" in prov["git"]
+    assert prov["hardware"]["cpu_count"] >= 1
+    assert prov["dataset"]["train"] + prov["dataset"]["val"] + prov["dataset"]["test"] == 1797
+    assert prov["finished"] and prov["seconds"] > 0
+
+
+def test_optuna_study_is_stored_in_the_experiment_dir(four_trials):
+    cfg, result, _ = four_trials
+    study = optuna.load_study(
+        study_name="e2e", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
+    )
+    assert len(study.trials) == 4
+    assert study.trials[0].params["lr"] == BASELINE["lr"]
+    assert study.trials[0].params["channels_b2"] == 256
+
+
+def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path):
+    """Kill the trial's worker process mid-run: Tune restarts it from its last checkpoint and
+    the trial continues from that epoch instead of starting over."""
+    cfg = SearchConfig(
+        dataset="digits",
+        samples=1,
+        epochs=40,
+        scheduler="fifo",
+        out=str(tmp_path),
+        name="resume",
+        max_failures=1,
+    )
+    trial_dirs: list[Path] = []
+    killed: list[int] = []
+
+    def killer():
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            for result_file in (tmp_path / "resume").glob("trial_*/result.json"):
+                rows = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
+                if len(rows) >= 3:
+                    os.kill(rows[-1]["pid"], signal.SIGKILL)
+                    killed.append(rows[-1]["epoch"])
+                    trial_dirs.append(result_file.parent)
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = search(cfg, stream=io.StringIO())
+    thread.join(timeout=5)
+    assert killed, "the trial finished before it could be killed"
+    rows = [json.loads(x) for x in (trial_dirs[0] / "result.json").read_text().splitlines()]
+    restarts = [r for r in rows if r["iterations_since_restore"] == 1 and r["epoch"] > 1]
+    assert len(restarts) == 1, "the trial should have been restored exactly once"
+    resumed_at = restarts[0]["epoch"]
+    assert 1 < resumed_at <= killed[0] + 1  # continued from a checkpoint, not from epoch 1
+    assert [r["epoch"] for r in rows if r["iterations_since_restore"] == r["epoch"]][:3] == [
+        1,
+        2,
+        3,
+    ]
+    epochs = result.epochs
+    assert list(epochs["epoch"]) == list(range(1, 41))  # every epoch reported, no duplicates
+    assert result.trials.iloc[0]["status"] == "completed"
