@@ -256,8 +256,6 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
 
     Raises ConfigError / DataError (one-line messages) before Ray starts for bad input.
     """
-    import ray
-
     stream = stream or sys.stdout
     cfg.validate()
     started = time.time()
@@ -286,6 +284,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     from tuner.trainable import trial_payload
 
     payload = trial_payload(bundle)
+    import ray  # only now: bad input above never pays for importing Ray, let alone starting it
+
     we_started = start_ray(cfg, stream)
     try:
         check_schedulable(cfg)

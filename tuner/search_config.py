@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -140,8 +141,11 @@ class SearchConfig:
             existing = existing.parent
         if not existing.is_dir():
             raise ConfigError(f"--out {out}: {existing} is not a directory")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(f"--out {out} is not writable")
+        try:  # really try: os.access says yes to root even on read-only filesystems
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError:
+            raise ConfigError(f"--out {out} is not writable") from None
         if self.experiment_dir.exists():
             raise ConfigError(
                 f"experiment {self.experiment_dir} already exists; choose another --name"

@@ -1,0 +1,96 @@
+"""Bad input: one line on stderr, exit code 2, and Ray never started (nor even imported)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import build_parser
+
+RUN = """
+import sys
+from tuner.cli import main
+rc = main(sys.argv[1:])
+print("RAY_IMPORTED" if "ray" in sys.modules else "RAY_NOT_IMPORTED")
+sys.exit(rc)
+"""
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", RUN, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ})
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+        (["--space", "nope"], "unknown space 'nope'"),
+        (["--samples", "0"], "--samples"),
+        (["--epochs", "-3"], "--epochs"),
+        (["--epochs", "ten"], "is not a whole number"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+        (["--gpus-per-trial", "1.5"], "whole number of GPUs"),
+        (["--time-budget", "5x"], "not a duration"),
+        (["--name", "a/b"], "--name"),
+        (["--grace-period", "5", "--epochs", "2"], "--grace-period"),
+        (["--reduction-factor", "1"], "--reduction-factor"),
+        (["--dataset", "imagefolder"], "needs --data-dir"),
+        (["--dataset", "imagefolder", "--data-dir", "/does/not/exist"], "does not exist"),
+        (["--data-dir", "/etc/hostname"], "not a directory"),
+        (["--out", "/proc/tuner-experiments"], "not writable"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, args, needle):
+    proc = run_cli("search", "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tuner: error:") and needle in lines[0], lines[0]
+    if "RAY" in proc.stdout:  # argparse errors exit before the print; ours reach it
+        assert "RAY_NOT_IMPORTED" in proc.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_existing_experiment_is_never_overwritten(tmp_path):
+    exp = tmp_path / "out" / "mine"
+    exp.mkdir(parents=True)
+    (exp / "trials.csv").write_text("precious\n")
+    proc = run_cli("search", "--out", str(tmp_path / "out"), "--name", "mine", cwd=tmp_path)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert (exp / "trials.csv").read_text() == "precious\n"
+
+
+def test_unreadable_data_dir(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads everything")
+    d = tmp_path / "locked"
+    d.mkdir(mode=0)
+    proc = run_cli("search", "--data-dir", str(d), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not readable" in proc.stderr
+
+
+def test_help_explains_every_search_option():
+    parser = build_parser()
+    search = parser._subparsers._group_actions[0].choices["search"]
+    text = search.format_help()
+    for flag in ["--space", "--dataset", "--data-dir", "--samples", "--epochs", "--scheduler",
+                 "--searcher", "--cpus-per-trial", "--gpus-per-trial", "--concurrency",
+                 "--address", "--out", "--name", "--seed", "--time-budget"]:
+        assert flag in text, flag
+    helps = {a.option_strings[0]: a.help for a in search._actions if a.option_strings}
+    assert all(helps[f] for f in helps if f != "-h"), "every option has help text"
+
+
+def test_spaces_lists_the_parameters(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "spaces", "--input-size", "8"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "seed_cnn" in proc.stdout
+    assert "n_blocks           int 1..3" in proc.stdout
+    assert "dropout_rate" in proc.stdout and "(conditional)" in proc.stdout
