@@ -21,8 +21,14 @@ sys.exit(rc)
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,17 +85,35 @@ def test_help_explains_every_search_option():
     parser = build_parser()
     search = parser._subparsers._group_actions[0].choices["search"]
     text = search.format_help()
-    for flag in ["--space", "--dataset", "--data-dir", "--samples", "--epochs", "--scheduler",
-                 "--searcher", "--cpus-per-trial", "--gpus-per-trial", "--concurrency",
-                 "--address", "--out", "--name", "--seed", "--time-budget"]:
+    for flag in [
+        "--space",
+        "--dataset",
+        "--data-dir",
+        "--samples",
+        "--epochs",
+        "--scheduler",
+        "--searcher",
+        "--cpus-per-trial",
+        "--gpus-per-trial",
+        "--concurrency",
+        "--address",
+        "--out",
+        "--name",
+        "--seed",
+        "--time-budget",
+    ]:
         assert flag in text, flag
     helps = {a.option_strings[0]: a.help for a in search._actions if a.option_strings}
     assert all(helps[f] for f in helps if f != "-h"), "every option has help text"
 
 
 def test_spaces_lists_the_parameters(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "spaces", "--input-size", "8"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "spaces", "--input-size", "8"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "seed_cnn" in proc.stdout
     assert "n_blocks           int 1..3" in proc.stdout

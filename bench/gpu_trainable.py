@@ -1,0 +1,143 @@
+"""The trainable's training loop on a GPU: bf16 autocast, channels_last, device-resident data.
+
+Runs the pieces a trial runs (build_model, make_loaders, train_epoch, evaluate from
+tuner/trainable.py and tuner/training.py), without Ray, on the real CIFAR-10 JPEGs with a fixed
+45,000 / 5,000 split of the training set (train / held-out). It measures:
+
+- that the model really runs in bf16 under autocast and holds its weights channels_last;
+- training images/s of the lab's network with our loader at batch 64 and at batch 512;
+- seconds for the lab's configuration (SGD lr 0.01, momentum 0.9, batch 64, flip + grayscale)
+  to reach 83 % held-out accuracy, epoch by epoch.
+
+    python bench/gpu_trainable.py --data-dir /path/to/extracted/cifar-jpg --json out.json
+
+(--data-dir is the folder holding train/<class>/*.jpg.) Needs a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from search_spaces.seed_cnn import BASELINE
+from tuner.config import TrainConfig
+from tuner.data import load_dataset
+from tuner.trainable import build_model, make_loaders
+from tuner.training import autocast_for, build_optimizer, build_schedule, evaluate, train_epoch
+
+TARGET_ACC = 0.83
+
+
+def payload_from(bundle, limit: int | None) -> dict:
+    """45,000 train / 5,000 held-out: a flat image tree loads as train / val (5,000) / test (a
+    sixth); train and test together are the other 45,000 images, all disjoint from val."""
+    x = np.concatenate([bundle.train.x, bundle.test.x])[:limit]
+    y = np.concatenate([bundle.train.y, bundle.test.y])[:limit]
+    return {
+        "train_x": x,
+        "train_y": y,
+        "val_x": bundle.val.x,
+        "val_y": bundle.val.y,
+        "input_shape": bundle.input_shape,
+        "num_classes": bundle.num_classes,
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    }
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        sync(device)
+
+
+def throughput(cfg: TrainConfig, payload: dict, device: torch.device, epochs: int = 2) -> float:
+    torch.manual_seed(0)
+    model = build_model(cfg, payload, device)
+    train, _ = make_loaders(cfg, payload, device)
+    opt = build_optimizer(model, cfg)
+    loss_fn = nn.CrossEntropyLoss()
+    train_epoch(model, train, opt, None, loss_fn, device)  # warm-up: cuDNN autotune, allocator
+    sync(device)
+    start = time.perf_counter()
+    images = 0
+    for _ in range(epochs):
+        images += train_epoch(model, train, opt, None, loss_fn, device).images
+    sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--json", default=None, help="write the figures here too")
+    parser.add_argument("--device", default="cuda", help="cpu only for a smoke run")
+    parser.add_argument("--limit", type=int, default=None, help="train images (smoke runs)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True
+
+    t0 = time.perf_counter()
+    bundle = load_dataset("imagefolder", args.data_dir, val_count=5000)
+    payload = payload_from(bundle, args.limit)
+    print(f"loaded {len(payload['train_y'])} train / {len(bundle.val.y)} held-out "
+          f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
+    figures: dict = {"gpu": gpu, "torch": torch.__version__}
+
+    cfg = TrainConfig.from_dict({**BASELINE, "epochs": args.max_epochs})
+    model = build_model(cfg, payload, device)
+    x = torch.zeros(8, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    with autocast_for(device):
+        out = model(x)
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    figures["autocast_dtype"] = str(out.dtype)
+    figures["weights_channels_last"] = conv.weight.is_contiguous(memory_format=torch.channels_last)
+    print(f"autocast output dtype {out.dtype}, conv weights channels_last "
+          f"{figures['weights_channels_last']}")  # fmt: skip
+
+    for batch in (64, 512):
+        ips = throughput(TrainConfig.from_dict({**BASELINE, "batch_size": batch}), payload, device)
+        figures[f"images_per_s_batch{batch}"] = round(ips)
+        print(f"lab network, our loader, batch {batch}: {ips:,.0f} images/s")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, payload, device)
+    train, held_out = make_loaders(cfg, payload, device)
+    opt = build_optimizer(model, cfg)
+    sched = build_schedule(opt, cfg, len(train))
+    loss_fn = nn.CrossEntropyLoss()
+    curve = []
+    reached = None
+    sync(device)
+    start = time.perf_counter()
+    for epoch in range(1, args.max_epochs + 1):
+        stats = train_epoch(model, train, opt, sched, loss_fn, device)
+        val, _ = evaluate(model, held_out, device)
+        elapsed = time.perf_counter() - start
+        curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "train_loss": stats.loss,
+                      "held_out_acc": val.acc, "held_out_loss": val.loss})  # fmt: skip
+        print(f"epoch {epoch:2d}  {elapsed:6.1f} s  train loss {stats.loss:.3f}  "
+              f"held-out acc {val.acc:.4f}  loss {val.loss:.3f}")  # fmt: skip
+        if reached is None and val.acc >= TARGET_ACC:
+            reached = {"epoch": epoch, "seconds": round(elapsed, 2)}
+            break
+        if not math.isfinite(stats.loss):
+            break
+    figures["lab_config_curve"] = curve
+    figures["reached_83pct"] = reached
+    figures["best_held_out_acc"] = max(c["held_out_acc"] for c in curve)
+    print("reached 83 %:", reached or f"no (best {figures['best_held_out_acc']:.4f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
