@@ -54,7 +54,7 @@ def payload_from(bundle, limit: int | None) -> dict:
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
-        sync(device)
+        torch.cuda.synchronize()
 
 
 def throughput(cfg: TrainConfig, payload: dict, device: torch.device, epochs: int = 2) -> float:
