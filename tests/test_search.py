@@ -191,3 +191,59 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
     epochs = result.epochs
     assert list(epochs["epoch"]) == list(range(1, 41))  # every epoch reported, no duplicates
     assert result.trials.iloc[0]["status"] == "completed"
+
+
+def test_kept_weights_are_the_lowest_validation_loss_weights(four_trials):
+    """The checkpoint's kept weights score exactly the best validation loss the trial reported."""
+    import torch
+
+    from tuner.config import TrainConfig
+    from tuner.data import load_dataset
+    from tuner.final_eval import latest_checkpoint
+    from tuner.trainable import build_model, load_best_weights, make_loaders, trial_payload
+    from tuner.training import evaluate
+
+    _, result, _ = four_trials
+    payload = trial_payload(load_dataset("digits"))
+    for _, row in result.trials.iterrows():
+        config = json.loads((result.experiment_dir / row["trial_dir"] / "params.json").read_text())
+        weights, kept = load_best_weights(
+            latest_checkpoint(result.experiment_dir / row["trial_dir"])
+        )
+        assert kept["epoch"] == row["best_epoch"]
+        cfg = TrainConfig.from_dict(config)
+        model = build_model(cfg, payload, torch.device("cpu"))
+        model.load_state_dict(weights)
+        _, val = make_loaders(cfg, payload, torch.device("cpu"))
+        stats, _ = evaluate(model, val, torch.device("cpu"))
+        assert stats.loss == pytest.approx(row["best_val_loss"], rel=1e-4)
+        epochs = result.epochs[result.epochs["trial_index"] == row["trial_index"]]
+        assert row["best_val_loss"] == pytest.approx(epochs["val_loss"].min())
+
+
+def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
+    import ray
+    from ray import tune
+
+    from tuner.data import load_dataset
+    from tuner.search import keep_local_ray_on_loopback
+    from tuner.trainable import train_trial, trial_payload
+
+    payload = trial_payload(load_dataset("digits"))
+    keep_local_ray_on_loopback()
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        config = {"n_blocks": 1, "channels_b0": 8, "fc_layers": 0, "hflip": False,
+                  "lr": 1e6, "epochs": 5}  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_parameters(train_trial, data=payload),
+            param_space=config,
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="div", verbose=0),
+        )
+        (res,) = tuner.fit()
+    finally:
+        ray.shutdown()
+    assert res.error is None
+    assert res.metrics["diverged"] is True
+    assert res.metrics["epoch"] == 1  # ended at once, not after the 5-epoch budget
+    assert res.metrics_dataframe["epoch"].tolist() == [1]

@@ -1,0 +1,111 @@
+"""The training loop in plain PyTorch (no Ray): optimizers, schedules, divergence, learning."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from search_spaces.seed_cnn import BASELINE
+from tuner.config import TrainConfig
+from tuner.data import load_dataset
+from tuner.trainable import build_model, make_loaders, trial_payload
+from tuner.training import (
+    build_optimizer,
+    build_schedule,
+    evaluate,
+    loss_exploded,
+    train_epoch,
+)
+
+CPU = torch.device("cpu")
+SMALL_BN = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "batch_norm": True,
+            "fc_layers": 1, "fc_width_0": 64, "hflip": False, "batch_size": 64}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits():
+    bundle = load_dataset("digits")
+    return bundle, trial_payload(bundle)
+
+
+def test_optimizers_match_the_config():
+    model = nn.Linear(4, 2)
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.8,
+                                             nesterov=True, weight_decay=1e-4))  # fmt: skip
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.defaults["nesterov"] and sgd.defaults["momentum"] == 0.8
+    decays = [g["weight_decay"] for g in sgd.param_groups]
+    assert decays == [1e-4, 0.0]  # weights decay, biases do not
+    assert isinstance(build_optimizer(model, TrainConfig(optimizer="adam")), torch.optim.Adam)
+    assert isinstance(build_optimizer(model, TrainConfig(optimizer="adamw")), torch.optim.AdamW)
+
+
+def test_schedules_span_the_whole_epoch_budget():
+    model = nn.Linear(4, 2)
+    cfg = TrainConfig(schedule="cosine", lr=1.0, epochs=4)
+    opt = build_optimizer(model, cfg)
+    sched = build_schedule(opt, cfg, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[19] == pytest.approx(0.5, abs=0.05)  # halfway through the budget
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-6)
+    cfg = TrainConfig(schedule="onecycle", lr=1.0, epochs=4)
+    opt = build_optimizer(model, cfg)
+    sched = build_schedule(opt, cfg, steps_per_epoch=10)
+    seen = []
+    for _ in range(40):
+        opt.step()
+        sched.step()
+        seen.append(opt.param_groups[0]["lr"])
+    assert max(seen) == pytest.approx(1.0, rel=0.05) and seen[-1] < 0.01
+    assert build_schedule(opt, TrainConfig(schedule="none"), 10) is None
+
+
+def test_exploding_and_non_finite_losses_count_as_divergence():
+    assert loss_exploded(float("nan"), 10) and loss_exploded(float("inf"), 10)
+    assert loss_exploded(10 * math.log(10) + 1, 10)
+    assert not loss_exploded(2.3, 10)
+
+
+def test_a_huge_learning_rate_diverges_and_stops_the_epoch(digits):
+    _, payload = digits
+    cfg = TrainConfig.from_dict({**SMALL_BN, "batch_norm": False, "lr": 1e6, "momentum": 0.9})
+    torch.manual_seed(0)
+    model = build_model(cfg, payload, CPU)
+    train, _ = make_loaders(cfg, payload, CPU)
+    opt = build_optimizer(model, cfg)
+    stats = train_epoch(model, train, opt, None, nn.CrossEntropyLoss(), CPU)
+    assert stats.diverged or loss_exploded(stats.loss, 10)
+
+
+def test_a_small_bn_network_learns_digits_in_two_epochs(digits):
+    _, payload = digits
+    cfg = TrainConfig.from_dict({**SMALL_BN, "optimizer": "adam", "lr": 3e-3})
+    torch.manual_seed(0)
+    model = build_model(cfg, payload, CPU)
+    train, val = make_loaders(cfg, payload, CPU)
+    opt = build_optimizer(model, cfg)
+    for _ in range(2):
+        stats = train_epoch(model, train, opt, None, nn.CrossEntropyLoss(), CPU)
+    assert not stats.diverged and stats.images == len(payload["train_y"])
+    result, confusion = evaluate(model, val, CPU, num_classes=10)
+    assert result.acc > 0.8  # chance is 0.1
+    assert confusion.sum() == len(payload["val_y"])
+    assert confusion.diag().sum().item() / confusion.sum().item() == pytest.approx(result.acc)
+    assert (
+        confusion.sum(1).tolist()
+        == torch.bincount(torch.as_tensor(payload["val_y"]), minlength=10).tolist()
+    )  # rows are the true classes
+
+
+def test_the_baseline_config_builds_the_labs_network_on_digits(digits):
+    _, payload = digits
+    cfg = TrainConfig.from_dict(BASELINE)
+    model = build_model(cfg, payload, CPU)
+    assert sum(p.numel() for p in model.parameters()) == 1_227_146
