@@ -146,6 +146,24 @@ def test_optuna_study_is_stored_in_the_experiment_dir(four_trials):
     assert study.trials[0].params["channels_b2"] == 256
 
 
+def test_optuna_states_match_the_trial_outcomes(four_trials):
+    _, result, _ = four_trials
+    study = optuna.load_study(
+        study_name="e2e", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
+    )
+    trials = pd.read_csv(result.experiment_dir / "trials.csv")
+    states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
+    outcomes = trials["status"].value_counts().to_dict()
+    assert states.get("COMPLETE", 0) == outcomes.get("completed", 0)
+    assert states.get("PRUNED", 0) == outcomes.get("stopped", 0)
+    assert states.get("FAIL", 0) == outcomes.get("diverged", 0) + outcomes.get("error", 0)
+    assert "RUNNING" not in states
+    epochs = pd.read_csv(result.experiment_dir / "epochs.csv")
+    for ot_trial in study.trials:  # every epoch is an intermediate value, the last one included
+        row = epochs[epochs["trial_index"] == ot_trial.number]
+        assert sorted(ot_trial.intermediate_values) == row["epoch"].tolist()
+
+
 def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path):
     """Kill the trial's worker process mid-run: Tune restarts it from its last checkpoint and
     the trial continues from that epoch instead of starting over."""

@@ -126,10 +126,10 @@ def build_tuner(
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import get_space
     from tuner.progress import SearchProgress
+    from tuner.searcher import TruthfulOptunaSearch
     from tuner.trainable import train_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -141,7 +141,8 @@ def build_tuner(
         else optuna.samplers.RandomSampler(seed=cfg.seed)
     )
     storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
-    searcher = OptunaSearch(
+    searcher = TruthfulOptunaSearch(
+        epoch_budget=cfg.epochs,
         space=space.for_input(side),
         metric=SEARCHER_METRIC,
         mode=SEARCHER_MODE,

@@ -1,0 +1,77 @@
+"""OptunaSearch that tells Optuna what really happened to each trial.
+
+Ray's OptunaSearch (2.60) marks every trial with a result COMPLETE, including trials ASHA
+stopped after one epoch, so TPE learns from truncated runs as if they had finished; it never
+reports the result that triggered the stop; and a NaN metric makes `tell` raise, leaving the
+Optuna trial RUNNING forever (see ../shared/design/ray-optuna-notes.md). Here:
+
+- every epoch's value is an intermediate value, the last one included;
+- a trial that ran its whole epoch budget is COMPLETE;
+- a trial stopped early (by ASHA or the time budget) is PRUNED, so TPE ranks it by how far it
+  got, as Optuna's own pruners would;
+- a trial that diverged, errored or has no finite metric is FAIL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def outcome_state(result: dict | None, error: bool, metric: str, epoch_budget: int) -> TrialState:
+    """The Optuna state for a finished Tune trial (pure, so the rules are tested directly)."""
+    if error or not result or result.get("diverged") or not _finite(result.get(metric)):
+        return TrialState.FAIL
+    if int(result.get("epoch", 0)) >= epoch_budget:
+        return TrialState.COMPLETE
+    return TrialState.PRUNED
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    def __init__(self, *args: Any, epoch_budget: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch_budget = epoch_budget
+        self._reported: dict[str, set[int]] = {}  # steps already given to Optuna, per trial
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        value = result.get(self.metric)
+        if ot_trial is None or isinstance(self.metric, list) or not _finite(value):
+            return
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        steps = self._reported.setdefault(trial_id, set())
+        if step not in steps:  # a retried trial reports its epochs after the checkpoint again
+            ot_trial.report(float(value), step)
+            steps.add(step)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._completed_trials:
+            self._report(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if result:
+            self._report(trial_id, result)  # Tune never passes the stopping result to on_result
+        if isinstance(self.metric, list):  # multi-objective: no intermediate values, no pruning
+            values = [result.get(m) for m in self.metric] if result else None
+            ok = values is not None and all(_finite(v) for v in values)
+            state = TrialState.COMPLETE if ok and not error else TrialState.FAIL
+            self._ot_study.tell(self._ot_trials[trial_id], values if ok else None, state=state)
+        else:
+            state = outcome_state(result, error, self.metric, self._epoch_budget)
+            value = float(result[self.metric]) if state == TrialState.COMPLETE else None
+            self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)
