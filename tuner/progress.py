@@ -29,14 +29,11 @@ class SearchProgress(Callback):
         self.start = time.monotonic()
         self.last_log = 0.0
         self.last: dict[str, dict[str, Any]] = {}  # trial id -> last result
-        self.finished: dict[str, str] = {}  # trial id -> outcome
-        self.epochs_run = 0
         self.best: tuple[float, int] | None = None  # (val acc of kept weights, trial index)
 
     # -- Tune hooks ---------------------------------------------------------------------------
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
         self.last[trial.trial_id] = result
-        self.epochs_run += 1
         acc = result.get("best_val_acc")
         if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
             self.best = (acc, trial_index(trial_dir_name(trial)))
@@ -51,10 +48,10 @@ class SearchProgress(Callback):
             outcome = "completed"
         else:
             outcome = f"stopped at epoch {epochs}"
-        self._finish(trial, outcome, result)
+        self._finish(trials, trial, outcome, result)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
-        self._finish(trial, "error", self.last.get(trial.trial_id, {}))
+        self._finish(trials, trial, "error", self.last.get(trial.trial_id, {}))
 
     def on_experiment_end(self, trials: list, **_) -> None:
         if self.tty:
@@ -62,20 +59,25 @@ class SearchProgress(Callback):
             self.stream.flush()
 
     # -- output -------------------------------------------------------------------------------
-    def _finish(self, trial: Any, outcome: str, result: dict) -> None:
-        self.finished[trial.trial_id] = outcome
+    def _finish(self, trials: list, trial: Any, outcome: str, result: dict) -> None:
+        done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        done.add(trial.trial_id)  # Tune may call this hook before it updates the status
         acc = result.get("best_val_acc")
         acc_text = f"val_acc {acc:.4f} (epoch {result.get('best_epoch')})" if acc else "no result"
         params = result.get("params")
         size = f", {params:,} params" if params else ""
         line = (
             f"trial {trial_index(trial_dir_name(trial)):>3}  {outcome:<20} {acc_text}{size}"
-            f"  [{len(self.finished)}/{self.samples} done]"
+            f"  [{len(done)}/{self.samples} done]"
         )
         self._write_line(line)
 
     def _summary(self, trials: list) -> str:
+        # Counted from Tune's trial list, not from this object's history: after `tuner resume`
+        # the restored trials are in the list but this callback never saw them finish.
         running = sum(1 for t in trials if t.status == "RUNNING")
+        done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
+        epochs = sum(int((t.last_result or {}).get("epoch", 0)) for t in trials)
         elapsed = time.monotonic() - self.start
         best = (
             f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})"
@@ -83,8 +85,8 @@ class SearchProgress(Callback):
             else "no result yet"
         )
         return (
-            f"[{_clock(elapsed)}] {len(self.finished)}/{self.samples} trials done, "
-            f"{running} running, {self.epochs_run} epochs trained, {best}"
+            f"[{_clock(elapsed)}] {done}/{self.samples} trials done, "
+            f"{running} running, {epochs} epochs trained, {best}"
         )
 
     def _status(self, trials: list) -> None:

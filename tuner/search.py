@@ -9,6 +9,7 @@ The CLI (tuner/cli.py) is a thin layer over this function.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -24,7 +25,13 @@ import pandas as pd
 from tuner import provenance
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
-from tuner.results import collect_tables, pick_best, trial_config, trial_dir_name
+from tuner.results import (
+    collect_tables,
+    pick_best,
+    ray_trial_states,
+    trial_config,
+    trial_dir_name,
+)
 from tuner.search_config import SearchConfig
 
 OPTUNA_DB = "optuna.db"
@@ -39,6 +46,7 @@ class SearchResult:
     epochs: pd.DataFrame  # epochs.csv
     best: dict[str, Any] | None  # best.json
     report: Path | None  # report.html, when the analysis package could write it
+    interrupted: bool = False  # trials left unfinished: continue with `tuner resume DIR`
 
 
 def _say(stream: TextIO, message: str) -> None:
@@ -120,17 +128,30 @@ def check_schedulable(cfg: SearchConfig) -> None:
         )
 
 
+def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
+    from ray import tune
+
+    from tuner.trainable import train_trial
+
+    threads = max(1, int(cfg.cpus_per_trial))
+    trainable = tune.with_parameters(  # the dataset goes into the object store once, here
+        train_trial, data=payload, threads=threads, use_gpu=cfg.gpus_per_trial > 0
+    )
+    return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+
+
 def build_tuner(
     cfg: SearchConfig, bundle: DatasetBundle, payload: dict[str, Any], stream: TextIO
 ) -> Any:
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     from search_spaces import get_space
+    from tuner.asha import STATE_FILE as ASHA_STATE
+    from tuner.asha import PersistentASHA
     from tuner.progress import SearchProgress
     from tuner.searcher import TruthfulOptunaSearch
-    from tuner.trainable import train_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(cfg.space)
@@ -152,7 +173,8 @@ def build_tuner(
         study_name=cfg.name,
     )
     if cfg.scheduler == "asha":
-        scheduler = ASHAScheduler(
+        scheduler = PersistentASHA(
+            state_path=cfg.experiment_dir / ASHA_STATE,
             time_attr="training_iteration",
             metric=SCHEDULER_METRIC,
             mode=SCHEDULER_MODE,
@@ -163,15 +185,8 @@ def build_tuner(
     else:
         scheduler = FIFOScheduler()
 
-    threads = max(1, int(cfg.cpus_per_trial))
-    trainable = tune.with_parameters(  # the dataset goes into the object store once, here
-        train_trial, data=payload, threads=threads, use_gpu=cfg.gpus_per_trial > 0
-    )
-    trainable = tune.with_resources(
-        trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
-    )
     return tune.Tuner(
-        trainable,
+        make_trainable(cfg, payload),
         param_space=fixed_params(cfg, bundle),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
@@ -252,6 +267,16 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
         return None
 
 
+def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, Any]]:
+    from tuner.trainable import trial_payload
+
+    bundle = load_dataset(
+        cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
+        progress=lambda m: _say(stream, m),
+    )  # fmt: skip
+    return bundle, trial_payload(bundle)
+
+
 def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     """Run one search and return its experiment directory and tables.
 
@@ -259,11 +284,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     """
     stream = stream or sys.stdout
     cfg.validate()
-    started = time.time()
-    bundle = load_dataset(
-        cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
-        progress=lambda m: _say(stream, m),
-    )  # fmt: skip
+    bundle, payload = _load(cfg, stream)
     exp = cfg.experiment_dir
     exp.mkdir(parents=True)
     record = provenance.collect(cfg.to_dict(), cfg.seed)
@@ -281,16 +302,60 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",
     )
+    return _run(cfg, bundle, payload, record, stream, restore=False)
 
-    from tuner.trainable import trial_payload
 
-    payload = trial_payload(bundle)
-    import ray  # only now: bad input above never pays for importing Ray, let alone starting it
+def resume(
+    experiment_dir: str | Path, stream: TextIO | None = None, max_failures: int | None = None
+) -> SearchResult:
+    """Continue an interrupted search (driver killed, Ctrl-C, machine lost) where it stopped.
 
+    Finished trials stay as they are; unfinished ones continue from their last checkpoint;
+    trials not yet started are started, up to the search's --samples. Only resume experiment
+    directories you trust: Ray's tuner.pkl inside is a pickle.
+    """
+    from tuner.config import ConfigError
+
+    stream = stream or sys.stdout
+    exp = Path(experiment_dir).expanduser().resolve()
+    for needed in ("provenance.json", "tuner.pkl"):
+        if not (exp / needed).is_file():
+            raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
+    record = json.loads((exp / "provenance.json").read_text())
+    fields = set(SearchConfig.__dataclass_fields__)
+    cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
+    cfg.out, cfg.name = str(exp.parent), exp.name  # the directory may have moved
+    if max_failures is not None:
+        cfg.max_failures = max_failures
+    bundle, payload = _load(cfg, stream)
+    record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
+    atomic_write_json(exp / "provenance.json", record)
+    _say(stream, f"Resuming {exp}")
+    return _run(cfg, bundle, payload, record, stream, restore=True)
+
+
+def _run(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    stream: TextIO,
+    restore: bool,
+) -> SearchResult:
+    import ray  # only now: bad input never pays for importing Ray, let alone starting it
+    from ray import tune
+
+    started = time.time()
+    exp = cfg.experiment_dir
     we_started = start_ray(cfg, stream)
     try:
         check_schedulable(cfg)
-        tuner = build_tuner(cfg, bundle, payload, stream)
+        if restore:
+            tuner = tune.Tuner.restore(
+                str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
+            )
+        else:
+            tuner = build_tuner(cfg, bundle, payload, stream)
         tuner.fit()
     finally:
         if we_started:
@@ -298,18 +363,44 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
 
     from search_spaces import get_space
 
+    unfinished = [
+        tid
+        for tid, s in ray_trial_states(exp).items()
+        if s["status"] not in ("TERMINATED", "ERROR")
+    ]
     has_baseline = get_space(cfg.space).baseline is not None
-    trials, epochs = collect_tables(exp, cfg.epochs, baseline_index=0 if has_baseline else None)
+    trials, epochs = collect_tables(
+        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=set(unfinished)
+    )
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
+    if not unfinished:
+        reconcile_study(exp, cfg.name)
     best = write_best(cfg, trials, bundle, payload)
-    record["finished"] = datetime.now(timezone.utc).isoformat()
-    record["seconds"] = round(time.time() - started, 1)
+    record["finished"] = None if unfinished else datetime.now(timezone.utc).isoformat()
+    record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
     atomic_write_json(exp / "provenance.json", record)
     report = write_report(exp, stream)
     _print_summary(stream, exp, trials, best, report)
-    return SearchResult(exp, trials, epochs, best, report)
+    if unfinished:
+        _say(stream, f"Interrupted with {len(unfinished)} trial(s) unfinished; continue with:")
+        _say(stream, f"  tuner resume {exp}")
+    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
+
+
+def reconcile_study(experiment_dir: Path, study_name: str | None) -> int:
+    """After a search has ended, no Optuna trial may stay RUNNING: one still RUNNING was asked
+    for but never run by Tune (e.g. the time budget ran out). Mark those FAIL."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{experiment_dir / OPTUNA_DB}"
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for frozen in left:
+        study.tell(frozen.number, state=TrialState.FAIL)
+    return len(left)
 
 
 def _print_summary(

@@ -48,11 +48,46 @@ class TruthfulOptunaSearch(OptunaSearch):
         value = result.get(self.metric)
         if ot_trial is None or isinstance(self.metric, list) or not _finite(value):
             return
+        if self._finished(trial_id):
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         steps = self._reported.setdefault(trial_id, set())
         if step not in steps:  # a retried trial reports its epochs after the checkpoint again
             ot_trial.report(float(value), step)
             steps.add(step)
+
+    def _finished(self, trial_id: str) -> bool:
+        """Already finished in storage: told before a crash that Tune's saved state predates."""
+        ot_trial = self._ot_trials[trial_id]
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    def _take_orphan(self) -> Any:
+        """A RUNNING Optuna trial that no Tune trial owns: asked for just before a crash, after
+        Tune's last saved state. Reusing it (its params are stored, so the define-by-run space
+        returns them again) runs the configuration an uninterrupted search would have run, and
+        leaves no trial RUNNING forever."""
+        import optuna
+
+        owned = {t._trial_id for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen._trial_id not in owned:
+                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
+        return None
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if callable(self._space) and trial_id not in self._ot_trials and self._ot_study:
+            orphan = self._take_orphan()
+            if orphan is not None:
+                self._ot_trials[trial_id] = orphan
+        return super().suggest(trial_id)
+
+    def fail_orphans(self) -> int:
+        """Mark RUNNING trials no Tune trial will ever finish as FAIL (end of a search)."""
+        count = 0
+        while (orphan := self._take_orphan()) is not None:
+            self._ot_study.tell(orphan, None, state=TrialState.FAIL)
+            count += 1
+        return count
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._completed_trials:
@@ -62,6 +97,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if self._finished(trial_id):  # told before a crash; telling again would raise
+            self._completed_trials.add(trial_id)
             return
         if result:
             self._report(trial_id, result)  # Tune never passes the stopping result to on_result
