@@ -25,6 +25,7 @@ import pandas as pd
 from tuner import provenance
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.recovery import OPTUNA_DB, reconcile_study, settle_finished_trials
 from tuner.results import (
     collect_tables,
     pick_best,
@@ -34,7 +35,6 @@ from tuner.results import (
 )
 from tuner.search_config import SearchConfig
 
-OPTUNA_DB = "optuna.db"
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
 SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
 
@@ -351,6 +351,9 @@ def _run(
     try:
         check_schedulable(cfg)
         if restore:
+            settled = settle_finished_trials(exp, cfg.name)
+            if settled:
+                _say(stream, f"{settled} trial(s) had finished just before the interruption")
             tuner = tune.Tuner.restore(
                 str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
             )
@@ -387,20 +390,6 @@ def _run(
         _say(stream, f"Interrupted with {len(unfinished)} trial(s) unfinished; continue with:")
         _say(stream, f"  tuner resume {exp}")
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
-
-
-def reconcile_study(experiment_dir: Path, study_name: str | None) -> int:
-    """After a search has ended, no Optuna trial may stay RUNNING: one still RUNNING was asked
-    for but never run by Tune (e.g. the time budget ran out). Mark those FAIL."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = f"sqlite:///{experiment_dir / OPTUNA_DB}"
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    left = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for frozen in left:
-        study.tell(frozen.number, state=TrialState.FAIL)
-    return len(left)
 
 
 def _print_summary(

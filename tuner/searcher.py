@@ -20,6 +20,8 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner.recovery import TUNE_TRIAL_ID
+
 
 def _finite(value: Any) -> bool:
     try:
@@ -79,15 +81,10 @@ class TruthfulOptunaSearch(OptunaSearch):
             orphan = self._take_orphan()
             if orphan is not None:
                 self._ot_trials[trial_id] = orphan
-        return super().suggest(trial_id)
-
-    def fail_orphans(self) -> int:
-        """Mark RUNNING trials no Tune trial will ever finish as FAIL (end of a search)."""
-        count = 0
-        while (orphan := self._take_orphan()) is not None:
-            self._ot_study.tell(orphan, None, state=TrialState.FAIL)
-            count += 1
-        return count
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # lets a resume match Optuna's record to Tune's trials
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._completed_trials:
