@@ -151,16 +151,12 @@ def build_tuner(
     from tuner.asha import STATE_FILE as ASHA_STATE
     from tuner.asha import PersistentASHA
     from tuner.progress import SearchProgress
-    from tuner.searcher import TruthfulOptunaSearch
+    from tuner.searcher import TruthfulOptunaSearch, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(cfg.space)
     side = bundle.input_shape[1]
-    sampler = (
-        optuna.samplers.TPESampler(seed=cfg.seed)
-        if cfg.searcher == "tpe"
-        else optuna.samplers.RandomSampler(seed=cfg.seed)
-    )
+    sampler = make_sampler(cfg.searcher, cfg.seed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
     searcher = TruthfulOptunaSearch(
         epoch_budget=cfg.epochs,

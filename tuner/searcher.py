@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -110,3 +111,43 @@ class TruthfulOptunaSearch(OptunaSearch):
             value = float(result[self.metric]) if state == TrialState.COMPLETE else None
             self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
+
+
+class _SeedPerTrial:
+    """Reseed the sampler from (seed, trial number) before every new trial.
+
+    A plain seeded sampler draws from one stream, so a resume (which restores the sampler as
+    it was at Tune's last save) would replay draws already used by trials asked for after that
+    save. Seeding per trial number makes the random (start-up) suggestions a function of the
+    seed and the trial number alone: an interrupted and resumed search suggests what an
+    uninterrupted one with the same seed suggests.
+    """
+
+    def __init__(self, *args: Any, seed: int, **kwargs: Any) -> None:
+        super().__init__(*args, seed=seed, **kwargs)
+        self._base_seed = int(seed)
+
+    def _trial_seed(self, number: int) -> int:
+        return (self._base_seed * 1_000_003 + number) % 2**32
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        from optuna.samplers._lazy_random_state import LazyRandomState
+
+        rng = LazyRandomState(self._trial_seed(trial.number))
+        self._rng = rng
+        if hasattr(self, "_random_sampler"):  # TPE's start-up sampler
+            self._random_sampler._rng = LazyRandomState(self._trial_seed(trial.number) ^ 0x5EED)
+        super().before_trial(study, trial)
+
+
+class SeededTPE(_SeedPerTrial, TPESampler):
+    pass
+
+
+class SeededRandom(_SeedPerTrial, RandomSampler):
+    pass
+
+
+def make_sampler(kind: str, seed: int) -> TPESampler | RandomSampler:
+    """'tpe' or 'random', seeded per trial (see _SeedPerTrial)."""
+    return SeededTPE(seed=seed) if kind == "tpe" else SeededRandom(seed=seed)
