@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Before anything imports ray: Ray reads this when imported, and with it every port of a test
+# cluster binds to 127.0.0.1.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -18,5 +23,3 @@ def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     base = tmp_path_factory.mktemp("env")
     os.environ["TUNER_DATA_DIR"] = str(base / "data")
     os.environ["RAY_TMPDIR"] = str(Path("/tmp") / f"rt{os.getpid()}")  # short: socket paths
-    os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep Ray on loopback

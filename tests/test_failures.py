@@ -1,0 +1,108 @@
+"""Trial and node failures: persistent errors end in ERROR/FAIL without stopping the search,
+and a lost worker node's trials continue from their checkpoints on the head."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+import search_spaces
+from search_spaces import SearchSpace
+from tuner import SearchConfig, search
+
+pytestmark = pytest.mark.slow
+
+
+def flaky_space(trial, input_size=8):
+    """Small, fast networks; one choice ('median' pooling) is a config the trainable refuses."""
+    trial.suggest_categorical("pool", ["max", "median"])
+    trial.suggest_int("n_blocks", 1, 1)
+    trial.suggest_categorical("channels_b0", [4, 8])
+    trial.suggest_int("fc_layers", 0, 0)
+    return {"batch_norm": True, "hflip": False, "optimizer": "adam", "lr": 3e-3}
+
+
+def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_path, monkeypatch):
+    space = SearchSpace("flaky", "test space with a broken choice", flaky_space, baseline=None)
+    monkeypatch.setitem(search_spaces.SPACES, "flaky", space)
+    cfg = SearchConfig(space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
+                       out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
+    result = search(cfg, stream=io.StringIO())
+    trials = result.trials
+    broken = trials["config/pool"] == "median"
+    assert broken.any() and (~broken).any(), "the seed should sample both choices"
+    assert (trials.loc[broken, "status"] == "error").all()
+    assert (trials.loc[broken, "num_failures"] == 2).all()  # first try + one retry
+    assert trials.loc[broken, "error"].str.contains("pool").all()
+    assert (trials.loc[~broken, "status"] == "completed").all()
+    study = optuna.load_study(
+        study_name="flaky", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
+    )
+    states = {t.params["pool"]: set() for t in study.trials}
+    for t in study.trials:
+        states[t.params["pool"]].add(t.state.name)
+    assert states == {"median": {"FAIL"}, "max": {"COMPLETE"}}
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """A head and one worker node on loopback, private temp dir and ports; stopped through its
+    handle (never `ray stop`, which would end every Ray process on the machine)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield cluster, worker
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
+    cluster, worker = two_node_cluster
+    exp = tmp_path / "nodes"
+    killed = []
+
+    def kill_worker_node_mid_search():
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            for f in exp.glob("trial_*/result.json"):
+                rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+                if rows and rows[-1]["node_id"] == worker.node_id and len(rows) >= 2:
+                    worker.all_processes["raylet"][0].process.kill()
+                    killed.append((f.parent.name, rows[-1]["epoch"]))
+                    return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=kill_worker_node_mid_search, daemon=True)
+    thread.start()
+    cfg = SearchConfig(samples=3, epochs=12, scheduler="fifo", searcher="random", seed=1,
+                       out=str(tmp_path), name="nodes", address=cluster.address,
+                       max_failures=3)  # fmt: skip
+    result = search(cfg, stream=io.StringIO())
+    thread.join(timeout=5)
+    assert killed, "no trial ran on the worker node"
+    trials = result.trials.set_index("trial_dir")
+    assert (trials["status"] == "completed").all(), trials["status"]
+    victim = trials.loc[killed[0][0]]
+    assert victim["num_failures"] >= 1
+    rows = [json.loads(x) for x in (exp / killed[0][0] / "result.json").read_text().splitlines()]
+    restarts = [r for r in rows if r["iterations_since_restore"] == 1 and r["epoch"] > 1]
+    assert restarts, "the trial should have continued from a checkpoint, not from epoch 1"
+    head = cluster.head_node.node_id
+    assert rows[-1]["node_id"] == head  # it finished on the head
+    epochs = pd.read_csv(exp / "epochs.csv")
+    assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(12).all()
