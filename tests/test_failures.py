@@ -50,6 +50,15 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     assert states == {"median": {"FAIL"}, "max": {"COMPLETE"}}
 
 
+def _free_port() -> int:
+    """A port nobody listens on now: never Ray's default 6379, which another cluster may own."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def two_node_cluster(tmp_path):
     """A head and one worker node on loopback, private temp dir and ports; stopped through its
@@ -58,8 +67,9 @@ def two_node_cluster(tmp_path):
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
+        head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "port": _free_port(),
+                        "include_dashboard": False},
+    )  # fmt: skip
     worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     try:

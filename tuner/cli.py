@@ -209,6 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     spaces.add_argument("name", nargs="?", help="show only this space")
     spaces.add_argument("--input-size", type=_positive_int, default=32,
                         help="image side the space adapts to; default %(default)s")  # fmt: skip
+    resume = sub.add_parser(
+        "resume", help="continue an interrupted search",
+        description="Continue a search that was interrupted (Ctrl-C, a killed driver, a lost "
+        "machine): finished trials are kept, unfinished ones continue from their last "
+        "checkpoint, and the search runs until it has its --samples trials. Only resume "
+        "directories you trust: Ray's tuner.pkl inside is a pickle.",
+    )  # fmt: skip
+    resume.add_argument("dir", metavar="DIR", help="the experiment directory")
+    resume.add_argument("--max-failures", type=_non_negative_int, default=None,
+                        help="retries of a crashed trial (default: as the search had)")  # fmt: skip
+    report = sub.add_parser(
+        "report", help="(re)write an experiment's HTML report",
+        description="Write the self-contained HTML report of an experiment directory (finished, "
+        "interrupted or copied from another machine) to DIR/report.html, or to -o FILE.",
+    )  # fmt: skip
+    report.add_argument("dir", metavar="DIR", help="the experiment directory")
+    report.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="where to write the report; default DIR/report.html")  # fmt: skip
     return parser
 
 
@@ -245,12 +263,40 @@ def _cmd_search(args: argparse.Namespace) -> int:
         max_failures=args.max_failures, verbose=args.verbose,
     )  # fmt: skip
     try:
-        search(cfg)
+        result = search(cfg)
     except (ConfigError, DataError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; partial results are in {cfg.experiment_dir}", file=sys.stderr)
+        print(f"\ninterrupted; continue with `tuner resume {cfg.experiment_dir}`", file=sys.stderr)
         return 130
+    return 130 if result.interrupted else 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from tuner.config import ConfigError
+    from tuner.data import DataError
+    from tuner.search import resume
+
+    try:
+        result = resume(args.dir, max_failures=args.max_failures)
+    except (ConfigError, DataError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with `tuner resume {args.dir}`", file=sys.stderr)
+        return 130
+    return 130 if result.interrupted else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis import ExperimentError, write_report
+
+    try:
+        path = write_report(args.dir, args.output)
+    except ExperimentError as e:
+        return _fail(str(e))
+    except OSError as e:  # e.g. an unwritable -o
+        return _fail(f"cannot write the report: {e}")
+    print(f"Report: {path}")
     return 0
 
 
@@ -263,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "spaces":
         return _cmd_spaces(args)
+    if args.command == "report":
+        return _cmd_report(args)
+    if args.command == "resume":
+        return _cmd_resume(args)
     return _cmd_search(args)
 
 
