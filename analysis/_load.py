@@ -1,0 +1,278 @@
+"""Experiment directory -> tidy DataFrames (trials, epochs, per-class) and the JSON records.
+
+Reads only files: trials.csv / epochs.csv when the search finished, otherwise Ray's per-trial
+files through `tuner.results.collect_tables`, so an interrupted, still-running or copied
+experiment loads too. Nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis._lab import lab_per_class
+
+TRIALS_CSV, EPOCHS_CSV = "trials.csv", "epochs.csv"
+BEST_JSON, PROVENANCE_JSON, OPTUNA_DB = "best.json", "provenance.json", "optuna.db"
+CONFIG_PREFIX = "config/"
+# Config keys that are constants of the search, not choices of the searcher.
+FIXED_KEYS = ("epochs",)
+# Hyperparameters in the order a reader thinks about them (seed_cnn's names); others follow.
+PARAM_ORDER = (
+    "lr", "batch_size", "optimizer", "momentum", "weight_decay", "n_blocks", "convs_per_block",
+    "channels_b0", "channels_b1", "channels_b2", "channels_b3", "kernel_size", "stride",
+    "padding", "dilation", "pool", "batch_norm", "fc_layers", "fc_width_0", "fc_width_1",
+    "dropout", "dropout_rate", "dropout_layers",
+)  # fmt: skip
+
+
+class ExperimentError(ValueError):
+    """The path is not an experiment directory (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    name: str
+    trials: pd.DataFrame  # trials.csv + `outcome` (e.g. "stopped by ASHA at epoch 2")
+    epochs: pd.DataFrame  # epochs.csv: one row per trial per epoch
+    best: dict[str, Any] | None  # best.json; None before the search scored a best trial
+    provenance: dict[str, Any]  # provenance.json; {} when missing
+    epoch_budget: int  # every trial's epoch budget (ASHA's max_t)
+    partial: bool  # True when the tables were rebuilt from trial dirs (no trials.csv)
+    per_class: pd.DataFrame = field(repr=False)  # class, model, test_acc (tidy; may be empty)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The search's own settings (provenance `config`)."""
+        return dict(self.provenance.get("config") or {})
+
+    @property
+    def classes(self) -> list[str]:
+        found = (self.provenance.get("dataset") or {}).get("classes") or (self.best or {}).get(
+            "classes"
+        )
+        return [str(c) for c in found or []]
+
+    @property
+    def hyperparameters(self) -> list[str]:
+        return hyperparameters(self.trials)
+
+    @property
+    def study_path(self) -> Path:
+        return self.path / OPTUNA_DB
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def hyperparameters(trials: pd.DataFrame) -> list[str]:
+    """The searched parameters: `config/` columns that take more than one value (or are missing
+    for some trials, i.e. conditional), in PARAM_ORDER first."""
+    names = []
+    for col in trials.columns:
+        if not col.startswith(CONFIG_PREFIX):
+            continue
+        name = col[len(CONFIG_PREFIX) :]
+        values = trials[col]
+        if name in FIXED_KEYS or (values.notna().all() and values.nunique(dropna=True) <= 1):
+            continue
+        names.append(name)
+    rank = {n: i for i, n in enumerate(PARAM_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def outcome_label(status: str, epochs_run: int, scheduler: str = "asha") -> str:
+    """How a trial ended, in words: completed, stopped by ASHA at epoch e, diverged, ..."""
+    if status == "stopped":
+        who = "ASHA" if scheduler == "asha" else "the search"
+        return f"stopped by {who} at epoch {int(epochs_run)}"
+    return str(status)
+
+
+def _epoch_budget(provenance: dict[str, Any], trials: pd.DataFrame, epochs: pd.DataFrame) -> int:
+    budget = (provenance.get("config") or {}).get("epochs")
+    if budget is None and f"{CONFIG_PREFIX}epochs" in trials:
+        budget = trials[f"{CONFIG_PREFIX}epochs"].max()
+    if (budget is None or pd.isna(budget)) and not epochs.empty:
+        budget = epochs["epoch"].max()
+    return int(budget) if budget is not None and not pd.isna(budget) else 1
+
+
+def _budget_from_trial_dirs(path: Path) -> int | None:
+    for params in sorted(path.glob("*/params.json")):
+        config = _read_json(params) or {}
+        if isinstance(config.get("epochs"), int):
+            return config["epochs"]
+    return None
+
+
+def _tidy_trials(trials: pd.DataFrame, scheduler: str) -> pd.DataFrame:
+    trials = trials.copy()
+    if trials.empty:
+        return trials
+    trials["is_baseline"] = trials["is_baseline"].astype(str).str.lower() == "true"
+    trials["error"] = trials["error"].fillna("").astype(str) if "error" in trials else ""
+    trials["status"] = trials["status"].astype(str)
+    trials["epochs_run"] = trials["epochs_run"].fillna(0).astype(int)
+    for col in ("best_val_acc", "best_val_loss", "val_acc", "val_loss", "train_loss", "params",
+                "train_seconds", "best_epoch"):  # fmt: skip
+        if col in trials:
+            trials[col] = pd.to_numeric(trials[col], errors="coerce")
+    trials["outcome"] = [
+        outcome_label(s, e, scheduler)
+        for s, e in zip(trials["status"], trials["epochs_run"], strict=True)
+    ]
+    return trials.sort_values("trial_index").reset_index(drop=True)
+
+
+def _tidy_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
+    epochs = epochs.copy()
+    for col in ("train_loss", "val_loss", "train_acc", "val_acc", "epoch_time_s"):
+        if col in epochs:
+            epochs[col] = pd.to_numeric(epochs[col], errors="coerce")
+    if "diverged" in epochs:
+        epochs["diverged"] = epochs["diverged"].astype(str).str.lower() == "true"
+    if not epochs.empty:
+        epochs = epochs.sort_values(["trial_index", "epoch"]).reset_index(drop=True)
+    return epochs
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def per_class_table(best: dict[str, Any] | None) -> pd.DataFrame:
+    """Tidy per-class test accuracy: the best trial, the baseline trial, the lab's report."""
+    rows: list[dict[str, Any]] = []
+    if best and best.get("per_class_acc"):
+        classes = [str(c) for c in best.get("classes") or list(best["per_class_acc"])]
+        sources = [(f"best (trial {best.get('trial_index')})", best["per_class_acc"])]
+        base = best.get("baseline") or {}
+        if base.get("per_class_acc"):
+            sources.append((f"baseline (trial {base.get('trial_index')})", base["per_class_acc"]))
+        lab = lab_per_class(classes)
+        if lab is not None:
+            sources.append(("lab report (CIFAR-10)", dict(zip(classes, lab, strict=True))))
+        for model, accs in sources:
+            for c in classes:
+                rows.append({"class": c, "model": model, "test_acc": _finite(accs.get(c))})
+    return pd.DataFrame(rows, columns=["class", "model", "test_acc"])
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load an experiment directory: finished, interrupted or copied from another machine."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ExperimentError(f"{path} does not exist")
+    if not path.is_dir():
+        raise ExperimentError(f"{path} is not a directory")
+    provenance = _read_json(path / PROVENANCE_JSON) or {}
+    has_trial_dirs = any(path.glob("*/params.json"))
+    if not (path / TRIALS_CSV).is_file() and not has_trial_dirs and not provenance:
+        raise ExperimentError(
+            f"{path} is not an experiment directory (no {TRIALS_CSV}, {PROVENANCE_JSON} "
+            "or trial directories)"
+        )
+    scheduler = str((provenance.get("config") or {}).get("scheduler", "asha"))
+    partial = not (path / TRIALS_CSV).is_file()
+    if partial:
+        from tuner.results import collect_tables  # only here: it imports the tuner package
+
+        budget = (provenance.get("config") or {}).get("epochs") or _budget_from_trial_dirs(path)
+        trials, epochs = collect_tables(path, int(budget or 1))
+    else:
+        trials = _read_csv(path / TRIALS_CSV)
+        epochs = _read_csv(path / EPOCHS_CSV)
+    trials, epochs = _tidy_trials(trials, scheduler), _tidy_epochs(epochs)
+    best = _read_json(path / BEST_JSON)
+    name = str((provenance.get("config") or {}).get("name") or path.name)
+    return Experiment(
+        path=path,
+        name=name,
+        trials=trials,
+        epochs=epochs,
+        best=best,
+        provenance=provenance,
+        epoch_budget=_epoch_budget(provenance, trials, epochs),
+        partial=partial,
+        per_class=per_class_table(best),
+    )
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def best_trial_index(exp: Experiment) -> int | None:
+    """The best trial: best.json's, or (before it exists) the highest best_val_acc, ties to the
+    lower best_val_loss, the rule tuner.results.pick_best applies."""
+    if exp.best and exp.best.get("trial_index") is not None:
+        return int(exp.best["trial_index"])
+    trials = exp.trials
+    if trials.empty or "best_epoch" not in trials:
+        return None
+    ok = trials[trials["best_epoch"].fillna(0) >= 1]
+    if ok.empty:
+        return None
+    ranked = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
+    return int(ranked.iloc[0]["trial_index"])
+
+
+def baseline_index(trials: pd.DataFrame) -> int | None:
+    if trials.empty or "is_baseline" not in trials:
+        return None
+    rows = trials[trials["is_baseline"]]
+    return int(rows.iloc[0]["trial_index"]) if not rows.empty else None
+
+
+def display_value(value: Any) -> str:
+    """A config value as a reader wants it: 128 not 128.0, 0.00123 not 0.0012345678."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.3g}"
+    return str(value)
+
+
+def load_study(exp: Experiment) -> Any | None:
+    """The experiment's Optuna study (read from optuna.db), or None when there is none."""
+    if not exp.study_path.is_file():
+        return None
+    import optuna  # only here: loading tables and drawing most figures needs no Optuna
+
+    storage = f"sqlite:///{exp.study_path.resolve()}"
+    names = optuna.get_all_study_names(storage=storage)
+    if not names:
+        return None
+    name = exp.config.get("name")
+    return optuna.load_study(study_name=name if name in names else names[0], storage=storage)

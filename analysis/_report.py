@@ -1,0 +1,594 @@
+"""The report: one self-contained HTML page per experiment, written atomically.
+
+- plotly.js is embedded once, in the head; each figure is a JSON spec drawn by Plotly.newPlot,
+  so nothing is fetched from the network (no CDN, no fonts, no MathJax).
+- Everything from the experiment is escaped: html.escape in the page, and inside <script> the
+  JSON has `<`, `>` and `&` written as \\u003c, \\u003e, \\u0026, so no value can close the
+  script element.
+- The same experiment directory gives the same bytes: no clock, no random ids (figure divs are
+  named after their section), sorted iteration everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+
+from analysis._compute import ComputeSummary, compute_summary
+from analysis._diagnose import (
+    EXPLODING_LOSS_FACTOR,
+    IMPROVING_DROP,
+    NOT_LEARNING_SHARE,
+    OVERFIT_MIN_RISE,
+    OVERFIT_RISE,
+    diagnose_trials,
+    summarize,
+)
+from analysis._lab import LAB_TEST_ACC, lab_per_class
+from analysis._load import (
+    CONFIG_PREFIX,
+    Experiment,
+    baseline_index,
+    best_trial_index,
+    display_value,
+    load_experiment,
+    load_study,
+)
+from analysis.plots import (
+    plot_accuracy_cost,
+    plot_asha_rungs,
+    plot_best_model,
+    plot_diagnoses,
+    plot_learning_curves,
+    plot_parallel_coordinates,
+    plot_param_effects,
+    plot_search_progress,
+)
+from analysis.plots._importance import (
+    ImportanceInfo,
+    _get_importance_info,
+    _get_importance_plot,
+)
+
+REPORT_FILE = "report.html"
+PLOT_CONFIG = {"responsive": True, "displaylogo": False}
+
+CSS = """
+:root { --fg: #1d1d1f; --muted: #5f6368; --line: #e3e3e6; --accent: #1b9e77; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue",
+  Arial, sans-serif; color: var(--fg); background: #fafafa; }
+main { max-width: 1280px; margin: 0 auto; padding: 24px 28px 60px; }
+h1 { font-size: 26px; margin: 0 0 4px; word-break: break-word; }
+h2 { font-size: 20px; margin: 36px 0 6px; border-bottom: 1px solid var(--line);
+  padding-bottom: 4px; }
+p.sub, .muted { color: var(--muted); }
+p.sub { margin: 0 0 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card .k { font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--muted); }
+.card .v { font-size: 22px; font-weight: 600; }
+.card .d { font-size: 13px; color: var(--muted); }
+.up { color: #1a7f37; } .down { color: #c62828; }
+.figure { background: #fff; border: 1px solid var(--line); border-radius: 8px; margin: 12px 0;
+}
+pre { background: #f3f3f5; border: 1px solid var(--line); border-radius: 6px; padding: 10px;
+  overflow-x: auto; font-size: 12.5px; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.chips { display: flex; flex-wrap: wrap; gap: 6px; }
+.chip { background: #fff; border: 1px solid var(--line); border-radius: 12px; padding: 1px 9px;
+  font-size: 13px; }
+details { margin: 14px 0; } summary { cursor: pointer; font-weight: 600; }
+nav { margin: 18px 0 0; font-size: 14px; } nav a { margin-right: 14px; color: #1f5fa8; }
+.note { background: #fff8e1; border: 1px solid #f0d58c; border-radius: 6px; padding: 8px 12px; }
+ul.findings li { margin: 4px 0; }
+.table-wrap { overflow-x: auto; background: #fff; border: 1px solid var(--line);
+  border-radius: 8px; max-height: 720px; }
+table { border-collapse: collapse; font-size: 13px; white-space: nowrap; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: right; }
+th { position: sticky; top: 0; background: #f3f3f5; cursor: pointer; user-select: none; }
+th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
+td.t, th.t { text-align: left; } td.why { white-space: normal; min-width: 280px;
+  text-align: left; color: var(--muted); }
+tr.best td { background: #e8f5e9; } tr.baseline td { background: #f1f1f1; }
+dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; font-size: 13px; }
+dl.prov dt { color: var(--muted); } dl.prov dd { margin: 0; word-break: break-word; }
+"""
+
+SCRIPT = """
+(function () {
+  var specs = JSON.parse(document.getElementById("figure-data").textContent);
+  var config = %s;
+  Object.keys(specs).forEach(function (id) {
+    var el = document.getElementById(id);
+    Plotly.newPlot(el, specs[id].data, specs[id].layout, config).then(
+      function () { el.setAttribute("data-rendered", "true"); },
+      function (err) { console.error("figure " + id + " failed: " + err); });
+  });
+  function key(row, i) {
+    var cell = row.cells[i];
+    return cell.hasAttribute("data-v") ? cell.getAttribute("data-v") : cell.textContent;
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    var heads = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, i) {
+      th.addEventListener("click", function () {
+        var asc = !th.classList.contains("asc");
+        Array.prototype.forEach.call(heads, function (h) { h.classList.remove("asc", "desc"); });
+        th.classList.add(asc ? "asc" : "desc");
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = key(a, i), y = key(b, i);
+          if (x === "" || y === "") { return (x === "") - (y === ""); }  // blanks last
+          var nx = Number(x), ny = Number(y), c;
+          if (!isNaN(nx) && !isNaN(ny)) { c = nx - ny; } else { c = x.localeCompare(y); }
+          return asc ? c : -c;
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+})();
+"""
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe inside <script>: no `<`, `>` or `&` survives, so no `</script>` either."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return (
+        text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    )  # fmt: skip
+
+
+def figure_spec(fig: go.Figure) -> dict[str, Any]:
+    """{data, layout} as plain JSON (plotly's encoder turns numpy arrays and NaN into lists and
+    null)."""
+    return json.loads(pio.to_json(fig, validate=False, pretty=False, engine="json"))
+
+
+def pct(value: Any) -> str:
+    return f"{float(value):.2%}" if _finite(value) else "n/a"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def points(new: Any, old: Any) -> str:
+    """A change in accuracy, in percentage points, with its sign and a colour class."""
+    if not (_finite(new) and _finite(old)):
+        return ""
+    delta = (float(new) - float(old)) * 100
+    cls = "up" if delta > 0 else "down" if delta < 0 else ""
+    return f'<span class="{cls}">{delta:+.2f} pts</span>'
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def _when(stamp: Any) -> str:
+    """An ISO timestamp from provenance as '2026-11-28 16:54 UTC' (as written if unparsable)."""
+    try:
+        moment = datetime.fromisoformat(str(stamp)).astimezone(timezone.utc)
+    except ValueError:
+        return str(stamp)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def card(key: str, value: str, detail: str = "") -> str:
+    return (
+        f'<div class="card"><div class="k">{key}</div><div class="v">{value}</div>'
+        f'<div class="d">{detail}</div></div>'
+    )
+
+
+# --- the header --------------------------------------------------------------------------------
+
+
+def _subtitle(exp: Experiment) -> str:
+    cfg, data = exp.config, exp.provenance.get("dataset") or {}
+    parts = []
+    if cfg.get("space") or data.get("name") or cfg.get("dataset"):
+        parts.append(
+            f"space <b>{esc(cfg.get('space', '?'))}</b> on "
+            f"<b>{esc(data.get('name') or cfg.get('dataset', '?'))}</b>"
+        )
+    if data.get("input_shape"):
+        shape = " x ".join(esc(x) for x in data["input_shape"])
+        split = " / ".join(f"{esc(data.get(k, '?'))} {k}" for k in ("train", "val", "test"))
+        parts.append(f"images {shape}, {split}")
+    if cfg.get("samples"):
+        how = f"{esc(cfg.get('searcher', '?')).upper()} + {esc(cfg.get('scheduler', '?')).upper()}"
+        if cfg.get("scheduler") == "asha":
+            how += (
+                f" (grace period {esc(cfg.get('grace_period'))}, "
+                f"reduction factor {esc(cfg.get('reduction_factor'))})"
+            )
+        parts.append(
+            f"{esc(cfg['samples'])} trials x {esc(exp.epoch_budget)} epochs, {how}, "
+            f"seed {esc(cfg.get('seed'))}"
+        )
+    if exp.provenance.get("started"):
+        when = f"started {esc(_when(exp.provenance['started']))}"
+        if exp.provenance.get("seconds") is not None:
+            when += f", took {esc(duration(float(exp.provenance['seconds'])))}"
+        parts.append(when)
+    return "; ".join(parts)
+
+
+def _retrain(exp: Experiment, config: dict[str, Any]) -> str:
+    cfg = exp.config
+    dataset = cfg.get("dataset") or (exp.provenance.get("dataset") or {}).get("name") or "digits"
+    args = ", ".join(
+        [repr(dataset), repr(cfg.get("data_dir"))]
+        + [f"{k}={cfg.get(k)!r}" for k in ("val_count", "image_size") if cfg.get(k) is not None]
+    )
+    code = (
+        "# `tuner` has no command that trains one fixed configuration yet; this retrains it\n"
+        "# with the trainable the search used (one Ray Tune trial, same data split).\n"
+        "from ray import tune\n"
+        "from tuner.data import load_dataset\n"
+        "from tuner.trainable import train_trial, trial_payload\n\n"
+        f"config = {_dict_literal(config)}\n"
+        f"bundle = load_dataset({args})\n"
+        "trainable = tune.with_parameters(train_trial, data=trial_payload(bundle))\n"
+        "result = tune.Tuner(trainable, param_space=config).fit()\n"
+        'print(result[0].metrics["best_val_acc"])\n'
+    )
+    return f"<pre>{esc(code)}</pre>"
+
+
+def _dict_literal(config: dict[str, Any], width: int = 92) -> str:
+    """A Python dict literal, sorted, wrapped at `width`."""
+    items = [f"{k!r}: {v!r}" for k, v in sorted(config.items())]
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) + 2 > width:
+            lines.append(line + ",")
+            line = ""
+        line = f"{line}, {item}" if line else item
+    lines.append(line)
+    return "{\n    " + "\n    ".join(lines) + ",\n}"
+
+
+def _best_config(exp: Experiment, best_index: int | None) -> dict[str, Any]:
+    if exp.best and isinstance(exp.best.get("config"), dict):
+        return dict(exp.best["config"])
+    if best_index is None:
+        return {}
+    row = exp.trials[exp.trials["trial_index"] == best_index].iloc[0]
+    out = {}
+    for col in exp.trials.columns:
+        if col.startswith(CONFIG_PREFIX) and pd.notna(row[col]):
+            value = row[col]
+            out[col[len(CONFIG_PREFIX) :]] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) -> str:
+    trials = exp.trials
+    best = exp.best or {}
+    base = best.get("baseline") or {}
+    base_index = baseline_index(trials)
+    row = trials[trials["trial_index"] == best_index] if best_index is not None else trials[:0]
+    base_row = trials[trials["trial_index"] == base_index] if base_index is not None else row[:0]
+    cards = []
+    if len(row):
+        r = row.iloc[0]
+        val = best.get("val_acc", r["best_val_acc"])
+        detail = f"{int(r['params']):,} parameters" if _finite(r["params"]) else ""
+        cards.append(card(f"best: trial {best_index}", f"val {pct(val)}", detail))
+        test = best.get("test_acc")
+        cards.append(
+            card("best on the test split", pct(test) if _finite(test) else "not scored",
+                 "scored once, after choosing on validation" if _finite(test)
+                 else "best.json is written when the search ends")
+        )  # fmt: skip
+        if len(base_row):
+            b = base_row.iloc[0]
+            base_val = base.get("val_acc", b["best_val_acc"])
+            lines = [f"val {pct(base_val)} &rarr; {pct(val)}"]
+            if _finite(base.get("test_acc")):
+                lines.append(
+                    f"test {pct(base['test_acc'])} &rarr; {pct(test)} "
+                    f"({points(test, base['test_acc'])})"
+                )
+            if _finite(b["params"]) and _finite(r["params"]) and float(b["params"]) > 0:
+                ratio = float(r["params"]) / float(b["params"])
+                lines.append(f"{int(b['params']):,} parameters (best: {ratio:.3g}x)")
+            cards.append(card(f"vs lab baseline (trial {base_index})", points(val, base_val),
+                              "<br>".join(lines)))  # fmt: skip
+    if lab_per_class(exp.classes) is not None:
+        test = best.get("test_acc")
+        cards.append(
+            card("lab report (CIFAR-10, 20 epochs)", f"test {pct(LAB_TEST_ACC)}",
+                 f"best here: {pct(test)} ({points(test, LAB_TEST_ACC)})")
+        )  # fmt: skip
+    counts = compute.counts
+    outcome_text = ", ".join(
+        f"{counts.get(k, 0)} {k}" for k in ("completed", "stopped", "diverged", "error")
+    )
+    if counts.get("running"):
+        outcome_text += f", {counts['running']} running"
+    cards.append(card("trials", f"{compute.trials}", outcome_text))
+    saved = ""
+    if compute.epochs_full:
+        saved = (
+            f"early stopping saved {compute.epochs_saved:,} of {compute.epochs_full:,} epochs "
+            f"({compute.epochs_saved / compute.epochs_full:.0%}), "
+            f"~{duration(compute.seconds_saved)} of training"
+        )
+    cards.append(
+        card("compute used", f"{compute.epochs_run:,} epochs",
+             f"{duration(compute.seconds_run)} of training; {saved}")
+    )  # fmt: skip
+
+    parts = [
+        f"<h1>Experiment {esc(exp.name)}</h1>",
+        f'<p class="sub">{_subtitle(exp)}</p>',
+    ]
+    if exp.partial:
+        parts.append(
+            '<p class="note">Partial experiment: trials.csv is not there yet (the search was '
+            "interrupted or is still running), so the tables were rebuilt from the trial "
+            "directories and the best trial has not been scored on the test split.</p>"
+        )
+    parts.append(f'<div class="cards">{"".join(cards)}</div>')
+    config = _best_config(exp, best_index)
+    if config:
+        chips = "".join(
+            f'<span class="chip">{esc(k)} = <b>{esc(display_value(v))}</b></span>'
+            for k, v in sorted(config.items())
+        )
+        parts.append(
+            f'<h3>Best configuration (trial {esc(best_index)})</h3><div class="chips">{chips}</div>'
+            "<details><summary>Retrain it (exact config)</summary>"
+            f"{_retrain(exp, config)}</details>"
+        )
+    return "\n".join(parts)
+
+
+# --- the trials table ---------------------------------------------------------------------------
+
+
+def _cell(value: Any, text: str | None = None, cls: str = "") -> str:
+    sort = ""
+    if isinstance(value, bool):
+        sort = f' data-v="{int(value)}"'
+    elif _finite(value):
+        sort = f' data-v="{float(value)!r}"'
+    elif value is None or (isinstance(value, float) and math.isnan(value)):
+        sort = ' data-v=""'
+    shown = text if text is not None else display_value(value)
+    cls_attr = f' class="{cls}"' if cls else ""
+    return f"<td{cls_attr}{sort}>{esc(shown)}</td>"
+
+
+def _trials_table(
+    trials: pd.DataFrame, diagnoses: pd.DataFrame, params: Sequence[str], best_index: int | None
+) -> str:
+    if trials.empty:
+        return '<p class="muted">No trials yet.</p>'
+    merged = trials.merge(diagnoses, on="trial_index", how="left")
+    heads = ["trial", "outcome", "diagnosis", "epochs", "best val acc", "best val loss",
+             "best epoch", "parameters", "train s", *params, "why (diagnosis)"]  # fmt: skip
+    text_cols = {"outcome", "diagnosis", "why (diagnosis)"}
+    th = "".join(f'<th class="t">{esc(h)}</th>' if h in text_cols else f"<th>{esc(h)}</th>"
+                 for h in heads)  # fmt: skip
+    rows = []
+    for _, r in merged.iterrows():
+        cls = "best" if int(r["trial_index"]) == best_index else (
+            "baseline" if r["is_baseline"] else "")  # fmt: skip
+        reason = str(r.get("reason") or "")
+        if r.get("error"):
+            reason += f" ({r['error']})"
+        acc, loss = r["best_val_acc"], r["best_val_loss"]
+        cells = [
+            _cell(int(r["trial_index"]),
+                  f"{int(r['trial_index'])}" + (" (baseline)" if r["is_baseline"] else "")),
+            _cell(str(r["outcome"]), cls="t"),
+            _cell(str(r.get("diagnosis") or ""), cls="t"),
+            _cell(int(r["epochs_run"])),
+            _cell(acc, f"{acc:.4f}" if _finite(acc) else ""),
+            _cell(loss, f"{loss:.4f}" if _finite(loss) else ""),
+            _cell(r["best_epoch"]),
+            _cell(r["params"], f"{int(r['params']):,}" if _finite(r["params"]) else ""),
+            _cell(r["train_seconds"], f"{r['train_seconds']:.1f}"
+                  if _finite(r["train_seconds"]) else ""),
+        ]  # fmt: skip
+        for p in params:
+            value = r.get(f"{CONFIG_PREFIX}{p}")
+            value = value.item() if hasattr(value, "item") else value
+            cells.append(_cell(value, cls="" if _finite(value) else "t"))
+        cells.append(_cell(reason, cls="why"))
+        cls_attr = f' class="{cls}"' if cls else ""
+        rows.append(f"<tr{cls_attr}>{''.join(cells)}</tr>")
+    return (
+        '<p class="muted">Click a column to sort. Green: the best trial; grey: the lab '
+        "baseline.</p>"
+        f'<div class="table-wrap"><table class="sortable" id="trials-table"><thead><tr>{th}'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+
+def _provenance(exp: Experiment) -> str:
+    prov = exp.provenance
+    if not prov:
+        return '<p class="muted">No provenance.json in the experiment.</p>'
+    items: list[tuple[str, str]] = [("experiment directory", str(exp.path.resolve()))]
+    if prov.get("command"):
+        items.append(("command", " ".join(str(c) for c in prov["command"])))
+    git = prov.get("git") or {}
+    if git:
+        items.append(("git", f"{git.get('commit')}" + (" (dirty)" if git.get("dirty") else "")))
+    for k, v in sorted((prov.get("libraries") or {}).items()):
+        items.append((k, str(v)))
+    for k, v in sorted((prov.get("hardware") or {}).items()):
+        items.append((f"hardware: {k}", json.dumps(v) if isinstance(v, list | dict) else str(v)))
+    for k in ("started", "finished", "seconds"):
+        if prov.get(k) is not None:
+            items.append((k, str(prov[k])))
+    if prov.get("config"):
+        items.append(("search config", json.dumps(prov["config"], sort_keys=True)))
+    body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+    return f'<dl class="prov">{body}</dl>'
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def _diagnosis_section(diagnoses: pd.DataFrame, trials: pd.DataFrame, params: list[str]) -> str:
+    if diagnoses.empty:
+        return '<p class="muted">No trials to diagnose yet.</p>'
+    merged = trials.merge(diagnoses, on="trial_index")
+    lines = summarize(merged, params)
+    rules = (
+        "Rules, first match wins: <b>diverged</b> = a non-finite loss, or a loss above "
+        f"{EXPLODING_LOSS_FACTOR:g} x ln(classes), or the trainer stopped it for that; "
+        f"<b>overfitting</b> = the last validation loss is at least {OVERFIT_RISE:.0%} "
+        f"(and {OVERFIT_MIN_RISE:g}) above its minimum at an earlier epoch while the train loss "
+        "kept falling; <b>stopped early</b> = ended by ASHA or an error before its budget; "
+        f"<b>not learning</b> = the lowest validation loss stayed above "
+        f"{NOT_LEARNING_SHARE:.0%} of ln(classes), the loss of a uniform guess; "
+        f"<b>still improving</b> = the last epoch lowered the validation loss at least "
+        f"{IMPROVING_DROP:.0%} below every earlier epoch; otherwise <b>healthy</b>."
+    )
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    return f'<ul class="findings">{items}</ul><p class="muted">{rules}</p>'
+
+
+def build_report(experiment: Experiment | str | Path) -> str:
+    """The report's HTML for an experiment (an Experiment or its directory)."""
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    trials, epochs, budget = exp.trials, exp.epochs, exp.epoch_budget
+    cfg = exp.config
+    best_index = best_trial_index(exp)
+    params = exp.hyperparameters
+    num_classes = len(exp.classes) or None
+    diagnoses = (
+        diagnose_trials(trials, epochs, num_classes) if not trials.empty
+        else pd.DataFrame(columns=["trial_index", "diagnosis", "reason"])
+    )  # fmt: skip
+    compute = compute_summary(trials, budget)
+    try:
+        importance = _get_importance_info(load_study(exp))
+    except Exception as e:  # a damaged or foreign optuna.db must not cost the whole report
+        importance = ImportanceInfo([], [], 0, f"Could not read the Optuna study: {e}")
+
+    figures: dict[str, go.Figure] = {}
+    sections: list[tuple[str, str, str]] = []  # id, title, body HTML
+
+    def plot(name: str, fig: go.Figure, caption: str = "") -> str:
+        div = f"fig-{name}"
+        figures[div] = fig
+        cap = f'<p class="muted">{caption}</p>' if caption else ""
+        # A responsive plot takes its container's height on every window resize: give the
+        # container the figure's own, or a resize squashes the figure to the CSS minimum.
+        height = int(fig.layout.height or 450)
+        return f'<div class="figure" id="{div}" style="height:{height}px"></div>{cap}'
+
+    sections.append((
+        "accuracy-cost", "Accuracy against size and time",
+        '<p>Each point is a trial at the validation accuracy of the weights it kept (lowest '
+        'validation loss). The dotted line is the Pareto front: no other trial is both smaller '
+        '(or faster) and more accurate. Hover for a trial\'s whole configuration.</p>'
+        + plot("accuracy-cost", plot_accuracy_cost(trials, budget)),
+    ))  # fmt: skip
+    sections.append((
+        "progress", "Search progress and compute",
+        plot("progress", plot_search_progress(trials, epochs, budget),
+             f"Compute used: {compute.epochs_run:,} epochs, {duration(compute.seconds_run)} of "
+             f"training. Had every trial run its {budget} epochs: {compute.epochs_full:,} epochs "
+             f"(~{duration(compute.seconds_full)}, at each stopped trial's own epoch time).")
+        + plot("rungs", plot_asha_rungs(
+            trials, budget, int(cfg.get("grace_period") or 1),
+            int(cfg.get("reduction_factor") or 3), str(cfg.get("scheduler") or "asha"))),
+    ))  # fmt: skip
+    sections.append((
+        "hyperparameters", "What each hyperparameter did",
+        plot("param-effects", plot_param_effects(trials, budget),
+             "Colour: how the trial ended. Points in one category are spread sideways so they "
+             "don't hide each other.")
+        + plot("parallel", plot_parallel_coordinates(trials),
+               "Drag along an axis to pick a range; lines are coloured by validation accuracy.")
+        + plot("importance", _get_importance_plot(importance), esc(importance.note)),
+    ))  # fmt: skip
+    sections.append((
+        "curves", "Learning curves",
+        plot("learning-curves", plot_learning_curves(trials, epochs, best_index)),
+    ))  # fmt: skip
+    sections.append((
+        "diagnoses", "Diagnoses: why runs diverged or overfit",
+        _diagnosis_section(diagnoses, trials, params)
+        + plot("diagnoses", plot_diagnoses(diagnoses, epochs)),
+    ))  # fmt: skip
+    sections.append((
+        "best-model", "Best model",
+        plot("best-model", plot_best_model(exp.best, exp.per_class),
+             "" if lab_per_class(exp.classes) is not None else
+             "The lab report's per-class figures are for CIFAR-10; here the baseline is the "
+             "lab's network trained in this search (trial 0)."),
+    ))  # fmt: skip
+    sections.append(("trials", "All trials", _trials_table(trials, diagnoses, params, best_index)))
+    sections.append(("provenance", "Provenance", _provenance(exp)))
+
+    nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)
+    body = "\n".join(
+        f'<section id="{sid}"><h2>{esc(title)}</h2>{html_body}</section>'
+        for sid, title, html_body in sections
+    )
+    specs = {div: figure_spec(fig) for div, fig in figures.items()}
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(exp.name)}: search report</title>"
+        f"<style>{CSS}</style>\n"
+        f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
+        "</head><body><main>\n"
+        f"{_header(exp, compute, best_index)}\n<nav>{nav}</nav>\n{body}\n</main>\n"
+        f'<script type="application/json" id="figure-data">{script_json(specs)}</script>\n'
+        f"<script>{SCRIPT % json.dumps(PLOT_CONFIG)}</script>\n"
+        "</body></html>\n"
+    )
+
+
+def write_report(experiment_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Build the report and write it atomically to `output` (default
+    <experiment>/report.html). Returns the path written."""
+    from tuner.io import atomic_write_text  # only here: importing tuner loads torch
+
+    exp = load_experiment(experiment_dir)
+    path = Path(output) if output is not None else exp.path / REPORT_FILE
+    return atomic_write_text(path, build_report(exp))

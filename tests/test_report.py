@@ -1,0 +1,178 @@
+"""The HTML report: self-contained, escaped, deterministic, written atomically, small enough
+at 200 trials; and `tuner report DIR [-o FILE]`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import plotly.offline
+import pytest
+from analysis_fixture import write_experiment, write_partial_experiment
+
+import tuner.io
+from analysis import build_report, write_report
+from tuner.cli import main
+
+EVIL = "</script><script>alert(1)</script>"
+FIGURES = ["fig-accuracy-cost", "fig-progress", "fig-rungs", "fig-param-effects", "fig-parallel",
+           "fig-importance", "fig-learning-curves", "fig-diagnoses", "fig-best-model"]  # fmt: skip
+MAX_BYTES = 10 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return write_experiment(tmp_path_factory.mktemp("exp") / "exp", trials=30, epochs=10)
+
+
+@pytest.fixture(scope="module")
+def page(experiment) -> str:
+    return build_report(experiment)
+
+
+def _without_plotlyjs(page: str) -> str:
+    js = plotly.offline.get_plotlyjs()
+    assert page.count(js) == 1
+    return page.replace(js, "")
+
+
+def test_plotlyjs_is_embedded_once_and_nothing_comes_from_the_network(page):
+    assert page.count(plotly.offline.get_plotlyjs()[:200]) == 1
+    rest = _without_plotlyjs(page)
+    assert "<script src" not in rest and "<link" not in rest and "@import" not in rest
+    assert "http://" not in rest and "https://" not in rest
+    assert "MathJax" not in rest
+    assert rest.count("<script") == 3  # plotly.js, the figures' JSON, the page's own code
+
+
+def test_every_figure_has_a_fixed_div_and_a_spec(page):
+    ids = re.findall(r'<div class="figure" id="([^"]+)"', page)
+    assert ids == FIGURES
+    for fig_id in FIGURES:
+        assert f'"{fig_id}":{{"data":' in page
+
+
+def test_the_header_answers_the_labs_questions(page, experiment):
+    best = json.loads((experiment / "best.json").read_text())
+    assert f"best: trial {best['trial_index']}" in page
+    assert "vs lab baseline (trial 0)" in page
+    assert "lab report (CIFAR-10, 20 epochs)" in page and "82.94%" in page
+    assert "early stopping saved" in page and "compute used" in page
+    assert "Retrain it (exact config)" in page and "tune.Tuner(trainable" in page
+    assert "tuner train" not in page  # no such command: the page must not invent one
+
+
+def test_the_trials_table_is_sortable_with_one_row_per_trial(page):
+    table = page[page.index('<table class="sortable"') : page.index("</table>")]
+    assert table.count("<tr") == 1 + 30
+    assert "<th>parameters</th>" in table and '<th class="t">diagnosis</th>' in table
+    assert 'addEventListener("click"' in page
+
+
+def test_the_report_is_deterministic(experiment, tmp_path):
+    first = write_report(experiment, tmp_path / "a.html").read_bytes()
+    second = write_report(experiment, tmp_path / "b.html").read_bytes()
+    assert first == second
+
+
+def test_the_report_is_written_atomically(experiment, monkeypatch):
+    calls = []
+    real = tuner.io.atomic_write_text
+
+    def spy(path, text):
+        calls.append(path)
+        return real(path, text)
+
+    monkeypatch.setattr(tuner.io, "atomic_write_text", spy)
+    out = write_report(experiment)
+    assert out == experiment / "report.html" and calls == [out]
+    assert not list(experiment.glob(".report.html*"))  # no temp file left behind
+
+
+def test_user_strings_are_escaped_everywhere(tmp_path):
+    classes = (EVIL, *(f"c{i}" for i in range(9)))
+    exp = write_experiment(
+        tmp_path / "evil", trials=12, name=EVIL, classes=classes,
+        overrides={3: {"optimizer": EVIL, "pool": EVIL}},
+    )  # fmt: skip
+    prov = json.loads((exp / "provenance.json").read_text())
+    prov["config"]["space"] = EVIL
+    (exp / "provenance.json").write_text(json.dumps(prov))
+    page = build_report(exp)
+    assert EVIL not in page
+    assert "<script>alert" not in page.lower()
+    assert "Experiment &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "space <b>&lt;/script&gt;" in page
+    assert _without_plotlyjs(page).count("</script>") == 3
+
+
+def test_a_200_trial_experiment_makes_a_report_under_10_mb(tmp_path):
+    exp = write_experiment(tmp_path / "big", trials=200, epochs=10, seed=1)
+    size = write_report(exp).stat().st_size
+    print(f"\nreport for 200 trials x up to 10 epochs: {size:,} bytes ({size / 2**20:.2f} MiB)")
+    assert size < MAX_BYTES
+
+
+def test_a_partial_experiment_gets_a_report(tmp_path):
+    exp = write_partial_experiment(tmp_path / "partial")
+    page = build_report(exp)
+    assert "Partial experiment" in page
+    assert page.count('<div class="figure"') == len(FIGURES)
+    assert "No best trial scored on the test split" in page
+
+
+def test_tuner_report_writes_the_same_file_twice(experiment, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(experiment), "-o", str(out)]) == 0
+    first = out.read_bytes()
+    assert main(["report", str(experiment), "-o", str(out)]) == 0
+    assert out.read_bytes() == first
+    assert f"Report: {out}" in capsys.readouterr().out
+
+
+def test_tuner_report_defaults_to_the_experiment_dir_and_works_on_partial_ones(tmp_path):
+    exp = write_partial_experiment(tmp_path / "partial")
+    assert main(["report", str(exp)]) == 0
+    assert (exp / "report.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [("missing", "does not exist"), ("empty", "is not an experiment directory"),
+     ("file", "is not a directory")],
+)  # fmt: skip
+def test_tuner_report_refuses_what_is_not_an_experiment(tmp_path, capsys, make, needle):
+    path = tmp_path / "x"
+    if make == "empty":
+        path.mkdir()
+    elif make == "file":
+        path.write_text("")
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tuner: error:") and needle in err[0]
+
+
+def test_the_same_bytes_from_separate_processes(experiment, tmp_path):
+    """No dict/set order, clock or random id leaks in: two processes with different hash
+    seeds write identical files."""
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"r{seed}.html"
+        code = f"import analysis; analysis.write_report({str(experiment)!r}, {str(out)!r})"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_a_search_that_has_not_finished_a_trial_yet_gets_a_report(tmp_path):
+    exp = tmp_path / "just-started"
+    exp.mkdir()
+    (exp / "provenance.json").write_text(json.dumps({"config": {"epochs": 5, "name": "s"}}))
+    (exp / "optuna.db").write_text("not a database")
+    page = build_report(exp)
+    assert "No trials yet." in page and "Could not read the Optuna study" in page
+    assert page.count('<div class="figure"') == len(FIGURES)
