@@ -7,7 +7,15 @@ print(result.experiment_dir, result.best["val_acc"])
 
 from tuner.config import ConfigError, TrainConfig
 from tuner.data import DataError
-from tuner.search import SearchResult, search
+from tuner.search import SearchResult, resume, search
 from tuner.search_config import SearchConfig
 
-__all__ = ["ConfigError", "DataError", "SearchConfig", "SearchResult", "TrainConfig", "search"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "SearchConfig",
+    "SearchResult",
+    "TrainConfig",
+    "resume",
+    "search",
+]
