@@ -43,7 +43,7 @@ class SearchProgress(Callback):
         result = self.last.get(trial.trial_id, {})
         epochs = int(result.get("epoch", 0))
         if result.get("diverged"):
-            outcome = "diverged"
+            outcome = f"diverged at epoch {epochs}"
         elif epochs >= self.epochs:
             outcome = "completed"
         else:
@@ -62,8 +62,11 @@ class SearchProgress(Callback):
     def _finish(self, trials: list, trial: Any, outcome: str, result: dict) -> None:
         done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
         done.add(trial.trial_id)  # Tune may call this hook before it updates the status
-        acc = result.get("best_val_acc")
-        acc_text = f"val_acc {acc:.4f} (epoch {result.get('best_epoch')})" if acc else "no result"
+        acc, kept = result.get("best_val_acc"), result.get("best_epoch")
+        if kept:
+            acc_text = f"val_acc {acc:.4f} (epoch {kept})"
+        else:
+            acc_text = "no finished epoch"
         params = result.get("params")
         size = f", {params:,} params" if params else ""
         line = (

@@ -85,6 +85,9 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     # The legacy reporter honours verbose=0; the new one prints its own tables regardless, and
     # SearchProgress replaces both.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune adds CSV, JSON and TensorBoard loggers; the TensorBoard one prints "NaN or Inf found
+    # in input tensor" for every diverged trial. build_tuner adds the two we read instead.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     quiet = {
         "log_to_driver": cfg.verbose,
         "logging_level": logging.INFO if cfg.verbose else logging.ERROR,
@@ -145,6 +148,7 @@ def build_tuner(
 ) -> Any:
     import optuna
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import FIFOScheduler
 
     from search_spaces import get_space
@@ -195,12 +199,17 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=str(cfg.experiment_dir.parent),
-            # The checkpoint carries the kept weights too, so the latest one is all a resume
-            # or the final evaluation needs; keep one more in case the latest is mid-write.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Each checkpoint carries the kept (lowest-val-loss) weights as well as the latest
+            # state, so the newest one is both "the latest and the best": a resume and the
+            # final evaluation need nothing older. Keeping one halves the disk used.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             verbose=0,
-            callbacks=[SearchProgress(cfg.samples, cfg.epochs, stream=stream)],
+            callbacks=[
+                SearchProgress(cfg.samples, cfg.epochs, stream=stream),
+                JsonLoggerCallback(),  # result.json: what tuner.results reads
+                CSVLoggerCallback(),  # progress.csv
+            ],
         ),
     )
 
