@@ -67,9 +67,13 @@ def two_node_cluster(tmp_path):
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "port": _free_port(),
-                        "include_dashboard": False},
-    )  # fmt: skip
+        head_node_args={
+            "num_cpus": 1,
+            "node_ip_address": "127.0.0.1",
+            "gcs_server_port": _free_port(),
+            "include_dashboard": False,
+        },
+    )
     worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     try:

@@ -243,6 +243,7 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(four_trials):
 def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
     import ray
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from tuner.data import load_dataset
     from tuner.search import keep_local_ray_on_loopback
@@ -257,7 +258,12 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
         tuner = tune.Tuner(
             tune.with_parameters(train_trial, data=payload),
             param_space=config,
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name="div", verbose=0),
+            run_config=tune.RunConfig(
+                storage_path=str(tmp_path),
+                name="div",
+                verbose=0,
+                callbacks=[JsonLoggerCallback()],
+            ),
         )
         (res,) = tuner.fit()
     finally:
@@ -265,4 +271,5 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
     assert res.error is None
     assert res.metrics["diverged"] is True
     assert res.metrics["epoch"] == 1  # ended at once, not after the 5-epoch budget
-    assert res.metrics_dataframe["epoch"].tolist() == [1]
+    reports = (Path(res.path) / "result.json").read_text().splitlines()
+    assert len(reports) == 1  # one report, then the trial ended
