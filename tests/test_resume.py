@@ -88,7 +88,9 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     # Progress never went backwards, and the total cost stayed bounded.
     assert progress == sorted(progress), progress
-    assert interrupted <= 2.5 * uninterrupted + 30, (interrupted, uninterrupted)
+    print(f"uninterrupted {uninterrupted:.0f} s, with 3 kills {interrupted:.0f} s, "
+          f"ratio {interrupted / uninterrupted:.2f}")  # fmt: skip
+    assert interrupted <= 2.5 * uninterrupted, (interrupted, uninterrupted)
 
     trials = pd.read_csv(exp / "trials.csv")
     epochs = pd.read_csv(exp / "epochs.csv")
