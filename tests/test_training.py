@@ -43,27 +43,25 @@ def test_optimizers_match_the_config():
     assert isinstance(build_optimizer(model, TrainConfig(optimizer="adamw")), torch.optim.AdamW)
 
 
-def test_schedules_span_the_whole_epoch_budget():
-    model = nn.Linear(4, 2)
-    cfg = TrainConfig(schedule="cosine", lr=1.0, epochs=4)
-    opt = build_optimizer(model, cfg)
-    sched = build_schedule(opt, cfg, steps_per_epoch=10)
+def lrs_over_budget(schedule: str, epochs: int = 4, steps: int = 10) -> list[float]:
+    cfg = TrainConfig(schedule=schedule, lr=1.0, epochs=epochs)
+    opt = build_optimizer(nn.Linear(4, 2), cfg)
+    sched = build_schedule(opt, cfg, steps_per_epoch=steps)
     lrs = []
-    for _ in range(40):
+    for _ in range(epochs * steps):
         opt.step()
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[19] == pytest.approx(0.5, abs=0.05)  # halfway through the budget
-    assert lrs[-1] == pytest.approx(0.0, abs=1e-6)
-    cfg = TrainConfig(schedule="onecycle", lr=1.0, epochs=4)
-    opt = build_optimizer(model, cfg)
-    sched = build_schedule(opt, cfg, steps_per_epoch=10)
-    seen = []
-    for _ in range(40):
-        opt.step()
-        sched.step()
-        seen.append(opt.param_groups[0]["lr"])
-    assert max(seen) == pytest.approx(1.0, rel=0.05) and seen[-1] < 0.01
+    return lrs
+
+
+def test_schedules_span_the_whole_epoch_budget():
+    cosine = lrs_over_budget("cosine")
+    assert cosine[19] == pytest.approx(0.5, abs=0.05)  # halfway through the budget
+    assert cosine[-1] == pytest.approx(0.0, abs=1e-6)
+    onecycle = lrs_over_budget("onecycle")
+    assert max(onecycle) == pytest.approx(1.0, rel=0.05) and onecycle[-1] < 0.01
+    opt = build_optimizer(nn.Linear(4, 2), TrainConfig())
     assert build_schedule(opt, TrainConfig(schedule="none"), 10) is None
 
 
