@@ -1,10 +1,12 @@
-"""`search(SearchConfig)`: one architecture and hyperparameter search, end to end.
+"""`search(SearchConfig)`: one architecture and hyperparameter search, end to end, and
+`resume(DIR)`, which continues an interrupted one.
 
     SearchConfig (validated) -> dataset (decoded once, cached) -> Ray (in-process or --address)
-    -> Tuner(trainable, OptunaSearch(define-by-run space), ASHA | FIFO)
-    -> experiment dir: trials.csv, epochs.csv, best.json, provenance.json, optuna.db, Ray's files
+    -> Tuner(trainable, TruthfulOptunaSearch(define-by-run space), PersistentASHA | FIFO)
+    -> experiment dir: trials.csv, epochs.csv, best.json, provenance.json, optuna.db,
+       asha_state.json, report.html, Ray's files
 
-The CLI (tuner/cli.py) is a thin layer over this function.
+The CLI (tuner/cli.py) is a thin layer over these functions.
 """
 
 from __future__ import annotations
