@@ -140,7 +140,7 @@ def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
 
     threads = max(1, int(cfg.cpus_per_trial))
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
-        train_trial, data=payload, threads=threads, use_gpu=cfg.gpus_per_trial > 0
+        train_trial, data=payload, threads=threads, gpu_share=cfg.gpus_per_trial
     )
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 

@@ -106,18 +106,23 @@ def _node_id() -> str:
 
 
 def train_trial(
-    config: dict[str, Any], data: dict[str, Any], threads: int = 1, use_gpu: bool = False
+    config: dict[str, Any], data: dict[str, Any], threads: int = 1, gpu_share: float = 0.0
 ) -> None:
     """Tune function trainable. `config` is the flat dict a search space produced.
 
-    `data` (see trial_payload), `threads` (torch CPU threads) and `use_gpu` are bound once per
+    `data` (see trial_payload), `threads` (torch CPU threads) and `gpu_share` (the trial's
+    --gpus-per-trial; a fraction caps its CUDA memory at that share) are bound once per
     search with `tune.with_parameters`.
     """
     from ray import tune
 
     cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
     torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
-    device = pick_device(prefer_gpu=use_gpu)
+    device = pick_device(prefer_gpu=gpu_share > 0)
+    if device.type == "cuda" and gpu_share < 1:
+        # Trials sharing a GPU each get their share of its memory: one trial that grows
+        # (a big batch, a wide net) fails on its own instead of starving its neighbours.
+        torch.cuda.set_per_process_memory_fraction(gpu_share, device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
 
@@ -145,7 +150,14 @@ def train_trial(
         start_epoch = int(state["epoch"])
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        train = train_epoch(model, train_loader, optimizer, schedule, loss_fn, device)
+        try:
+            train = train_epoch(model, train_loader, optimizer, schedule, loss_fn, device)
+        except torch.cuda.OutOfMemoryError as e:
+            raise RuntimeError(
+                f"trial ran out of GPU memory within its {gpu_share:g} share of the GPU "
+                f"(batch {cfg.batch_size}, {params:,} params); raise --gpus-per-trial or "
+                "shrink the space's batch sizes and widths"
+            ) from e
         metrics: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train.loss,
