@@ -495,3 +495,37 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     (entry / "train_x.npy").write_bytes(b"\x93NUMPY garbage")
     again = load_dataset("imagefolder", tmp_path / "tree", val_count=2)
     np.testing.assert_array_equal(again.train.x, first.train.x)
+
+
+def test_a_cached_dataset_opens_by_reference_with_the_same_split(tmp_path: Path) -> None:
+    """What a trial on a cluster node does: open the driver's cache by path, no decoding."""
+    from tuner.data import open_cached
+    from tuner.trainable import resolve_payload, trial_payload
+
+    bundle = load_dataset("digits", tmp_path, val_count=150)
+    assert bundle.cache is not None and Path(bundle.cache.cache_dir).is_dir()
+    payload = trial_payload(bundle, from_cache=True)
+    assert "train_x" not in payload  # only the location travels
+    opened = resolve_payload(payload)
+    np.testing.assert_array_equal(opened["train_x"], bundle.train.x)
+    np.testing.assert_array_equal(opened["val_y"], bundle.val.y)
+    assert len(opened["val_y"]) == 150
+    train, _ = open_cached(bundle.cache)
+    assert isinstance(train.x, np.memmap)  # mapped, so trials on one node share the pages
+
+
+def test_a_missing_or_different_cache_is_a_one_line_error_naming_shared_storage(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from tuner.data import open_cached
+
+    bundle = load_dataset("digits", tmp_path)
+    changed = dataclasses.replace(bundle.cache, fingerprint={"other": 1})
+    with pytest.raises(DataError, match="every node mounts") as err:
+        open_cached(changed)
+    assert "\n" not in str(err.value)
+    shutil.rmtree(bundle.cache.cache_dir)
+    with pytest.raises(DataError, match="missing or differs"):
+        open_cached(bundle.cache)

@@ -51,6 +51,7 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
 
 
 def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
+    EPOCHS = 36  # noqa: N806  (digits epochs are short: leave time to kill mid-trial)
     cluster, worker = two_node_cluster
     exp = tmp_path / "nodes"
     killed = []
@@ -60,7 +61,9 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
         while time.time() < deadline:
             for f in exp.glob("trial_*/result.json"):
                 rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-                if rows and rows[-1]["node_id"] == worker.node_id and len(rows) >= 2:
+                # Mid-trial only: killed near its last epoch, a trial may finish before Ray
+                # notices, and then there is nothing left to resume.
+                if rows and rows[-1]["node_id"] == worker.node_id and 2 <= len(rows) <= 20:
                     worker.all_processes["raylet"][0].process.kill()
                     killed.append((f.parent.name, rows[-1]["epoch"]))
                     return
@@ -68,7 +71,7 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
 
     thread = threading.Thread(target=kill_worker_node_mid_search, daemon=True)
     thread.start()
-    cfg = SearchConfig(samples=3, epochs=12, scheduler="fifo", searcher="random", seed=1,
+    cfg = SearchConfig(samples=3, epochs=EPOCHS, scheduler="fifo", searcher="random", seed=1,
                        out=str(tmp_path), name="nodes", address=cluster.address,
                        max_failures=3)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
@@ -79,9 +82,10 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
     victim = trials.loc[killed[0][0]]
     assert victim["num_failures"] >= 1
     rows = [json.loads(x) for x in (exp / killed[0][0] / "result.json").read_text().splitlines()]
+    history = [(r["epoch"], r["iterations_since_restore"], r["node_id"][:6]) for r in rows]
     restarts = [r for r in rows if r["iterations_since_restore"] == 1 and r["epoch"] > 1]
-    assert restarts, "the trial should have continued from a checkpoint, not from epoch 1"
+    assert restarts, f"killed at {killed}; the trial should resume, not restart: {history}"
     head = cluster.head_node.node_id
     assert rows[-1]["node_id"] == head  # it finished on the head
     epochs = pd.read_csv(exp / "epochs.csv")
-    assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(12).all()
+    assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(EPOCHS).all()

@@ -13,6 +13,7 @@ sees the same train / val / test images and their scores can be compared.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -104,6 +105,7 @@ class DatasetBundle:
     val: Split
     test: Split
     source: str  # where it came from (path or "sklearn digits"), for provenance
+    cache: CacheRef | None = None  # where the decoded arrays are stored, if they were cached
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -117,6 +119,19 @@ class DatasetBundle:
 
 
 @dataclass(frozen=True)
+class CacheRef:
+    """A cached dataset by location: what a trial on another node needs to open it itself.
+
+    Small enough to send to every trial in place of the arrays. The fingerprint makes a node
+    refuse a cache that differs from the one the driver loaded.
+    """
+
+    cache_dir: str
+    fingerprint: Any
+    val_count: int
+
+
+@dataclass(frozen=True)
 class _Decoded:
     """What the cache holds: train+val together (val is cut on load), plus the test split."""
 
@@ -124,6 +139,8 @@ class _Decoded:
     test: Split
     classes: tuple[str, ...]
     source: str
+    cache_dir: Path | None = None  # set when these arrays are (now) in the cache
+    fingerprint: Any = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +194,9 @@ def _apply_val_split(name: str, decoded: _Decoded, val_count: int | None) -> Dat
             f"val count {val_count} must be between 1 and {n - 1} ({name} has {n} train+val images)"
         )
     n_train = n - val_count
+    cache = None
+    if decoded.cache_dir is not None:
+        cache = CacheRef(str(decoded.cache_dir), decoded.fingerprint, val_count)
     # Slices of a C-contiguous array along axis 0 stay C-contiguous: no copies here.
     return DatasetBundle(
         name=name,
@@ -185,6 +205,7 @@ def _apply_val_split(name: str, decoded: _Decoded, val_count: int | None) -> Dat
         val=Split(trainval.x[n_train:], trainval.y[n_train:]),
         test=decoded.test,
         source=decoded.source,
+        cache=cache,
     )
 
 
@@ -196,8 +217,12 @@ def _root_hash(*parts: object) -> str:
 # Cache: <cache_root>/<key>/{train_x,train_y,test_x,test_y}.npy + meta.json
 
 
-def _read_cache(cache_dir: Path, fingerprint: Any) -> _Decoded | None:
-    """The cached arrays if they exist and match `fingerprint`, else None (a miss, never raises)."""
+def _read_cache(cache_dir: Path, fingerprint: Any, *, mmap: bool = False) -> _Decoded | None:
+    """The cached arrays if they exist and match `fingerprint`, else None (a miss, never raises).
+
+    mmap: map the files copy-on-write instead of reading them, so trials on one node share the
+    page cache's single copy until they move the arrays to their device.
+    """
     try:
         meta = json.loads((cache_dir / "meta.json").read_text())
         if meta.get("format_version") != CACHE_FORMAT_VERSION or meta.get("fingerprint") != (
@@ -205,7 +230,9 @@ def _read_cache(cache_dir: Path, fingerprint: Any) -> _Decoded | None:
         ):
             return None
         arrays = {
-            stem: np.load(cache_dir / f"{stem}.npy", allow_pickle=False)
+            stem: np.load(
+                cache_dir / f"{stem}.npy", allow_pickle=False, mmap_mode="c" if mmap else None
+            )
             for stem in ("train_x", "train_y", "test_x", "test_y")
         }
         return _Decoded(
@@ -213,6 +240,8 @@ def _read_cache(cache_dir: Path, fingerprint: Any) -> _Decoded | None:
             test=Split(arrays["test_x"], arrays["test_y"]),
             classes=tuple(meta["classes"]),
             source=str(meta["source"]),
+            cache_dir=cache_dir,
+            fingerprint=fingerprint,
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         # Missing, truncated or foreign files are a cache miss: decode again and overwrite.
@@ -280,7 +309,7 @@ def _cached(
             continue  # read-only or full: try the next place, and run uncached if none works
         if progress:
             progress(f"cached {key} in {root / key}")
-        break
+        return dataclasses.replace(decoded, cache_dir=root / key, fingerprint=fingerprint)
     return decoded
 
 
@@ -574,3 +603,22 @@ def load_dataset(
     else:
         decoded = _load_imagefolder(root, image_size, progress)
     return _apply_val_split(name, decoded, val_count)
+
+
+def open_cached(ref: CacheRef) -> tuple[Split, Split]:
+    """(train, val) of a dataset another process cached, memory-mapped; never decodes.
+
+    This is how a trial on a cluster node gets its data: the cache must be on storage that every
+    node mounts at the same path (docker-compose.yml mounts /shared and sets TUNER_DATA_DIR).
+    """
+    cache_dir = Path(ref.cache_dir)
+    decoded = _read_cache(cache_dir, ref.fingerprint, mmap=True)
+    if decoded is None:
+        raise DataError(
+            f"dataset cache {cache_dir} is missing or differs on node {socket.gethostname()}; "
+            "with --address, --data-dir (or $TUNER_DATA_DIR) must be on storage that every "
+            "node mounts at the same path"
+        )
+    n_train = len(decoded.trainval.y) - ref.val_count
+    x, y = decoded.trainval.x, decoded.trainval.y
+    return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:])

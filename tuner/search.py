@@ -281,7 +281,14 @@ def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, A
         cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
         progress=lambda m: _say(stream, m),
     )  # fmt: skip
-    return bundle, trial_payload(bundle)
+    # On a cluster every node opens the dataset from the shared cache itself; the driver sends
+    # each trial only where it is. In-process Ray shares the arrays through the object store.
+    from_cache = cfg.address is not None and bundle.cache is not None
+    if cfg.address is not None and not from_cache:
+        _say(stream, "warning: the dataset could not be cached; the driver sends it to trials")
+    if from_cache:
+        _say(stream, f"trials open the dataset on their own node from {bundle.cache.cache_dir}")
+    return bundle, trial_payload(bundle, from_cache=from_cache)
 
 
 def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tuner.config import TrainConfig
-from tuner.data import DatasetBundle
+from tuner.data import DatasetBundle, open_cached
 from tuner.loader import Augment, DeviceLoader, channel_stats
 from tuner.model import ConvNet, count_parameters
 from tuner.training import (
@@ -36,22 +36,37 @@ CHECKPOINT_FILE = "state.pt"
 EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
 
 
-def trial_payload(bundle: DatasetBundle) -> dict[str, Any]:
+def trial_payload(bundle: DatasetBundle, from_cache: bool = False) -> dict[str, Any]:
     """What every trial needs from the dataset: train and validation only.
 
     The test split never reaches a trial, so nothing in the search can be tuned on it.
+    from_cache: send only where the cached arrays are (`CacheRef`), and let each trial open them
+    on its own node, instead of the arrays themselves. For clusters, whose nodes share the cache.
     """
     mean, std = channel_stats(bundle.train.x)
-    return {
-        "train_x": bundle.train.x,
-        "train_y": bundle.train.y,
-        "val_x": bundle.val.x,
-        "val_y": bundle.val.y,
+    payload: dict[str, Any] = {
         "input_shape": bundle.input_shape,
         "num_classes": bundle.num_classes,
         "mean": mean,
         "std": std,
     }
+    if from_cache:
+        if bundle.cache is None:
+            raise ValueError("the dataset was not cached, so trials cannot open it by path")
+        payload["cache"] = bundle.cache
+    else:
+        payload.update(
+            train_x=bundle.train.x, train_y=bundle.train.y, val_x=bundle.val.x, val_y=bundle.val.y
+        )
+    return payload
+
+
+def resolve_payload(data: dict[str, Any]) -> dict[str, Any]:
+    """The payload with its arrays: opened from the shared cache if only its location came."""
+    if "cache" not in data:
+        return data
+    train, val = open_cached(data["cache"])
+    return {**data, "train_x": train.x, "train_y": train.y, "val_x": val.x, "val_y": val.y}
 
 
 def normalization(cfg: TrainConfig, data: dict[str, Any]) -> tuple[tuple, tuple]:
@@ -117,6 +132,7 @@ def train_trial(
     from ray import tune
 
     cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
+    data = resolve_payload(data)
     torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
     device = pick_device(prefer_gpu=gpu_share > 0)
     if device.type == "cuda" and gpu_share < 1:

@@ -1,0 +1,52 @@
+"""The fixed 45,000 / 5,000 split of the CIFAR-10 JPEG training set, as a train/ + test/ tree.
+
+The GPU benchmarks all use it: `tuner search --dataset imagefolder --data-dir DST` then trains on
+train/ (45,000 images, its validation split cut from them) and reports held-out accuracy on
+test/ (5,000 images), and the throughput benchmarks read the same tree. The tree holds symbolic
+links to the extracted JPEGs, so it costs no copy. Every 10th file of each class (in sorted
+order) is held out: the same 500 per class on every machine.
+
+    python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-45k5k
+    python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-smoke --per-class 60   # tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HOLD_OUT_EVERY = 10
+
+
+def make_split(src: Path, dst: Path, per_class: int | None = None) -> tuple[int, int]:
+    """Link src/<class>/*.jpg into dst/train/<class>/ and dst/test/<class>/; (train, test)."""
+    classes = sorted(p for p in src.iterdir() if p.is_dir())
+    if not classes:
+        raise SystemExit(f"{src} holds no class folders (expected <class>/*.jpg)")
+    counts = [0, 0]
+    for cls in classes:
+        files = sorted(cls.glob("*.jpg"))[:per_class]
+        for split in ("train", "test"):
+            (dst / split / cls.name).mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(files):
+            held_out = i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+            link = dst / ("test" if held_out else "train") / cls.name / f.name
+            if not link.is_symlink():
+                os.symlink(f.resolve(), link)
+            counts[held_out] += 1
+    return counts[0], counts[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("src", type=Path, help="the extracted JPEGs' train/ folder")
+    parser.add_argument("dst", type=Path, help="where to make the train/ + test/ tree")
+    parser.add_argument("--per-class", type=int, default=None, help="use only N files per class")
+    args = parser.parse_args()
+    train, test = make_split(args.src, args.dst, args.per_class)
+    print(f"{args.dst}: {train:,} train / {test:,} held-out images")
+
+
+if __name__ == "__main__":
+    main()
