@@ -31,8 +31,8 @@ if [[ $smoke == --smoke ]]; then
     a_args=(--batches 16 64 --epochs 1 --lab-images 256 --lab-workers 2)
     b_args=(--max-epochs 2 --time-cap 30) c_args=(--trials 1 2 --seconds 3 --batch 16)
 else
-    device=cuda per_class= search_budget=${SEARCH_BUDGET:-150s} samples=40 epochs=15 gpus=0.25
-    a_args=() b_args=() c_args=()
+    device=cuda per_class= search_budget=${SEARCH_BUDGET:-120s} samples=40 epochs=15 gpus=0.25
+    a_args=() b_args=(--time-cap 60) c_args=(--seconds 8)
 fi
 
 step() {  # step NAME COMMAND...: run, log, time; keep going on failure
@@ -73,13 +73,16 @@ import pandas as pd
 exp, dst = Path(sys.argv[1]), Path(sys.argv[2])
 best = json.loads((exp / "best.json").read_text())
 trials = pd.read_csv(exp / "trials.csv")
+keep = ("trial_index", "status", "val_acc", "best_epoch", "epochs_run", "params", "test_acc",
+        "test_images", "selected_by")
 figures = {
     "trials": len(trials), "by_status": trials["status"].value_counts().to_dict(),
     "epochs_run": int(trials["epochs_run"].sum()),
-    "best": best,
+    "best": {k: best.get(k) for k in keep}, "best_config": best.get("config"),
+    "baseline": {k: (best.get("baseline") or {}).get(k) for k in keep},
 }
 dst.write_text(json.dumps(figures, indent=2, default=str))
-print(json.dumps(figures, indent=2, default=str)[:3000])
+print(json.dumps(figures, indent=1, default=str))
 EOF
     cp "$work/experiments/gpu-search/trials.csv" "$out/d_trials.csv" 2>/dev/null
 fi
