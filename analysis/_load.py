@@ -20,6 +20,8 @@ from analysis._lab import lab_per_class
 
 TRIALS_CSV, EPOCHS_CSV = "trials.csv", "epochs.csv"
 BEST_JSON, PROVENANCE_JSON, OPTUNA_DB = "best.json", "provenance.json", "optuna.db"
+REJECTED_CSV = "rejected.csv"  # configurations over the size budget (tuner/search.py)
+REJECTED_ATTR = "rejected"  # their Optuna user attribute (tuner/searcher.py)
 CONFIG_PREFIX = "config/"
 # Config keys that are constants of the search, not choices of the searcher.
 FIXED_KEYS = ("epochs",)
@@ -47,6 +49,8 @@ class Experiment:
     epoch_budget: int  # every trial's epoch budget (ASHA's max_t)
     partial: bool  # True when the tables were rebuilt from trial dirs (no trials.csv)
     per_class: pd.DataFrame = field(repr=False)  # class, model, test_acc (tidy; may be empty)
+    # Configurations refused for --max-params / --max-macs: params, macs, reason, config/...
+    rejected: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -214,6 +218,7 @@ def load_experiment(path: str | Path) -> Experiment:
         epoch_budget=_epoch_budget(provenance, trials, epochs),
         partial=partial,
         per_class=per_class_table(best),
+        rejected=_read_csv(path / REJECTED_CSV),
     )
 
 
@@ -275,4 +280,11 @@ def load_study(exp: Experiment) -> Any | None:
     if not names:
         return None
     name = exp.config.get("name")
-    return optuna.load_study(study_name=name if name in names else names[0], storage=storage)
+    study = optuna.load_study(study_name=name if name in names else names[0], storage=storage)
+    trained = [t for t in study.trials if REJECTED_ATTR not in t.user_attrs]
+    if len(trained) == len(study.trials):
+        return study
+    # Configurations refused for the size budget never trained: leave them out (in memory).
+    clean = optuna.create_study(study_name=study.study_name, directions=study.directions)
+    clean.add_trials(trained)
+    return clean

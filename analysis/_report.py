@@ -439,6 +439,35 @@ def _trials_table(
     )
 
 
+def _rejected_section(rejected: pd.DataFrame, cfg: dict[str, Any]) -> str:
+    limits = [f"{k.replace('_', '-')} {int(v):,}" for k, v in cfg.items()
+              if k in ("max_params", "max_macs") and v]  # fmt: skip
+    intro = (
+        f"<p>{len(rejected)} configuration(s) the searcher proposed were over the budget "
+        f"(--{', --'.join(esc(x) for x in limits)}) and were never trained; the searcher was "
+        "told, so it learned to propose smaller ones.</p>"
+    )
+    config_cols = [c for c in rejected.columns if c.startswith(CONFIG_PREFIX)]
+    heads = ["parameters", "MACs", "why", *[c[len(CONFIG_PREFIX) :] for c in config_cols]]
+    th = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    rows = []
+    for _, r in rejected.iterrows():
+        cells = [
+            _cell(r["params"], f"{int(r['params']):,}"),
+            _cell(r["macs"], f"{int(r['macs']):,}"),
+            _cell(str(r["reason"]), cls="t"),
+        ]
+        for c in config_cols:
+            value = r[c]
+            value = value.item() if hasattr(value, "item") else value
+            cells.append(_cell(value, cls="" if _finite(value) else "t"))
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        intro + f'<div class="table-wrap"><table class="sortable" id="rejected-table"><thead>'
+        f"<tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
 # --- provenance ---------------------------------------------------------------------------------
 
 
@@ -561,6 +590,10 @@ def build_report(experiment: Experiment | str | Path) -> str:
              "lab's network trained in this search (trial 0)."),
     ))  # fmt: skip
     sections.append(("trials", "All trials", _trials_table(trials, diagnoses, params, best_index)))
+    if not exp.rejected.empty:
+        sections.append(
+            ("rejected", "Refused by the size budget", _rejected_section(exp.rejected, cfg))
+        )
     sections.append(("provenance", "Provenance", _provenance(exp)))
 
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from search_spaces.resnet_cnn import RECIPE as RESNET_RECIPE
+from search_spaces.resnet_cnn import resnet_cnn
 from search_spaces.seed_cnn import BASELINE as SEED_CNN_BASELINE
 from search_spaces.seed_cnn import seed_cnn
 
@@ -30,6 +32,15 @@ class SearchSpace:
     summary: str
     define: DefineByRun  # define(trial, input_size)
     baseline: dict[str, Any] | None  # the lab's configuration in this space's names, if it has one
+    # Known-good configurations tried right after the baseline (not labelled as the lab's).
+    start_points: tuple[dict[str, Any], ...] = ()
+
+    def points_to_evaluate(self) -> list[dict[str, Any]] | None:
+        """What the search tries first: the lab's baseline (always trial 0), then start points."""
+        points = ([dict(self.baseline)] if self.baseline else []) + [
+            dict(p) for p in self.start_points
+        ]
+        return points or None
 
     def for_input(self, input_size: int) -> Callable[[Any], dict[str, Any] | None]:
         """The one-argument function OptunaSearch calls, for a fixed image size."""
@@ -44,13 +55,30 @@ SPACES: dict[str, SearchSpace] = {
         define=seed_cnn,
         baseline=SEED_CNN_BASELINE,
     ),
+    "resnet_cnn": SearchSpace(
+        name="resnet_cnn",
+        summary="a residual CNN with batch norm (depth, width multiplier) and a modern recipe: "
+        "(Nesterov) SGD, weight decay, one-cycle or cosine, label smoothing, crop + flip + cutout, "
+        "batch up to 1024",
+        define=resnet_cnn,
+        baseline=None,  # the lab's network is not in this space
+        start_points=(RESNET_RECIPE,),
+    ),
 }
 
 
 def get_space(name: str) -> SearchSpace:
-    if name not in SPACES:
-        raise SpaceError(f"unknown space {name!r}; choose one of: {', '.join(sorted(SPACES))}")
-    return SPACES[name]
+    """A built-in space by name, or a user's: `file.py:function`, `space.toml`, `space.yaml`."""
+    if name in SPACES:
+        return SPACES[name]
+    from search_spaces.user import is_user_space, load_user_space
+
+    if is_user_space(name):
+        return load_user_space(name)
+    raise SpaceError(
+        f"unknown space {name!r}; choose one of: {', '.join(sorted(SPACES))}, "
+        "or give a file: path/to/file.py:function, space.toml or space.yaml"
+    )
 
 
 @dataclass(frozen=True)

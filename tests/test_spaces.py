@@ -80,3 +80,62 @@ def test_unknown_space():
     with pytest.raises(SpaceError, match="seed_cnn"):
         get_space("nope")
     assert "seed_cnn" in SPACES
+
+
+# --- resnet_cnn, --check and model cost ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 8, 8)])
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_every_built_in_space_passes_the_check(name, shape):
+    from search_spaces.check import check_space
+
+    report = check_space(get_space(name), shape, num_classes=10, samples=25)
+    assert report.samples == 25
+    assert 0 < report.params[0] <= report.params[1]
+    assert 0 < report.macs[0] <= report.macs[1]
+
+
+def test_spaces_check_cli_reports_each_space(capsys):
+    from tuner.cli import main
+
+    assert main(["spaces", "--check", "--samples", "5", "--input-size", "8"]) == 0
+    out = capsys.readouterr().out
+    for name in SPACES:
+        assert f"{name}: 5 samples OK at 3x8x8" in out
+
+
+def test_resnet_recipe_is_a_point_of_the_space_with_the_modern_recipe():
+    space = get_space("resnet_cnn")
+    assert space.baseline is None  # the lab's network is not in this space...
+    (recipe,) = space.start_points  # ...but a known-good recipe is tried first
+    study = optuna.create_study()
+    study.enqueue_trial(recipe)
+    trial = study.ask()
+    constants = space.for_input(32)(trial)
+    assert trial.params == recipe
+    cfg = TrainConfig.from_dict({**trial.params, **constants})
+    assert cfg.arch.residual and cfg.arch.batch_norm and cfg.arch.global_pool
+    assert cfg.arch.channels == (128, 256, 512)
+    assert (cfg.schedule, cfg.nesterov, cfg.label_smoothing) == ("onecycle", True, 0.1)
+    assert (cfg.crop_padding, cfg.hflip, cfg.cutout) == (4, True, 8)
+    params = {p.name: p.distribution for p in describe_space(space, 32)}
+    assert params["batch_size"].endswith("1024]") and "cutout" in params
+    assert space.points_to_evaluate() == [recipe]
+
+
+def test_model_cost_matches_the_labs_network_counted_by_hand():
+    from search_spaces.seed_cnn import BASELINE
+    from tuner.cost import Budget, model_cost
+
+    cost = model_cost(BASELINE, (3, 32, 32), 10)
+    assert cost.params == 2_211_338
+    # conv MACs = H*W*C_out*C_in*9 per layer, then the FC layers
+    convs = [(32, 3, 64), (32, 64, 64), (16, 64, 128), (16, 128, 128), (8, 128, 256),
+             (8, 256, 256)]  # fmt: skip
+    by_hand = sum(s * s * o * i * 9 for s, i, o in convs) + 4096 * 256 + 256 * 64 + 64 * 10
+    assert cost.macs == by_hand == 153_830_016
+    budget = Budget(max_params=1_000_000)
+    assert budget.reason(cost) == "2,211,338 params > --max-params 1,000,000"
+    assert budget.violations(cost) == [pytest.approx(1.211338)]
+    assert Budget(max_params=3_000_000).reason(cost) is None

@@ -39,6 +39,24 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def _count(text: str) -> int:
+    """A positive count with an optional k / M / G suffix: 250000, 250k, 1.5M, 2G."""
+    raw = text.strip().lower()
+    unit = raw[-1] if raw and raw[-1] in "kmg" else ""
+    try:
+        value = float(raw[: len(raw) - len(unit)]) * _SUFFIXES[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count like 250000, 250k or 1.5M"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return int(value)
+
+
 def _duration(text: str) -> float:
     from tuner.config import ConfigError
 
@@ -54,7 +72,9 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--space",
         default=d.space,
-        help="search space name (see `tuner spaces`); default %(default)s",
+        help="a built-in space (see `tuner spaces`), your own define-by-run function "
+        "(path/to/file.py:function) or a declarative file (space.toml, space.yaml); "
+        "default %(default)s",
     )
     what.add_argument(
         "--dataset",
@@ -138,6 +158,20 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
         help="sampler seed (same seed, same suggestions); default %(default)s",
     )
 
+    budget.add_argument(
+        "--max-params",
+        type=_count,
+        default=None,
+        help="never train a configuration with more parameters (e.g. 250k, 1.5M); the searcher "
+        "learns the limit, and the report lists what it refused",
+    )
+    budget.add_argument(
+        "--max-macs",
+        type=_count,
+        default=None,
+        help="never train a configuration with more multiply-accumulates per image (e.g. 50M)",
+    )
+
     res = p.add_argument_group("resources")
     res.add_argument(
         "--cpus-per-trial",
@@ -209,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     spaces.add_argument("name", nargs="?", help="show only this space")
     spaces.add_argument("--input-size", type=_positive_int, default=32,
                         help="image side the space adapts to; default %(default)s")  # fmt: skip
+    spaces.add_argument(
+        "--check", action="store_true",
+        help="dry-run the space on the CPU: sample --samples configurations, build each network "
+        "and run a dummy batch of --channels x --input-size x --input-size through it",
+    )  # fmt: skip
+    spaces.add_argument("--samples", type=_positive_int, default=20,
+                        help="configurations --check samples; default %(default)s")  # fmt: skip
+    spaces.add_argument("--channels", type=_positive_int, default=3,
+                        help="image channels for --check; default %(default)s")  # fmt: skip
+    spaces.add_argument("--classes", type=_positive_int, default=10,
+                        help="classes for --check; default %(default)s")  # fmt: skip
     resume = sub.add_parser(
         "resume", help="continue an interrupted search",
         description="Continue a search that was interrupted (Ctrl-C, a killed driver, a lost "
@@ -237,6 +282,8 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         chosen = [get_space(args.name)] if args.name else list(SPACES.values())
     except SpaceError as e:
         raise SystemExit(_fail(str(e))) from None
+    if args.check:
+        return _check_spaces(chosen, args)
     for space in chosen:
         print(f"{space.name}: {space.summary}")
         baseline = " (the lab's network is trial 0)" if space.baseline else ""
@@ -245,6 +292,24 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
             cond = "  (conditional)" if p.conditional else ""
             print(f"    {p.name:<18} {p.distribution}{cond}")
         print()
+    return 0
+
+
+def _check_spaces(chosen: list, args: argparse.Namespace) -> int:
+    from search_spaces import SpaceError
+    from search_spaces.check import check_space
+
+    shape = (args.channels, args.input_size, args.input_size)
+    for space in chosen:
+        try:
+            r = check_space(space, shape, args.classes, args.samples)
+        except SpaceError as e:
+            raise SystemExit(_fail(str(e))) from None
+        print(
+            f"{space.name}: {r.samples} samples OK at {'x'.join(map(str, shape))} in "
+            f"{r.seconds:.1f} s; {r.params[0]:,}-{r.params[1]:,} params, "
+            f"{r.macs[0]:,}-{r.macs[1]:,} MACs per image"
+        )
     return 0
 
 
@@ -260,7 +325,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, address=args.address,
         out=args.out, name=args.name, seed=args.seed, time_budget=args.time_budget,
-        max_failures=args.max_failures, verbose=args.verbose,
+        max_failures=args.max_failures, max_params=args.max_params, max_macs=args.max_macs,
+        verbose=args.verbose,
     )  # fmt: skip
     try:
         result = search(cfg)

@@ -11,6 +11,7 @@ The CLI (tuner/cli.py) is a thin layer over these functions.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -25,6 +26,8 @@ from typing import Any, TextIO
 import pandas as pd
 
 from tuner import provenance
+from tuner.config import ConfigError
+from tuner.cost import Budget, Cost, model_cost
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.recovery import OPTUNA_DB, reconcile_study, settle_finished_trials
@@ -37,6 +40,8 @@ from tuner.results import (
 )
 from tuner.search_config import SearchConfig
 
+SPACE_CHECK_SAMPLES = 8  # configurations dry-run before Ray starts
+REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
 SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
 
@@ -162,6 +167,7 @@ def build_tuner(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(cfg.space)
     side = bundle.input_shape[1]
+    budget = Budget(cfg.max_params, cfg.max_macs)
     sampler = make_sampler(cfg.searcher, cfg.seed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
     searcher = TruthfulOptunaSearch(
@@ -169,10 +175,13 @@ def build_tuner(
         space=space.for_input(side),
         metric=SEARCHER_METRIC,
         mode=SEARCHER_MODE,
-        points_to_evaluate=[dict(space.baseline)] if space.baseline else None,
+        points_to_evaluate=space.points_to_evaluate(),
         sampler=sampler,
         storage=storage,
         study_name=cfg.name,
+        budget=budget,
+        pricer=functools.partial(price, bundle.input_shape, bundle.num_classes),
+        rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
     )
     if cfg.scheduler == "asha":
         scheduler = PersistentASHA(
@@ -214,6 +223,18 @@ def build_tuner(
             ],
         ),
     )
+
+
+def price(input_shape: tuple[int, int, int], num_classes: int, config: dict[str, Any]) -> Cost:
+    return model_cost(config, input_shape, num_classes)
+
+
+def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str) -> None:
+    """Add one over-budget configuration to rejected.csv (rewritten atomically)."""
+    row = {"params": cost.params, "macs": cost.macs, "reason": reason}
+    row.update({f"config/{k}": v for k, v in sorted(config.items())})
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    atomic_write_csv(path, pd.concat([table, pd.DataFrame([row])], ignore_index=True))
 
 
 def write_best(
@@ -291,6 +312,24 @@ def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, A
     return bundle, trial_payload(bundle, from_cache=from_cache)
 
 
+def check_space_before_ray(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
+    """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
+    from search_spaces import SpaceError, get_space
+    from search_spaces.check import check_space
+
+    try:
+        report = check_space(
+            get_space(cfg.space), bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES
+        )
+    except SpaceError as e:
+        raise ConfigError(str(e)) from e
+    _say(
+        stream,
+        f"Checked {report.samples} samples of {cfg.space} in {report.seconds:.1f} s: "
+        f"{report.params[0]:,}-{report.params[1]:,} params",
+    )
+
+
 def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     """Run one search and return its experiment directory and tables.
 
@@ -299,6 +338,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     stream = stream or sys.stdout
     cfg.validate()
     bundle, payload = _load(cfg, stream)
+    check_space_before_ray(cfg, bundle, stream)
     exp = cfg.experiment_dir
     exp.mkdir(parents=True)
     record = provenance.collect(cfg.to_dict(), cfg.seed)

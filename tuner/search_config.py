@@ -33,6 +33,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def space_slug(space: str) -> str:
+    """A space name fit for a directory name: `dir/my.toml` -> `my`, `f.py:fn` -> `f-fn`."""
+    if ".py:" in space:
+        path, _, func = space.rpartition(":")
+        return f"{Path(path).stem}-{func}"
+    return Path(space).stem if "/" in space or "." in space else space
+
+
 @dataclass
 class SearchConfig:
     space: str = "seed_cnn"  # a name from `tuner spaces`
@@ -55,12 +63,14 @@ class SearchConfig:
     seed: int = 0  # seeds the sampler; trials train with the config's own seed (lab: 42)
     time_budget: float | None = None  # seconds for the whole search; None = no limit
     max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
+    max_params: int | None = None  # configurations with more parameters are never trained
+    max_macs: int | None = None  # ... or with more multiply-accumulates per image
     verbose: bool = False  # show Ray's own logs
 
     def __post_init__(self) -> None:
         if self.name is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            self.name = f"{self.space}-{self.dataset}-{stamp}"
+            self.name = f"{space_slug(self.space)}-{self.dataset}-{stamp}"
         if self.address is None and os.environ.get("RAY_ADDRESS"):
             self.address = os.environ["RAY_ADDRESS"]
 
@@ -87,7 +97,8 @@ class SearchConfig:
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)
         for field, value in (("concurrency", self.concurrency), ("val-count", self.val_count),
-                             ("image-size", self.image_size)):  # fmt: skip
+                             ("image-size", self.image_size), ("max-params", self.max_params),
+                             ("max-macs", self.max_macs)):  # fmt: skip
             if value is not None:
                 _positive_int(field, value)
         if not isinstance(self.max_failures, int) or self.max_failures < 0:

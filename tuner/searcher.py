@@ -10,6 +10,12 @@ Optuna trial RUNNING forever (see ../shared/design/ray-optuna-notes.md). Here:
 - a trial stopped early (by ASHA or the time budget) is PRUNED, so TPE ranks it by how far it
   got, as Optuna's own pruners would;
 - a trial that diverged, errored or has no finite metric is FAIL.
+
+With a size budget (--max-params, --max-macs) each suggestion is priced before Tune sees it
+(tuner/cost.py, milliseconds). One over budget never trains: it is told to Optuna at once as a
+COMPLETE trial with the worst value, user attribute `rejected` and its constraint violations
+(Trial.set_constraint), and the searcher asks again. TPE ranks infeasible trials below every
+feasible one, so the sampler learns where the budget ends and stops proposing past it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,21 @@ from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner.cost import Budget, Cost
 from tuner.recovery import TUNE_TRIAL_ID
+
+REJECTED_ATTR = "rejected"  # the reason a configuration was over budget
+MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
+
+
+class BudgetError(RuntimeError):
+    """The space keeps proposing configurations over the size budget."""
+
+
+def _set_constraints(ot_trial: Any, names: list[str], violations: list[float]) -> None:
+    """Optuna's convention: a value <= 0 is within the bound; TPE reads them itself."""
+    for name, value in zip(names, violations, strict=True):
+        ot_trial.set_constraint(name, value)
 
 
 def _finite(value: Any) -> bool:
@@ -41,10 +61,23 @@ def outcome_state(result: dict | None, error: bool, metric: str, epoch_budget: i
 
 
 class TruthfulOptunaSearch(OptunaSearch):
-    def __init__(self, *args: Any, epoch_budget: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        epoch_budget: int,
+        budget: Budget | None = None,
+        pricer: Any = None,
+        rejections: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """budget: size bounds; pricer(config) -> Cost; rejections(config, cost, reason) records
+        a configuration refused for the budget (both needed when the budget is active)."""
         super().__init__(*args, **kwargs)
         self._epoch_budget = epoch_budget
         self._reported: dict[str, set[int]] = {}  # steps already given to Optuna, per trial
+        self._budget = budget or Budget()
+        self._pricer = pricer
+        self._rejections = rejections
 
     def _report(self, trial_id: str, result: dict) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -78,14 +111,54 @@ class TruthfulOptunaSearch(OptunaSearch):
         return None
 
     def suggest(self, trial_id: str) -> dict | None:
-        if callable(self._space) and trial_id not in self._ot_trials and self._ot_study:
-            orphan = self._take_orphan()
-            if orphan is not None:
-                self._ot_trials[trial_id] = orphan
-        config = super().suggest(trial_id)
-        if trial_id in self._ot_trials:  # lets a resume match Optuna's record to Tune's trials
-            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
-        return config
+        for _ in range(MAX_REJECTIONS):
+            if callable(self._space) and trial_id not in self._ot_trials and self._ot_study:
+                orphan = self._take_orphan()
+                if orphan is not None:
+                    self._ot_trials[trial_id] = orphan
+            config = super().suggest(trial_id)
+            if trial_id not in self._ot_trials or not isinstance(config, dict):
+                return config
+            ot_trial = self._ot_trials[trial_id]
+            if self._budget.active and not self._within_budget(ot_trial, config):
+                del self._ot_trials[trial_id]  # told already; ask Optuna for another
+                continue
+            ot_trial.set_user_attr(TUNE_TRIAL_ID, trial_id)  # lets a resume match the records
+            return config
+        raise BudgetError(
+            f"{MAX_REJECTIONS} configurations in a row were over the size budget; raise "
+            "--max-params / --max-macs or narrow the space"
+        )
+
+    def _within_budget(self, ot_trial: Any, config: dict) -> bool:
+        """Price `config`; if it is over budget, tell Optuna and record it. Unbuildable configs
+        pass: the trial reports the error itself."""
+        from tuner.config import ConfigError
+
+        names = self._budget.names
+        try:
+            cost: Cost = self._pricer(config)
+        except (ConfigError, ValueError):
+            _set_constraints(ot_trial, names, [0.0] * len(names))
+            return True
+        _set_constraints(ot_trial, names, self._budget.violations(cost))
+        ot_trial.set_user_attr("params", cost.params)
+        ot_trial.set_user_attr("macs", cost.macs)
+        reason = self._budget.reason(cost)
+        if reason is None:
+            return True
+        ot_trial.set_user_attr(REJECTED_ATTR, reason)
+        self._ot_study.tell(ot_trial, self._worst_values(), state=TrialState.COMPLETE)
+        if self._rejections is not None:
+            self._rejections(config, cost, reason)
+        return False
+
+    def _worst_values(self) -> float | list[float]:
+        """What a configuration that cannot be trained scores: 0 accuracy, infinite cost."""
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        modes = self.mode if isinstance(self.mode, list) else [self.mode]
+        worst = [0.0 if mode == "max" else math.inf for mode in modes]
+        return worst if len(metrics) > 1 else worst[0]
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self._completed_trials:

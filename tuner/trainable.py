@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tuner.config import TrainConfig
+from tuner.cost import model_cost
 from tuner.data import DatasetBundle, open_cached
 from tuner.loader import Augment, DeviceLoader, channel_stats
 from tuner.model import ConvNet, count_parameters
@@ -144,6 +145,7 @@ def train_trial(
 
     model = build_model(cfg, data, device)
     params = count_parameters(model)
+    macs = model_cost(cfg, data["input_shape"], data["num_classes"]).macs  # per image, forward
     train_loader, val_loader = make_loaders(cfg, data, device)
     optimizer = build_optimizer(model, cfg)
     schedule = build_schedule(optimizer, cfg, len(train_loader))
@@ -181,6 +183,7 @@ def train_trial(
             "epoch_time_s": train.seconds,
             "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
             "params": params,
+            "macs": macs,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": _node_id(),
         }

@@ -1,0 +1,48 @@
+"""--max-params / --max-macs: over-budget configurations never train, Optuna is told, and the
+report lists them."""
+
+from __future__ import annotations
+
+import io
+
+import optuna
+import pandas as pd
+import pytest
+
+from tuner import SearchConfig, search
+from tuner.searcher import REJECTED_ATTR
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path):
+    max_params = 30_000
+    cfg = SearchConfig(samples=5, epochs=1, scheduler="fifo", seed=3, out=str(tmp_path),
+                       name="budget", max_params=max_params)  # fmt: skip
+    result = search(cfg, stream=io.StringIO())
+    exp = result.experiment_dir
+    trials = result.trials
+    # The lab's 2.2M-parameter baseline is over budget too: it is refused like any other.
+    assert len(trials) == 5 and (trials["params"] <= max_params).all()
+    rejected = pd.read_csv(exp / "rejected.csv")
+    assert len(rejected) >= 1 and (rejected["params"] > max_params).all()
+    assert rejected["reason"].str.contains(f"> --max-params {max_params:,}").all()
+    first = rejected.iloc[0]  # the lab's baseline, always proposed first, is refused
+    assert (first["config/channels_b2"], first["config/lr"]) == (256, 0.01)
+
+    study = optuna.load_study(study_name="budget", storage=f"sqlite:///{exp / 'optuna.db'}")
+    refused = [t for t in study.trials if REJECTED_ATTR in t.user_attrs]
+    assert len(refused) == len(rejected)
+    # Told: complete with the worst accuracy and a positive violation, which TPE reads (it
+    # ranks infeasible trials below feasible ones), so it learns where the budget ends.
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.0 for t in refused)
+    assert all(t.constraints["params"] > 0 for t in refused)
+    trained = [t for t in study.trials if REJECTED_ATTR not in t.user_attrs]
+    assert len(trained) == 5 and all(t.constraints["params"] <= 0 for t in trained)
+    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
+
+    assert all(_get_infeasible_trial_score(t) > 0 for t in refused)
+
+    html = (exp / "report.html").read_text()
+    assert 'id="rejected"' in html and "Refused by the size budget" in html
+    assert f"{int(rejected['params'].iloc[0]):,}" in html

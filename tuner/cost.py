@@ -1,0 +1,77 @@
+"""What a configuration's network costs, known before it trains: parameters and MACs.
+
+The network is built on PyTorch's meta device (shapes only, no memory, no arithmetic) and run
+once on a 1-image batch under torch's FLOP counter, so pricing a configuration takes
+milliseconds, even for networks too big to build for real. MACs (multiply-accumulates) are
+half the counted FLOPs, per image, forward pass only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tuner.config import TrainConfig
+from tuner.model import ConvNet
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int  # trainable parameters
+    macs: int  # multiply-accumulates for one image, forward pass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Upper bounds a configuration must meet to be trained; None = no bound."""
+
+    max_params: int | None = None
+    max_macs: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.max_params is not None or self.max_macs is not None
+
+    @property
+    def names(self) -> list[str]:
+        """The bounds in force, in the order of `violations`."""
+        return [n for n, v in (("params", self.max_params), ("macs", self.max_macs)) if v]
+
+    def violations(self, cost: Cost) -> list[float]:
+        """One value per bound: <= 0 within it, > 0 the fraction it is over (Optuna's
+        constraints convention)."""
+        out = []
+        if self.max_params is not None:
+            out.append(cost.params / self.max_params - 1.0)
+        if self.max_macs is not None:
+            out.append(cost.macs / self.max_macs - 1.0)
+        return out
+
+    def reason(self, cost: Cost) -> str | None:
+        """Why `cost` is over budget (one line), or None when it fits."""
+        over = []
+        if self.max_params is not None and cost.params > self.max_params:
+            over.append(f"{cost.params:,} params > --max-params {self.max_params:,}")
+        if self.max_macs is not None and cost.macs > self.max_macs:
+            over.append(f"{cost.macs:,} MACs > --max-macs {self.max_macs:,}")
+        return "; ".join(over) or None
+
+
+def model_cost(
+    config: dict[str, Any] | TrainConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> Cost:
+    """Parameters and per-image MACs of the network `config` describes (ConfigError /
+    ArchError for a configuration that cannot be built)."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    channels, height, _ = input_shape
+    with torch.device("meta"):
+        model = ConvNet(cfg.arch, channels, num_classes, height)
+        x = torch.empty(1, *input_shape)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return Cost(params=params, macs=counter.get_total_flops() // 2)
