@@ -38,11 +38,13 @@ from analysis._lab import LAB_TEST_ACC, lab_per_class
 from analysis._load import (
     CONFIG_PREFIX,
     Experiment,
+    ExperimentError,
     baseline_index,
     best_trial_index,
     display_value,
     load_experiment,
     load_study,
+    per_class_table,
 )
 from analysis.plots import (
     plot_accuracy_cost,
@@ -52,6 +54,7 @@ from analysis.plots import (
     plot_learning_curves,
     plot_parallel_coordinates,
     plot_param_effects,
+    plot_pareto_front,
     plot_search_progress,
 )
 from analysis.plots._importance import (
@@ -517,9 +520,60 @@ def _diagnosis_section(diagnoses: pd.DataFrame, trials: pd.DataFrame, params: li
     return f'<ul class="findings">{items}</ul><p class="muted">{rules}</p>'
 
 
-def build_report(experiment: Experiment | str | Path) -> str:
-    """The report's HTML for an experiment (an Experiment or its directory)."""
+def _front_point(best: dict[str, Any], pick: int) -> dict[str, Any]:
+    """The Pareto point `pick` as the best-model section shows it (ExperimentError if none)."""
+    front = best.get("pareto_front") or []
+    for point in front:
+        if int(point["trial_index"]) == pick:
+            if point.get("test_acc") is None:
+                raise ExperimentError(f"trial {pick} is on the front but was not scored on test")
+            return {**best, **point}
+    on_front = ", ".join(str(p["trial_index"]) for p in front) or "none (single objective)"
+    raise ExperimentError(f"--pick {pick}: not a Pareto point; the front's trials are {on_front}")
+
+
+def _pareto_section(best: dict[str, Any], trials: pd.DataFrame, pick: int | None) -> str:
+    names = [o["name"] for o in best["objectives"]]
+    th = "".join(f"<th>{esc(h)}</th>" for h in ["trial", *names, "test acc", ""])
+    rows = []
+    for point in best["pareto_front"]:
+        index = int(point["trial_index"])
+        mark = "knee (the search's pick)" if index == best["trial_index"] else ""
+        if pick is not None and index == pick and index != best["trial_index"]:
+            mark = "your pick"
+        cells = [_cell(index)]
+        for name in names:
+            value = point["objectives"].get(name)
+            text = f"{value:,}" if isinstance(value, int) else (
+                f"{value:.4g}" if _finite(value) else "")  # fmt: skip
+            cells.append(_cell(value, text))
+        test = point.get("test_acc")
+        cells += [_cell(test, f"{test:.4f}" if _finite(test) else "not scored"),
+                  _cell(mark, cls="t")]  # fmt: skip
+        cls = ' class="best"' if mark else ""
+        rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    completed = int((trials["status"] == "completed").sum()) if not trials.empty else 0
+    return (
+        f"<p>{len(best['pareto_front'])} of the {completed} trials that ran their whole budget "
+        f"are on the front: none of the others beats them in every objective "
+        f"({', '.join(esc(n) for n in names)}). The knee is the point nearest the ideal once "
+        "each objective is scaled to the front's range; it is the model the next section "
+        "shows. Choose another with <code>tuner report DIR --pick TRIAL</code>.</p>"
+        f'<div class="table-wrap"><table class="sortable" id="pareto-table"><thead><tr>{th}'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def build_report(experiment: Experiment | str | Path, pick: int | None = None) -> str:
+    """The report's HTML for an experiment (an Experiment or its directory).
+
+    pick: in a multi-objective search, the Pareto point (trial index) the best-model section
+    shows instead of the knee.
+    """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    shown = exp.best
+    if pick is not None:
+        shown = _front_point(exp.best or {}, pick)
     trials, epochs, budget = exp.trials, exp.epochs, exp.epoch_budget
     cfg = exp.config
     best_index = best_trial_index(exp)
@@ -547,6 +601,12 @@ def build_report(experiment: Experiment | str | Path) -> str:
         height = int(fig.layout.height or 450)
         return f'<div class="figure" id="{div}" style="height:{height}px"></div>{cap}'
 
+    if exp.best and exp.best.get("pareto_front"):
+        sections.append((
+            "pareto", "Pareto front: the result",
+            plot("pareto", plot_pareto_front(trials, exp.best, pick))
+            + _pareto_section(exp.best, trials, pick),
+        ))  # fmt: skip
     sections.append((
         "accuracy-cost", "Accuracy against size and time",
         '<p>Each point is a trial at the validation accuracy of the weights it kept (lowest '
@@ -584,7 +644,9 @@ def build_report(experiment: Experiment | str | Path) -> str:
     ))  # fmt: skip
     sections.append((
         "best-model", "Best model",
-        plot("best-model", plot_best_model(exp.best, exp.per_class),
+        (f'<p>Showing Pareto point trial {pick}, picked with --pick.</p>' if pick is not None
+         else "")
+        + plot("best-model", plot_best_model(shown, per_class_table(shown)),
              "" if lab_per_class(exp.classes) is not None else
              "The lab report's per-class figures are for CIFAR-10; here the baseline is the "
              "lab's network trained in this search (trial 0)."),
@@ -617,11 +679,13 @@ def build_report(experiment: Experiment | str | Path) -> str:
     )
 
 
-def write_report(experiment_dir: str | Path, output: str | Path | None = None) -> Path:
+def write_report(
+    experiment_dir: str | Path, output: str | Path | None = None, pick: int | None = None
+) -> Path:
     """Build the report and write it atomically to `output` (default
-    <experiment>/report.html). Returns the path written."""
+    <experiment>/report.html). Returns the path written. pick: see build_report."""
     from tuner.io import atomic_write_text  # only here: importing tuner loads torch
 
     exp = load_experiment(experiment_dir)
     path = Path(output) if output is not None else exp.path / REPORT_FILE
-    return atomic_write_text(path, build_report(exp))
+    return atomic_write_text(path, build_report(exp, pick))

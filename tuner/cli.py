@@ -158,6 +158,13 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
         help="sampler seed (same seed, same suggestions); default %(default)s",
     )
 
+    how.add_argument(
+        "--objectives",
+        default=None,
+        help="search several objectives at once and report their Pareto front, e.g. "
+        "val_acc:max,params:min; choose from val_acc, val_loss, params, macs, latency, "
+        "train_time (ASHA still stops trials on validation loss)",
+    )
     budget.add_argument(
         "--max-params",
         type=_count,
@@ -272,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", metavar="DIR", help="the experiment directory")
     report.add_argument("-o", "--output", metavar="FILE", default=None,
                         help="where to write the report; default DIR/report.html")  # fmt: skip
+    report.add_argument("--pick", type=_non_negative_int, default=None, metavar="TRIAL",
+                        help="multi-objective searches: show this Pareto point's model instead "
+                        "of the knee's")  # fmt: skip
     return parser
 
 
@@ -326,6 +336,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, address=args.address,
         out=args.out, name=args.name, seed=args.seed, time_budget=args.time_budget,
         max_failures=args.max_failures, max_params=args.max_params, max_macs=args.max_macs,
+        objectives=args.objectives,
         verbose=args.verbose,
     )  # fmt: skip
     try:
@@ -357,7 +368,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis import ExperimentError, write_report
 
     try:
-        path = write_report(args.dir, args.output)
+        path = write_report(args.dir, args.output, args.pick)
     except ExperimentError as e:
         return _fail(str(e))
     except OSError as e:  # e.g. an unwritable -o

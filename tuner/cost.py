@@ -1,4 +1,5 @@
-"""What a configuration's network costs, known before it trains: parameters and MACs.
+"""What a configuration's network costs: parameters and MACs (known before it trains), and
+its inference latency (measured in the trial).
 
 The network is built on PyTorch's meta device (shapes only, no memory, no arithmetic) and run
 once on a 1-image batch under torch's FLOP counter, so pricing a configuration takes
@@ -75,3 +76,37 @@ def model_cost(
     with FlopCounterMode(display=False) as counter:
         model(x)
     return Cost(params=params, macs=counter.get_total_flops() // 2)
+
+
+LATENCY_WARMUP, LATENCY_REPS = 2, 7
+
+
+@torch.no_grad()
+def inference_latency_ms(
+    model: torch.nn.Module, input_shape: tuple[int, int, int], device: torch.device
+) -> float:
+    """Median milliseconds for one image's forward pass on `device` (eval mode, batch 1).
+
+    Measured inside the trial, so on a shared machine it includes whatever ran beside it:
+    compare latencies within one search, not across machines.
+    """
+    import statistics
+    import time
+
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, *input_shape, device=device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    times = []
+    for i in range(LATENCY_WARMUP + LATENCY_REPS):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= LATENCY_WARMUP:
+            times.append((time.perf_counter() - start) * 1000.0)
+    model.train(was_training)
+    return statistics.median(times)

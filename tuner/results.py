@@ -161,6 +161,7 @@ def collect_tables(
             "best_epoch": last.get("best_epoch"),
             "params": last.get("params"),
             "macs": last.get("macs"),
+            "latency_ms": last.get("latency_ms"),
             "train_seconds": train_seconds,
             "wall_seconds": last.get("time_total_s"),
             "images_per_s": _mean([r.get("images_per_s") for r in by_epoch.values()]),

@@ -30,6 +30,7 @@ from tuner.config import ConfigError
 from tuner.cost import Budget, Cost, model_cost
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.objectives import knee_point, pareto_front, parse_objectives, values_of
 from tuner.recovery import OPTUNA_DB, reconcile_study, settle_finished_trials
 from tuner.results import (
     collect_tables,
@@ -168,13 +169,15 @@ def build_tuner(
     space = get_space(cfg.space)
     side = bundle.input_shape[1]
     budget = Budget(cfg.max_params, cfg.max_macs)
+    objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
+    # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
     sampler = make_sampler(cfg.searcher, cfg.seed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
     searcher = TruthfulOptunaSearch(
         epoch_budget=cfg.epochs,
         space=space.for_input(side),
-        metric=SEARCHER_METRIC,
-        mode=SEARCHER_MODE,
+        metric=[o.metric for o in objectives] if objectives else SEARCHER_METRIC,
+        mode=[o.mode for o in objectives] if objectives else SEARCHER_MODE,
         points_to_evaluate=space.points_to_evaluate(),
         sampler=sampler,
         storage=storage,
@@ -237,18 +240,17 @@ def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str
     atomic_write_csv(path, pd.concat([table, pd.DataFrame([row])], ignore_index=True))
 
 
-def write_best(
-    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Pick the best trial on validation, then (only then) score it on the test split."""
+MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
+
+
+def _trial_record(
+    exp: Path, row: pd.Series, bundle: DatasetBundle, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """One trial as best.json describes it, scored on the test split."""
     from tuner.final_eval import evaluate_on_test
 
-    exp = cfg.experiment_dir
-    row = pick_best(trials) if not trials.empty else None
-    if row is None:
-        return None
     config = trial_config(exp, row)
-    best: dict[str, Any] = {
+    record: dict[str, Any] = {
         "trial_id": row["trial_id"],
         "trial_index": int(row["trial_index"]),
         "is_baseline": bool(row["is_baseline"]),
@@ -259,11 +261,69 @@ def write_best(
         "best_epoch": int(row["best_epoch"]),
         "epochs_run": int(row["epochs_run"]),
         "params": int(row["params"]),
-        "classes": list(bundle.classes),
-        "val_images": len(bundle.val.y),
-        "selected_by": f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)",
     }
-    best.update(evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {})
+    record.update(evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {})
+    return record
+
+
+def _pick(
+    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Single objective: the highest validation accuracy. Several: the Pareto front of the
+    completed trials, each point scored on the test split, and its knee as `the` best."""
+    exp = cfg.experiment_dir
+    if not cfg.objectives:
+        row = pick_best(trials) if not trials.empty else None
+        if row is None:
+            return None
+        best = _trial_record(exp, row, bundle, payload)
+        best["selected_by"] = (
+            f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)"
+        )
+        return best
+    objectives = parse_objectives(cfg.objectives)
+    front = pareto_front(trials, objectives)
+    knee = knee_point(front, objectives)
+    if knee is None:
+        return None
+    by_index = front.set_index("trial_index", drop=False)
+    # Score the points nearest the knee first, so a huge front cannot stall the search's end.
+    positions = list(by_index.index)
+    at_knee = positions.index(knee)
+    scored = sorted(positions, key=lambda i: abs(positions.index(i) - at_knee))
+    scored = set(scored[:MAX_FRONT_EVALUATIONS])
+    points = []
+    for index in by_index.index:
+        row = by_index.loc[index]
+        if index in scored:
+            point = _trial_record(exp, row, bundle, payload)
+        else:
+            point = {"trial_index": int(index), "params": int(row["params"])}
+        point["objectives"] = values_of(row, objectives)
+        points.append(point)
+    best = dict(next(p for p in points if p["trial_index"] == knee))
+    best["selected_by"] = (
+        "knee of the Pareto front over "
+        + ", ".join(f"{o.name} ({o.mode})" for o in objectives)
+        + ": the point nearest the ideal once each objective is scaled to the front's range"
+    )
+    best["objectives"] = [o.to_dict() for o in objectives]
+    best["pareto_front"] = points
+    return best
+
+
+def write_best(
+    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Pick the best trial on validation, then (only then) score it on the test split."""
+    from tuner.final_eval import evaluate_on_test
+
+    exp = cfg.experiment_dir
+    best = _pick(cfg, trials, bundle, payload)
+    if best is None:
+        return None
+    best["classes"] = list(bundle.classes)
+    best["val_images"] = len(bundle.val.y)
     baseline = trials[trials["is_baseline"]]
     if not baseline.empty and baseline.iloc[0]["best_epoch"] >= 1:
         base = baseline.iloc[0]
@@ -446,6 +506,12 @@ def _run(
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
 
 
+def _fmt(value: Any) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _print_summary(
     stream: TextIO, exp: Path, trials: pd.DataFrame, best: dict | None, report: Path | None
 ) -> None:
@@ -454,6 +520,14 @@ def _print_summary(
     _say(
         stream, "Outcomes: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
     )
+    if best and best.get("pareto_front"):
+        _say(stream, f"Pareto front ({len(best['pareto_front'])} trials, best first):")
+        for point in best["pareto_front"]:
+            values = ", ".join(f"{k} {_fmt(v)}" for k, v in point["objectives"].items())
+            test = point.get("test_acc")
+            test_text = f", test acc {test:.4f}" if test is not None else ""
+            knee = "  <- knee" if point["trial_index"] == best["trial_index"] else ""
+            _say(stream, f"  trial {point['trial_index']}: {values}{test_text}{knee}")
     if best:
         test = best.get("test_acc")
         test_text = f", test acc {test:.4f}" if test is not None and math.isfinite(test) else ""

@@ -17,6 +17,7 @@ from typing import Any
 
 from tuner.config import ConfigError
 from tuner.data import DATASETS
+from tuner.objectives import parse_objectives
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
@@ -65,6 +66,7 @@ class SearchConfig:
     max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
     max_params: int | None = None  # configurations with more parameters are never trained
     max_macs: int | None = None  # ... or with more multiply-accumulates per image
+    objectives: str | None = None  # multi-objective, e.g. "val_acc:max,params:min"
     verbose: bool = False  # show Ray's own logs
 
     def __post_init__(self) -> None:
@@ -129,6 +131,8 @@ class SearchConfig:
             raise ConfigError(
                 f"--name {self.name!r} must be letters, digits, '.', '_' or '-' (no slashes)"
             )
+        if self.objectives is not None:
+            parse_objectives(self.objectives)
         self._check_data_dir()
         self._check_out_dir()
 

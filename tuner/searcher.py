@@ -51,9 +51,15 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def outcome_state(result: dict | None, error: bool, metric: str, epoch_budget: int) -> TrialState:
-    """The Optuna state for a finished Tune trial (pure, so the rules are tested directly)."""
-    if error or not result or result.get("diverged") or not _finite(result.get(metric)):
+def outcome_state(
+    result: dict | None, error: bool, metric: str | list[str], epoch_budget: int
+) -> TrialState:
+    """The Optuna state for a finished Tune trial (pure, so the rules are tested directly).
+    `metric` may be a list (multi-objective): every one must be finite."""
+    metrics = metric if isinstance(metric, list) else [metric]
+    if error or not result or result.get("diverged"):
+        return TrialState.FAIL
+    if not all(_finite(result.get(m)) for m in metrics):
         return TrialState.FAIL
     if int(result.get("epoch", 0)) >= epoch_budget:
         return TrialState.COMPLETE
@@ -81,8 +87,10 @@ class TruthfulOptunaSearch(OptunaSearch):
 
     def _report(self, trial_id: str, result: dict) -> None:
         ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or isinstance(self.metric, list):  # Optuna: no intermediate values
+            return  # for a multi-objective study
         value = result.get(self.metric)
-        if ot_trial is None or isinstance(self.metric, list) or not _finite(value):
+        if not _finite(value):
             return
         if self._finished(trial_id):
             return
@@ -174,15 +182,17 @@ class TruthfulOptunaSearch(OptunaSearch):
             return
         if result:
             self._report(trial_id, result)  # Tune never passes the stopping result to on_result
-        if isinstance(self.metric, list):  # multi-objective: no intermediate values, no pruning
-            values = [result.get(m) for m in self.metric] if result else None
-            ok = values is not None and all(_finite(v) for v in values)
-            state = TrialState.COMPLETE if ok and not error else TrialState.FAIL
-            self._ot_study.tell(self._ot_trials[trial_id], values if ok else None, state=state)
-        else:
-            state = outcome_state(result, error, self.metric, self._epoch_budget)
-            value = float(result[self.metric]) if state == TrialState.COMPLETE else None
-            self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        # The same rules for one objective or several (Optuna keeps no intermediate values for
+        # a multi-objective study, but a trial stopped early is still PRUNED, not COMPLETE).
+        state = outcome_state(result, error, self.metric, self._epoch_budget)
+        value: Any = None
+        if state == TrialState.COMPLETE:
+            assert result is not None
+            if isinstance(self.metric, list):
+                value = [float(result[m]) for m in self.metric]
+            else:
+                value = float(result[self.metric])
+        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
 
 

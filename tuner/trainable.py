@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tuner.config import TrainConfig
-from tuner.cost import model_cost
+from tuner.cost import inference_latency_ms, model_cost
 from tuner.data import DatasetBundle, open_cached
 from tuner.loader import Augment, DeviceLoader, channel_stats
 from tuner.model import ConvNet, count_parameters
@@ -146,6 +146,7 @@ def train_trial(
     model = build_model(cfg, data, device)
     params = count_parameters(model)
     macs = model_cost(cfg, data["input_shape"], data["num_classes"]).macs  # per image, forward
+    latency_ms = inference_latency_ms(model, data["input_shape"], device)
     train_loader, val_loader = make_loaders(cfg, data, device)
     optimizer = build_optimizer(model, cfg)
     schedule = build_schedule(optimizer, cfg, len(train_loader))
@@ -184,6 +185,7 @@ def train_trial(
             "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
             "params": params,
             "macs": macs,
+            "latency_ms": latency_ms,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": _node_id(),
         }

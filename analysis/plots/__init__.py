@@ -11,6 +11,7 @@ from analysis.plots._importance import plot_param_importance
 from analysis.plots._learning_curves import plot_learning_curves
 from analysis.plots._parallel import plot_parallel_coordinates
 from analysis.plots._param_effects import plot_param_effects
+from analysis.plots._pareto_front import plot_pareto_front
 from analysis.plots._progress import plot_search_progress
 from analysis.plots._rungs import plot_asha_rungs
 
@@ -23,5 +24,6 @@ __all__ = [
     "plot_param_effects",
     "plot_param_importance",
     "plot_parallel_coordinates",
+    "plot_pareto_front",
     "plot_search_progress",
 ]

@@ -1,0 +1,112 @@
+"""Objectives of a multi-objective search, its Pareto front and the front's knee point.
+
+`--objectives val_acc:max,params:min` makes Optuna's study multi-objective (Optuna's TPE
+samples Pareto-aware in that case); ASHA still stops trials on validation loss. Only trials that
+ran their whole epoch budget compete: a trial stopped early has truncated scores.
+
+Names a user may give, what each one reads and its natural direction:
+
+    val_acc     best_val_acc  max   validation accuracy of the kept (lowest-val-loss) weights
+    val_loss    best_val_loss min
+    params      params        min   trainable parameters
+    macs        macs          min   multiply-accumulates per image (forward)
+    latency     latency_ms    min   forward time of one image on the trial's device
+    train_time  time_total_s  min   the trial's wall-clock seconds (Ray's time_total_s)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuner.config import ConfigError
+
+# name -> (reported metric, trials.csv column, natural mode)
+KNOWN: dict[str, tuple[str, str, str]] = {
+    "val_acc": ("best_val_acc", "best_val_acc", "max"),
+    "val_loss": ("best_val_loss", "best_val_loss", "min"),
+    "params": ("params", "params", "min"),
+    "macs": ("macs", "macs", "min"),
+    "latency": ("latency_ms", "latency_ms", "min"),
+    "train_time": ("time_total_s", "wall_seconds", "min"),
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str  # as the user wrote it: val_acc, params, ...
+    metric: str  # the reported metric Optuna is told
+    column: str  # the trials.csv column
+    mode: str  # max | min
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "metric": self.metric, "column": self.column, "mode": self.mode}
+
+
+def parse_objectives(text: str) -> list[Objective]:
+    """ "val_acc:max,params:min" (a mode may be left out: each name has its natural one)."""
+    objectives = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        name, _, mode = part.partition(":")
+        if name not in KNOWN:
+            raise ConfigError(
+                f"--objectives: unknown objective {name!r}; choose from {', '.join(KNOWN)}"
+            )
+        metric, column, natural = KNOWN[name]
+        mode = mode or natural
+        if mode not in ("min", "max"):
+            raise ConfigError(f"--objectives: {part!r} must end in :min or :max")
+        objectives.append(Objective(name, metric, column, mode))
+    names = [o.name for o in objectives]
+    if len(objectives) < 2 or len(set(names)) != len(names):
+        raise ConfigError(
+            "--objectives needs two or more different objectives, e.g. val_acc:max,params:min"
+        )
+    return objectives
+
+
+def _costs(frame: pd.DataFrame, objectives: list[Objective]) -> np.ndarray:
+    """(N, K) with every objective turned into one to minimise."""
+    cols = [frame[o.column].astype(float).to_numpy() for o in objectives]
+    signs = np.array([-1.0 if o.mode == "max" else 1.0 for o in objectives])
+    return np.stack(cols, axis=1) * signs
+
+
+def pareto_front(trials: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
+    """The completed trials no other completed trial dominates (at least as good in every
+    objective and better in one), sorted by the first objective, best first."""
+    from analysis._pareto import pareto_mask
+
+    done = trials[trials["status"] == "completed"]
+    if done.empty:
+        return done
+    front = done[pareto_mask(_costs(done, objectives))]
+    first = objectives[0]
+    return front.sort_values(first.column, ascending=first.mode == "min", kind="stable")
+
+
+def knee_point(front: pd.DataFrame, objectives: list[Objective]) -> int | None:
+    """The front's knee: the trial closest to the ideal point once each objective is scaled to
+    [0, 1] over the front (0 = the front's best value). Returns its trial_index."""
+    if front.empty:
+        return None
+    costs = _costs(front, objectives)
+    low, high = costs.min(axis=0), costs.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    distance = np.sqrt((((costs - low) / span) ** 2).sum(axis=1))
+    return int(front.iloc[int(np.argmin(distance))]["trial_index"])
+
+
+def values_of(row: pd.Series | dict[str, Any], objectives: list[Objective]) -> dict[str, Any]:
+    out = {}
+    for o in objectives:
+        value = row.get(o.column) if hasattr(row, "get") else row[o.column]
+        value = float(value) if value is not None else math.nan
+        out[o.name] = int(value) if o.name in ("params", "macs") and math.isfinite(value) else value
+    return out
