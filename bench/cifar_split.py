@@ -8,6 +8,8 @@ order) is held out: the same 500 per class on every machine.
 
     python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-45k5k
     python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-smoke --per-class 60   # tiny
+    python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-6k --per-class 600 \
+        --hold-out-every 6     # 5,000 / 1,000 (bench/spaces.py)
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from pathlib import Path
 HOLD_OUT_EVERY = 10
 
 
-def make_split(src: Path, dst: Path, per_class: int | None = None) -> tuple[int, int]:
-    """Link src/<class>/*.jpg into dst/train/<class>/ and dst/test/<class>/; (train, test)."""
+def make_split(
+    src: Path, dst: Path, per_class: int | None = None, every: int = HOLD_OUT_EVERY
+) -> tuple[int, int]:
+    """Link src/<class>/*.jpg into dst/train/<class>/ and dst/test/<class>/; (train, test).
+    Every `every`-th file of a class is held out."""
     classes = sorted(p for p in src.iterdir() if p.is_dir())
     if not classes:
         raise SystemExit(f"{src} holds no class folders (expected <class>/*.jpg)")
@@ -30,7 +35,7 @@ def make_split(src: Path, dst: Path, per_class: int | None = None) -> tuple[int,
         for split in ("train", "test"):
             (dst / split / cls.name).mkdir(parents=True, exist_ok=True)
         for i, f in enumerate(files):
-            held_out = i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+            held_out = i % every == every - 1
             link = dst / ("test" if held_out else "train") / cls.name / f.name
             if not link.is_symlink():
                 os.symlink(f.resolve(), link)
@@ -43,8 +48,10 @@ def main() -> None:
     parser.add_argument("src", type=Path, help="the extracted JPEGs' train/ folder")
     parser.add_argument("dst", type=Path, help="where to make the train/ + test/ tree")
     parser.add_argument("--per-class", type=int, default=None, help="use only N files per class")
+    parser.add_argument("--hold-out-every", type=int, default=HOLD_OUT_EVERY,
+                        help="hold out every Nth file of a class; default %(default)s")  # fmt: skip
     args = parser.parse_args()
-    train, test = make_split(args.src, args.dst, args.per_class)
+    train, test = make_split(args.src, args.dst, args.per_class, args.hold_out_every)
     print(f"{args.dst}: {train:,} train / {test:,} held-out images")
 
 

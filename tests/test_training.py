@@ -82,6 +82,37 @@ def test_a_huge_learning_rate_diverges_and_stops_the_epoch(digits):
     assert stats.diverged or loss_exploded(stats.loss, 10)
 
 
+class _CountingBatches:
+    """Batches that count how many the loop took."""
+
+    def __init__(self, batches):
+        self.batches, self.taken = batches, 0
+
+    def __iter__(self):
+        for batch in self.batches:
+            self.taken += 1
+            yield batch
+
+
+def test_a_deferred_divergence_check_still_stops_within_its_window(digits):
+    """The GPU path reads the loss's finiteness every few steps (no host sync per step)."""
+    _, payload = digits
+    cfg = TrainConfig.from_dict({**SMALL_BN, "batch_norm": False, "lr": 1e6, "momentum": 0.9})
+    results = {}
+    for every in (1, 5):
+        torch.manual_seed(0)
+        model = build_model(cfg, payload, CPU)
+        train, _ = make_loaders(cfg, payload, CPU)
+        batches = _CountingBatches(train)
+        opt = build_optimizer(model, cfg)
+        stats = train_epoch(model, batches, opt, None, nn.CrossEntropyLoss(), CPU, every)
+        results[every] = (stats.diverged, batches.taken)
+    (diverged_now, first_bad), (diverged_later, taken) = results[1], results[5]
+    assert diverged_now and diverged_later
+    assert first_bad < len(train)  # it did diverge mid-epoch...
+    assert first_bad <= taken < first_bad + 5  # ...and the deferred check caught it within 5
+
+
 def test_a_small_bn_network_learns_digits_in_two_epochs(digits):
     _, payload = digits
     cfg = TrainConfig.from_dict({**SMALL_BN, "optimizer": "adam", "lr": 3e-3})

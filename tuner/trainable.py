@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,7 @@ def train_trial(
         start_epoch = int(state["epoch"])
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        epoch_started_at = time.time()  # wall clock, to measure start-up from outside
         try:
             train = train_epoch(model, train_loader, optimizer, schedule, loss_fn, device)
         except torch.cuda.OutOfMemoryError as e:
@@ -185,6 +187,7 @@ def train_trial(
             "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
             "params": params,
             "macs": macs,
+            "epoch_started_at": epoch_started_at,
             "latency_ms": latency_ms,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": _node_id(),

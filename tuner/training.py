@@ -86,8 +86,10 @@ def train_epoch(
     schedule: torch.optim.lr_scheduler.LRScheduler | None,
     loss_fn: nn.Module,
     device: torch.device,
+    check_every: int | None = None,
 ) -> EpochStats:
-    """One pass over `batches`. Stops at the first non-finite loss and flags it."""
+    """One pass over `batches`. Stops at a non-finite loss and flags it: at once on the CPU,
+    within `check_every` steps (default DIVERGENCE_CHECK_EVERY) on a GPU."""
     model.train()
     start = time.perf_counter()
     # Sums stay on the device: a .item() per batch would sync the GPU every step.
@@ -98,7 +100,8 @@ def train_epoch(
     # On a GPU, reading the loss's finiteness every step would make the host wait for the device
     # each step (at batch 64 that cost more than the step). Read it every few steps instead: the
     # trial still stops within DIVERGENCE_CHECK_EVERY steps, in the same epoch.
-    check_every = 1 if device.type == "cpu" else DIVERGENCE_CHECK_EVERY
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else DIVERGENCE_CHECK_EVERY
     nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     for step, (x, y) in enumerate(batches, 1):  # (B, C, H, W), (B,)
         with autocast_for(device):
