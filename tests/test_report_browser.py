@@ -174,3 +174,26 @@ def test_figures_keep_their_height_when_the_window_is_resized(browser, tmp_path)
             assert width <= 900, fig_id  # and they follow the window's width
     finally:
         visit.close()
+
+
+@pytest.mark.slow
+def test_a_multi_objective_budgeted_report_renders_its_front_and_refusals(browser, tmp_path):
+    from tuner import SearchConfig, search
+
+    cfg = SearchConfig(samples=5, epochs=2, scheduler="fifo", seed=4, out=str(tmp_path),
+                       name="mo-budget", objectives="val_acc:max,params:min",
+                       max_params=60_000)  # fmt: skip
+    result = search(cfg, stream=io.StringIO())
+    visit = Visit(browser, result.report)
+    try:
+        counts = visit.svg_counts()
+        assert counts.get("fig-pareto", 0) >= 1, counts
+        assert all(n >= 1 for n in counts.values()), counts
+        assert visit.errors == [] and visit.requests == []
+        front_rows = visit.page.locator("#pareto-table tbody tr").count()
+        assert front_rows == len(result.best["pareto_front"]) >= 1
+        assert visit.page.locator("#rejected-table tbody tr").count() >= 1  # the lab's 1.2M net
+        nav = visit.page.inner_text("nav")
+        assert nav.index("Pareto front") < nav.index("Accuracy against")  # the main result
+    finally:
+        visit.close()
