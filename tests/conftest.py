@@ -109,7 +109,8 @@ class RayStartCluster:
         for p in psutil.process_iter():
             try:
                 if os.getpgid(p.pid) in groups:
-                    ips |= {c.laddr.ip for c in p.net_connections() if c.status == "LISTEN"}
+                    conns = p.net_connections() if hasattr(p, "net_connections") else p.connections()
+                    ips |= {c.laddr.ip for c in conns if c.status == "LISTEN"}
             except (psutil.Error, ProcessLookupError):
                 continue
         return ips

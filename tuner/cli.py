@@ -239,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         "search",
         help="run a search and write an experiment directory",
         description="Run a search: Optuna proposes configurations, ASHA stops weak ones early, "
-        "Ray runs the trials. The lab's hand-tuned network is always trial 0. Results go to "
-        "<out>/<name>/ (trials.csv, epochs.csv, best.json, provenance.json, optuna.db).",
+        "Ray runs the trials. In seed_cnn the lab's hand-tuned network is always trial 0. "
+        "Results go to <out>/<name>/ (trials.csv, epochs.csv, best.json, provenance.json, "
+        "optuna.db, report.html).",
     )
     _add_search_args(search)
     spaces = sub.add_parser(
