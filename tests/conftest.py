@@ -109,7 +109,8 @@ class RayStartCluster:
         for p in psutil.process_iter():
             try:
                 if os.getpgid(p.pid) in groups:
-                    conns = p.net_connections() if hasattr(p, "net_connections") else p.connections()
+                    listing = getattr(p, "net_connections", None) or p.connections  # psutil < 6
+                    conns = listing()
                     ips |= {c.laddr.ip for c in conns if c.status == "LISTEN"}
             except (psutil.Error, ProcessLookupError):
                 continue
