@@ -41,6 +41,8 @@ def one_search(args: argparse.Namespace, strategy: str, seed: int) -> dict:
         cmd += ["--data-dir", str(args.data_dir)]
     if args.max_macs:
         cmd += ["--max-macs", args.max_macs]
+    if args.reduction_factor and strategy == "asha+tpe":
+        cmd += ["--reduction-factor", str(args.reduction_factor)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, text=True, capture_output=True)
     if proc.returncode != 0:
@@ -69,13 +71,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-macs", default=None, help="keep CIFAR models small on the CPU")
+    parser.add_argument("--reduction-factor", type=int, default=None,
+                        help="ASHA's; default: tuner search's default")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-efficiency"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     rows = [one_search(args, s, seed) for seed in args.seeds for s in STRATEGIES]
     table = pd.DataFrame(rows)
     summary: dict = {"dataset": args.dataset, "samples": args.samples, "epochs": args.epochs,
-                     "seeds": args.seeds, "runs": rows}  # fmt: skip
+                     "seeds": args.seeds, "reduction_factor": args.reduction_factor,
+                     "runs": rows}  # fmt: skip
     for strategy, group in table.groupby("strategy"):
         summary[strategy] = {k: spread(group[k].tolist())
                              for k in ("epochs", "best_val_acc", "held_out_acc")}  # fmt: skip

@@ -66,9 +66,11 @@ def check_space(
     num_classes: int = 10,
     samples: int = 20,
     seed: int = 0,
+    device: str = "cpu",
 ) -> CheckReport:
     """Sample, type, build and run `samples` configurations; SpaceError names the first that
-    breaks (its parameter values and the error)."""
+    breaks (its parameter values and the error). device "meta" checks every shape without
+    allocating or computing anything (what `tuner search` uses before Ray starts)."""
     import torch
 
     from tuner.config import TrainConfig
@@ -81,8 +83,8 @@ def check_space(
     for i, (values, config) in enumerate(sample_configs(space, height, samples, seed), 1):
         try:
             cfg = TrainConfig.from_dict(config)
-            model = ConvNet(cfg.arch, channels, num_classes, height)
-            with torch.no_grad():
+            with torch.device(device), torch.no_grad():
+                model = ConvNet(cfg.arch, channels, num_classes, height)
                 out = model(torch.zeros(DUMMY_BATCH, channels, height, width))
             if out.shape != (DUMMY_BATCH, num_classes):
                 raise ValueError(f"output shape {tuple(out.shape)}, expected (2, {num_classes})")

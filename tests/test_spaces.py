@@ -139,3 +139,20 @@ def test_model_cost_matches_the_labs_network_counted_by_hand():
     assert budget.reason(cost) == "2,211,338 params > --max-params 1,000,000"
     assert budget.violations(cost) == [pytest.approx(1.211338)]
     assert Budget(max_params=3_000_000).reason(cost) is None
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_model_cost_macs_agree_with_torchs_flop_counter(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from search_spaces.check import sample_configs
+    from tuner.cost import model_cost
+
+    for _, config in sample_configs(get_space(name), 32, 12, seed=1):
+        cfg = TrainConfig.from_dict(config)
+        with torch.device("meta"):
+            model = ConvNet(cfg.arch, 3, 10, 32).eval()
+            x = torch.empty(1, 3, 32, 32)
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        assert model_cost(cfg, (3, 32, 32), 10).macs == counter.get_total_flops() // 2, config
