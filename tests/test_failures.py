@@ -3,6 +3,7 @@ and a lost worker node's trials continue from their checkpoints on the head."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import threading
@@ -31,6 +32,10 @@ def flaky_space(trial, input_size=8):
 def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_path, monkeypatch):
     space = SearchSpace("flaky", "test space with a broken choice", flaky_space, baseline=None)
     monkeypatch.setitem(search_spaces.SPACES, "flaky", space)
+    # The pre-Ray space check would refuse this space outright (tests/test_user_spaces.py);
+    # here the broken choice must reach the trials, as a runtime failure would.
+    search_module = importlib.import_module("tuner.search")  # `tuner.search` is also a function
+    monkeypatch.setattr(search_module, "check_space_before_ray", lambda *args: None)
     cfg = SearchConfig(space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
                        out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
