@@ -285,6 +285,7 @@ def load_study(exp: Experiment) -> Any | None:
     if len(trained) == len(study.trials):
         return study
     # Configurations refused for the size budget never trained: leave them out (in memory).
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     clean = optuna.create_study(study_name=study.study_name, directions=study.directions)
     clean.add_trials(trained)
     return clean

@@ -317,3 +317,54 @@ def test_diagnoses_figure_has_a_panel_per_label(epochs):
 def test_every_figure_copes_with_an_experiment_without_trials(build):
     fig = build(pd.DataFrame(), pd.DataFrame())
     assert isinstance(fig, go.Figure) and fig.layout.annotations  # a note, not a crash
+
+
+# --- Pareto front (multi-objective) -------------------------------------------------------------
+
+
+def _mo_trials() -> pd.DataFrame:
+    return pd.DataFrame({
+        "trial_index": [0, 1, 2, 3, 4],
+        "status": ["completed", "completed", "completed", "stopped", "completed"],
+        "best_val_acc": [0.90, 0.80, 0.70, 0.95, 0.60],
+        "params": [9000, 1000, 5000, 100, 2000],
+        "is_baseline": [False] * 5,
+        "outcome": ["completed"] * 3 + ["stopped by ASHA at epoch 1", "completed"],
+    })  # fmt: skip
+
+
+def _mo_best() -> dict:
+    objectives = [
+        {"name": "val_acc", "metric": "best_val_acc", "column": "best_val_acc", "mode": "max"},
+        {"name": "params", "metric": "params", "column": "params", "mode": "min"},
+    ]
+    front = [{"trial_index": 0, "objectives": {"val_acc": 0.9, "params": 9000}},
+             {"trial_index": 1, "objectives": {"val_acc": 0.8, "params": 1000}}]  # fmt: skip
+    return {"trial_index": 1, "objectives": objectives, "pareto_front": front}
+
+
+def test_pareto_info_takes_the_front_knee_and_pick_from_best_json():
+    from analysis.plots._pareto_front import _get_pareto_info
+
+    info = _get_pareto_info(_mo_trials(), _mo_best(), picked=0)
+    assert info.names == ["val_acc", "params"] and info.modes == ["max", "min"]
+    assert sorted(info.x) == [1000, 2000, 5000, 9000]  # completed trials only...
+    assert info.stopped_x == [100] and info.stopped_y == [0.95]  # ...stopped ones apart
+    assert info.front_index == [0, 1] and info.front_x == [9000, 1000]
+    assert (info.knee, info.picked) == (1, 0)
+    assert _get_pareto_info(_mo_trials(), {"trial_index": 0}) is None  # single objective
+
+
+def test_pareto_plot_draws_front_knee_and_pick():
+    from analysis.plots import plot_pareto_front
+
+    fig = plot_pareto_front(_mo_trials(), _mo_best(), picked=0)
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["stopped early (truncated: not on the front)", "completed trials",
+                         "Pareto front"]  # fmt: skip
+    assert "knee (the search's pick)" in names and "your pick (--pick)" in names
+    front = fig.data[2]
+    assert list(front.x) == [1000, 9000]  # drawn in order along the x axis
+    assert fig.layout.xaxis.type == "log"  # params span orders of magnitude
+    empty = plot_pareto_front(_mo_trials(), None)
+    assert "Not a multi-objective search" in str(empty.layout.annotations[0].text)

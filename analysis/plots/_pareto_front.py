@@ -26,6 +26,9 @@ class ParetoInfo(NamedTuple):
     x: list[float]  # every completed trial: second objective
     y: list[float]  # first objective
     hover: list[str]
+    stopped_x: list[float]  # trials stopped early: truncated scores, never on the front
+    stopped_y: list[float]
+    stopped_hover: list[str]
     front_x: list[float]
     front_y: list[float]
     front_index: list[int]
@@ -42,6 +45,7 @@ def _get_pareto_info(
     names = [o["name"] for o in objectives]
     cols = [o["column"] for o in objectives]
     done = trials[trials["status"] == "completed"]
+    stopped = trials[trials["status"] == "stopped"].dropna(subset=cols[:2])
     params = hyperparameters(trials)
     by_index = trials.set_index("trial_index", drop=False)
     front = [int(p["trial_index"]) for p in best["pareto_front"]]
@@ -53,6 +57,9 @@ def _get_pareto_info(
         x=[float(v) for v in done[cols[1]]],
         y=[float(v) for v in done[cols[0]]],
         hover=[trial_hover(row, params) for _, row in done.iterrows()],
+        stopped_x=[float(v) for v in stopped[cols[1]]],
+        stopped_y=[float(v) for v in stopped[cols[0]]],
+        stopped_hover=[trial_hover(row, params) for _, row in stopped.iterrows()],
         front_x=[float(v) for v in front_rows[cols[1]]],
         front_y=[float(v) for v in front_rows[cols[0]]],
         front_index=front,
@@ -65,6 +72,12 @@ def _get_pareto_plot(info: ParetoInfo | None) -> go.Figure:
     if info is None:
         return empty_figure(TITLE, "Not a multi-objective search (see --objectives).")
     fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=info.stopped_x, y=info.stopped_y, mode="markers",
+        name="stopped early (truncated: not on the front)",
+        marker={"color": "#bdbdbd", "size": 7, "symbol": "circle-open"}, text=info.stopped_hover,
+        hovertemplate="%{text}<extra></extra>",
+    ))  # fmt: skip
     fig.add_trace(go.Scatter(
         x=info.x, y=info.y, mode="markers", name="completed trials",
         marker={"color": "#bdbdbd", "size": 8}, text=info.hover,
