@@ -15,7 +15,7 @@ from typing import Any
 
 from search_spaces import SearchSpace, SpaceError
 
-DUMMY_BATCH = 2  # BatchNorm in training mode needs more than one value per channel
+DUMMY_BATCH = 2  # more than one image, so a network that mixes the batch up shows in the shape
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def check_space(
     import torch
 
     from tuner.config import TrainConfig
-    from tuner.cost import model_cost
+    from tuner.cost import run_and_count
     from tuner.model import ConvNet
 
     start = time.perf_counter()
@@ -83,12 +83,12 @@ def check_space(
     for i, (values, config) in enumerate(sample_configs(space, height, samples, seed), 1):
         try:
             cfg = TrainConfig.from_dict(config)
-            with torch.device(device), torch.no_grad():
+            with torch.device(device):
                 model = ConvNet(cfg.arch, channels, num_classes, height)
-                out = model(torch.zeros(DUMMY_BATCH, channels, height, width))
+                batch = torch.zeros(DUMMY_BATCH, channels, height, width)
+            cost, out = run_and_count(model, batch)  # the forward pass prices it too
             if out.shape != (DUMMY_BATCH, num_classes):
                 raise ValueError(f"output shape {tuple(out.shape)}, expected (2, {num_classes})")
-            cost = model_cost(cfg, input_shape, num_classes)
         except Exception as e:
             raise SpaceError(
                 f"space {space.name}: sample {i} ({_values(values)}) at "

@@ -74,6 +74,14 @@ def model_cost(
     with torch.device("meta"):
         model = ConvNet(cfg.arch, channels, num_classes, height)
         x = torch.empty(1, *input_shape)
+    cost, _ = run_and_count(model, x)
+    return cost
+
+
+def run_and_count(model: nn.Module, x: torch.Tensor) -> tuple[Cost, torch.Tensor]:
+    """One eval-mode forward pass of batch `x` that also counts the network's cost: its
+    parameters and its MACs per image (convolutions and linear layers). Returns the output too,
+    so a caller that runs the network anyway (the space check) prices it in the same pass."""
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     macs = 0
 
@@ -92,11 +100,12 @@ def model_cost(
     ]
     model.eval()
     try:
-        model(x)
+        with torch.no_grad():
+            out = model(x)
     finally:
         for hook in hooks:
             hook.remove()
-    return Cost(params=params, macs=macs)
+    return Cost(params=params, macs=macs // x.shape[0]), out
 
 
 LATENCY_WARMUP, LATENCY_REPS = 2, 7

@@ -183,7 +183,9 @@ def build_tuner(
         storage=storage,
         study_name=cfg.name,
         budget=budget,
-        pricer=functools.partial(price, bundle.input_shape, bundle.num_classes),
+        pricer=functools.partial(
+            model_cost, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+        ),
         rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
     )
     if cfg.scheduler == "asha":
@@ -229,10 +231,6 @@ def build_tuner(
             ],
         ),
     )
-
-
-def price(input_shape: tuple[int, int, int], num_classes: int, config: dict[str, Any]) -> Cost:
-    return model_cost(config, input_shape, num_classes)
 
 
 def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str) -> None:
@@ -293,8 +291,8 @@ def _pick(
     # Score the points nearest the knee first, so a huge front cannot stall the search's end.
     positions = list(by_index.index)
     at_knee = positions.index(knee)
-    scored = sorted(positions, key=lambda i: abs(positions.index(i) - at_knee))
-    scored = set(scored[:MAX_FRONT_EVALUATIONS])
+    nearest = sorted(range(len(positions)), key=lambda p: abs(p - at_knee))
+    scored = {positions[p] for p in nearest[:MAX_FRONT_EVALUATIONS]}
     points = []
     for index in by_index.index:
         row = by_index.loc[index]
