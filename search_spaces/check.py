@@ -2,9 +2,9 @@
 
 For each of N sampled configurations it runs the space's function, types the result as a
 TrainConfig, builds the network and runs a forward pass on a dummy batch of the dataset's shape.
-A failure names the sample's parameter values, so a broken space fails in seconds, before Ray
-starts, instead of as a wall of errored trials. `tuner search` runs the same check on every
-space before it starts Ray.
+A failure names the sample's parameter values, so a broken space fails in seconds, before any
+trial runs, instead of as a wall of errored trials. `tuner search` runs the same check on every
+space while Ray starts up.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def check_space(
 ) -> CheckReport:
     """Sample, type, build and run `samples` configurations; SpaceError names the first that
     breaks (its parameter values and the error). device "meta" checks every shape without
-    allocating or computing anything (what `tuner search` uses before Ray starts)."""
+    allocating or computing anything (what `tuner search` uses before any trial runs)."""
     import torch
 
     from tuner.config import TrainConfig

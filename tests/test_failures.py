@@ -35,7 +35,7 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     # The pre-Ray space check would refuse this space outright (tests/test_user_spaces.py);
     # here the broken choice must reach the trials, as a runtime failure would.
     search_module = importlib.import_module("tuner.search")  # `tuner.search` is also a function
-    monkeypatch.setattr(search_module, "check_space_before_ray", lambda *args: None)
+    monkeypatch.setattr(search_module, "dry_run_space", lambda *args: None)
     cfg = SearchConfig(space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
                        out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
@@ -78,7 +78,7 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
     thread.start()
     cfg = SearchConfig(samples=3, epochs=EPOCHS, scheduler="fifo", searcher="random", seed=1,
                        out=str(tmp_path), name="nodes", address=cluster.address,
-                       max_failures=3)  # fmt: skip
+                       max_failures=3, checkpoint_interval=0)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
     thread.join(timeout=5)
     assert killed, "no trial ran on the worker node"

@@ -134,6 +134,11 @@ def test_provenance_records_config_versions_git_and_seed(four_trials):
     assert prov["hardware"]["cpu_count"] >= 1
     assert prov["dataset"]["train"] + prov["dataset"]["val"] + prov["dataset"]["test"] == 1797
     assert prov["finished"] and prov["seconds"] > 0
+    (timings,) = prov["timings"]  # one entry per run (a resume adds one)
+    phases = {"dataset", "space_check", "provenance", "ray_start", "build_tuner", "fit",
+              "ray_shutdown", "test_evaluation", "report"}  # fmt: skip
+    assert set(timings) == phases and all(v >= 0 for v in timings.values())
+    assert timings["fit"] > 0
 
 
 def test_optuna_study_is_stored_in_the_experiment_dir(four_trials):
@@ -175,6 +180,7 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
         out=str(tmp_path),
         name="resume",
         max_failures=1,
+        checkpoint_interval=0,  # every epoch: the kill must find a checkpoint after epoch 1
     )
     trial_dirs: list[Path] = []
     killed: list[int] = []
@@ -210,6 +216,38 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
     assert list(epochs["epoch"]) == list(range(1, 41))  # every epoch reported, no duplicates
     assert result.trials.iloc[0]["status"] == "completed"  # TERMINATED in Tune, not ERROR
     assert result.trials.iloc[0]["num_failures"] == 1
+
+
+def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
+    """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
+    and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
+    from tuner.final_eval import latest_checkpoint
+    from tuner.search import scheduler_stop_epochs
+    from tuner.trainable import load_best_weights
+
+    cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
+                       concurrency=2, out=str(tmp_path), name="ck",
+                       checkpoint_interval=3600)  # fmt: skip
+    assert scheduler_stop_epochs(cfg) == {1, 2, 4}
+    result = search(cfg, stream=io.StringIO())
+    for _, row in result.trials.iterrows():
+        trial_dir = result.experiment_dir / row["trial_dir"]
+        rows = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
+        saved = [r["epoch"] for r in rows if r.get("checkpoint_dir_name")]
+        last = rows[-1]["epoch"]
+        assert saved == [e for e in (1, 2, 4) if e < last] + [last], (saved, last)
+        _, kept = load_best_weights(latest_checkpoint(trial_dir))
+        assert kept["epoch"] == row["best_epoch"]
+
+
+def test_checkpoint_policy():
+    from tuner.trainable import CheckpointPolicy
+
+    every_epoch = CheckpointPolicy(interval_s=0)
+    assert all(every_epoch.due(e, 10, 0.0) for e in range(1, 11))
+    timed = CheckpointPolicy(interval_s=30, stop_epochs=frozenset({1, 3, 9}))
+    assert [e for e in range(1, 11) if timed.due(e, 10, 5.0)] == [1, 3, 9, 10]
+    assert timed.due(5, 10, 30.0) and not timed.due(5, 10, 29.9)
 
 
 def test_kept_weights_are_the_lowest_validation_loss_weights(four_trials):

@@ -57,13 +57,17 @@ def _count(text: str) -> int:
     return int(value)
 
 
-def _duration(text: str) -> float:
+def _duration(text: str, what: str = "time budget") -> float:
     from tuner.config import ConfigError
 
     try:
-        return parse_duration(text)
+        return parse_duration(text, what)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _interval(text: str) -> float:
+    return _duration(text, "checkpoint interval")
 
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
@@ -210,6 +214,15 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
         default=d.max_failures,
         help="retries of a crashed trial, from its last checkpoint; default %(default)s",
     )
+    res.add_argument(
+        "--checkpoint-interval",
+        type=_interval,
+        default=d.checkpoint_interval,
+        metavar="DURATION",
+        help="time between a trial's checkpoints (e.g. 30s, 2m; 0 = every epoch). Trials "
+        "also checkpoint at their last epoch and wherever ASHA may stop them, so a crash "
+        "costs at most this much training; default %(default)gs",
+    )
 
     out = p.add_argument_group("output")
     out.add_argument(
@@ -336,7 +349,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, address=args.address,
         out=args.out, name=args.name, seed=args.seed, time_budget=args.time_budget,
-        max_failures=args.max_failures, max_params=args.max_params, max_macs=args.max_macs,
+        max_failures=args.max_failures, checkpoint_interval=args.checkpoint_interval,
+        max_params=args.max_params, max_macs=args.max_macs,
         objectives=args.objectives,
         verbose=args.verbose,
     )  # fmt: skip

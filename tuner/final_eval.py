@@ -60,6 +60,8 @@ def evaluate_on_test(
         "test_loss": stats.loss,
         "test_images": stats.images,
         "kept_epoch": kept["epoch"],
+        "kept_val_acc": kept["val_acc"],
+        "kept_val_loss": kept["val_loss"],
         "per_class_acc": dict(zip(bundle.classes, per_class, strict=True)),
         "confusion_matrix": confusion.tolist(),
         "confusion_normalized": normalized,

@@ -17,8 +17,8 @@ import pandas as pd
 # One row per trial per epoch; these are the reported metrics kept in epochs.csv.
 EPOCH_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "best_val_loss", "best_val_acc",
-    "best_epoch", "epoch_time_s", "images_per_s", "lr", "params", "diverged", "time_total_s",
-    "node_id",
+    "best_epoch", "epoch_time_s", "val_time_s", "images_per_s", "lr", "params", "diverged",
+    "time_total_s", "node_id",
 ]  # fmt: skip
 OUTCOMES = ("completed", "stopped", "diverged", "error", "running")
 

@@ -11,17 +11,20 @@ The CLI (tuner/cli.py) is a thin layer over these functions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import pandas as pd
 
@@ -41,7 +44,8 @@ from tuner.results import (
 )
 from tuner.search_config import SearchConfig
 
-SPACE_CHECK_SAMPLES = 8  # configurations dry-run before Ray starts
+T = TypeVar("T")
+SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
 REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
 SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
@@ -139,15 +143,28 @@ def check_schedulable(cfg: SearchConfig) -> None:
         )
 
 
+def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
+    """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
+    if cfg.scheduler != "asha":
+        return frozenset()
+    rungs, epoch = set(), cfg.grace_period
+    while epoch < cfg.epochs:
+        rungs.add(epoch)
+        epoch *= cfg.reduction_factor
+    return frozenset(rungs)
+
+
 def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
     from ray import tune
 
-    from tuner.trainable import train_trial
+    from tuner.trainable import CheckpointPolicy, train_trial
 
     threads = max(1, int(cfg.cpus_per_trial))
+    checkpoints = CheckpointPolicy(cfg.checkpoint_interval, scheduler_stop_epochs(cfg))
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
-        train_trial, data=payload, threads=threads, gpu_share=cfg.gpus_per_trial
-    )
+        train_trial, data=payload, threads=threads, gpu_share=cfg.gpus_per_trial,
+        checkpoints=checkpoints,
+    )  # fmt: skip
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
 
@@ -263,7 +280,16 @@ def _trial_record(
         "epochs_run": int(row["epochs_run"]),
         "params": int(row["params"]),
     }
-    record.update(evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {})
+    scored = evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {}
+    if scored and scored["kept_epoch"] != record["best_epoch"]:
+        # Stopped from outside (--time-budget) after its best epoch but before that epoch's
+        # checkpoint (see --checkpoint-interval): the weights scored are the checkpoint's, so
+        # the validation figures given are theirs too.
+        record.update(
+            val_acc=scored["kept_val_acc"], val_loss=scored["kept_val_loss"],
+            best_epoch=int(scored["kept_epoch"]), reported_best_epoch=record["best_epoch"],
+        )  # fmt: skip
+    record.update(scored)
     return record
 
 
@@ -373,7 +399,7 @@ def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, A
     return bundle, trial_payload(bundle, from_cache=from_cache)
 
 
-def check_space_before_ray(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
+def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
     """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
     from search_spaces import SpaceError, get_space
     from search_spaces.check import check_space
@@ -392,25 +418,87 @@ def check_space_before_ray(cfg: SearchConfig, bundle: DatasetBundle, stream: Tex
     )
 
 
+class Timings:
+    """Seconds spent in each named phase of a search, for provenance.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(time.perf_counter() - start, 3)
+
+
+def while_ray_starts(
+    cfg: SearchConfig, stream: TextIO, prepare: Callable[[], T], timings: Timings
+) -> tuple[T, bool]:
+    """Run `prepare` (load the dataset, dry-run the space, write provenance) in a thread while
+    this thread imports and starts Ray; together they take about the longer of the two instead
+    of the sum (bench/overhead.py, start-up).
+
+    Returns prepare's result and whether Ray was started here. If `prepare` fails, Ray is shut
+    down again and its error (a one-line ConfigError or DataError) is raised: nothing of the
+    search was written, and no trial ran.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = prepare()
+        except BaseException as e:  # handed to the main thread below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work, name="tuner-prepare", daemon=True)
+    thread.start()
+    try:
+        with timings("ray_start"):
+            import ray  # only now: input that fails validate() never pays for importing Ray
+
+            we_started = start_ray(cfg, stream)
+    finally:
+        thread.join()
+    if "error" in outcome:
+        if we_started:
+            ray.shutdown()
+        raise outcome["error"]
+    return outcome["value"], we_started
+
+
 def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     """Run one search and return its experiment directory and tables.
 
-    Raises ConfigError / DataError (one-line messages) before Ray starts for bad input.
+    Raises ConfigError / DataError (one-line messages) for bad input. Everything that can be
+    checked without data (the options, the space's name, the directories) is checked before
+    Ray is even imported; the dataset and the space's dry run are checked while Ray starts,
+    and a failure there shuts Ray down again before the error is raised.
     """
     stream = stream or sys.stdout
     cfg.validate()
-    bundle, payload = _load(cfg, stream)
-    check_space_before_ray(cfg, bundle, stream)
-    exp = cfg.experiment_dir
-    exp.mkdir(parents=True)
-    record = provenance.collect(cfg.to_dict(), cfg.seed)
-    record["dataset"] = {
-        "name": bundle.name, "source": bundle.source, "classes": list(bundle.classes),
-        "input_shape": list(bundle.input_shape), "train": len(bundle.train.y),
-        "val": len(bundle.val.y), "test": len(bundle.test.y),
-    }  # fmt: skip
-    record["started"] = datetime.now(timezone.utc).isoformat()
-    atomic_write_json(exp / "provenance.json", record)
+    timings = Timings()
+
+    def prepare() -> tuple[DatasetBundle, dict[str, Any], dict[str, Any]]:
+        with timings("dataset"):
+            bundle, payload = _load(cfg, stream)
+        with timings("space_check"):
+            dry_run_space(cfg, bundle, stream)
+        with timings("provenance"):
+            exp = cfg.experiment_dir
+            exp.mkdir(parents=True)
+            record = provenance.collect(cfg.to_dict(), cfg.seed)
+            record["dataset"] = {
+                "name": bundle.name, "source": bundle.source, "classes": list(bundle.classes),
+                "input_shape": list(bundle.input_shape), "train": len(bundle.train.y),
+                "val": len(bundle.val.y), "test": len(bundle.test.y),
+            }  # fmt: skip
+            record["started"] = datetime.now(timezone.utc).isoformat()
+            atomic_write_json(exp / "provenance.json", record)
+        return bundle, payload, record
+
+    (bundle, payload, record), we_started = while_ray_starts(cfg, stream, prepare, timings)
     _say(
         stream,
         f"Searching {cfg.space} on {bundle.name} {bundle.input_shape} "
@@ -418,7 +506,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",
     )
-    return _run(cfg, bundle, payload, record, stream, restore=False)
+    return _run(cfg, bundle, payload, record, stream, restore=False, we_started=we_started,
+                timings=timings)  # fmt: skip
 
 
 def resume(
@@ -443,11 +532,18 @@ def resume(
     cfg.out, cfg.name = str(exp.parent), exp.name  # the directory may have moved
     if max_failures is not None:
         cfg.max_failures = max_failures
-    bundle, payload = _load(cfg, stream)
+    timings = Timings()
+
+    def prepare() -> tuple[DatasetBundle, dict[str, Any]]:
+        with timings("dataset"):
+            return _load(cfg, stream)
+
+    (bundle, payload), we_started = while_ray_starts(cfg, stream, prepare, timings)
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
     atomic_write_json(exp / "provenance.json", record)
     _say(stream, f"Resuming {exp}")
-    return _run(cfg, bundle, payload, record, stream, restore=True)
+    return _run(cfg, bundle, payload, record, stream, restore=True, we_started=we_started,
+                timings=timings)  # fmt: skip
 
 
 def _run(
@@ -457,13 +553,14 @@ def _run(
     record: dict[str, Any],
     stream: TextIO,
     restore: bool,
+    we_started: bool,
+    timings: Timings,
 ) -> SearchResult:
-    import ray  # only now: bad input never pays for importing Ray, let alone starting it
+    import ray
     from ray import tune
 
     started = time.time()
     exp = cfg.experiment_dir
-    we_started = start_ray(cfg, stream)
     try:
         check_schedulable(cfg)
         if restore:
@@ -474,11 +571,14 @@ def _run(
                 str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
             )
         else:
-            tuner = build_tuner(cfg, bundle, payload, stream)
-        tuner.fit()
+            with timings("build_tuner"):
+                tuner = build_tuner(cfg, bundle, payload, stream)
+        with timings("fit"):
+            tuner.fit()
     finally:
         if we_started:
-            ray.shutdown()
+            with timings("ray_shutdown"):
+                ray.shutdown()
 
     from search_spaces import get_space
 
@@ -495,12 +595,16 @@ def _run(
     atomic_write_csv(exp / "epochs.csv", epochs)
     if not unfinished:
         reconcile_study(exp, cfg.name)
-    best = write_best(cfg, trials, bundle, payload)
+    with timings("test_evaluation"):
+        best = write_best(cfg, trials, bundle, payload)
     record["finished"] = None if unfinished else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    with timings("report"):
+        report = write_report(exp, stream)
+    # Where the time went, per phase (a resume adds its own entry): bench/overhead.py reads it.
+    record.setdefault("timings", []).append(timings.seconds)
     atomic_write_json(exp / "provenance.json", record)
-    report = write_report(exp, stream)
     _print_summary(stream, exp, trials, best, report)
     if unfinished:
         _say(stream, f"Interrupted with {len(unfinished)} trial(s) unfinished; continue with:")

@@ -1,4 +1,4 @@
-"""SearchConfig: everything one search needs, typed and checked before Ray starts.
+"""SearchConfig: everything one search needs, typed and checked before Ray is even imported.
 
 The CLI builds one from its flags and the Python API takes one directly; `validate()` turns
 every bad value into a one-line ConfigError (the CLI prints it and exits 2), so nothing is
@@ -26,11 +26,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, what: str = "time budget") -> float:
     """'90', '90s', '15m', '2h', '1d' -> seconds."""
     match = _DURATION.match(str(text))
     if not match:
-        raise ConfigError(f"time budget {text!r} is not a duration like 600, 90s, 15m or 2h")
+        raise ConfigError(f"{what} {text!r} is not a duration like 600, 90s, 15m or 2h")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -64,6 +64,9 @@ class SearchConfig:
     seed: int = 0  # seeds the sampler; trials train with the config's own seed (lab: 42)
     time_budget: float | None = None  # seconds for the whole search; None = no limit
     max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
+    # Seconds between a trial's checkpoints (0: every epoch). A trial also checkpoints at its
+    # last epoch and wherever ASHA may stop it, so a crash loses at most this much training.
+    checkpoint_interval: float = 10.0
     max_params: int | None = None  # configurations with more parameters are never trained
     max_macs: int | None = None  # ... or with more multiply-accumulates per image
     objectives: str | None = None  # multi-objective, e.g. "val_acc:max,params:min"
@@ -125,6 +128,11 @@ class SearchConfig:
             raise ConfigError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
         if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             raise ConfigError("--gpus-per-trial above 1 must be a whole number of GPUs")
+        if not (isinstance(self.checkpoint_interval, (int, float))
+                and self.checkpoint_interval >= 0):  # fmt: skip
+            raise ConfigError(
+                f"--checkpoint-interval must be >= 0 seconds, got {self.checkpoint_interval!r}"
+            )
         if self.time_budget is not None and not self.time_budget > 0:
             raise ConfigError(f"--time-budget must be > 0, got {self.time_budget}")
         if not NAME_PATTERN.match(str(self.name)):

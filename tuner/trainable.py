@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,30 @@ from tuner.training import (
 
 CHECKPOINT_FILE = "state.pt"
 EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When a trial writes a checkpoint (its model, optimizer, RNG and kept weights).
+
+    Every epoch is the safe choice, and cheap for slow epochs; but epochs of a fraction of a
+    second (small nets, GPUs) would spend a good share of their time writing state that the
+    next epoch replaces. So a trial checkpoints at most every `interval_s` seconds, and always
+    at its last epoch and at the epochs where the scheduler may stop it (ASHA's rungs): a trial
+    that ends always leaves its kept weights, and a crash costs at most `interval_s` of
+    training. interval_s = 0 checkpoints every epoch.
+    """
+
+    interval_s: float = 0.0
+    stop_epochs: frozenset[int] = frozenset()
+
+    def due(self, epoch: int, last_epoch: int, seconds_since_last: float) -> bool:
+        return (
+            self.interval_s <= 0
+            or epoch >= last_epoch
+            or epoch in self.stop_epochs
+            or seconds_since_last >= self.interval_s
+        )
 
 
 def trial_payload(bundle: DatasetBundle, from_cache: bool = False) -> dict[str, Any]:
@@ -123,13 +148,17 @@ def _node_id() -> str:
 
 
 def train_trial(
-    config: dict[str, Any], data: dict[str, Any], threads: int = 1, gpu_share: float = 0.0
+    config: dict[str, Any],
+    data: dict[str, Any],
+    threads: int = 1,
+    gpu_share: float = 0.0,
+    checkpoints: CheckpointPolicy = CheckpointPolicy(),
 ) -> None:
     """Tune function trainable. `config` is the flat dict a search space produced.
 
-    `data` (see trial_payload), `threads` (torch CPU threads) and `gpu_share` (the trial's
-    --gpus-per-trial; a fraction caps its CUDA memory at that share) are bound once per
-    search with `tune.with_parameters`.
+    `data` (see trial_payload), `threads` (torch CPU threads), `gpu_share` (the trial's
+    --gpus-per-trial; a fraction caps its CUDA memory at that share) and `checkpoints` (when
+    to write one) are bound once per search with `tune.with_parameters`.
     """
     from ray import tune
 
@@ -169,6 +198,29 @@ def train_trial(
         best_state, best = state["best_state"], dict(state["best"])
         start_epoch = int(state["epoch"])
 
+    saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
+
+    def report(metrics: dict[str, Any], epoch: int, checkpoint: bool) -> None:
+        """tune.report, with a checkpoint of the whole training state when asked."""
+        nonlocal saved_at, saved_best_epoch
+        if not checkpoint:
+            tune.report(metrics)
+            return
+        state = {
+            "epoch": epoch,
+            "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict() if schedule is not None else {},
+            "loader": train_loader.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "best_state": best_state,
+            "best": best,
+        }
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, Path(d) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
+
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         epoch_started_at = time.time()  # wall clock, to measure start-up from outside
         try:
@@ -193,16 +245,19 @@ def train_trial(
             "node_id": _node_id(),
         }
         if train.diverged or loss_exploded(train.loss, num_classes):
-            # The weights are garbage now; report and stop. The last good checkpoint stays.
+            # The weights are garbage now; report and stop. The trial ends here, so its last
+            # checkpoint is only read for its kept weights: write one if those are newer.
             metrics.update(
                 val_loss=math.inf, val_acc=float("nan"), diverged=True,
                 best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
                 best_epoch=best["epoch"],
             )  # fmt: skip
-            tune.report(metrics)
+            report(metrics, epoch, checkpoint=best["epoch"] > saved_best_epoch)
             return
 
+        val_started = time.perf_counter()
         val, _ = evaluate(model, val_loader, device)
+        metrics["val_time_s"] = time.perf_counter() - val_started
         if val.loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
             best = {"val_loss": val.loss, "val_acc": val.acc, "epoch": epoch}
             best_state = _cpu_state(model)
@@ -210,19 +265,8 @@ def train_trial(
             val_loss=val.loss, val_acc=val.acc, diverged=False,
             best_val_loss=best["val_loss"], best_val_acc=best["val_acc"], best_epoch=best["epoch"],
         )  # fmt: skip
-        state = {
-            "epoch": epoch,
-            "model": _cpu_state(model),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict() if schedule is not None else {},
-            "loader": train_loader.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "best_state": best_state,
-            "best": best,
-        }
-        with tempfile.TemporaryDirectory() as d:
-            torch.save(state, Path(d) / CHECKPOINT_FILE)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
+        report(metrics, epoch, checkpoint=due)
 
 
 def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
