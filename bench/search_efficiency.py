@@ -8,10 +8,10 @@ and the ratio of compute. Target: ASHA + TPE uses at most 1/3 of the sweep's epo
 validation accuracy within 1 point.
 
     python bench/search_efficiency.py --dataset digits --json /tmp/eff-digits.json
-    python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-2k --per-class 250 \\
-        --hold-out-every 5      # 2,000 train / 500 held-out
-    python bench/search_efficiency.py --dataset imagefolder --data-dir /tmp/cifar-2k \\
-        --max-macs 5M --json /tmp/eff-cifar.json
+    python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-3k --per-class 300 \\
+        --hold-out-every 6      # 2,500 train (500 of them validation) / 500 held-out
+    python bench/search_efficiency.py --dataset imagefolder --data-dir /tmp/cifar-3k \\
+        --samples 27 --epochs 27 --max-macs 1M --json /tmp/eff-cifar.json -- --val-count 500
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ def one_search(args: argparse.Namespace, strategy: str, seed: int) -> dict:
         cmd += ["--data-dir", str(args.data_dir)]
     if args.max_macs:
         cmd += ["--max-macs", args.max_macs]
+    cmd += args.extra
     if args.reduction_factor and strategy == "asha+tpe":
         cmd += ["--reduction-factor", str(args.reduction_factor)]
+    if strategy == "asha+tpe":
+        cmd += ["--asha-rule", args.asha_rule]
     start = time.perf_counter()
     proc = subprocess.run(cmd, text=True, capture_output=True)
     if proc.returncode != 0:
@@ -68,19 +71,35 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--samples", type=int, default=27)
-    parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-macs", default=None, help="keep CIFAR models small on the CPU")
     parser.add_argument("--reduction-factor", type=int, default=None,
                         help="ASHA's; default: tuner search's default")  # fmt: skip
+    parser.add_argument("--asha-rule", default="paper", choices=("paper", "ray"))
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGIES),
+        choices=list(STRATEGIES),
+        help="run only these (e.g. to compare rules)",
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-efficiency"))
     parser.add_argument("--json", default=None)
+    parser.add_argument("extra", nargs="*", help="more `tuner search` options for both, after --")
     args = parser.parse_args()
-    rows = [one_search(args, s, seed) for seed in args.seeds for s in STRATEGIES]
+    rows = [one_search(args, s, seed) for seed in args.seeds for s in args.strategies]
     table = pd.DataFrame(rows)
     summary: dict = {"dataset": args.dataset, "samples": args.samples, "epochs": args.epochs,
+                     "extra": args.extra,
                      "seeds": args.seeds, "reduction_factor": args.reduction_factor,
+                     "asha_rule": args.asha_rule, "max_macs": args.max_macs,
                      "runs": rows}  # fmt: skip
+    if len(args.strategies) < len(STRATEGIES):
+        print(json.dumps(summary, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2))
+        return
     for strategy, group in table.groupby("strategy"):
         summary[strategy] = {k: spread(group[k].tolist())
                              for k in ("epochs", "best_val_acc", "held_out_acc")}  # fmt: skip

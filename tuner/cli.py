@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tuner.data import DATASETS
-from tuner.search_config import SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
+from tuner.search_config import ASHA_RULES, SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
 
 EXIT_USAGE = 2  # bad input, as argparse uses
 
@@ -154,6 +154,15 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=d.reduction_factor,
         help="ASHA: keep the best 1/N of trials at each rung; default %(default)s",
+    )
+    how.add_argument(
+        "--asha-rule",
+        choices=ASHA_RULES,
+        default=d.asha_rule,
+        help="ASHA: who passes a rung. paper: only the best floor(n/rf) of the n trials that "
+        "reached it (as in the ASHA paper; used where enough trials are expected to arrive); "
+        "ray: Ray's rule, under which the first trials at a rung pass unopposed and use "
+        "more compute; default %(default)s",
     )
     how.add_argument(
         "--seed",
@@ -346,7 +355,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, val_count=args.val_count,
         image_size=args.image_size, samples=args.samples, epochs=args.epochs,
         scheduler=args.scheduler, searcher=args.searcher, grace_period=args.grace_period,
-        reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
+        reduction_factor=args.reduction_factor, asha_rule=args.asha_rule,
+        cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, concurrency=args.concurrency, address=args.address,
         out=args.out, name=args.name, seed=args.seed, time_budget=args.time_budget,
         max_failures=args.max_failures, checkpoint_interval=args.checkpoint_interval,

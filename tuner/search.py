@@ -214,6 +214,8 @@ def build_tuner(
             max_t=cfg.epochs,
             grace_period=cfg.grace_period,
             reduction_factor=cfg.reduction_factor,
+            samples=cfg.samples if cfg.asha_rule == "paper" else None,
+            protect_baseline=space.baseline is not None,
         )
     else:
         scheduler = FIFOScheduler()

@@ -21,6 +21,7 @@ from tuner.objectives import parse_objectives
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
+ASHA_RULES = ("paper", "ray")  # see tuner/asha.py
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -55,6 +56,7 @@ class SearchConfig:
     searcher: str = "tpe"  # tpe (Optuna's TPESampler) | random
     grace_period: int = 1  # ASHA: epochs before a trial can be stopped
     reduction_factor: int = 3  # ASHA: keep the best 1/rf at each rung
+    asha_rule: str = "paper"  # paper: best floor(n/rf) of n at a rung | ray: Ray's own rule
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU: 0.25 puts 4 trials on each
     concurrency: int | None = None  # max trials at once; default what the resources allow
@@ -118,6 +120,8 @@ class SearchConfig:
             raise ConfigError(
                 f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"
             )
+        if self.asha_rule not in ASHA_RULES:
+            raise ConfigError(f"--asha-rule must be one of {', '.join(ASHA_RULES)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}")
         if self.searcher not in SEARCHERS:

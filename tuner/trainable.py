@@ -162,6 +162,7 @@ def train_trial(
     """
     from ray import tune
 
+    entered = time.perf_counter()
     cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
     data = resolve_payload(data)
     torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
@@ -197,6 +198,7 @@ def train_trial(
         torch.set_rng_state(state["torch_rng"])
         best_state, best = state["best_state"], dict(state["best"])
         start_epoch = int(state["epoch"])
+    setup_s = time.perf_counter() - entered  # model, cost, loaders, restore: before epoch 1
 
     saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
 
@@ -241,6 +243,7 @@ def train_trial(
             "macs": macs,
             "epoch_started_at": epoch_started_at,
             "latency_ms": latency_ms,
+            "setup_s": setup_s,
             "lr": optimizer.param_groups[0]["lr"],
             "node_id": _node_id(),
         }

@@ -1,0 +1,65 @@
+"""ASHA's rule for passing a rung: the paper's floor(n/rf) where enough trials arrive, Ray's
+elsewhere, and Ray's for the space's baseline."""
+
+from __future__ import annotations
+
+from tuner.asha import PersistentASHA, judged_rungs
+
+
+class _Trial:  # the scheduler reads trial_id, and experiment_tag to know the baseline
+    def __init__(self, index: int) -> None:
+        self.trial_id = f"t{index}"
+        self.experiment_tag = f"{index + 1}_lr=0.01"
+
+
+def decisions(scheduler: PersistentASHA, losses: list[float], epoch: int = 1) -> list[str]:
+    out = []
+    for i, loss in enumerate(losses):
+        trial = _Trial(i)
+        scheduler.on_trial_add(None, trial)
+        out.append(scheduler.on_trial_result(None, trial, {"epoch": epoch, "val_loss": loss}))
+    return out
+
+
+def make(tmp_path, samples: int | None, protect_baseline: bool = False) -> PersistentASHA:
+    return PersistentASHA(state_path=tmp_path / "asha.json", samples=samples,
+                          protect_baseline=protect_baseline, time_attr="epoch",
+                          metric="val_loss", mode="min", max_t=27, grace_period=1,
+                          reduction_factor=3)  # fmt: skip
+
+
+def test_judged_rungs_are_those_enough_trials_reach():
+    assert judged_rungs(27, 1, 3, 27) == {1, 3, 9}  # 27, 9 and 3 expected arrivals
+    assert judged_rungs(20, 1, 3, 10) == {1, 3}  # only ~2 of 20 expected at rung 9
+    assert judged_rungs(2, 1, 3, 10) == set()
+    assert judged_rungs(100, 2, 2, 16) == {2, 4, 8}
+
+
+def test_the_paper_rule_passes_only_the_best_third_of_those_at_the_rung(tmp_path):
+    # Improving trials, as a searcher that learns produces them: each beats all before it.
+    losses = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    ray = decisions(make(tmp_path / "r", samples=None), losses)
+    paper = decisions(make(tmp_path / "p", samples=27), losses)
+    assert ray == ["CONTINUE"] * 6  # every newcomer beats the rung so far
+    # No one passes before 3 have arrived; then only a trial in the best floor(n/3).
+    assert paper == ["STOP", "STOP", "CONTINUE", "CONTINUE", "CONTINUE", "CONTINUE"]
+    worse = decisions(make(tmp_path / "w", samples=27), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert worse == ["STOP", "STOP", "STOP", "STOP", "STOP", "STOP"]
+    mixed = decisions(make(tmp_path / "m", samples=27), [3.0, 1.0, 2.0, 5.0, 4.0, 1.5])
+    # t2 (2.0) is not the best of 3 (t1 is); t5 (1.5) is 2nd of 6, and floor(6/3) = 2 pass.
+    assert mixed == ["STOP", "STOP", "STOP", "STOP", "STOP", "CONTINUE"]
+
+
+def test_rungs_too_high_to_judge_keep_rays_rule(tmp_path):
+    scheduler = make(tmp_path, samples=9)  # judged: 1 (9 expected), 3 (3); not 9 (1)
+    trial = _Trial(1)
+    scheduler.on_trial_add(None, trial)
+    # The first trial at rung 9 continues (Ray's rule), though it is alone there.
+    assert scheduler.on_trial_result(None, trial, {"epoch": 9, "val_loss": 1.0}) == "CONTINUE"
+
+
+def test_the_baseline_is_judged_by_rays_rule(tmp_path):
+    baseline = decisions(make(tmp_path / "b", samples=27, protect_baseline=True), [2.0])
+    assert baseline == ["CONTINUE"]  # trial 0, first at the rung: the reference runs on
+    unprotected = decisions(make(tmp_path / "u", samples=27), [2.0])
+    assert unprotected == ["STOP"]
