@@ -63,6 +63,15 @@ class CheckpointPolicy:
         )
 
 
+def preload() -> None:
+    """Ray's worker_process_setup_hook for in-process Ray (tuner.search.start_ray).
+
+    Ray runs it in each worker process as the process starts, before any trial is placed on
+    it. Resolving it imports this module, and torch with it, so the first trial on a worker
+    does not wait for those imports: they happen while the driver is still building the Tuner.
+    """
+
+
 def trial_payload(bundle: DatasetBundle, from_cache: bool = False) -> dict[str, Any]:
     """What every trial needs from the dataset: train and validation only.
 
