@@ -233,7 +233,8 @@ def _subtitle(exp: Experiment) -> str:
         if cfg.get("scheduler") == "asha":
             how += (
                 f" (grace period {esc(cfg.get('grace_period'))}, "
-                f"reduction factor {esc(cfg.get('reduction_factor'))})"
+                f"reduction factor {esc(cfg.get('reduction_factor'))}, "
+                f"{esc(cfg.get('asha_rule') or 'ray')} rule)"
             )
         parts.append(
             f"{esc(cfg['samples'])} trials x {esc(exp.epoch_budget)} epochs, {how}, "

@@ -14,12 +14,15 @@ The third figure of the issue, one epoch against a bare PyTorch loop, is bench/e
 
     python bench/overhead.py --json /tmp/bench-overhead.json
     python bench/overhead.py -- --cpus-per-trial 2    # extra options go to `tuner search`
+    git worktree add /tmp/before <older commit>
+    python bench/overhead.py --compare /tmp/before   # start-up only, side by side
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -64,6 +67,43 @@ def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
     }  # fmt: skip
 
 
+def startup(args: argparse.Namespace, name: str, checkout: Path) -> float:
+    """Seconds from `tuner search` (a 1-trial, 1-epoch search run from `checkout`) to the
+    first epoch starting, with the dataset cached."""
+    cmd = [sys.executable, "-m", "tuner.cli", "search", "--dataset", args.dataset,
+           "--samples", "1", "--epochs", "1", "--out", str(args.out), "--name", name]  # fmt: skip
+    start = time.time()
+    proc = subprocess.run(cmd, text=True, capture_output=True, cwd=checkout)
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    rows = [json.loads(line) for f in (args.out / name).glob("trial_*/result.json")
+            for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
+    return min(r["epoch_started_at"] for r in rows) - start
+
+
+def compare_startup(args: argparse.Namespace) -> None:
+    """Start-up of this checkout against another (--compare DIR), alternating, median."""
+    here = Path(__file__).resolve().parent.parent
+    checkouts = {"this": here, "other": args.compare.resolve()}
+    stamp = time.strftime("%H%M%S")
+    startup(args, f"warm-{stamp}", here)  # caches the dataset
+    seconds: dict[str, list[float]] = {k: [] for k in checkouts}
+    for r in range(args.startup_rounds):
+        order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
+        for key in order:
+            seconds[key].append(round(startup(args, f"st-{key}-{r}-{stamp}", checkouts[key]), 2))
+            print(key, seconds[key][-1], flush=True)
+    summary = {k: {"median_s": statistics.median(v), "runs": v, "checkout": str(checkouts[k])}
+               for k, v in seconds.items()}  # fmt: skip
+    print(json.dumps(summary, indent=1))
+    print(
+        f"start-up to the first epoch (median of {args.startup_rounds}): this checkout "
+        f"{summary['this']['median_s']:.1f} s, {args.compare} {summary['other']['median_s']:.1f} s"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="digits")
@@ -72,8 +112,15 @@ def main() -> None:
     parser.add_argument("--trial-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-overhead"))
     parser.add_argument("--json", default=None)
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="only measure start-up, alternating this checkout with another "
+                        "(e.g. a `git worktree` of an older commit)")  # fmt: skip
+    parser.add_argument("--startup-rounds", type=int, default=3)
     parser.add_argument("extra", nargs="*", help="more `tuner search` options, after --")
     args = parser.parse_args()
+    if args.compare:
+        compare_startup(args)
+        return
     stamp = time.strftime("%H%M%S")
     # A probe: caches the dataset and times an epoch of the same first trials (same seed, so
     # the same configurations) to size the real trials to about --trial-seconds each.

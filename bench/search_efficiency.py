@@ -84,18 +84,31 @@ def main() -> None:
         choices=list(STRATEGIES),
         help="run only these (e.g. to compare rules)",
     )
+    parser.add_argument("--sweep-from", type=Path, default=None,
+                        help="take the FIFO random sweep's runs from an earlier --json of "
+                        "the same dataset, trials, epochs and seeds (only ASHA + TPE runs)",
+                        )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-efficiency"))
     parser.add_argument("--json", default=None)
     parser.add_argument("extra", nargs="*", help="more `tuner search` options for both, after --")
     args = parser.parse_args()
-    rows = [one_search(args, s, seed) for seed in args.seeds for s in args.strategies]
+    reused = []
+    if args.sweep_from:  # the sweep does not depend on ASHA's settings: reuse its runs
+        earlier = json.loads(args.sweep_from.read_text())
+        same = all(earlier[k] == getattr(args, k) for k in ("dataset", "samples", "epochs"))
+        if not same or earlier.get("extra", []) != args.extra:
+            raise SystemExit(f"{args.sweep_from} ran another dataset, size or options")
+        reused = [r for r in earlier["runs"] if r["strategy"] == "fifo+random"
+                  and r["seed"] in args.seeds]  # fmt: skip
+        args.strategies = ["asha+tpe"]
+    rows = reused + [one_search(args, s, seed) for seed in args.seeds for s in args.strategies]
     table = pd.DataFrame(rows)
     summary: dict = {"dataset": args.dataset, "samples": args.samples, "epochs": args.epochs,
                      "extra": args.extra,
                      "seeds": args.seeds, "reduction_factor": args.reduction_factor,
                      "asha_rule": args.asha_rule, "max_macs": args.max_macs,
                      "runs": rows}  # fmt: skip
-    if len(args.strategies) < len(STRATEGIES):
+    if len({r["strategy"] for r in rows}) < len(STRATEGIES):
         print(json.dumps(summary, indent=1))
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=2))

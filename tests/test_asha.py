@@ -29,9 +29,10 @@ def make(tmp_path, samples: int | None, protect_baseline: bool = False) -> Persi
 
 
 def test_judged_rungs_are_those_enough_trials_reach():
-    assert judged_rungs(27, 1, 3, 27) == {1, 3, 9}  # 27, 9 and 3 expected arrivals
-    assert judged_rungs(20, 1, 3, 10) == {1, 3}  # only ~2 of 20 expected at rung 9
-    assert judged_rungs(2, 1, 3, 10) == set()
+    assert judged_rungs(27, 1, 3, 27) == {1, 3}  # 27 and 9 expected arrivals; 3 at rung 9
+    assert judged_rungs(81, 1, 3, 27) == {1, 3, 9}
+    assert judged_rungs(20, 1, 3, 10) == {1}  # ~7 of 20 expected at rung 3
+    assert judged_rungs(8, 1, 3, 10) == set()
     assert judged_rungs(100, 2, 2, 16) == {2, 4, 8}
 
 
@@ -51,7 +52,7 @@ def test_the_paper_rule_passes_only_the_best_third_of_those_at_the_rung(tmp_path
 
 
 def test_rungs_too_high_to_judge_keep_rays_rule(tmp_path):
-    scheduler = make(tmp_path, samples=9)  # judged: 1 (9 expected), 3 (3); not 9 (1)
+    scheduler = make(tmp_path, samples=27)  # judged: 1 (27 expected), 3 (9); not 9 (3)
     trial = _Trial(1)
     scheduler.on_trial_add(None, trial)
     # The first trial at rung 9 continues (Ray's rule), though it is alone there.

@@ -14,9 +14,10 @@ searcher that keeps improving (TPE) most later ones pass too: on 27-trial digits
 + TPE used 0.32-0.48 of a full sweep's epochs (bench/search_efficiency.py). The paper promotes
 only the top floor(n/rf) of the n trials at a rung, so nobody passes until rf have arrived.
 Here a trial continues past a rung only if it is among the best floor(n/rf) of the n trials
-recorded there, itself included, at every rung where enough trials are expected to arrive for
-that to be a fair test (--samples / rf^k >= rf at the k-th rung). Rungs too high for that, and
-the space's baseline (trial 0, the reference the report compares against), keep Ray's rule.
+recorded there, itself included, at every rung expected to pass at least rf trials on
+(--samples / rf^(k+1) >= rf at the k-th rung), where that is a fair test among enough peers.
+Rungs too high for that, and the space's baseline (trial 0, the reference the report compares
+against), keep Ray's rule.
 """
 
 from __future__ import annotations
@@ -74,14 +75,20 @@ class PeerJudgedBracket(_Bracket):
         return action
 
 
-def judged_rungs(samples: int, grace_period: int, reduction_factor: int, max_t: int) -> set[int]:
-    """Rungs (epochs) where at least `reduction_factor` of `samples` trials should arrive."""
-    rungs, epoch, arriving = set(), grace_period, float(samples)
-    while epoch < max_t and arriving >= reduction_factor:
-        rungs.add(epoch)
+def rung_epochs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
+    """The epochs where ASHA may stop a trial: grace_period x rf^k below max_t."""
+    rungs, epoch = [], grace_period
+    while epoch < max_t:
+        rungs.append(epoch)
         epoch *= reduction_factor
-        arriving /= reduction_factor
     return rungs
+
+
+def judged_rungs(samples: int, grace_period: int, reduction_factor: int, max_t: int) -> set[int]:
+    """Rungs expected to pass at least rf of the `samples` trials on: at the k-th (from 0),
+    samples / rf^k arrive and 1/rf of them pass, so samples / rf^(k+1) >= rf."""
+    rungs = rung_epochs(grace_period, reduction_factor, max_t)
+    return {e for k, e in enumerate(rungs) if samples / reduction_factor ** (k + 2) >= 1}
 
 
 class PersistentASHA(ASHAScheduler):

@@ -152,13 +152,11 @@ def check_schedulable(cfg: SearchConfig) -> None:
 
 def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
+    from tuner.asha import rung_epochs
+
     if cfg.scheduler != "asha":
         return frozenset()
-    rungs, epoch = set(), cfg.grace_period
-    while epoch < cfg.epochs:
-        rungs.add(epoch)
-        epoch *= cfg.reduction_factor
-    return frozenset(rungs)
+    return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
 
 
 def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
