@@ -5,7 +5,9 @@
    epochs.csv) / concurrency. The search's wall-clock is `Tuner.fit` (from provenance.json's
    timings), as in Ray's own bookkeeping benchmark; the whole command (Python start, Ray
    start-up, test scoring of the winner, the report) is printed beside it. Trials are sized
-   to about --trial-seconds each. Target: at most 1.15.
+   to about --trial-seconds each, all of the same network (bench/overhead_space.py): trials of
+   very different sizes would measure how well they pack onto the cores instead. Target: at
+   most 1.15.
 2. Start-up: from the `tuner search` command to the first epoch starting in a trial (each epoch
    reports the wall-clock time it started), with the dataset already cached. Target: at most
    10 s.
@@ -34,6 +36,7 @@ from _machine import machine_busy  # bench/ is sys.path[0]
 
 def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
     cmd = [sys.executable, "-m", "tuner.cli", "search", "--dataset", args.dataset,
+           "--space", args.space,
            "--samples", str(samples), "--epochs", str(epochs), "--scheduler", "fifo",
            "--searcher", "random", "--concurrency", str(args.concurrency),
            "--out", str(args.out), "--name", name, "--seed", "0", *args.extra]  # fmt: skip
@@ -110,6 +113,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--trial-seconds", type=float, default=10.0)
+    uniform = str(Path(__file__).resolve().parent / "overhead_space.py") + ":uniform"
+    parser.add_argument("--space", default=uniform,
+                        help="default: one fixed CNN, so all trials cost the same")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-overhead"))
     parser.add_argument("--json", default=None)
     parser.add_argument("--compare", type=Path, default=None,

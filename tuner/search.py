@@ -111,14 +111,7 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     keep_local_ray_on_loopback()
     # address="local" always starts a private instance: it never joins a cluster someone else
     # started on this machine (which address=None or "auto" could).
-    ray.init(
-        address="local",
-        include_dashboard=False,
-        # Workers import torch and the trainable as they start, not when the first trial
-        # lands on them (bench/overhead.py, start-up).
-        runtime_env={"worker_process_setup_hook": "tuner.trainable.preload"},
-        **quiet,
-    )
+    ray.init(address="local", include_dashboard=False, **quiet)
     return True
 
 

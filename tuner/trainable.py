@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tuner.config import TrainConfig
-from tuner.cost import inference_latency_ms, model_cost
+from tuner.cost import inference_latency_ms, run_and_count
 from tuner.data import DatasetBundle, open_cached
 from tuner.loader import Augment, DeviceLoader, channel_stats
 from tuner.model import ConvNet, count_parameters
@@ -61,15 +61,6 @@ class CheckpointPolicy:
             or epoch in self.stop_epochs
             or seconds_since_last >= self.interval_s
         )
-
-
-def preload() -> None:
-    """Ray's worker_process_setup_hook for in-process Ray (tuner.search.start_ray).
-
-    Ray runs it in each worker process as the process starts, before any trial is placed on
-    it. Resolving it imports this module, and torch with it, so the first trial on a worker
-    does not wait for those imports: they happen while the driver is still building the Tuner.
-    """
 
 
 def trial_payload(bundle: DatasetBundle, from_cache: bool = False) -> dict[str, Any]:
@@ -185,7 +176,10 @@ def train_trial(
 
     model = build_model(cfg, data, device)
     params = count_parameters(model)
-    macs = model_cost(cfg, data["input_shape"], data["num_classes"]).macs  # per image, forward
+    # MACs per image by forward hooks on this very model (one pass at batch 1): pricing it on
+    # the meta device instead would cost ~1.3 s of torch imports in every new worker process.
+    macs = run_and_count(model, torch.zeros(1, *data["input_shape"], device=device))[0].macs
+    model.train()
     latency_ms = inference_latency_ms(model, data["input_shape"], device)
     train_loader, val_loader = make_loaders(cfg, data, device)
     optimizer = build_optimizer(model, cfg)
