@@ -29,6 +29,7 @@ import functools
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def load_user_space(spec: str) -> SearchSpace:
 # file.py:function
 
 
-def _load_function(spec: str) -> SearchSpace:
+def _import_function(spec: str) -> Callable[..., Any]:
     path_text, _, func_name = spec.rpartition(":")
     path = Path(path_text).expanduser()
     if not path.is_file():
@@ -62,33 +63,58 @@ def _load_function(spec: str) -> SearchSpace:
     if not func_name.isidentifier():
         raise SpaceError(f"--space {spec}: {func_name!r} is not a function name")
     module_name = f"_tuner_user_space_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise SpaceError(f"--space {spec}: cannot import {path}")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:
-        detail = " ".join(str(e).split())
-        raise SpaceError(
-            f"--space {spec}: importing {path} failed: {type(e).__name__}: {detail}"
-        ) from e
+    module = sys.modules.get(module_name)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise SpaceError(f"--space {spec}: cannot import {path}")
+        module = importlib.util.module_from_spec(loader_spec)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as e:
+            detail = " ".join(str(e).split())
+            raise SpaceError(
+                f"--space {spec}: importing {path} failed: {type(e).__name__}: {detail}"
+            ) from e
+        sys.modules[module_name] = module
     func = getattr(module, func_name, None)
     if not callable(func):
         found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v))
         raise SpaceError(f"--space {spec}: {path} has no function {func_name!r} (found: {found})")
-    try:
-        takes_size = "input_size" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        takes_size = False
+    return func
 
-    def define(trial: Any, input_size: int = 32) -> Any:
-        return func(trial, input_size=input_size) if takes_size else func(trial)
 
-    doc = (inspect.getdoc(func) or "").split("\n")[0]
+class FunctionSpace:
+    """A define-by-run function from a user's file, as a picklable callable.
+
+    Ray pickles the searcher (and so the space) whenever it saves the experiment's state; a
+    pickle of this holds only the `file.py:function` spec and imports the file again on load.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._func = _import_function(spec)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["spec"])
+
+    def __call__(self, trial: Any, input_size: int = 32) -> Any:
+        try:
+            takes_size = "input_size" in inspect.signature(self._func).parameters
+        except (TypeError, ValueError):
+            takes_size = False
+        return self._func(trial, input_size=input_size) if takes_size else self._func(trial)
+
+
+def _load_function(spec: str) -> SearchSpace:
+    define = FunctionSpace(spec)
+    path_text, _, func_name = spec.rpartition(":")
+    doc = (inspect.getdoc(define._func) or "").split("\n")[0]
     return SearchSpace(
-        name=spec, summary=doc or f"user space {func_name} from {path}", define=define,
+        name=spec, summary=doc or f"user space {func_name} from {path_text}", define=define,
         baseline=None,
     )  # fmt: skip
 
@@ -177,8 +203,22 @@ def _load_declarative(path: Path) -> SearchSpace:
         _check_param(path, name, spec, earlier)
         earlier[name] = spec
 
-    def define(trial: Any, input_size: int = 32) -> dict[str, Any]:
-        for name, spec in params.items():
+    return SearchSpace(
+        name=str(path), summary=data.get("summary") or f"user space from {path.name}",
+        define=DeclarativeSpace(params, constants), baseline=None,
+    )  # fmt: skip
+
+
+class DeclarativeSpace:
+    """A TOML / YAML space as a define-by-run callable: plain data, so it pickles (Ray saves
+    the searcher, and the space with it, while a search runs)."""
+
+    def __init__(self, params: dict[str, Any], constants: dict[str, Any]) -> None:
+        self.params = params
+        self.constants = constants
+
+    def __call__(self, trial: Any, input_size: int = 32) -> dict[str, Any]:
+        for name, spec in self.params.items():
             conditions = spec.get("when") or {}
             if not all(
                 name_ in trial.params
@@ -198,9 +238,4 @@ def _load_declarative(path: Path) -> SearchSpace:
                 trial.suggest_float(
                     name, float(low), float(high), step=spec.get("step"), log=spec.get("log", False)
                 )
-        return dict(constants)
-
-    return SearchSpace(
-        name=str(path), summary=data.get("summary") or f"user space from {path.name}",
-        define=define, baseline=None,
-    )  # fmt: skip
+        return dict(self.constants)

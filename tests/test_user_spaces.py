@@ -139,3 +139,24 @@ def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
     assert code == 2 and "learning_rate" in err and err.count("\n") == 1
     assert not any(tmp_path.glob("typo-*"))  # nothing was created
     assert not ray.is_initialized()  # the Ray started alongside the check was stopped again
+
+
+def test_user_spaces_survive_a_pickle_round_trip(tmp_path):
+    """Ray pickles the searcher, space included, each time it saves the experiment's state; a
+    space that cannot be pickled ended the search with an AttributeError."""
+    import pickle
+
+    toml = tmp_path / "small.toml"
+    toml.write_text(TOML)
+    py = tmp_path / "myspace.py"
+    py.write_text(
+        "def small(trial, input_size):\n"
+        "    trial.suggest_categorical('channels_b0', [4, 8, 16])\n"
+        "    trial.suggest_float('lr', 1e-3, 0.1, log=True)\n"
+        "    return {'n_blocks': 1, 'fc_layers': 0}\n"
+    )
+    for name in (str(toml), f"{py}:small"):
+        space = get_space(name)
+        copy = pickle.loads(pickle.dumps(space))
+        assert _sample(copy, n=12) == _sample(space, n=12)  # same seeded samples
+        assert pickle.loads(pickle.dumps(space.for_input(8)))  # what OptunaSearch holds
