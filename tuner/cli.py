@@ -228,9 +228,10 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
         type=_interval,
         default=d.checkpoint_interval,
         metavar="DURATION",
-        help="time between a trial's checkpoints (e.g. 30s, 2m; 0 = every epoch). Trials "
-        "also checkpoint at their last epoch and wherever ASHA may stop them, so a crash "
-        "costs at most this much training; default %(default)gs",
+        help="time between a trial's checkpoints (e.g. 10s, 2m); 0 = every epoch, so a resume "
+        "repeats no epoch. Trials also checkpoint at their last epoch and wherever ASHA may "
+        "stop them, so a crash costs at most this much training. Worth setting when epochs "
+        "take well under a second (checkpoints of big nets cost tens of ms); default %(default)g",
     )
 
     out = p.add_argument_group("output")

@@ -66,9 +66,11 @@ class SearchConfig:
     seed: int = 0  # seeds the sampler; trials train with the config's own seed (lab: 42)
     time_budget: float | None = None  # seconds for the whole search; None = no limit
     max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
-    # Seconds between a trial's checkpoints (0: every epoch). A trial also checkpoints at its
-    # last epoch and wherever ASHA may stop it, so a crash loses at most this much training.
-    checkpoint_interval: float = 10.0
+    # Seconds between a trial's checkpoints; 0 (the default): every epoch, so a resume after
+    # Ctrl-C repeats no epoch. A trial also checkpoints at its last epoch and wherever ASHA may
+    # stop it, so a crash loses at most this much training. Quick epochs (GPUs, small nets)
+    # spend less time writing state with e.g. 10 s (bench/report_cost.py, bench/overhead.py).
+    checkpoint_interval: float = 0.0
     max_params: int | None = None  # configurations with more parameters are never trained
     max_macs: int | None = None  # ... or with more multiply-accumulates per image
     objectives: str | None = None  # multi-objective, e.g. "val_acc:max,params:min"

@@ -48,7 +48,7 @@ class CheckpointPolicy:
     next epoch replaces. So a trial checkpoints at most every `interval_s` seconds, and always
     at its last epoch and at the epochs where the scheduler may stop it (ASHA's rungs): a trial
     that ends always leaves its kept weights, and a crash costs at most `interval_s` of
-    training. interval_s = 0 checkpoints every epoch.
+    training. interval_s = 0 (the default) checkpoints every epoch.
     """
 
     interval_s: float = 0.0
