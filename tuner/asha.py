@@ -104,7 +104,7 @@ class PersistentASHA(ASHAScheduler):
         super().__init__(**kwargs)
         self._state_path = str(state_path)
         self._loaded = False
-        grace, rf = kwargs.get("grace_period", 1), kwargs.get("reduction_factor", 4)
+        grace, rf = kwargs.get("grace_period", 1), self._reduction_factor  # as Ray set them
         judged = (
             frozenset(judged_rungs(samples, grace, rf, self._max_t)) if samples else frozenset()
         )

@@ -202,6 +202,7 @@ def train_trial(
         best_state, best = state["best_state"], dict(state["best"])
         start_epoch = int(state["epoch"])
     setup_s = time.perf_counter() - entered  # model, cost, loaders, restore: before epoch 1
+    node_id = _node_id()  # fixed for this process: asked once, not every epoch
 
     saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
 
@@ -248,7 +249,7 @@ def train_trial(
             "latency_ms": latency_ms,
             "setup_s": setup_s,
             "lr": optimizer.param_groups[0]["lr"],
-            "node_id": _node_id(),
+            "node_id": node_id,
         }
         if train.diverged or loss_exploded(train.loss, num_classes):
             # The weights are garbage now; report and stop. The trial ends here, so its last
