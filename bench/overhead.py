@@ -113,6 +113,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--trial-seconds", type=float, default=10.0)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per trial instead of sizing them with a probe run "
+                        "(to compare two checkouts on the very same work)")  # fmt: skip
     uniform = str(Path(__file__).resolve().parent / "overhead_space.py") + ":uniform"
     parser.add_argument("--space", default=uniform,
                         help="default: one fixed CNN, so all trials cost the same")  # fmt: skip
@@ -132,7 +135,7 @@ def main() -> None:
     # the same configurations) to size the real trials to about --trial-seconds each.
     probe = run(args, f"probe-{stamp}", min(args.samples, 4), 2)
     per_epoch = probe["epoch_own_s_mean"]
-    epochs = max(1, round(args.trial_seconds / per_epoch))
+    epochs = args.epochs or max(1, round(args.trial_seconds / per_epoch))
     print(f"probe: {per_epoch:.3f} s per epoch -> {epochs} epochs per trial", flush=True)
     figures = run(args, f"overhead-{stamp}", args.samples, epochs)
     figures["probe_startup_s"] = probe["startup_s"]

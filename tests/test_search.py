@@ -135,8 +135,8 @@ def test_provenance_records_config_versions_git_and_seed(four_trials):
     assert prov["dataset"]["train"] + prov["dataset"]["val"] + prov["dataset"]["test"] == 1797
     assert prov["finished"] and prov["seconds"] > 0
     (timings,) = prov["timings"]  # one entry per run (a resume adds one)
-    phases = {"dataset", "space_check", "provenance", "ray_start", "build_tuner", "fit",
-              "ray_shutdown", "test_evaluation", "report"}  # fmt: skip
+    phases = {"dataset", "space_check", "provenance", "study_storage", "ray_start",
+              "build_tuner", "fit", "ray_shutdown", "test_evaluation", "report"}  # fmt: skip
     assert set(timings) == phases and all(v >= 0 for v in timings.values())
     assert timings["fit"] > 0
 

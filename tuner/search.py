@@ -90,6 +90,29 @@ def keep_local_ray_on_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def let_trials_use_prestarted_workers() -> None:
+    """Let Tune's trial actors run in the worker processes Ray starts with an in-process Ray.
+
+    Ray starts idle Python workers with the cluster, but hands an actor only to a worker whose
+    runtime env matches the actor's, and Tune gives its trial actors one of their own:
+    `{"env_vars": {"PL_DISABLE_FORK": "1"}}` (for PyTorch Lightning, ray-project/ray#28197).
+    So the first trial of every slot waited for a new Python process and its `import ray`,
+    about 1 s (bench/overhead.py, start-up). Ray's processes inherit this process's
+    environment, so the variables go there instead, and Tune's copy is emptied. Should Tune
+    add other variables (it propagates a few, such as AWS keys, when they are set), its
+    actors simply start fresh processes as before.
+    """
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # moved in some Ray release: nothing is lost but this saving
+        return
+    defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
+    if isinstance(defaults, dict):
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        defaults.clear()
+
+
 def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     """Connect to `cfg.address`, or start Ray in this process. Returns True if we started it."""
     import ray
@@ -111,6 +134,7 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
         ray.init(address=cfg.address, **quiet)
         return True
     keep_local_ray_on_loopback()
+    let_trials_use_prestarted_workers()
     # address="local" always starts a private instance: it never joins a cluster someone else
     # started on this machine (which address=None or "auto" could).
     ray.init(address="local", include_dashboard=False, **quiet)
@@ -168,8 +192,20 @@ def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
 
 
+def open_study_storage(cfg: SearchConfig) -> Any:
+    """The Optuna study's database, optuna.db in the experiment directory (~0.8 s of SQLAlchemy
+    and Alembic the first time, so search() opens it while Ray starts)."""
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
+
+
 def build_tuner(
-    cfg: SearchConfig, bundle: DatasetBundle, payload: dict[str, Any], stream: TextIO
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO,
+    storage: Any = None,
 ) -> Any:
     import optuna
     from ray import tune
@@ -190,7 +226,7 @@ def build_tuner(
     objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
     # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
     sampler = make_sampler(cfg.searcher, cfg.seed)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
+    storage = storage or open_study_storage(cfg)
     searcher = TruthfulOptunaSearch(
         epoch_budget=cfg.epochs,
         space=space.for_input(side),
@@ -439,19 +475,24 @@ class Timings:
 def while_ray_starts(
     cfg: SearchConfig, stream: TextIO, prepare: Callable[[], T], timings: Timings
 ) -> tuple[T, bool]:
-    """Run `prepare` (load the dataset, dry-run the space, write provenance) in a thread while
-    this thread imports and starts Ray; together they take about the longer of the two instead
-    of the sum (bench/overhead.py, start-up).
+    """Run `prepare` (load the dataset, dry-run the space, write provenance), then import Tune,
+    in a thread while this thread imports and starts Ray; together they take about the longer
+    of the two instead of the sum (bench/overhead.py, start-up).
 
     Returns prepare's result and whether Ray was started here. If `prepare` fails, Ray is shut
     down again and its error (a one-line ConfigError or DataError) is raised: nothing of the
     search was written, and no trial ran.
     """
     outcome: dict[str, Any] = {}
+    ray_imported = threading.Event()
 
     def work() -> None:
         try:
             outcome["value"] = prepare()
+            # Then Tune's own import (~0.8 s), which building the Tuner would wait for. Only
+            # once `ray` itself is imported, so the two threads never import it at once.
+            ray_imported.wait()
+            import ray.tune  # noqa: F401
         except BaseException as e:  # handed to the main thread below
             outcome["error"] = e
 
@@ -459,8 +500,10 @@ def while_ray_starts(
     thread.start()
     try:
         with timings("ray_start"):
-            import ray  # only now: input that fails validate() never pays for importing Ray
-
+            try:
+                import ray  # only now: input that fails validate() never pays for importing Ray
+            finally:
+                ray_imported.set()
             we_started = start_ray(cfg, stream)
     finally:
         thread.join()
@@ -483,7 +526,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     cfg.validate()
     timings = Timings()
 
-    def prepare() -> tuple[DatasetBundle, dict[str, Any], dict[str, Any]]:
+    def prepare() -> tuple[DatasetBundle, dict[str, Any], dict[str, Any], Any]:
         with timings("dataset"):
             bundle, payload = _load(cfg, stream)
         with timings("space_check"):
@@ -499,9 +542,11 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
             atomic_write_json(exp / "provenance.json", record)
-        return bundle, payload, record
+        with timings("study_storage"):
+            storage = open_study_storage(cfg)
+        return bundle, payload, record, storage
 
-    (bundle, payload, record), we_started = while_ray_starts(cfg, stream, prepare, timings)
+    (bundle, payload, record, storage), we_started = while_ray_starts(cfg, stream, prepare, timings)
     _say(
         stream,
         f"Searching {cfg.space} on {bundle.name} {bundle.input_shape} "
@@ -510,7 +555,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",
     )
     return _run(cfg, bundle, payload, record, stream, restore=False, we_started=we_started,
-                timings=timings)  # fmt: skip
+                timings=timings, storage=storage)  # fmt: skip
 
 
 def resume(
@@ -558,7 +603,10 @@ def _run(
     restore: bool,
     we_started: bool,
     timings: Timings,
+    storage: Any = None,
 ) -> SearchResult:
+    """Fit (or restore and fit), then the tables, best.json and the report. `storage`: the
+    study's database when search() already opened it."""
     import ray
     from ray import tune
 
@@ -575,7 +623,7 @@ def _run(
             )
         else:
             with timings("build_tuner"):
-                tuner = build_tuner(cfg, bundle, payload, stream)
+                tuner = build_tuner(cfg, bundle, payload, stream, storage)
         with timings("fit"):
             tuner.fit()
     finally:

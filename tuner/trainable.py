@@ -2,7 +2,9 @@
 
 Each epoch it trains, validates, checkpoints and calls `tune.report`. It resumes from
 `tune.get_checkpoint()`, keeps the weights with the lowest validation loss (as the lab did),
-and ends at once with `diverged: true` when the loss blows up.
+and ends at once with `diverged: true` when the loss blows up. The epochs run in a thread of
+their own (tuner/reporting.py), so the next epoch trains while Tune's driver takes in the last
+one's report and checkpoint.
 
 The dataset reaches it as numpy arrays from Ray's object store (`tune.with_parameters` puts
 them there once per search), so no trial decodes image files.
@@ -10,6 +12,7 @@ them there once per search), so no trial decodes image files.
 
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 import time
@@ -26,6 +29,7 @@ from tuner.cost import inference_latency_ms, run_and_count
 from tuner.data import DatasetBundle, open_cached
 from tuner.loader import Augment, DeviceLoader, channel_stats
 from tuner.model import ConvNet, count_parameters
+from tuner.reporting import EpochPipeline
 from tuner.training import (
     build_optimizer,
     build_schedule,
@@ -206,74 +210,88 @@ def train_trial(
 
     saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
 
-    def report(metrics: dict[str, Any], epoch: int, checkpoint: bool) -> None:
-        """tune.report, with a checkpoint of the whole training state when asked."""
+    def snapshot(epoch: int) -> dict[str, Any]:
+        """The whole training state after `epoch`, copied: the next epoch trains on while
+        the trainable's thread writes it."""
         nonlocal saved_at, saved_best_epoch
-        if not checkpoint:
-            tune.report(metrics)
-            return
-        state = {
+        saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
+        return {
             "epoch": epoch,
             "model": _cpu_state(model),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict() if schedule is not None else {},
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "schedule": copy.deepcopy(schedule.state_dict()) if schedule is not None else {},
             "loader": train_loader.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "best_state": best_state,
-            "best": best,
+            "best_state": best_state,  # replaced, never changed in place
+            "best": dict(best),
         }
+
+    def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """tune.report, with a checkpoint of `state` when the epoch handed one over."""
+        if state is None:
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, Path(d) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        saved_at, saved_best_epoch = time.monotonic(), best["epoch"]
 
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        epoch_started_at = time.time()  # wall clock, to measure start-up from outside
-        try:
-            train = train_epoch(model, train_loader, optimizer, schedule, loss_fn, device)
-        except torch.cuda.OutOfMemoryError as e:
-            raise RuntimeError(
-                f"trial ran out of GPU memory within its {gpu_share:g} share of the GPU "
-                f"(batch {cfg.batch_size}, {params:,} params); raise --gpus-per-trial or "
-                "shrink the space's batch sizes and widths"
-            ) from e
-        metrics: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": train.loss,
-            "train_acc": train.acc,
-            "epoch_time_s": train.seconds,
-            "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
-            "params": params,
-            "macs": macs,
-            "epoch_started_at": epoch_started_at,
-            "latency_ms": latency_ms,
-            "setup_s": setup_s,
-            "lr": optimizer.param_groups[0]["lr"],
-            "node_id": node_id,
-        }
-        if train.diverged or loss_exploded(train.loss, num_classes):
-            # The weights are garbage now; report and stop. The trial ends here, so its last
-            # checkpoint is only read for its kept weights: write one if those are newer.
+    pipeline = EpochPipeline(report)
+
+    def epochs() -> None:
+        nonlocal best, best_state
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            epoch_started_at = time.time()  # wall clock, to measure start-up from outside
+            try:
+                train = train_epoch(
+                    model, pipeline.batches(train_loader), optimizer, schedule, loss_fn, device
+                )
+            except torch.cuda.OutOfMemoryError as e:
+                raise RuntimeError(
+                    f"trial ran out of GPU memory within its {gpu_share:g} share of the GPU "
+                    f"(batch {cfg.batch_size}, {params:,} params); raise --gpus-per-trial or "
+                    "shrink the space's batch sizes and widths"
+                ) from e
+            metrics: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": train.loss,
+                "train_acc": train.acc,
+                "epoch_time_s": train.seconds,
+                "images_per_s": train.images / train.seconds if train.seconds > 0 else 0.0,
+                "params": params,
+                "macs": macs,
+                "epoch_started_at": epoch_started_at,
+                "latency_ms": latency_ms,
+                "setup_s": setup_s,
+                "lr": optimizer.param_groups[0]["lr"],
+                "node_id": node_id,
+            }
+            if train.diverged or loss_exploded(train.loss, num_classes):
+                # The weights are garbage now; report and stop. The trial ends here, so its last
+                # checkpoint is only read for its kept weights: write one if those are newer.
+                metrics.update(
+                    val_loss=math.inf, val_acc=float("nan"), diverged=True,
+                    best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
+                    best_epoch=best["epoch"],
+                )  # fmt: skip
+                newer = best["epoch"] > saved_best_epoch
+                pipeline.hand_over(metrics, snapshot(epoch) if newer else None)
+                return
+
+            val_started = time.perf_counter()
+            val, _ = evaluate(model, pipeline.batches(val_loader), device)
+            metrics["val_time_s"] = time.perf_counter() - val_started
+            if val.loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
+                best = {"val_loss": val.loss, "val_acc": val.acc, "epoch": epoch}
+                best_state = _cpu_state(model)
             metrics.update(
-                val_loss=math.inf, val_acc=float("nan"), diverged=True,
+                val_loss=val.loss, val_acc=val.acc, diverged=False,
                 best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
                 best_epoch=best["epoch"],
             )  # fmt: skip
-            report(metrics, epoch, checkpoint=best["epoch"] > saved_best_epoch)
-            return
+            due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
+            pipeline.hand_over(metrics, snapshot(epoch) if due else None)
 
-        val_started = time.perf_counter()
-        val, _ = evaluate(model, val_loader, device)
-        metrics["val_time_s"] = time.perf_counter() - val_started
-        if val.loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
-            best = {"val_loss": val.loss, "val_acc": val.acc, "epoch": epoch}
-            best_state = _cpu_state(model)
-        metrics.update(
-            val_loss=val.loss, val_acc=val.acc, diverged=False,
-            best_val_loss=best["val_loss"], best_val_acc=best["val_acc"], best_epoch=best["epoch"],
-        )  # fmt: skip
-        due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
-        report(metrics, epoch, checkpoint=due)
+    pipeline.run(epochs)
 
 
 def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
