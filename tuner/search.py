@@ -135,6 +135,10 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
         return True
     keep_local_ray_on_loopback()
     let_trials_use_prestarted_workers()
+    # Ray's usage statistics (sent to Anyscale when a network is there) cost ray.init ~0.9 s
+    # here (bench/overhead.py, start-up). A private in-process Ray for one search does not send
+    # them unless the user asks for it with RAY_USAGE_STATS_ENABLED=1.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # address="local" always starts a private instance: it never joins a cluster someone else
     # started on this machine (which address=None or "auto" could).
     ray.init(address="local", include_dashboard=False, **quiet)
