@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
     rows = [json.loads(line) for f in exp.glob("trial_*/result.json")
             for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
     first_epoch = min(r["epoch_started_at"] for r in rows)
+    gaps_ms = sorted(epoch_gaps_ms(exp))
     # A trial's own work: its training and validation passes. Everything else (start-up of
     # the trial, checkpoints, reports, scheduling) is what Tune and the trainable add.
     own = epochs_table["epoch_time_s"].sum() + epochs_table["val_time_s"].sum()
@@ -66,8 +67,22 @@ def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
         "trial_own_s_mean": round(float(per_trial.mean()), 2),
         "trial_own_s_range": [round(float(per_trial.min()), 2), round(float(per_trial.max()), 2)],
         "epoch_own_s_mean": round(float(own / len(epochs_table)), 3),
+        "epoch_gap_ms_median": round(statistics.median(gaps_ms), 2) if gaps_ms else None,
+        "epoch_gap_ms_p90": round(gaps_ms[int(0.9 * len(gaps_ms))], 2) if gaps_ms else None,
         "timings": timings, "machine_busy_before": round(busy, 2),
     }  # fmt: skip
+
+
+def epoch_gaps_ms(exp: Path) -> list[float]:
+    """Per trial, the milliseconds between one epoch's end (its start + training + validation)
+    and the next epoch's start: what reporting, checkpointing and Tune's round trip cost."""
+    gaps = []
+    for f in exp.glob("trial_*/result.json"):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        for a, b in zip(rows, rows[1:], strict=False):
+            end = a["epoch_started_at"] + a["epoch_time_s"] + a.get("val_time_s", 0.0)
+            gaps.append(1000 * (b["epoch_started_at"] - end))
+    return gaps
 
 
 def startup(args: argparse.Namespace, name: str, checkout: Path) -> float:
@@ -144,7 +159,8 @@ def main() -> None:
         f"\n{args.samples} trials of ~{figures['trial_own_s_mean']:.1f} s own work, concurrency "
         f"{args.concurrency}: Tuner.fit {figures['fit_s']:.1f} s vs ideal "
         f"{figures['ideal_s']:.1f} s = overhead {figures['overhead_fit']:.2f} (whole command "
-        f"{figures['command_wall_s']:.1f} s = {figures['overhead_command']:.2f}); start-up to "
+        f"{figures['command_wall_s']:.1f} s = {figures['overhead_command']:.2f}); between "
+        f"epochs {figures['epoch_gap_ms_median']:.1f} ms (median); start-up to "
         f"the first epoch {figures['startup_s']:.1f} s (dataset cached; probe run: "
         f"{figures['probe_startup_s']:.1f} s)"
     )

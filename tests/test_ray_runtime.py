@@ -49,3 +49,36 @@ def test_a_gpu_request_on_a_cpu_only_cluster_is_refused(local_ray):
         check_schedulable(local_ray)
     local_ray.gpus_per_trial = 0
     check_schedulable(local_ray)  # and the same request without a GPU fits
+
+
+def test_trials_run_in_the_workers_ray_started_with_the_cluster(local_ray, tmp_path):
+    """No fresh Python process (and `import ray`) before a search's first trial: Tune's actor
+    lands on one of the idle workers Ray prestarted (see let_trials_use_prestarted_workers)."""
+    import time
+
+    from ray import tune
+
+    def report_pid(config):  # defined here so that Ray pickles it by value
+        import os
+
+        tune.report({"pid": os.getpid()})
+
+    me = psutil.Process()
+    deadline = time.monotonic() + 30
+    prestarted: set[int] = set()
+    while not prestarted and time.monotonic() < deadline:
+        prestarted = {p.pid for p in me.children(recursive=True) if "IDLE" in p.name()}
+        time.sleep(0.2)
+    assert prestarted, "Ray started no idle workers with the cluster"
+    tuner = tune.Tuner(
+        tune.with_resources(report_pid, {"cpu": 1}),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    (result,) = tuner.fit()
+    assert result.metrics["pid"] in prestarted
+
+
+def test_in_process_ray_sends_no_usage_statistics(local_ray):
+    import os
+
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
