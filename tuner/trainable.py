@@ -163,10 +163,14 @@ def train_trial(
     `data` (see trial_payload), `threads` (torch CPU threads), `gpu_share` (the trial's
     --gpus-per-trial; a fraction caps its CUDA memory at that share) and `checkpoints` (when
     to write one) are bound once per search with `tune.with_parameters`.
+
+    Tune runs this in a thread of its own, which here only reports: the set-up and the epochs
+    run in a training thread (tuner/reporting.py), so an epoch trains while the last one's
+    report and checkpoint go to Tune.
     """
     from ray import tune
 
-    data = resolve_payload(data)  # numpy only: no torch work in this thread (see train)
+    data = resolve_payload(data)  # numpy only: no torch work in this thread (see below)
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         """tune.report, with a checkpoint of `state` when the epoch handed one over."""
@@ -179,7 +183,7 @@ def train_trial(
 
     pipeline = EpochPipeline(report)
 
-    def train() -> None:
+    def set_up_and_train() -> None:
         """Set-up and epochs, all in the training thread. Torch work split over two threads
         gives each its own OpenMP thread pool, and the epochs then trained ~15 % slower."""
         entered = time.perf_counter()
@@ -293,7 +297,7 @@ def train_trial(
             due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
             pipeline.hand_over(metrics, snapshot(epoch) if due else None)
 
-    pipeline.run(train)
+    pipeline.run(set_up_and_train)
 
 
 def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
