@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from tuner.config import ConfigError
-from tuner.search import check_schedulable, start_ray
+from tuner.search import check_schedulable, let_trials_use_prestarted_workers, start_ray
 from tuner.search_config import SearchConfig
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,8 @@ def test_trials_run_in_the_workers_ray_started_with_the_cluster(local_ray, tmp_p
     import time
 
     from ray import tune
+
+    let_trials_use_prestarted_workers()  # as make_trainable does for an in-process Ray
 
     def report_pid(config):  # defined here so that Ray pickles it by value
         import os

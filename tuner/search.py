@@ -90,26 +90,30 @@ def keep_local_ray_on_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+# The environment Tune gives its trial actors (DEFAULT_ENV_VARS in ray/tune/execution/
+# class_cache.py; for PyTorch Lightning, ray-project/ray#28197). An in-process Ray is started
+# with it already in place, so that its prestarted workers can take trials (below).
+TUNE_ACTOR_ENV = {"PL_DISABLE_FORK": "1"}
+
+
 def let_trials_use_prestarted_workers() -> None:
-    """Let Tune's trial actors run in the worker processes Ray starts with an in-process Ray.
+    """Let Tune's trial actors run in the worker processes an in-process Ray prestarts.
 
     Ray starts idle Python workers with the cluster, but hands an actor only to a worker whose
-    runtime env matches the actor's, and Tune gives its trial actors one of their own:
-    `{"env_vars": {"PL_DISABLE_FORK": "1"}}` (for PyTorch Lightning, ray-project/ray#28197).
-    So the first trial of every slot waited for a new Python process and its `import ray`,
-    about 1 s (bench/overhead.py, start-up). Ray's processes inherit this process's
-    environment, so the variables go there instead, and Tune's copy is emptied. Should Tune
-    add other variables (it propagates a few, such as AWS keys, when they are set), its
-    actors simply start fresh processes as before.
+    runtime env matches the actor's, and Tune gives its trial actors one of their own
+    (TUNE_ACTOR_ENV). So the first trial of every slot waited for a new Python process and its
+    `import ray`, about 1 s (bench/overhead.py, start-up). start_ray puts those variables into
+    the environment every process of an in-process Ray inherits; this empties Tune's copy, but
+    only when all of it is in that environment already. Should Tune add variables of its own
+    (it also propagates a few, such as AWS keys, when they are set), its actors simply start
+    fresh processes as before. Call it after Ray has started, for an in-process Ray only.
     """
     try:
         from ray.tune.execution import class_cache
     except ImportError:  # moved in some Ray release: nothing is lost but this saving
         return
     defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
-    if isinstance(defaults, dict):
-        for name, value in defaults.items():
-            os.environ.setdefault(name, value)
+    if isinstance(defaults, dict) and all(os.environ.get(k) == v for k, v in defaults.items()):
         defaults.clear()
 
 
@@ -134,7 +138,8 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
         ray.init(address=cfg.address, **quiet)
         return True
     keep_local_ray_on_loopback()
-    let_trials_use_prestarted_workers()
+    for name, value in TUNE_ACTOR_ENV.items():  # see let_trials_use_prestarted_workers
+        os.environ.setdefault(name, value)
     # Ray's usage statistics (sent to Anyscale when a network is there) cost ray.init ~0.9 s
     # here (bench/overhead.py, start-up). A private in-process Ray for one search does not send
     # them unless the user asks for it with RAY_USAGE_STATS_ENABLED=1.
@@ -186,6 +191,9 @@ def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
     from ray import tune
 
     from tuner.trainable import CheckpointPolicy, train_trial
+
+    if cfg.address is None:
+        let_trials_use_prestarted_workers()
 
     threads = max(1, int(cfg.cpus_per_trial))
     checkpoints = CheckpointPolicy(cfg.checkpoint_interval, scheduler_stop_epochs(cfg))
