@@ -238,7 +238,7 @@ def build_tuner(
     objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
     # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
     sampler = make_sampler(cfg.searcher, cfg.seed)
-    storage = storage or open_study_storage(cfg)
+    storage = storage if storage is not None else open_study_storage(cfg)
     searcher = TruthfulOptunaSearch(
         epoch_budget=cfg.epochs,
         space=space.for_input(side),
