@@ -55,6 +55,43 @@ def test_training_runs_at_most_one_report_ahead():
     assert handed_during_first_report == [False]
 
 
+def test_where_the_scheduler_may_stop_the_trial_training_waits_for_the_verdict():
+    epoch_two_started = threading.Event()
+    started_during_report: list[bool] = []
+
+    def report(metrics, state):
+        if metrics["epoch"] == 1:
+            started_during_report.append(epoch_two_started.wait(0.5))
+
+    pipeline = EpochPipeline(report)
+
+    def epochs():
+        pipeline.hand_over({"epoch": 1}, wait=True)  # an ASHA rung
+        epoch_two_started.set()
+        pipeline.hand_over({"epoch": 2})
+
+    pipeline.run(epochs)
+    assert started_during_report == [False]
+
+
+def test_a_stop_at_a_rung_never_starts_the_next_epoch():
+    epochs_started: list[int] = []
+
+    def report(metrics, state):
+        raise SystemExit(0)  # ASHA stops the trial at this rung
+
+    pipeline = EpochPipeline(report)
+
+    def epochs():
+        for epoch in (1, 2):
+            epochs_started.append(epoch)
+            pipeline.hand_over({"epoch": epoch}, wait=True)
+
+    with pytest.raises(SystemExit):
+        pipeline.run(epochs)
+    assert epochs_started == [1]
+
+
 def test_states_reach_the_report_with_their_epoch():
     seen = []
     pipeline = EpochPipeline(lambda metrics, state: seen.append((metrics["epoch"], state)))

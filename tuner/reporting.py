@@ -10,9 +10,14 @@ trainable's thread, which writes the checkpoint and reports, while the next epoc
 - The training thread runs at most one report ahead: it hands epoch k+1 over only once epoch
   k's report has returned, so results reach Tune in order and a trial is never further
   ahead than Tune has seen by more than the epoch in flight.
-- When Tune stops the trial (ASHA, a time budget, the search's end), `tune.report` exits the
-  trainable's thread; the training thread stops at its next batch and is joined, so a reused
-  worker process carries nothing over into its next trial.
+- At the epochs where the scheduler may stop the trial (ASHA's rungs), the training thread
+  waits for Tune's verdict before it starts the next epoch (`hand_over(..., wait=True)`), as a
+  synchronous trainable would. A reused worker process must be free within 2 s of the stop
+  (TUNE_FUNCTION_THREAD_TIMEOUT_S), and one batch of a big network can take longer than that:
+  a trial stopped mid-epoch made the next trial on its worker fail.
+- When Tune stops the trial anywhere else (a time budget, the search's end, Ctrl-C),
+  `tune.report` exits the trainable's thread; the training thread stops at its next batch and
+  is joined, so a reused worker process carries nothing over into its next trial.
 - An exception in the training thread is raised again in the trainable's thread, where Tune
   records it as the trial's error.
 """
@@ -56,12 +61,17 @@ class EpochPipeline:
             self.check()
             yield batch
 
-    def hand_over(self, metrics: dict[str, Any], state: Any = None) -> None:
+    def hand_over(self, metrics: dict[str, Any], state: Any = None, wait: bool = False) -> None:
         """In the training thread: queue one epoch's report; waits while the previous one is
-        still being reported."""
+        still being reported. wait: also wait until this one has been reported (Tune's verdict
+        on it), for epochs where the scheduler may stop the trial."""
         self._slot.acquire()
         self.check()
         self._items.put((metrics, state))
+        if wait:
+            self._slot.acquire()
+            self.check()
+            self._slot.release()
 
     def run(self, epochs: Callable[[], None]) -> None:
         """In the trainable's thread: run `epochs` in a training thread and report what it

@@ -295,7 +295,10 @@ def train_trial(
                 best_epoch=best["epoch"],
             )  # fmt: skip
             due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
-            pipeline.hand_over(metrics, snapshot(epoch) if due else None)
+            # Where ASHA may stop the trial, wait for its verdict rather than start an epoch
+            # that a stop would have to cut short (see tuner/reporting.py).
+            verdict = epoch in checkpoints.stop_epochs
+            pipeline.hand_over(metrics, snapshot(epoch) if due else None, wait=verdict)
 
     pipeline.run(set_up_and_train)
 
