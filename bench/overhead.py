@@ -49,10 +49,9 @@ def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
     exp = args.out / name
     epochs_table = pd.read_csv(exp / "epochs.csv")
     timings = json.loads((exp / "provenance.json").read_text())["timings"][-1]
-    rows = [json.loads(line) for f in exp.glob("trial_*/result.json")
-            for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
-    first_epoch = min(r["epoch_started_at"] for r in rows)
-    gaps_ms = sorted(epoch_gaps_ms(exp))
+    trials = trial_results(exp)
+    first_epoch = min(r["epoch_started_at"] for rows in trials for r in rows)
+    gaps_ms = sorted(epoch_gaps_ms(trials))
     # A trial's own work: its training and validation passes. Everything else (start-up of
     # the trial, checkpoints, reports, scheduling) is what Tune and the trainable add.
     own = epochs_table["epoch_time_s"].sum() + epochs_table["val_time_s"].sum()
@@ -73,12 +72,19 @@ def run(args: argparse.Namespace, name: str, samples: int, epochs: int) -> dict:
     }  # fmt: skip
 
 
-def epoch_gaps_ms(exp: Path) -> list[float]:
+def trial_results(exp: Path) -> list[list[dict]]:
+    """Each trial's reported results (its result.json), in epoch order."""
+    return [
+        [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        for f in exp.glob("trial_*/result.json")
+    ]
+
+
+def epoch_gaps_ms(trials: list[list[dict]]) -> list[float]:
     """Per trial, the milliseconds between one epoch's end (its start + training + validation)
     and the next epoch's start: what reporting, checkpointing and Tune's round trip cost."""
     gaps = []
-    for f in exp.glob("trial_*/result.json"):
-        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    for rows in trials:
         for a, b in zip(rows, rows[1:], strict=False):
             end = a["epoch_started_at"] + a["epoch_time_s"] + a.get("val_time_s", 0.0)
             gaps.append(1000 * (b["epoch_started_at"] - end))
@@ -94,9 +100,8 @@ def startup(args: argparse.Namespace, name: str, checkout: Path) -> float:
     proc = subprocess.run(cmd, text=True, capture_output=True, cwd=checkout)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-    rows = [json.loads(line) for f in (args.out / name).glob("trial_*/result.json")
-            for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
-    return min(r["epoch_started_at"] for r in rows) - start
+    trials = trial_results(args.out / name)
+    return min(r["epoch_started_at"] for rows in trials for r in rows) - start
 
 
 def compare_startup(args: argparse.Namespace) -> None:
