@@ -26,7 +26,6 @@ def test_outcome_rules(result, error, expected):
     assert outcome_state(result, error, M, epoch_budget=10) == expected
 
 
-
 class _Killed(Exception):
     pass
 
