@@ -35,12 +35,49 @@ class SearchSpace:
     # Known-good configurations tried right after the baseline (not labelled as the lab's).
     start_points: tuple[dict[str, Any], ...] = ()
 
-    def points_to_evaluate(self) -> list[dict[str, Any]] | None:
-        """What the search tries first: the lab's baseline (always trial 0), then start points."""
+    def points_to_evaluate(self, input_size: int | None = None) -> list[dict[str, Any]] | None:
+        """What the search tries first: the lab's baseline (always trial 0), then start points.
+
+        With `input_size`, each point is made a point of the space at that size (see
+        `fit_points`); the notes on what changed are dropped here, `fit_points` returns them.
+        """
+        if input_size is not None:
+            return self.fit_points(input_size)[0]
         points = ([dict(self.baseline)] if self.baseline else []) + [
             dict(p) for p in self.start_points
         ]
         return points or None
+
+    def fit_points(self, input_size: int) -> tuple[list[dict[str, Any]] | None, list[str]]:
+        """The baseline and start points as points of the space at `input_size`, and one line
+        for each point that had to change.
+
+        A space adapts its ranges to the image size (cutout 8 is no choice at 8x8, nor four
+        blocks of pooling), so a point written for 32x32 may not be a point at another size;
+        Optuna would refuse it with a traceback. Each value that is not allowed becomes the
+        nearest one that is, found by replaying the point through the space (so conditional
+        parameters follow the values actually used); names the space does not sample at this
+        size are left out.
+        """
+        raw = self.points_to_evaluate()
+        if not raw:
+            return None, []
+        side = f"{input_size}x{input_size}"
+        fitted, notes = [], []
+        for number, point in enumerate(raw):
+            kept, changes = fit_point(self, point, input_size)
+            fitted.append(kept)
+            if changes:
+                what = (
+                    "the lab's baseline"
+                    if number == 0 and self.baseline
+                    else (f"start point {number + 1 - bool(self.baseline)}")
+                )
+                notes.append(
+                    f"note: {what} of {self.name} is not a point of the space at {side}; using "
+                    + ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
+                )
+        return fitted, notes
 
     def for_input(self, input_size: int) -> Callable[[Any], dict[str, Any] | None]:
         """The one-argument function OptunaSearch calls, for a fixed image size."""
@@ -79,6 +116,58 @@ def get_space(name: str) -> SearchSpace:
         f"unknown space {name!r}; choose one of: {', '.join(sorted(SPACES))}, "
         "or give a file: path/to/file.py:function, space.toml or space.yaml"
     )
+
+
+def _nearest(value: Any, dist: Any) -> Any:
+    """The allowed value of `dist` nearest to `value` (`value` itself when it is allowed)."""
+    import optuna.distributions as od
+
+    if isinstance(dist, od.CategoricalDistribution):
+        choices = list(dist.choices)
+        if any(value == c and type(value) is type(c) for c in choices):
+            return value
+        numeric = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if isinstance(value, int | float) and not isinstance(value, bool) and numeric:
+            return min(numeric, key=lambda c: (abs(c - value), c))
+        return choices[0]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return dist.low
+    clamped = min(max(value, dist.low), dist.high)
+    step = getattr(dist, "step", None)
+    if step:
+        clamped = dist.low + round((clamped - dist.low) / step) * step
+        clamped = min(clamped, dist.high)
+    if isinstance(dist, od.IntDistribution):
+        return int(round(clamped))
+    return float(clamped)
+
+
+def fit_point(
+    space: SearchSpace, point: dict[str, Any], input_size: int
+) -> tuple[dict[str, Any], list[tuple[str, Any, Any]]]:
+    """Replay `point` through the space at `input_size` in an in-memory Optuna study whose
+    sampler answers each parameter with the point's value, or the nearest allowed one.
+    Returns the point as the space samples it there, and (name, given, used) for each change."""
+    import optuna
+
+    class _PointSampler(optuna.samplers.BaseSampler):
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return {}
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> dict[str, Any]:
+            return {}
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            if name in point:
+                return _nearest(point[name], dist)
+            return _nearest(None, dist)  # not in the point: the search samples it as usual
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=_PointSampler())
+    trial = study.ask()
+    space.for_input(input_size)(trial)
+    kept = {k: v for k, v in trial.params.items() if k in point}
+    return kept, [(k, point[k], v) for k, v in kept.items() if v != point[k]]
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,34 @@ def check_space(
         params=(min(params), max(params)),
         macs=(min(macs), max(macs)),
     )
+
+
+BUDGET_SAMPLES = 300  # ~1 s on the meta device (bench figure below); enough to find the floor
+
+
+def smallest_cost(
+    space: SearchSpace,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    budget: Any,
+    samples: int = BUDGET_SAMPLES,
+    seed: int = 0,
+) -> tuple[Any, int, int]:
+    """Price the space's start points and `samples` random draws on the meta device (shapes
+    only). Returns (a Cost within `budget` or None, the fewest params seen, the fewest MACs
+    seen), stopping at the first configuration that fits."""
+    from tuner.cost import model_cost
+
+    points = space.fit_points(input_shape[1])[0] or []
+    drawn = (config for _, config in sample_configs(space, input_shape[1], samples, seed))
+    fewest_params = fewest_macs = None
+    for config in [*points, *drawn]:
+        try:
+            cost = model_cost(config, input_shape, num_classes)
+        except Exception:  # an unbuildable sample: the dry run reports those
+            continue
+        fewest_params = min(cost.params, fewest_params or cost.params)
+        fewest_macs = min(cost.macs, fewest_macs or cost.macs)
+        if budget.reason(cost) is None:
+            return cost, fewest_params, fewest_macs
+    return None, fewest_params or 0, fewest_macs or 0

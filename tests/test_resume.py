@@ -165,3 +165,42 @@ def test_asha_rungs_survive_a_new_scheduler_instance(tmp_path):
     restored.on_trial_add(None, late)
     # With the rungs restored, a poor newcomer at rung 1 is stopped (an empty rung would not).
     assert restored.on_trial_result(None, late, {"epoch": 1, "val_loss": 5.0}) == "STOP"
+
+
+def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path):
+    """The first Ctrl-C prints the plan (trials stopping, what is scored on how many test
+    images, the report) before anything else happens; the second stops at once, and what it
+    leaves is drawn by `tuner report` and continued by `tuner resume`."""
+    exp = tmp_path / "twice"
+    proc = subprocess.Popen(
+        tuner("search", *SEARCH, "--out", str(tmp_path), "--name", "twice"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(map(len, epochs_on_disk(exp).values())) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the plan is the next thing printed (a status line may precede)
+        lines.append(line)
+        if line.startswith("Ctrl-C:"):
+            break
+    plan = lines[-1]
+    assert "running trial" in plan and "on 360 test images" in plan and "report" in plan, lines
+    assert not any(line.startswith("Scoring") for line in lines)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest[-2000:]
+    assert "Stopped at once" in rest and f"tuner resume {exp}" in rest
+    assert "Writing the report" not in rest  # it did stop at once
+
+    reported = subprocess.run(tuner("report", str(exp)), capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    assert reported.returncode == 0, reported.stderr[-2000:]
+    assert (exp / "report.html").stat().st_size > 10_000
+    resumed = subprocess.run(tuner("resume", str(exp)), capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 5 and "running" not in set(trials["status"])

@@ -156,3 +156,53 @@ def test_model_cost_macs_agree_with_torchs_flop_counter(name):
         with FlopCounterMode(display=False) as counter:
             model(x)
         assert model_cost(cfg, (3, 32, 32), 10).macs == counter.get_total_flops() // 2, config
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 64, 64)])
+def test_every_start_point_and_baseline_is_a_point_of_its_space_at_every_size(name, shape):
+    """What Optuna is handed as points_to_evaluate must be a point of the space at the
+    dataset's size: Optuna refuses a categorical value that is not a choice with a traceback
+    (resnet_cnn's cutout 8 at 8x8). Each fitted point is replayed through a real study."""
+    space = get_space(name)
+    side = shape[1]
+    points, notes = space.fit_points(side)
+    originals = space.points_to_evaluate() or []
+    assert len(points or []) == len(originals)
+    for original, point in zip(originals, points or [], strict=True):
+        study = optuna.create_study()
+        study.enqueue_trial(point)
+        trial = study.ask()
+        constants = space.for_input(side)(trial) or {}
+        assert trial.params == point  # every value was taken as given: nothing was resampled
+        cfg = TrainConfig.from_dict({**trial.params, **constants})
+        model = ConvNet(cfg.arch, shape[0], 10, side)
+        assert model(torch.zeros(1, *shape)).shape == (1, 10)
+        changed = {k for k in point if point[k] != original.get(k)}
+        assert bool(changed) == any(k in " ".join(notes) for k in changed)
+    if name == "resnet_cnn" and side == 8:
+        assert notes == [
+            "note: start point 1 of resnet_cnn is not a point of the space at 8x8; "
+            "using cutout 8 -> 4"
+        ]
+    if side >= 28:
+        assert points == originals  # written for these sizes: nothing changes
+
+
+@pytest.mark.parametrize(
+    "value, dist, expected",
+    [
+        (8, optuna.distributions.CategoricalDistribution([0, 2, 4]), 4),
+        (3, optuna.distributions.CategoricalDistribution([0, 2, 4]), 2),  # ties go low
+        ("valid", optuna.distributions.CategoricalDistribution(["same"]), "same"),
+        (True, optuna.distributions.CategoricalDistribution([False, True]), True),
+        (5, optuna.distributions.IntDistribution(1, 3), 3),
+        (0.5, optuna.distributions.FloatDistribution(0.02, 0.4, log=True), 0.4),
+        (7, optuna.distributions.IntDistribution(0, 12, step=4), 8),
+    ],
+)
+def test_a_value_outside_its_distribution_becomes_the_nearest_allowed_one(value, dist, expected):
+    from search_spaces import _nearest
+
+    got = _nearest(value, dist)
+    assert got == expected and type(got) is type(expected)

@@ -370,8 +370,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except (ConfigError, DataError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with `tuner resume {cfg.experiment_dir}`", file=sys.stderr)
-        return 130
+        return _stopped_at_once(cfg.experiment_dir)
     return 130 if result.interrupted else 0
 
 
@@ -385,9 +384,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     except (ConfigError, DataError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with `tuner resume {args.dir}`", file=sys.stderr)
-        return 130
+        return _stopped_at_once(args.dir)
     return 130 if result.interrupted else 0
+
+
+def _stopped_at_once(experiment_dir: object) -> int:
+    print(
+        f"\nStopped at once. `tuner resume {experiment_dir}` continues the search; "
+        f"`tuner report {experiment_dir}` draws what it has so far.",
+        file=sys.stderr,
+    )
+    return 130
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -254,10 +254,12 @@ def _write_cache(cache_dir: Path, decoded: _Decoded, fingerprint: Any) -> None:
     A crash or Ctrl-C mid-write leaves at most a hidden temp dir that is removed on the way out,
     never a half-written cache that a later run would trust.
     """
+    from tuner.io import dir_mode
+
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-", dir=cache_dir.parent))
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; other users of a shared data dir may read it
+        tmp.chmod(dir_mode())  # mkdtemp makes it private: give it what mkdir would have
         np.save(tmp / "train_x.npy", decoded.trainval.x, allow_pickle=False)
         np.save(tmp / "train_y.npy", decoded.trainval.y, allow_pickle=False)
         np.save(tmp / "test_x.npy", decoded.test.x, allow_pickle=False)

@@ -65,5 +65,6 @@ def evaluate_on_test(
         "per_class_acc": dict(zip(bundle.classes, per_class, strict=True)),
         "confusion_matrix": confusion.tolist(),
         "confusion_normalized": normalized,
-        "checkpoint": str(checkpoint),
+        # Relative to the experiment directory, so a copied or moved experiment still finds it.
+        "checkpoint": f"{trial_dir.name}/{checkpoint.name}",
     }

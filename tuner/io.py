@@ -1,7 +1,9 @@
 """Atomic file writes: a crash never leaves half a CSV, JSON or report behind.
 
 Each writer writes a temp file in the target's directory, fsyncs it, then renames it over the
-target (rename is atomic on POSIX within one filesystem).
+target (rename is atomic on POSIX within one filesystem). The temp file is given the mode a
+plain open() would have given the file (0666 less the umask: 0644 under the usual 022), since
+mkstemp makes it 0600 and on a shared volume nobody else could read the report.
 """
 
 from __future__ import annotations
@@ -10,10 +12,37 @@ import json
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (/proc, 4.7+)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode open() gives a new file: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode mkdir() gives a new directory: 0777 less the umask."""
+    return 0o777 & ~current_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -21,6 +50,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -17,6 +17,8 @@ from ray.tune import Callback
 
 from tuner.results import trial_dir_name, trial_index
 
+ACTIVE: SearchProgress | None = None  # the running search's display (read by Ctrl-C's plan)
+
 
 class SearchProgress(Callback):
     def __init__(
@@ -30,10 +32,27 @@ class SearchProgress(Callback):
         self.last_log = 0.0
         self.last: dict[str, dict[str, Any]] = {}  # trial id -> last result
         self.best: tuple[float, int] | None = None  # (val acc of kept weights, trial index)
+        self._index: dict[str, int] = {}  # trial id -> trial index
+        self.running: set[str] = set()  # started and not yet finished, as this display saw it
 
     # -- Tune hooks ---------------------------------------------------------------------------
+    def setup(self, **info: Any) -> None:
+        global ACTIVE
+        ACTIVE = self
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self.running.add(trial.trial_id)
+
+    def kept_result(self, index: int) -> dict[str, Any]:
+        """The last result seen of trial `index` (its epoch timings), or {}."""
+        for trial_id, result in self.last.items():
+            if self._index.get(trial_id) == index:
+                return result
+        return {}
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
         self.last[trial.trial_id] = result
+        self._index[trial.trial_id] = trial_index(trial_dir_name(trial))
         acc = result.get("best_val_acc")
         if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
             self.best = (acc, trial_index(trial_dir_name(trial)))
@@ -60,6 +79,7 @@ class SearchProgress(Callback):
 
     # -- output -------------------------------------------------------------------------------
     def _finish(self, trials: list, trial: Any, outcome: str, result: dict) -> None:
+        self.running.discard(trial.trial_id)
         done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
         done.add(trial.trial_id)  # Tune may call this hook before it updates the status
         acc, kept = result.get("best_val_acc"), result.get("best_epoch")

@@ -234,6 +234,9 @@ def build_tuner(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(cfg.space)
     side = bundle.input_shape[1]
+    points, notes = space.fit_points(side)
+    for note in notes:
+        _say(stream, note)
     budget = Budget(cfg.max_params, cfg.max_macs)
     objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
     # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
@@ -244,7 +247,7 @@ def build_tuner(
         space=space.for_input(side),
         metric=[o.metric for o in objectives] if objectives else SEARCHER_METRIC,
         mode=[o.mode for o in objectives] if objectives else SEARCHER_MODE,
-        points_to_evaluate=space.points_to_evaluate(),
+        points_to_evaluate=points,
         sampler=sampler,
         storage=storage,
         study_name=cfg.name,
@@ -312,12 +315,31 @@ def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str
 MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
 
 
-def _trial_record(
-    exp: Path, row: pd.Series, bundle: DatasetBundle, payload: dict[str, Any]
-) -> dict[str, Any]:
-    """One trial as best.json describes it, scored on the test split."""
+def _score(
+    exp: Path,
+    row: pd.Series,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO | None,
+) -> dict[str, Any] | None:
+    """evaluate_on_test, saying first what it scores (on a CPU a big net takes a minute)."""
     from tuner.final_eval import evaluate_on_test
 
+    if stream is not None:
+        _say(
+            stream, f"Scoring trial {int(row['trial_index'])} on {len(bundle.test.y):,} test images"
+        )
+    return evaluate_on_test(trial_config(exp, row), exp / row["trial_dir"], bundle, payload)
+
+
+def _trial_record(
+    exp: Path,
+    row: pd.Series,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """One trial as best.json describes it, scored on the test split."""
     config = trial_config(exp, row)
     record: dict[str, Any] = {
         "trial_id": row["trial_id"],
@@ -331,7 +353,7 @@ def _trial_record(
         "epochs_run": int(row["epochs_run"]),
         "params": int(row["params"]),
     }
-    scored = evaluate_on_test(config, exp / row["trial_dir"], bundle, payload) or {}
+    scored = _score(exp, row, bundle, payload, stream) or {}
     if scored and scored["kept_epoch"] != record["best_epoch"]:
         # Stopped from outside (--time-budget) after its best epoch but before that epoch's
         # checkpoint (see --checkpoint-interval): the weights scored are the checkpoint's, so
@@ -345,7 +367,11 @@ def _trial_record(
 
 
 def _pick(
-    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
+    cfg: SearchConfig,
+    trials: pd.DataFrame,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Single objective: the highest validation accuracy. Several: the Pareto front of the
     completed trials, each point scored on the test split, and its knee as `the` best."""
@@ -354,7 +380,7 @@ def _pick(
         row = pick_best(trials) if not trials.empty else None
         if row is None:
             return None
-        best = _trial_record(exp, row, bundle, payload)
+        best = _trial_record(exp, row, bundle, payload, stream)
         best["selected_by"] = (
             f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)"
         )
@@ -374,7 +400,7 @@ def _pick(
     for index in by_index.index:
         row = by_index.loc[index]
         if index in scored:
-            point = _trial_record(exp, row, bundle, payload)
+            point = _trial_record(exp, row, bundle, payload, stream)
         else:
             point = {"trial_index": int(index), "params": int(row["params"])}
         point["objectives"] = values_of(row, objectives)
@@ -391,13 +417,15 @@ def _pick(
 
 
 def write_best(
-    cfg: SearchConfig, trials: pd.DataFrame, bundle: DatasetBundle, payload: dict[str, Any]
+    cfg: SearchConfig,
+    trials: pd.DataFrame,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Pick the best trial on validation, then (only then) score it on the test split."""
-    from tuner.final_eval import evaluate_on_test
-
     exp = cfg.experiment_dir
-    best = _pick(cfg, trials, bundle, payload)
+    best = _pick(cfg, trials, bundle, payload, stream)
     if best is None:
         return None
     best["classes"] = list(bundle.classes)
@@ -405,7 +433,7 @@ def write_best(
     baseline = trials[trials["is_baseline"]]
     if not baseline.empty and baseline.iloc[0]["best_epoch"] >= 1:
         base = baseline.iloc[0]
-        scored = evaluate_on_test(trial_config(exp, base), exp / base["trial_dir"], bundle, payload)
+        scored = _score(exp, base, bundle, payload, stream)
         best["baseline"] = {
             "trial_index": int(base["trial_index"]),
             "val_acc": base["best_val_acc"],
@@ -466,6 +494,30 @@ def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> N
         stream,
         f"Checked {report.samples} samples of {cfg.space} in {report.seconds:.1f} s: "
         f"{report.params[0]:,}-{report.params[1]:,} params",
+    )
+
+
+def check_budget(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
+    """ConfigError (one line) when no configuration the space samples at this dataset's shape
+    fits --max-params / --max-macs."""
+    from search_spaces import get_space
+    from search_spaces.check import BUDGET_SAMPLES, smallest_cost
+    from tuner.cost import Budget
+
+    budget = Budget(cfg.max_params, cfg.max_macs)
+    space = get_space(cfg.space)
+    shape = bundle.input_shape
+    fits, params, macs = smallest_cost(space, shape, bundle.num_classes, budget)
+    if fits is not None:
+        return
+    asked = ", ".join(
+        f"--max-{name} {value:,}" for name, value in (("params", cfg.max_params),
+                                                       ("macs", cfg.max_macs)) if value
+    )  # fmt: skip
+    raise ConfigError(
+        f"no configuration of {cfg.space} at {'x'.join(map(str, shape))} fits {asked}: the "
+        f"smallest of {BUDGET_SAMPLES} samples had {params:,} params and {macs:,} MACs; raise "
+        "the budget or narrow the space"
     )
 
 
@@ -537,10 +589,22 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     stream = stream or sys.stdout
     cfg.validate()
     timings = Timings()
+    loaded: tuple[DatasetBundle, dict[str, Any]] | None = None
+    if cfg.max_params is not None or cfg.max_macs is not None:
+        # Priced before Ray starts, so that an impossible budget costs a second and exit 2,
+        # not Ray's start and 200 refused proposals inside Tune. The dataset is loaded first
+        # (for its shape) instead of beside Ray's start: ~0.1 s from the cache.
+        with timings("dataset"):
+            loaded = _load(cfg, stream)
+        with timings("budget_check"):
+            check_budget(cfg, loaded[0], stream)
 
     def prepare() -> tuple[DatasetBundle, dict[str, Any], dict[str, Any], Any]:
-        with timings("dataset"):
-            bundle, payload = _load(cfg, stream)
+        if loaded is None:
+            with timings("dataset"):
+                bundle, payload = _load(cfg, stream)
+        else:
+            bundle, payload = loaded
         with timings("space_check"):
             dry_run_space(cfg, bundle, stream)
         with timings("provenance"):
@@ -618,7 +682,64 @@ def _run(
     storage: Any = None,
 ) -> SearchResult:
     """Fit (or restore and fit), then the tables, best.json and the report. `storage`: the
-    study's database when search() already opened it."""
+    study's database when search() already opened it. Ctrl-C: see tuner/interrupt.py."""
+    from tuner.interrupt import Interrupts
+
+    plan = functools.partial(interrupt_plan, cfg, bundle)
+    with Interrupts(stream, plan) as interrupts:
+        return _fit_and_write(
+            cfg, bundle, payload, record, stream, restore, we_started, timings, storage,
+            interrupts,
+        )  # fmt: skip
+
+
+def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> str:
+    """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
+    trial's validation pass, scaled from its validation images to the test split's."""
+    from search_spaces import get_space
+    from tuner import progress
+
+    shown = progress.ACTIVE
+    steps = []
+    if in_fit:
+        running = len(shown.running) if shown else 0
+        steps.append(
+            f"stopping the {running} running trial(s) (each keeps its last checkpoint)"
+            if running
+            else "stopping the search"
+        )
+    tests = len(bundle.test.y)
+    if cfg.objectives:
+        scoring = f"scoring up to {MAX_FRONT_EVALUATIONS} Pareto-front trials"
+    elif shown and shown.best:
+        scoring = f"scoring trial {shown.best[1]}, the best so far,"
+    else:
+        scoring = "scoring the best trial"
+    scoring += f" on {tests:,} test images"
+    if get_space(cfg.space).baseline is not None:
+        scoring += " (and the lab baseline)"
+    if shown and shown.best and not cfg.objectives:
+        val_seconds = shown.kept_result(shown.best[1]).get("val_time_s")
+        if val_seconds and len(bundle.val.y):
+            estimate = float(val_seconds) * tests / len(bundle.val.y)
+            scoring += f", about {max(1, round(estimate)):,} s"
+    steps += [scoring, "writing the report"]
+    text = ", then ".join(steps) + "."
+    return text[0].upper() + text[1:]
+
+
+def _fit_and_write(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    stream: TextIO,
+    restore: bool,
+    we_started: bool,
+    timings: Timings,
+    storage: Any,
+    interrupts: Any,
+) -> SearchResult:
     import ray
     from ray import tune
 
@@ -636,8 +757,10 @@ def _run(
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
+        interrupts.in_fit = True
         with timings("fit"):
             tuner.fit()
+        interrupts.in_fit = False
     finally:
         if we_started:
             with timings("ray_shutdown"):
@@ -645,24 +768,22 @@ def _run(
 
     from search_spaces import get_space
 
-    unfinished = [
-        tid
-        for tid, s in ray_trial_states(exp).items()
-        if s["status"] not in ("TERMINATED", "ERROR")
-    ]
+    states = ray_trial_states(exp)
+    unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
     has_baseline = get_space(cfg.space).baseline is not None
     trials, epochs = collect_tables(
-        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=set(unfinished)
+        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=unfinished
     )
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
     if not unfinished:
         reconcile_study(exp, cfg.name)
     with timings("test_evaluation"):
-        best = write_best(cfg, trials, bundle, payload)
+        best = write_best(cfg, trials, bundle, payload, stream)
     record["finished"] = None if unfinished else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    _say(stream, "Writing the report")
     with timings("report"):
         report = write_report(exp, stream)
     # Where the time went, per phase (a resume adds its own entry): bench/overhead.py reads it.
@@ -670,7 +791,13 @@ def _run(
     atomic_write_json(exp / "provenance.json", record)
     _print_summary(stream, exp, trials, best, report)
     if unfinished:
-        _say(stream, f"Interrupted with {len(unfinished)} trial(s) unfinished; continue with:")
+        started_ids = set(trials["trial_id"]) if not trials.empty else set()
+        begun = len(unfinished & started_ids)
+        _say(
+            stream,
+            f"Interrupted with {len(unfinished)} trial(s) unfinished ({begun} started, "
+            f"{len(unfinished) - begun} not yet started); continue with:",
+        )
         _say(stream, f"  tuner resume {exp}")
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
 
@@ -685,6 +812,7 @@ def _print_summary(
     stream: TextIO, exp: Path, trials: pd.DataFrame, best: dict | None, report: Path | None
 ) -> None:
     counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    counts.pop("running", None)  # unfinished trials are counted once, on the line that follows
     _say(stream, "")
     _say(
         stream, "Outcomes: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none")
