@@ -121,6 +121,16 @@ class PersistentASHA(ASHAScheduler):
             for s in range(len(self._brackets))
         ]
 
+    def _follow(self, trial: Any) -> None:
+        """Keep the state file in the experiment directory the trials run in now. tuner.pkl
+        holds this scheduler with the path it had when the search began; after the directory
+        was moved or copied, that path points at the old place (or nowhere)."""
+        if self._loaded:
+            return
+        here = getattr(trial, "local_experiment_path", None)
+        if here:
+            self._state_path = str(Path(here) / Path(self._state_path).name)
+
     def _ensure_loaded(self) -> None:
         if self._loaded:
             return
@@ -146,10 +156,12 @@ class PersistentASHA(ASHAScheduler):
         return [list(b._rungs) for b in self._brackets]
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._follow(trial)
         self._ensure_loaded()
         super().on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._follow(trial)
         self._ensure_loaded()
         if trial.trial_id not in self._trial_info:  # restored trials may skip on_trial_add
             super().on_trial_add(tune_controller, trial)
@@ -158,6 +170,7 @@ class PersistentASHA(ASHAScheduler):
         return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._follow(trial)
         self._ensure_loaded()
         if trial.trial_id not in self._trial_info:
             super().on_trial_add(tune_controller, trial)

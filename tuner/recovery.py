@@ -67,3 +67,36 @@ def reconcile_study(experiment_dir: str | Path, study_name: str | None) -> int:
     for frozen in left:
         study.tell(frozen.number, state=TrialState.FAIL)
     return len(left)
+
+
+def relocate_search_state(experiment_dir: str | Path) -> int:
+    """Point Tune's saved search generator at the experiment directory where it is now.
+
+    Tune keeps the Experiment its trials are created from (with the storage path and the
+    experiment's directory name) in search_gen_state-*.json, a pickle despite its name. After
+    the directory was moved or copied, Tune's restore (2.60) places the restored trials right
+    but creates every new trial in the old place; each failed at once with "Unable to set up
+    cluster storage". Rewritten here, atomically, before Tune reads it. Returns how many state
+    files were changed. These are pickles of our own search, as tuner.pkl is: only resume
+    directories you trust.
+    """
+    import pickle
+
+    from tuner.io import atomic_write_bytes
+
+    experiment_dir = Path(experiment_dir).resolve()
+    changed = 0
+    for path in sorted(experiment_dir.glob("search_gen_state-*.json")):
+        state = pickle.loads(path.read_bytes())
+        experiment = state.get("experiment") if isinstance(state, dict) else None
+        storage = getattr(experiment, "storage", None)
+        if storage is None or getattr(storage, "custom_fs_provided", False):
+            continue  # cloud storage: not a directory that moves
+        where = Path(storage.storage_fs_path) / storage.experiment_dir_name
+        if where == experiment_dir:
+            continue
+        storage.storage_fs_path = experiment_dir.parent.as_posix()
+        storage.experiment_dir_name = experiment_dir.name
+        atomic_write_bytes(path, pickle.dumps(state))
+        changed += 1
+    return changed

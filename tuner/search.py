@@ -33,7 +33,12 @@ from tuner.config import ConfigError
 from tuner.data import DatasetBundle, load_dataset
 from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.objectives import knee_point, pareto_front, parse_objectives, values_of
-from tuner.recovery import OPTUNA_DB, reconcile_study, settle_finished_trials
+from tuner.recovery import (
+    OPTUNA_DB,
+    reconcile_study,
+    relocate_search_state,
+    settle_finished_trials,
+)
 from tuner.results import (
     collect_tables,
     pick_best,
@@ -650,10 +655,14 @@ def resume(
     for needed in ("provenance.json", "tuner.pkl"):
         if not (exp / needed).is_file():
             raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
+    refuse_writable_by_others(exp)
     record = json.loads((exp / "provenance.json").read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
     cfg.out, cfg.name = str(exp.parent), exp.name  # the directory may have moved
+    from tuner import searcher
+
+    searcher.RESTORE_DB = exp / OPTUNA_DB  # tuner.pkl's searcher opens the study here
     if max_failures is not None:
         cfg.max_failures = max_failures
     timings = Timings()
@@ -668,6 +677,44 @@ def resume(
     _say(stream, f"Resuming {exp}")
     return _run(cfg, bundle, payload, record, stream, restore=True, we_started=we_started,
                 timings=timings)  # fmt: skip
+
+
+def _private_group(gid: int) -> bool:
+    """A user's own group (Debian's umask 002 setups): named after the user, no other members."""
+    import grp
+    import pwd
+
+    try:
+        group = grp.getgrgid(gid)
+        return not group.gr_mem and group.gr_name == pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return False
+
+
+def refuse_writable_by_others(exp: Path) -> None:
+    """ConfigError unless only its owner can change what a resume unpickles.
+
+    tuner.pkl, searcher-state-*.pkl and search_gen_state-*.json are pickles, and loading a
+    pickle runs code: anyone who can write them (or replace them, through the directory) could
+    run code as whoever resumes. So the directory and those files must be writable by their
+    owner alone (or the owner's private group), and owned by the user resuming (or root).
+    """
+    me = os.geteuid()
+    pickles = [exp / "tuner.pkl", *exp.glob("searcher-state-*.pkl")]
+    for path in [exp, *pickles, *exp.glob("search_gen_state-*")]:
+        st = path.stat()
+        if st.st_mode & 0o002 or (st.st_mode & 0o020 and not _private_group(st.st_gid)):
+            raise ConfigError(
+                f"refusing to resume {exp}: {path.name} is writable by other users "
+                f"(mode {st.st_mode & 0o777:o}) and a resume loads the pickles inside, which "
+                f"runs code; if you trust it, `chmod -R go-w {exp}`"
+            )
+        if st.st_uid not in (me, 0):
+            raise ConfigError(
+                f"refusing to resume {exp}: {path.name} belongs to another user (uid "
+                f"{st.st_uid}) and a resume loads the pickles inside, which runs code; copy "
+                "the experiment to a directory of your own first"
+            )
 
 
 def _run(
@@ -748,7 +795,8 @@ def _fit_and_write(
     try:
         check_schedulable(cfg)
         if restore:
-            settled = settle_finished_trials(exp, cfg.name)
+            relocate_search_state(exp)
+            settled = settle_finished_trials(exp, study_name(record, cfg))
             if settled:
                 _say(stream, f"{settled} trial(s) had finished just before the interruption")
             tuner = tune.Tuner.restore(
@@ -777,7 +825,7 @@ def _fit_and_write(
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
     if not unfinished:
-        reconcile_study(exp, cfg.name)
+        reconcile_study(exp, study_name(record, cfg))
     with timings("test_evaluation"):
         best = write_best(cfg, trials, bundle, payload, stream)
     record["finished"] = None if unfinished else datetime.now(timezone.utc).isoformat()
@@ -800,6 +848,12 @@ def _fit_and_write(
         )
         _say(stream, f"  tuner resume {exp}")
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
+
+
+def study_name(record: dict[str, Any], cfg: SearchConfig) -> str:
+    """The Optuna study's name: the experiment's name when it was created. A moved or copied
+    experiment directory may have another name now; the study inside optuna.db keeps its own."""
+    return str((record.get("config") or {}).get("name") or cfg.name)
 
 
 def _fmt(value: Any) -> str:

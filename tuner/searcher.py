@@ -20,8 +20,11 @@ feasible one, so the sampler learns where the budget ends and stops proposing pa
 
 from __future__ import annotations
 
+import io
 import math
+import pickle
 import zlib
+from pathlib import Path
 from typing import Any
 
 from optuna.samplers import RandomSampler, TPESampler
@@ -85,6 +88,36 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._budget = budget or Budget()
         self._pricer = pricer
         self._rejections = rejections
+
+    # -- pickling: the study's database is found where the experiment is now -------------
+    # Ray pickles this searcher twice: into tuner.pkl once (with the whole Tuner) and into
+    # searcher-state-*.pkl at every experiment checkpoint. Pickled plainly, both hold
+    # optuna.db's absolute path, so a moved or copied experiment was resumed against the old
+    # place, or failed to open it. Here the storage is pickled as a reference and opened again
+    # from the experiment directory it is restored from.
+    def __getstate__(self) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        _StoragePickler(buffer).dump(self.__dict__.copy())
+        return {_PICKLED: buffer.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if _PICKLED not in state:
+            self.__dict__.update(state)
+            return
+        loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), RESTORE_DB).load()
+        self.__dict__.update(loaded)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's restore, with the study opened where tuner.search.resume says it is (Ray
+        hands over a copy of the state file in its own temp dir, so the file's own directory
+        says nothing about where the experiment is)."""
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        self.__setstate__(state)
 
     def _report(self, trial_id: str, result: dict) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -195,6 +228,40 @@ class TruthfulOptunaSearch(OptunaSearch):
                 value = float(result[self.metric])
         self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
+
+
+_PICKLED = "cnn_tuner_pickled"
+# Where the experiment being resumed keeps its study: set by tuner.search.resume before Ray
+# unpickles tuner.pkl. None: the path the storage had when it was pickled.
+RESTORE_DB: Path | None = None
+
+
+class _StoragePickler(pickle.Pickler):
+    """Pickles Optuna's RDBStorage as its URL only, whatever refers to it."""
+
+    def persistent_id(self, obj: Any) -> tuple[str, str] | None:
+        from optuna.storages import RDBStorage
+
+        return ("optuna-storage", obj.url) if isinstance(obj, RDBStorage) else None
+
+
+class _StorageUnpickler(pickle.Unpickler):
+    """Opens the storage again, at `db` when given, else at the URL it was pickled with."""
+
+    def __init__(self, file: Any, db: Path | None) -> None:
+        super().__init__(file)
+        self._db = db
+        self._storages: dict[str, Any] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        kind, url = pid
+        if kind != "optuna-storage":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        if url not in self._storages:  # one storage per URL, as when it was pickled
+            from optuna.storages import RDBStorage
+
+            self._storages[url] = RDBStorage(f"sqlite:///{self._db}" if self._db else url)
+        return self._storages[url]
 
 
 class _SeedPerTrial:
