@@ -51,6 +51,8 @@ class Experiment:
     per_class: pd.DataFrame = field(repr=False)  # class, model, test_acc (tidy; may be empty)
     # Configurations refused for --max-params / --max-macs: params, macs, reason, config/...
     rejected: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    # What reading skipped, one line each (result files cut short by a crash or a full disk)
+    warnings: tuple[str, ...] = ()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -197,11 +199,15 @@ def load_experiment(path: str | Path) -> Experiment:
         )
     scheduler = str((provenance.get("config") or {}).get("scheduler", "asha"))
     partial = not (path / TRIALS_CSV).is_file()
+    warnings: list[str] = []
     if partial:
-        from tuner.results import collect_tables  # only here: it imports the tuner package
+        from tuner.results import Damage, collect_tables  # only here: imports the tuner package
 
         budget = (provenance.get("config") or {}).get("epochs") or _budget_from_trial_dirs(path)
-        trials, epochs = collect_tables(path, int(budget or 1))
+        damage = Damage()
+        trials, epochs = collect_tables(path, int(budget or 1), damage=damage)
+        if damage.summary():
+            warnings.append(str(damage.summary()))
     else:
         trials = _read_csv(path / TRIALS_CSV)
         epochs = _read_csv(path / EPOCHS_CSV)
@@ -219,6 +225,7 @@ def load_experiment(path: str | Path) -> Experiment:
         partial=partial,
         per_class=per_class_table(best),
         rejected=_read_csv(path / REJECTED_CSV),
+        warnings=tuple(warnings),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -681,12 +681,19 @@ def build_report(experiment: Experiment | str | Path, pick: int | None = None) -
 
 
 def write_report(
-    experiment_dir: str | Path, output: str | Path | None = None, pick: int | None = None
+    experiment_dir: str | Path,
+    output: str | Path | None = None,
+    pick: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Build the report and write it atomically to `output` (default
-    <experiment>/report.html). Returns the path written. pick: see build_report."""
+    <experiment>/report.html). Returns the path written. pick: see build_report. warn: told
+    each line of what reading the experiment skipped (files cut short)."""
     from tuner.io import atomic_write_text  # only here: importing tuner loads torch
 
     exp = load_experiment(experiment_dir)
+    for line in exp.warnings:
+        if warn is not None:
+            warn(line)
     path = Path(output) if output is not None else exp.path / REPORT_FILE
     return atomic_write_text(path, build_report(exp, pick))

@@ -25,6 +25,7 @@ class CheckReport:
     seconds: float
     params: tuple[int, int]  # smallest and largest network sampled
     macs: tuple[int, int]
+    mean_params: float = 0.0  # what a trial's checkpoint costs on disk scales with this
 
 
 def _one_line(e: BaseException) -> str:
@@ -102,6 +103,7 @@ def check_space(
         seconds=time.perf_counter() - start,
         params=(min(params), max(params)),
         macs=(min(macs), max(macs)),
+        mean_params=sum(params) / len(params),
     )
 
 

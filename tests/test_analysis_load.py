@@ -116,3 +116,27 @@ def test_compute_summary_counts_what_asha_saved():
     # stopped trials extrapolated at their own epoch time: 3 s/epoch x 9, 1 s/epoch x 7
     assert s.seconds_run == 30.0 and s.seconds_saved == pytest.approx(27.0 + 7.0)
     assert s.counts == {"completed": 1, "diverged": 1, "stopped": 2}
+
+
+def test_result_files_cut_short_keep_every_line_that_parses_and_say_what_was_dropped(
+    tmp_path, capsys
+):
+    """A crash or a full disk cuts files short: half a result line, an empty params.json.
+    `tuner report` keeps what parses and says in one line what it dropped."""
+    from tuner.cli import main
+
+    exp = write_partial_experiment(tmp_path / "cut", epochs=4)
+    first = exp / "trial_0000_id0" / "result.json"
+    first.write_text(first.read_text()[:-40])  # the last epoch's line is cut in half
+    (exp / "trial_0001_id1" / "params.json").write_text('{"lr": 0.0')  # cut short
+    loaded = load_experiment(exp)
+    assert loaded.trials["trial_index"].tolist() == [0]
+    assert loaded.epochs["epoch"].tolist() == [1, 2, 3]  # epochs 1-3 parsed, 4 was cut
+    assert len(loaded.warnings) == 1
+    assert "dropped 1 result line(s)" in loaded.warnings[0]
+    assert "skipped 1 trial(s) whose params.json" in loaded.warnings[0]
+
+    assert main(["report", str(exp)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: dropped 1 result line(s)" in err
+    assert (exp / "report.html").is_file()

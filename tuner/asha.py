@@ -91,6 +91,18 @@ def judged_rungs(samples: int, grace_period: int, reduction_factor: int, max_t: 
     return {e for k, e in enumerate(rungs) if samples / reduction_factor ** (k + 2) >= 1}
 
 
+def experiment_path(trial: Any) -> str | None:
+    """The experiment directory a trial runs in now (its storage path: not Tune's staging dir
+    under /tmp/ray), or None where Tune keeps it elsewhere (cloud storage)."""
+    storage = getattr(trial, "storage", None)
+    if storage is None or getattr(storage, "custom_fs_provided", False):
+        return None
+    try:
+        return str(storage.experiment_fs_path)
+    except AttributeError:
+        return None
+
+
 class PersistentASHA(ASHAScheduler):
     def __init__(
         self,
@@ -127,7 +139,7 @@ class PersistentASHA(ASHAScheduler):
         was moved or copied, that path points at the old place (or nowhere)."""
         if self._loaded:
             return
-        here = getattr(trial, "local_experiment_path", None)
+        here = experiment_path(trial)
         if here:
             self._state_path = str(Path(here) / Path(self._state_path).name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tuner.data import DATASETS
 from tuner.search_config import ASHA_RULES, SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
@@ -350,6 +351,7 @@ def _check_spaces(chosen: list, args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from tuner.config import ConfigError
     from tuner.data import DataError
+    from tuner.disk import DiskFullError
     from tuner.search import search
 
     cfg = SearchConfig(
@@ -367,24 +369,35 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         result = search(cfg)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _stopped_at_once(cfg.experiment_dir)
-    return 130 if result.interrupted else 0
+    return _exit_code(result)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from tuner.config import ConfigError
     from tuner.data import DataError
+    from tuner.disk import DiskFullError
     from tuner.search import resume
 
     try:
         result = resume(args.dir, max_failures=args.max_failures)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _stopped_at_once(args.dir)
+    return _exit_code(result)
+
+
+def _exit_code(result: Any) -> int:
+    """0 done; 130 interrupted (Ctrl-C, --time-budget); 2 stopped for want of disk space."""
+    if result.stop_reason:
+        return _fail(
+            f"stopped: {result.stop_reason}; free some space and run "
+            f"`tuner resume {result.experiment_dir}`"
+        )
     return 130 if result.interrupted else 0
 
 
@@ -401,13 +414,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis import ExperimentError, write_report
 
     try:
-        path = write_report(args.dir, args.output, args.pick)
+        path = write_report(args.dir, args.output, args.pick, warn=_warn)
     except ExperimentError as e:
         return _fail(str(e))
     except OSError as e:  # e.g. an unwritable -o
         return _fail(f"cannot write the report: {e}")
     print(f"Report: {path}")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"tuner: warning: {message}", file=sys.stderr)
 
 
 def _fail(message: str) -> int:

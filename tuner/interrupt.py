@@ -22,6 +22,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TextIO
 
+_CURRENT: Interrupts | None = None  # the search running in this process
+
+
+def stop_gracefully(reason: str) -> bool:
+    """Stop the running search as the first Ctrl-C would (from a Tune callback, in the
+    driver's main thread). Returns False when no search is running here."""
+    return _CURRENT.stop(reason) if _CURRENT is not None else False
+
 
 class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
@@ -33,8 +41,26 @@ class Interrupts:
         self.in_fit = False
         self._previous: Any = None
         self._installed = False
+        self.stop_reason: str | None = None  # why the search stopped itself (a full disk)
+
+    def stop(self, reason: str) -> bool:
+        """The graceful stop of a first Ctrl-C, for a reason of the search's own."""
+        if self.stop_reason is not None or not self.in_fit:
+            return False
+        self.stop_reason = reason
+        self.stream.write(f"\nStopping the search: {reason}.\n")
+        self.stream.flush()
+        self._tune_stop(None)
+        return True
+
+    def _tune_stop(self, frame: FrameType | None) -> None:
+        tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's graceful stop (tune.py)
+        if callable(tune_stop):
+            tune_stop(signal.SIGUSR1, frame)
 
     def __enter__(self) -> Interrupts:
+        global _CURRENT
+        _CURRENT = self
         if threading.current_thread() is threading.main_thread():
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
             self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -42,6 +68,8 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _CURRENT
+        _CURRENT = None
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
@@ -64,6 +92,4 @@ class Interrupts:
         )
         self.stream.flush()
         if self.in_fit:
-            tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's graceful stop (tune.py)
-            if callable(tune_stop):
-                tune_stop(signal.SIGUSR1, frame)
+            self._tune_stop(frame)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,58 @@ def trial_dirs(experiment_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in Path(experiment_dir).glob("*/params.json"))
 
 
-def _read_results(trial_dir: Path) -> list[dict[str, Any]]:
+@dataclass
+class Damage:
+    """What the readers skipped in files cut short (a crash, a full disk)."""
+
+    lines: int = 0  # result.json lines that did not parse
+    files: set[str] = field(default_factory=set)  # the trial directories they were in
+    trials: list[str] = field(default_factory=list)  # trial dirs skipped: params.json unreadable
+
+    def summary(self) -> str | None:
+        """One line for the user, or None when nothing was skipped."""
+        parts = []
+        if self.lines:
+            parts.append(
+                f"dropped {self.lines} result line(s) cut short in {len(self.files)} trial(s) "
+                f"({', '.join(sorted(self.files)[:3])}{', ...' if len(self.files) > 3 else ''})"
+            )
+        if self.trials:
+            parts.append(
+                f"skipped {len(self.trials)} trial(s) whose params.json could not be read "
+                f"({', '.join(self.trials[:3])}{', ...' if len(self.trials) > 3 else ''})"
+            )
+        return "; ".join(parts) + "; every line that parsed was kept" if parts else None
+
+
+def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[str, Any]]:
     path = trial_dir / "result.json"
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         line = line.strip()
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:  # a line cut off by a crash; the rest is still good
-            continue
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif damage is not None:
+            damage.lines += 1
+            damage.files.add(trial_dir.name)
     return rows
+
+
+def read_params(trial_dir: Path) -> dict[str, Any] | None:
+    """A trial's params.json, or None when it is missing or was cut short."""
+    try:
+        config = json.loads((trial_dir / "params.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _error_message(trial_dir: Path) -> str:
@@ -113,13 +152,19 @@ def collect_tables(
     epoch_budget: int,
     baseline_index: int | None = 0,
     running: set[str] | None = None,
+    damage: Damage | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(trials, epochs) DataFrames for every trial directory of an experiment."""
+    """(trials, epochs) DataFrames for every trial directory of an experiment. Files cut
+    short are read as far as they parse; `damage` counts what was skipped."""
     trial_rows, epoch_rows = [], []
     states = ray_trial_states(experiment_dir)
     for trial_dir in trial_dirs(experiment_dir):
-        config = json.loads((trial_dir / "params.json").read_text())
-        results = _read_results(trial_dir)
+        config = read_params(trial_dir)
+        if config is None:
+            if damage is not None:
+                damage.trials.append(trial_dir.name)
+            continue
+        results = _read_results(trial_dir, damage)
         trial_id = results[-1]["trial_id"] if results else trial_dir.name.rsplit("_", 1)[-1]
         index = trial_index(trial_dir)
         # A retried trial reports the epochs after its checkpoint again: keep the last report.

@@ -31,6 +31,7 @@ import pandas as pd
 from tuner import provenance
 from tuner.config import ConfigError
 from tuner.data import DatasetBundle, load_dataset
+from tuner.disk import DiskFullError, is_disk_full
 from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.objectives import knee_point, pareto_front, parse_objectives, values_of
 from tuner.recovery import (
@@ -40,6 +41,7 @@ from tuner.recovery import (
     settle_finished_trials,
 )
 from tuner.results import (
+    Damage,
     collect_tables,
     pick_best,
     ray_trial_states,
@@ -66,6 +68,7 @@ class SearchResult:
     best: dict[str, Any] | None  # best.json
     report: Path | None  # report.html, when the analysis package could write it
     interrupted: bool = False  # trials left unfinished: continue with `tuner resume DIR`
+    stop_reason: str | None = None  # why the search stopped itself (the disk was filling up)
 
 
 def _say(stream: TextIO, message: str) -> None:
@@ -233,6 +236,7 @@ def build_tuner(
     from tuner.asha import STATE_FILE as ASHA_STATE
     from tuner.asha import PersistentASHA
     from tuner.cost import Budget, model_cost
+    from tuner.disk_guard import DiskGuard
     from tuner.progress import SearchProgress
     from tuner.searcher import TruthfulOptunaSearch, make_sampler
 
@@ -302,6 +306,7 @@ def build_tuner(
             verbose=0,
             callbacks=[
                 SearchProgress(cfg.samples, cfg.epochs, stream=stream),
+                DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 JsonLoggerCallback(),  # result.json: what tuner.results reads
                 CSVLoggerCallback(),  # progress.csv
             ],
@@ -459,6 +464,8 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
     try:
         return _write(experiment_dir)
     except Exception as e:  # the tables are already on disk; `tuner report DIR` can retry
+        if is_disk_full(e):
+            raise
         _say(
             stream,
             f"warning: could not write the report ({e}); run `tuner report {experiment_dir}`",
@@ -483,7 +490,7 @@ def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, A
     return bundle, trial_payload(bundle, from_cache=from_cache)
 
 
-def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
+def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> Any:
     """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
     from search_spaces import SpaceError, get_space
     from search_spaces.check import check_space
@@ -500,6 +507,22 @@ def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> N
         f"Checked {report.samples} samples of {cfg.space} in {report.seconds:.1f} s: "
         f"{report.params[0]:,}-{report.params[1]:,} params",
     )
+    return report
+
+
+def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO) -> None:
+    """One line when --out has less free space than the search will probably write."""
+    from tuner.disk import estimate_bytes, free_bytes, mb
+
+    needed = estimate_bytes(cfg.samples, cfg.epochs, mean_params)
+    free = free_bytes(cfg.experiment_dir)
+    if free < needed:
+        _say(
+            stream,
+            f"warning: {cfg.experiment_dir.parent} has {mb(free)} free and this search may "
+            f"write about {mb(needed)} (a checkpoint per trial, tables, report); it stops "
+            "cleanly if the disk fills, and `tuner resume` continues once there is room",
+        )
 
 
 def check_budget(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
@@ -611,7 +634,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         else:
             bundle, payload = loaded
         with timings("space_check"):
-            dry_run_space(cfg, bundle, stream)
+            checked = dry_run_space(cfg, bundle, stream)
+        warn_if_short_of_space(cfg, checked.mean_params, stream)
         with timings("provenance"):
             exp = cfg.experiment_dir
             exp.mkdir(parents=True)
@@ -809,19 +833,61 @@ def _fit_and_write(
         with timings("fit"):
             tuner.fit()
         interrupts.in_fit = False
+    except Exception as e:
+        # Optuna's StorageInternalError on a full SQLite journal; or, once the disk guard has
+        # stopped the search, Ray choking on the error files the full disk cut short.
+        if is_disk_full(e) or interrupts.stop_reason:
+            raise disk_full_error(exp) from None
+        raise
     finally:
         if we_started:
             with timings("ray_shutdown"):
                 ray.shutdown()
+    try:
+        result = _write_results(cfg, bundle, payload, record, stream, timings, started)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(exp) from None
+        raise
+    result.stop_reason = interrupts.stop_reason
+    return result
 
+
+def disk_full_error(exp: Path) -> DiskFullError:
+    from tuner.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+
+    return DiskFullError(
+        f"no space left under {exp} ({mb(free_bytes(exp))} free): the search stopped and "
+        f"kept what it had; free at least {mb(REPORT_BYTES + MARGIN_BYTES)} more and run "
+        f"`tuner resume {exp}`"
+    )
+
+
+def _write_results(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    stream: TextIO,
+    timings: Timings,
+    started: float,
+) -> SearchResult:
+    """After fit: the tables, the study settled, best.json (test scoring), the report,
+    provenance.json and the summary."""
     from search_spaces import get_space
+
+    exp = cfg.experiment_dir
 
     states = ray_trial_states(exp)
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
     has_baseline = get_space(cfg.space).baseline is not None
+    damage = Damage()
     trials, epochs = collect_tables(
-        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=unfinished
-    )
+        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=unfinished,
+        damage=damage,
+    )  # fmt: skip
+    if damage.summary():
+        _say(stream, f"warning: {damage.summary()}")
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
     if not unfinished:

@@ -1,0 +1,83 @@
+"""DiskGuard: a Tune callback in the driver that stops a search cleanly before its disk is full
+(see tuner/disk.py for the figures it uses). Apart from tuner.disk so that importing the
+disk helpers never imports Ray."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from tuner.asha import experiment_path
+from tuner.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+
+
+class DiskGuard(Callback):
+    """Stops the search gracefully before (or at the first sign that) the disk is full.
+
+    After every step of Tune's loop (a statvfs call, microseconds) it compares the free space
+    with what the running trials' next checkpoints need, plus a margin for the tables and the
+    report; and when a trial fails with ENOSPC it stops at once instead of letting Tune retry
+    it into the same full disk.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)  # followed to where the trials run (a moved resume)
+        self.params: dict[str, int] = {}  # running trial id -> parameters
+        self.stopped = False
+        self.needed = 0  # bytes it wanted free when it stopped
+
+    def setup(self, **info: Any) -> None:  # a resume restores this object from tuner.pkl
+        self.params, self.stopped, self.needed = {}, False, 0
+
+    def _need(self) -> int:
+        return sum(p * CHECKPOINT_BYTES_PER_PARAM for p in self.params.values()) + MARGIN_BYTES
+
+    def _halt(self, why: str) -> None:
+        from tuner.interrupt import stop_gracefully
+
+        if self.stopped:
+            return
+        self.needed = self._need() + REPORT_BYTES
+        self.stopped = stop_gracefully(why)
+        if self.stopped:  # what follows is the same ENOSPC over and over, in Ray's tracebacks
+            for name in ("ray.tune", "ray.train", "ray"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
+        if result.get("params"):
+            self.params[trial.trial_id] = int(result["params"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self.params.pop(trial.trial_id, None)
+
+    def on_step_end(self, iteration: int, trials: list, **_) -> None:
+        if self.stopped:
+            return
+        here = experiment_path(trials[0]) if trials else None
+        if here:
+            self.directory = Path(here)
+        free = free_bytes(self.directory)
+        if free < self._need():
+            self._halt(
+                f"only {mb(free)} free under {self.directory}, and the running trials' next "
+                f"checkpoints need about {mb(self._need())}"
+            )
+
+    def _failed(self, trial: Any) -> None:
+        self.params.pop(trial.trial_id, None)
+        text = ""
+        try:
+            text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+        except OSError:
+            pass
+        if "No space left on device" in text or free_bytes(self.directory) < MARGIN_BYTES:
+            self._halt(f"no space left on the device under {self.directory}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self._failed(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self._failed(trial)
