@@ -33,6 +33,22 @@ def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["RAY_TMPDIR"] = str(Path("/tmp") / f"rt{os.getpid()}")  # short: socket paths
 
 
+@pytest.fixture(autouse=True)
+def only_slow_tests_start_ray(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The README promises that `-m "not slow"` skips every test that starts Ray: a test that
+    is not marked slow and starts an in-process Ray fails here, at once."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    import ray
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("this test starts Ray: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    yield
+
+
 def _free_port() -> int:
     """A port nobody listens on now: never Ray's default 6379, which another cluster may own."""
     import socket

@@ -123,6 +123,7 @@ def test_a_broken_python_space_gets_a_precise_error(tmp_path):
         get_space(f"{tmp_path}/missing.py:f")
 
 
+@pytest.mark.slow  # starts Ray (and stops it again)
 def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
     """The space's dry run happens while Ray starts; a failure there stops Ray again and ends
     with one line, exit 2, and nothing written."""
