@@ -484,17 +484,26 @@ def _resize_shorter_and_crop(image: Any, size: int) -> Any:
     return image
 
 
+# PIL modes without colour. A folder whose images are all of these (MNIST-style PNGs) is
+# kept at one channel, as digits is: three identical channels cost 3x the memory and the
+# first conv's MACs for nothing.
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
 def _decode_images(
     samples: list[Sample], image_size: int | None, progress: Progress | None, done: int, total: int
-) -> Split:
-    """Decode files to uint8 (N, 3, H, W); serial because 2 threads were slower (GIL-bound)."""
+) -> tuple[Split, bool]:
+    """Decode files to uint8 (N, 3, H, W), and whether every image was grayscale; serial
+    because 2 threads were slower (GIL-bound)."""
     from PIL import Image, UnidentifiedImageError
 
     x: np.ndarray | None = None
     first_path = ""
+    gray = True
     for i, (path, _) in enumerate(samples):
         try:
             with Image.open(path) as image:
+                gray = gray and image.mode in GRAY_MODES
                 image = image.convert("RGB") if image.mode != "RGB" else image
                 if image_size is not None:
                     image = _resize_shorter_and_crop(image, image_size)
@@ -515,7 +524,7 @@ def _decode_images(
             progress(f"decoded {done + i + 1:,}/{total:,} images")
     assert x is not None  # samples is never empty
     y = np.fromiter((label for _, label in samples), dtype=np.int64, count=len(samples))
-    return Split(x, y)
+    return Split(x, y), gray
 
 
 def _folder_fingerprint(samples: list[Sample], image_size: int | None) -> dict[str, Any]:
@@ -525,7 +534,10 @@ def _folder_fingerprint(samples: list[Sample], image_size: int | None) -> dict[s
         st = os.stat(path)
         sizes += st.st_size
         newest = max(newest, st.st_mtime_ns)
-    return {"files": len(samples), "bytes": sizes, "newest_mtime_ns": newest, "size": image_size}
+    return {
+        "files": len(samples), "bytes": sizes, "newest_mtime_ns": newest, "size": image_size,
+        "channels": "1 when every image is grayscale",  # caches from before held 3 always
+    }  # fmt: skip
 
 
 def _load_imagefolder(root: Path, image_size: int | None, progress: Progress | None) -> _Decoded:
@@ -546,18 +558,24 @@ def _load_imagefolder(root: Path, image_size: int | None, progress: Progress | N
         total = len(trainval_samples) + len(test_samples)
         if progress:
             progress(f"decoding {total:,} images from {root} (once; later runs read the cache)")
-        trainval = _decode_images(trainval_samples, image_size, progress, 0, total)
+        trainval, gray = _decode_images(trainval_samples, image_size, progress, 0, total)
         if test_dir is None:
             # Both parts come back in the permutation's (random) order.
             trainval, test = _split_off_test(trainval.x, trainval.y, IMAGEFOLDER_TEST_FRACTION)
         else:
-            test = _decode_images(test_samples, image_size, progress, len(trainval.y), total)
+            test, test_gray = _decode_images(
+                test_samples, image_size, progress, len(trainval.y), total
+            )
+            gray = gray and test_gray
             if test.x.shape[1:] != trainval.x.shape[1:]:
                 raise DataError(
                     f"{test_dir} images are {test.x.shape[3]}x{test.x.shape[2]} but {trainval_dir} "
                     f"images are {trainval.x.shape[3]}x{trainval.x.shape[2]}; pass --image-size N"
                 )
             trainval = _shuffled(trainval)
+        if gray:  # every image had one channel: keep one
+            trainval = Split(np.ascontiguousarray(trainval.x[:, :1]), trainval.y)
+            test = Split(np.ascontiguousarray(test.x[:, :1]), test.y)
         return _Decoded(trainval, test, tuple(classes), str(root))
 
     fingerprint = _folder_fingerprint(trainval_samples + test_samples, image_size)

@@ -35,6 +35,18 @@ class SearchProgress(Callback):
         self._index: dict[str, int] = {}  # trial id -> trial index
         self.running: set[str] = set()  # started and not yet finished, as this display saw it
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks into tuner.pkl; a stream (a captured stdout, an open
+        log file) may not pickle, and a resumed search prints to its own stdout anyway."""
+        state = self.__dict__.copy()
+        state["stream"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = sys.stdout
+        self.tty = self.stream.isatty()
+
     # -- Tune hooks ---------------------------------------------------------------------------
     def setup(self, **info: Any) -> None:
         global ACTIVE

@@ -129,14 +129,16 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     """Connect to `cfg.address`, or start Ray in this process. Returns True if we started it."""
     import ray
 
-    if ray.is_initialized():
-        return False
+    # Read by Tune in this process when fit() starts, so set even when Ray already runs here
+    # (a notebook, or the test matrix sharing one Ray between searches).
     # The legacy reporter honours verbose=0; the new one prints its own tables regardless, and
     # SearchProgress replaces both.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune adds CSV, JSON and TensorBoard loggers; the TensorBoard one prints "NaN or Inf found
     # in input tensor" for every diverged trial. build_tuner adds the two we read instead.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    if ray.is_initialized():
+        return False
     quiet = {
         "log_to_driver": cfg.verbose,
         "logging_level": logging.INFO if cfg.verbose else logging.ERROR,
