@@ -163,7 +163,13 @@ def test_figures_keep_their_height_when_the_window_is_resized(browser, tmp_path)
     visit = Visit(browser, write_report(write_experiment(tmp_path / "e", trials=12)))
     try:
         visit.page.set_viewport_size({"width": 900, "height": 5000})
-        visit.page.wait_for_timeout(800)  # plotly's resize handler is debounced
+        # Plotly's resize handler is debounced: wait until every figure has followed the new
+        # width (an event, not a fixed sleep), then check that none lost its height.
+        visit.page.wait_for_function(
+            "Array.from(document.querySelectorAll('.figure .main-svg'))"
+            ".every(s => s.getBoundingClientRect().width <= 900)",
+            timeout=30_000,
+        )
         heights = visit.page.evaluate(
             "Array.from(document.querySelectorAll('.figure')).map(d => "
             "[d.id, parseInt(d.style.height), d.querySelector('.main-svg').getBoundingClientRect()"
