@@ -94,3 +94,119 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
     assert rows[-1]["node_id"] == head  # it finished on the head
     epochs = pd.read_csv(exp / "epochs.csv")
     assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(EPOCHS).all()
+
+
+def tiny_space(trial, input_size=8):
+    trial.suggest_categorical("channels_b0", [4, 8])
+    return {"n_blocks": 1, "fc_layers": 0, "batch_norm": True, "hflip": False,
+            "optimizer": "adam", "lr": 3e-3}  # fmt: skip
+
+
+def _kill_first_trial_after(exp, epochs: int, killed: list) -> threading.Thread:
+    """SIGKILL the worker of the first trial that has reported `epochs` epochs (an event on
+    disk, not a clock; the deadline only ends a test whose search never got there)."""
+    import os
+    import signal
+
+    def run() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for f in sorted(exp.glob("trial_*/result.json")):
+                rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+                if len(rows) >= epochs:
+                    os.kill(rows[-1]["pid"], signal.SIGKILL)
+                    killed.append((f.parent.name, rows[-1]["epoch"]))
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
+    tmp_path, monkeypatch
+):
+    from tuner import resume
+
+    space = SearchSpace("tiny", "two tiny nets", tiny_space, baseline=None)
+    monkeypatch.setitem(search_spaces.SPACES, "tiny", space)
+    exp = tmp_path / "errored"
+    killed: list = []
+    thread = _kill_first_trial_after(exp, 3, killed)
+    cfg = SearchConfig(space="tiny", samples=2, epochs=30, scheduler="fifo", concurrency=1,
+                       out=str(tmp_path), name="errored", max_failures=0, seed=1)  # fmt: skip
+    out = io.StringIO()
+    first = search(cfg, stream=out)
+    thread.join(timeout=5)
+    assert killed, "the trial finished before it could be killed"
+    victim = killed[0][0]
+    trials = first.trials.set_index("trial_dir")
+    assert trials.loc[victim, "status"] == "error"  # no retries left: max_failures 0
+    assert "--retry-errored" in out.getvalue()
+
+    again = resume(exp, stream=io.StringIO(), retry_errored=True)
+    trials = again.trials.set_index("trial_dir")
+    assert (trials["status"] == "completed").all(), trials["status"]
+    rows = [json.loads(x) for x in (exp / victim / "result.json").read_text().splitlines()]
+    restarts = [r["epoch"] for r in rows if r["iterations_since_restore"] == 1]
+    assert len(restarts) == 2 and 1 < restarts[1] <= killed[0][1] + 1  # from its checkpoint
+    epochs = again.epochs[again.epochs["trial_id"] == trials.loc[victim, "trial_id"]]
+    assert epochs["epoch"].tolist() == list(range(1, 31))
+    study = optuna.load_study(study_name="errored", storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp_path):
+    """A crash or a full disk cut a trial's newest checkpoint short: the resume continues that
+    trial from an older one, or from epoch 1 (the search keeps one), and says which."""
+    import signal
+    import subprocess
+    import sys
+
+    exp = tmp_path / "cut"
+    command = [sys.executable, "-m", "tuner.cli", "search", "--samples", "3", "--epochs", "30",
+               "--scheduler", "fifo", "--concurrency", "1", "--seed", "2", "--out",
+               str(tmp_path), "--name", "cut"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def reported() -> int:  # epochs the driver has taken in (and so the checkpoints it knows)
+        return max((len(f.read_text().splitlines()) for f in exp.glob("trial_*/result.json")),
+                   default=0)  # fmt: skip
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and reported() < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out[-2000:]
+    running = pd.read_csv(exp / "trials.csv").query("status == 'running'")
+    assert len(running) == 1, out[-2000:]
+    trial_dir = exp / running.iloc[0]["trial_dir"]
+    # The search keeps one checkpoint a trial, two while a newer one is being saved.
+    *older, newest = sorted(trial_dir.glob("checkpoint_*"))
+    state = newest / "state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+
+    from tuner.checkpoints import read_state
+
+    # Ray may have been deleting the older one when the search stopped: it counts only if
+    # it can be read.
+    readable = [c for c in reversed(older) if read_state(c) is not None]
+    resume_at = read_state(readable[0])["epoch"] + 1 if readable else 1
+    unreadable = [newest] + [c for c in reversed(older) if read_state(c) is None]
+    said = (f"{trial_dir.name}: checkpoint {', '.join(c.name for c in unreadable)} is missing "
+            "or cut short; ")  # fmt: skip
+    resumed = subprocess.run([sys.executable, "-m", "tuner.cli", "resume", str(exp)],
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    rows = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
+    restart = [r["epoch"] for r in rows if r["iterations_since_restore"] == 1][-1]
+    if readable:
+        assert said + f"it continues from {readable[0].name}" in resumed.stdout, resumed.stdout
+        assert restart == resume_at  # from the one before it
+    else:
+        assert said + "it starts again from epoch 1" in resumed.stdout, resumed.stdout
+        assert restart == 1 and [r["epoch"] for r in rows].count(1) == 2  # from scratch
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "completed").all()

@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
     resume.add_argument("--max-failures", type=_non_negative_int, default=None,
                         help="retries of a crashed trial (default: as the search had)")  # fmt: skip
+    resume.add_argument("--retry-errored", action="store_true",
+                        help="run the trials that ended in error again, each from its last "
+                        "checkpoint (after you fixed what made them fail)")  # fmt: skip
     report = sub.add_parser(
         "report", help="(re)write an experiment's HTML report",
         description="Write the self-contained HTML report of an experiment directory (finished, "
@@ -383,7 +386,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from tuner.search import resume
 
     try:
-        result = resume(args.dir, max_failures=args.max_failures)
+        result = resume(args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored)
     except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:

@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
+from tuner.checkpoints import newest_readable
 from tuner.config import TrainConfig
 from tuner.data import DatasetBundle
 from tuner.loader import DeviceLoader
 from tuner.trainable import (
-    CHECKPOINT_FILE,
     EVAL_BATCH,
     build_model,
     load_best_weights,
@@ -25,12 +25,9 @@ from tuner.training import evaluate, pick_device
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
-    """Ray writes checkpoint_000000, checkpoint_000001, ...; the newest holds the kept weights."""
-    found = sorted(
-        (p for p in trial_dir.glob("checkpoint_*") if (p / CHECKPOINT_FILE).exists()),
-        key=lambda p: int(p.name.rsplit("_", 1)[-1]),
-    )
-    return found[-1] if found else None
+    """The newest readable checkpoint (Ray writes checkpoint_000000, checkpoint_000001, ...);
+    it holds the kept weights. One cut short by a crash or a full disk is passed over."""
+    return newest_readable(trial_dir)[0]
 
 
 def evaluate_on_test(

@@ -34,6 +34,7 @@ class SearchProgress(Callback):
         self.best: tuple[float, int] | None = None  # (val acc of kept weights, trial index)
         self._index: dict[str, int] = {}  # trial id -> trial index
         self.running: set[str] = set()  # started and not yet finished, as this display saw it
+        self.final_status: dict[str, str] = {}  # trial id -> Tune's status when the run ended
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks into tuner.pkl; a stream (a captured stdout, an open
@@ -85,6 +86,9 @@ class SearchProgress(Callback):
         self._finish(trials, trial, "error", self.last.get(trial.trial_id, {}))
 
     def on_experiment_end(self, trials: list, **_) -> None:
+        # Tune's own saved state can lag behind: a trial whose worker died with no retries
+        # left was saved as RUNNING (Ray 2.60), although Tune had ended it in ERROR.
+        self.final_status = {t.trial_id: t.status for t in trials}
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()

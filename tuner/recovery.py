@@ -57,6 +57,28 @@ def settle_finished_trials(experiment_dir: str | Path, study_name: str | None) -
     return settled
 
 
+def record_errors(experiment_dir: str | Path, tune_ids: set[str]) -> int:
+    """Mark ERROR, in Tune's newest experiment state, the trials Tune ended in error but saved
+    as unfinished (a trial whose worker died with no retries left, Ray 2.60). Without this a
+    plain `tuner resume` would quietly run them again, and the tables would call them running.
+    Returns how many were changed."""
+    experiment_dir = Path(experiment_dir)
+    states = sorted(experiment_dir.glob("experiment_state-*.json"))
+    if not states or not tune_ids:
+        return 0
+    data = json.loads(states[-1].read_text())
+    changed = 0
+    for item in data.get("trial_data", []):
+        trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
+        if trial.get("trial_id") in tune_ids and trial.get("status") in UNFINISHED:
+            trial["status"] = "ERROR"
+            item[0] = json.dumps(trial) if isinstance(item[0], str) else trial
+            changed += 1
+    if changed:
+        atomic_write_text(states[-1], json.dumps(data))
+    return changed
+
+
 def reconcile_study(experiment_dir: str | Path, study_name: str | None) -> int:
     """After a search has ended, mark FAIL every Optuna trial still RUNNING: it was asked for
     but never run by Tune (e.g. the time budget ran out first). Returns how many."""
@@ -69,16 +91,20 @@ def reconcile_study(experiment_dir: str | Path, study_name: str | None) -> int:
     return len(left)
 
 
-def relocate_search_state(experiment_dir: str | Path) -> int:
-    """Point Tune's saved search generator at the experiment directory where it is now.
+def prepare_search_state(experiment_dir: str | Path, retry: set[str] = frozenset()) -> int:
+    """Rewrite Tune's saved search generator (search_gen_state-*.json, a pickle despite its
+    name) for the resume about to start. Returns how many state files were changed.
 
-    Tune keeps the Experiment its trials are created from (with the storage path and the
-    experiment's directory name) in search_gen_state-*.json, a pickle despite its name. After
-    the directory was moved or copied, Tune's restore (2.60) places the restored trials right
-    but creates every new trial in the old place; each failed at once with "Unable to set up
-    cluster storage". Rewritten here, atomically, before Tune reads it. Returns how many state
-    files were changed. These are pickles of our own search, as tuner.pkl is: only resume
-    directories you trust.
+    - The Experiment its trials are created from holds the storage path and the directory's
+      name. After the directory was moved or copied, Tune's restore (2.60) placed the restored
+      trials right but created every new trial in the old place, and each failed at once with
+      "Unable to set up cluster storage". It is pointed at the directory where it is now.
+    - With --concurrency, Tune's ConcurrencyLimiter passes a trial's outcome on to the searcher
+      only while the trial is in its `live_trials`; an errored trial left that set, so a trial
+      retried by `--retry-errored` would finish without Optuna ever being told. `retry` (Tune
+      trial ids) are put back.
+
+    These are pickles of our own search, as tuner.pkl is: only resume directories you trust.
     """
     import pickle
 
@@ -88,15 +114,56 @@ def relocate_search_state(experiment_dir: str | Path) -> int:
     changed = 0
     for path in sorted(experiment_dir.glob("search_gen_state-*.json")):
         state = pickle.loads(path.read_bytes())
-        experiment = state.get("experiment") if isinstance(state, dict) else None
-        storage = getattr(experiment, "storage", None)
-        if storage is None or getattr(storage, "custom_fs_provided", False):
-            continue  # cloud storage: not a directory that moves
-        where = Path(storage.storage_fs_path) / storage.experiment_dir_name
-        if where == experiment_dir:
+        if not isinstance(state, dict):
             continue
-        storage.storage_fs_path = experiment_dir.parent.as_posix()
-        storage.experiment_dir_name = experiment_dir.name
-        atomic_write_bytes(path, pickle.dumps(state))
-        changed += 1
+        edited = False
+        storage = getattr(state.get("experiment"), "storage", None)
+        if storage is not None and not getattr(storage, "custom_fs_provided", False):
+            if Path(storage.storage_fs_path) / storage.experiment_dir_name != experiment_dir:
+                storage.storage_fs_path = experiment_dir.parent.as_posix()
+                storage.experiment_dir_name = experiment_dir.name
+                edited = True
+        limiter = state.get("name:ConcurrencyLimiter")
+        if isinstance(limiter, dict) and retry - set(limiter.get("live_trials", ())):
+            missing = retry - set(limiter["live_trials"])
+            limiter["live_trials"] = set(limiter["live_trials"]) | missing
+            limiter["num_unfinished_live_trials"] = int(
+                limiter.get("num_unfinished_live_trials", 0)
+            ) + len(missing)
+            edited = True
+        if edited:
+            atomic_write_bytes(path, pickle.dumps(state))
+            changed += 1
     return changed
+
+
+def errored_trials(experiment_dir: str | Path) -> set[str]:
+    """Tune's ids of the trials that ended in ERROR (after their retries)."""
+    from tuner.results import ray_trial_states
+
+    return {tid for tid, s in ray_trial_states(experiment_dir).items() if s["status"] == "ERROR"}
+
+
+def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: set[str]) -> int:
+    """Mark RUNNING again the Optuna trials of Tune trials about to be retried, so that their
+    new outcome is told (a FAIL is final to Optuna: no API reopens it, hence the one UPDATE
+    on optuna.db's trials table, in a transaction). Returns how many."""
+    import sqlite3
+
+    if not tune_ids:
+        return 0
+    study = _load_study(Path(experiment_dir), study_name)
+    ids = [
+        t._trial_id
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(TUNE_TRIAL_ID) in tune_ids and t.state.is_finished()
+    ]
+    if not ids:
+        return 0
+    with sqlite3.connect(Path(experiment_dir) / OPTUNA_DB) as db:  # commits on success
+        db.executemany(
+            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?",
+            [(i,) for i in ids],
+        )
+        db.executemany("DELETE FROM trial_values WHERE trial_id = ?", [(i,) for i in ids])
+    return len(ids)

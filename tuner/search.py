@@ -36,8 +36,11 @@ from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.objectives import knee_point, pareto_front, parse_objectives, values_of
 from tuner.recovery import (
     OPTUNA_DB,
+    errored_trials,
+    prepare_search_state,
     reconcile_study,
-    relocate_search_state,
+    record_errors,
+    reopen_trials,
     settle_finished_trials,
 )
 from tuner.results import (
@@ -666,12 +669,16 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
 
 
 def resume(
-    experiment_dir: str | Path, stream: TextIO | None = None, max_failures: int | None = None
+    experiment_dir: str | Path,
+    stream: TextIO | None = None,
+    max_failures: int | None = None,
+    retry_errored: bool = False,
 ) -> SearchResult:
     """Continue an interrupted search (driver killed, Ctrl-C, machine lost) where it stopped.
 
     Finished trials stay as they are; unfinished ones continue from their last checkpoint;
-    trials not yet started are started, up to the search's --samples. Only resume experiment
+    trials not yet started are started, up to the search's --samples. retry_errored: trials
+    that ended in error are run again from their last checkpoint. Only resume experiment
     directories you trust: Ray's tuner.pkl inside is a pickle.
     """
     from tuner.config import ConfigError
@@ -689,6 +696,9 @@ def resume(
     from tuner import searcher
 
     searcher.RESTORE_DB = exp / OPTUNA_DB  # tuner.pkl's searcher opens the study here
+    retry = errored_trials(exp) if retry_errored else set()
+    searcher.RETRY_TUNE_IDS = retry
+    record["retry_errored"] = sorted(retry)
     if max_failures is not None:
         cfg.max_failures = max_failures
     timings = Timings()
@@ -702,7 +712,7 @@ def resume(
     atomic_write_json(exp / "provenance.json", record)
     _say(stream, f"Resuming {exp}")
     return _run(cfg, bundle, payload, record, stream, restore=True, we_started=we_started,
-                timings=timings)  # fmt: skip
+                timings=timings, retry=retry)  # fmt: skip
 
 
 def _private_group(gid: int) -> bool:
@@ -753,16 +763,18 @@ def _run(
     we_started: bool,
     timings: Timings,
     storage: Any = None,
+    retry: set[str] | None = None,
 ) -> SearchResult:
     """Fit (or restore and fit), then the tables, best.json and the report. `storage`: the
-    study's database when search() already opened it. Ctrl-C: see tuner/interrupt.py."""
+    study's database when search() already opened it; `retry`: errored trials a resume runs
+    again. Ctrl-C: see tuner/interrupt.py."""
     from tuner.interrupt import Interrupts
 
     plan = functools.partial(interrupt_plan, cfg, bundle)
     with Interrupts(stream, plan) as interrupts:
         return _fit_and_write(
             cfg, bundle, payload, record, stream, restore, we_started, timings, storage,
-            interrupts,
+            interrupts, retry or set(),
         )  # fmt: skip
 
 
@@ -812,6 +824,7 @@ def _fit_and_write(
     timings: Timings,
     storage: Any,
     interrupts: Any,
+    retry: set[str],
 ) -> SearchResult:
     import ray
     from ray import tune
@@ -821,13 +834,19 @@ def _fit_and_write(
     try:
         check_schedulable(cfg)
         if restore:
-            relocate_search_state(exp)
+            prepare_search_state(exp, retry)
             settled = settle_finished_trials(exp, study_name(record, cfg))
+            for note in checkpoint_notes(exp):
+                _say(stream, note)
             if settled:
                 _say(stream, f"{settled} trial(s) had finished just before the interruption")
+            if retry:
+                reopen_trials(exp, study_name(record, cfg), retry)
+                _say(stream, f"Retrying {len(retry)} errored trial(s) from their last checkpoint")
             tuner = tune.Tuner.restore(
-                str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
-            )
+                str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
+                resume_errored=bool(retry),
+            )  # fmt: skip
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
@@ -845,6 +864,11 @@ def _fit_and_write(
         if we_started:
             with timings("ray_shutdown"):
                 ray.shutdown()
+    from tuner import progress
+
+    shown = progress.ACTIVE
+    if shown is not None and shown.final_status:
+        record_errors(exp, {t for t, status in shown.final_status.items() if status == "ERROR"})
     try:
         result = _write_results(cfg, bundle, payload, record, stream, timings, started)
     except OSError as e:
@@ -906,6 +930,10 @@ def _write_results(
     record.setdefault("timings", []).append(timings.seconds)
     atomic_write_json(exp / "provenance.json", record)
     _print_summary(stream, exp, trials, best, report)
+    errors = int((trials["status"] == "error").sum()) if not trials.empty else 0
+    if errors and not unfinished:
+        _say(stream, f"{errors} trial(s) ended in error (see trials.csv); to run them again from "
+             f"their last checkpoint: tuner resume {exp} --retry-errored")  # fmt: skip
     if unfinished:
         started_ids = set(trials["trial_id"]) if not trials.empty else set()
         begun = len(unfinished & started_ids)
@@ -916,6 +944,27 @@ def _write_results(
         )
         _say(stream, f"  tuner resume {exp}")
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
+
+
+def checkpoint_notes(exp: Path) -> list[str]:
+    """One line for each unfinished trial whose newest checkpoint cannot be read (cut short by
+    a crash or a full disk, or deleted): where the resume continues it from instead."""
+    from tuner.checkpoints import checkpoint_dirs, describe_fallback, newest_readable
+
+    notes = []
+    for trial_id, state in ray_trial_states(exp).items():
+        if state["status"] in ("TERMINATED",):
+            continue
+        for trial_dir in exp.glob(f"trial_*_{trial_id}"):
+            if not checkpoint_dirs(trial_dir) and not (trial_dir / "result.json").exists():
+                continue  # never started: nothing to continue from
+            chosen, _, skipped = newest_readable(trial_dir)
+            note = describe_fallback(trial_dir.name, chosen, skipped)
+            if chosen is None and not skipped:
+                note = f"{trial_dir.name}: no checkpoint left; it starts again from epoch 1"
+            if note:
+                notes.append(note)
+    return notes
 
 
 def study_name(record: dict[str, Any], cfg: SearchConfig) -> str:

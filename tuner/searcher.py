@@ -106,6 +106,18 @@ class TruthfulOptunaSearch(OptunaSearch):
             return
         loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), RESTORE_DB).load()
         self.__dict__.update(loaded)
+        completed = self.__dict__.get("_completed_trials")
+        if isinstance(completed, set):
+            completed -= RETRY_TUNE_IDS
+        # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
+        # moved on since (trials told after Tune's last save, trials reopened for a retry).
+        # Emptied, the cache reads everything from the database again.
+        storage = getattr(self.__dict__.get("_ot_study"), "_storage", None)
+        if storage is not None and hasattr(storage, "_backend"):
+            for cache in ("_studies", "_trial_id_to_study_id_and_number",
+                          "_study_id_and_number_to_trial_id"):  # fmt: skip
+                if isinstance(getattr(storage, cache, None), dict):
+                    getattr(storage, cache).clear()
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -234,6 +246,9 @@ _PICKLED = "cnn_tuner_pickled"
 # Where the experiment being resumed keeps its study: set by tuner.search.resume before Ray
 # unpickles tuner.pkl. None: the path the storage had when it was pickled.
 RESTORE_DB: Path | None = None
+# Tune trials a resume retries (`tuner resume --retry-errored`): their Optuna trials are open
+# again (tuner.recovery.reopen_trials), so the restored searcher must listen to them again.
+RETRY_TUNE_IDS: set[str] = set()
 
 
 class _StoragePickler(pickle.Pickler):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tuner.checkpoints import CHECKPOINT_FILE, describe_fallback, newest_readable
 from tuner.config import TrainConfig
 from tuner.cost import inference_latency_ms, run_and_count
 from tuner.data import DatasetBundle, open_cached
@@ -39,7 +41,6 @@ from tuner.training import (
     train_epoch,
 )
 
-CHECKPOINT_FILE = "state.pt"
 EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
 
 
@@ -213,9 +214,21 @@ def train_trial(
         start_epoch, best = 0, {"val_loss": math.inf, "val_acc": 0.0, "epoch": 0}
         best_state = _cpu_state(model)
         checkpoint = tune.get_checkpoint()
+        state = None
         if checkpoint is not None:
-            with checkpoint.as_directory() as d:
-                state = torch.load(Path(d) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+            # The newest readable state: the one Tune hands over, unless a crash or a full
+            # disk cut it short (then an older one of this trial, or none: epoch 1).
+            if getattr(checkpoint.filesystem, "type_name", "local") == "local":
+                here = Path(checkpoint.path)  # read in place, even when it was deleted
+                chosen, state, skipped = newest_readable(here.parent, preferred=here)
+            else:  # cloud storage: only the checkpoint Tune downloads
+                with checkpoint.as_directory() as d:
+                    here = Path(d)
+                    chosen, state, skipped = newest_readable(here, preferred=here)
+            note = describe_fallback(here.parent.name, chosen, skipped)
+            if note:
+                print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
+        if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if schedule is not None and state.get("schedule"):
