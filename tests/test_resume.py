@@ -95,7 +95,8 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     trials = pd.read_csv(exp / "trials.csv")
     epochs = pd.read_csv(exp / "epochs.csv")
-    assert len(trials) == 5 and trials["trial_id"].is_unique
+    on_disk = {d.name: sorted(f.name for f in d.iterdir()) for d in exp.glob("trial_*")}
+    assert len(trials) == 5 and trials["trial_id"].is_unique, (on_disk, final.stdout[-3000:])
     assert set(trials["status"]) <= {"completed", "stopped", "diverged"}
     for _, row in trials.iterrows():  # no epoch lost: every trial has 1..n in the end
         seen = epochs.loc[epochs["trial_index"] == row["trial_index"], "epoch"].tolist()
