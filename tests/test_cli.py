@@ -142,3 +142,33 @@ def test_spaces_lists_the_parameters(tmp_path):
     assert "seed_cnn" in proc.stdout
     assert "n_blocks           int 1..3" in proc.stdout
     assert "dropout_rate" in proc.stdout and "(conditional)" in proc.stdout
+
+
+def test_every_search_option_reaches_the_search_config():
+    from tuner.cli import config_from_args
+
+    args = build_parser().parse_args(
+        ["search", "--asha-rule", "ray", "--max-macs", "50k", "--max-params", "1.5M",
+         "--objectives", "val_acc:max,latency:min", "--time-budget", "2m", "--concurrency", "3",
+         "--checkpoint-interval", "10s", "--searcher", "random", "--reduction-factor", "4"]
+    )  # fmt: skip
+    cfg = config_from_args(args)
+    assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
+    assert (cfg.objectives, cfg.time_budget, cfg.concurrency) == ("val_acc:max,latency:min",
+                                                                  120.0, 3)  # fmt: skip
+    assert (cfg.checkpoint_interval, cfg.searcher, cfg.reduction_factor) == (10.0, "random", 4)
+    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["search"]
+             ._actions} - {"help"}  # fmt: skip
+    assert flags <= set(vars(cfg)), flags - set(vars(cfg))  # no flag is dropped on the way
+
+
+def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
+    from tuner import SearchConfig
+    from tuner.search import make_scheduler
+
+    paper = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="paper"), True)
+    ray_rule = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="ray"), True)
+    assert paper._brackets[0].judged == frozenset({1, 3})  # 27 trials: rungs 1 and 3 judged
+    assert ray_rule._brackets[0].judged == frozenset()
+    fifo = make_scheduler(SearchConfig(scheduler="fifo"), True)
+    assert type(fifo).__name__ == "FIFOScheduler"

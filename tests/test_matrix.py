@@ -10,6 +10,7 @@ would call finished: no exception, and a complete experiment directory.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,8 @@ def _search(tmp_path, monkeypatch, name: str, data: dict, **options):
     md5s = data.pop("_md5s", None)
     if md5s is not None:
         use_fake_cifar_md5s(monkeypatch, md5s)
-    cfg = SearchConfig(out=str(tmp_path), name=name, epochs=1, samples=2, **data, **options)
+    options = {"epochs": 1, "samples": 2, **options}
+    cfg = SearchConfig(out=str(tmp_path), name=name, **data, **options)
     result = search(cfg)
     exp = result.experiment_dir
     for file in COMPLETE:
@@ -132,3 +134,83 @@ def test_every_searcher_scheduler_and_objective_kind_runs_on_every_space(
         assert result.best and result.best.get("pareto_front")
     if options.get("scheduler") == "fifo":
         assert not (result.experiment_dir / "asha_state.json").exists()
+
+
+def smoothed_space(trial, input_size=8):
+    """A small net trained with heavy label smoothing: its training loss is not plain CE."""
+    trial.suggest_categorical("channels_b0", [8])
+    return {"n_blocks": 1, "fc_layers": 0, "batch_norm": True, "hflip": False,
+            "optimizer": "adam", "lr": 3e-3, "label_smoothing": 0.3}  # fmt: skip
+
+
+def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
+    shared_ray, datasets, tmp_path, monkeypatch
+):
+    """Trials compare on validation loss, so it must not depend on a trial's label smoothing:
+    recomputed from the kept weights, the reported best_val_loss is plain cross entropy."""
+    import torch
+
+    import search_spaces
+    from search_spaces import SearchSpace
+    from tuner.config import TrainConfig
+    from tuner.data import load_dataset
+    from tuner.final_eval import latest_checkpoint
+    from tuner.loader import DeviceLoader
+    from tuner.trainable import build_model, load_best_weights, normalization, trial_payload
+
+    space = SearchSpace("smoothed", "label smoothing 0.3", smoothed_space, baseline=None)
+    monkeypatch.setitem(search_spaces.SPACES, "smoothed", space)
+    result, _ = _search(tmp_path, monkeypatch, "smoothed", datasets["digits"], space="smoothed",
+                        samples=1)  # fmt: skip
+    row = result.trials.iloc[0]
+    trial_dir = result.experiment_dir / row["trial_dir"]
+    config = json.loads((trial_dir / "params.json").read_text())
+    cfg = TrainConfig.from_dict(config)
+    assert cfg.label_smoothing == 0.3
+    payload = trial_payload(load_dataset("digits"))
+    model = build_model(cfg, payload, torch.device("cpu"))
+    weights, kept = load_best_weights(latest_checkpoint(trial_dir))
+    model.load_state_dict(weights)
+    model.eval()
+    mean, std = normalization(cfg, payload)
+    val = DeviceLoader(payload["val_x"], payload["val_y"], batch_size=1024,
+                       device=torch.device("cpu"), mean=mean, std=std, shuffle=False)  # fmt: skip
+    logits, labels = zip(*[(model(x), y) for x, y in val], strict=True)
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    plain = torch.nn.functional.cross_entropy(logits, labels).item()
+    smoothed = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.3).item()
+    assert kept["val_loss"] == pytest.approx(plain, rel=1e-4)
+    assert row["best_val_loss"] == pytest.approx(plain, rel=1e-4)
+    assert abs(smoothed - plain) > 0.05  # the two would be told apart
+
+
+@pytest.mark.parametrize("objectives", ["val_loss:min,latency:min", "macs:min,train_time:min"])
+def test_every_objective_can_be_searched_on(
+    shared_ray, datasets, tmp_path, monkeypatch, objectives
+):
+    result, provenance = _search(tmp_path, monkeypatch, "obj", datasets["digits"],
+                                 space="seed_cnn", objectives=objectives)  # fmt: skip
+    names = [o["name"] for o in result.best["objectives"]]
+    assert names == [o.split(":")[0] for o in objectives.split(",")]
+    for point in result.best["pareto_front"]:
+        assert set(point["objectives"]) == set(names)
+        assert all(math.isfinite(v) for v in point["objectives"].values())
+
+
+def test_max_macs_refuses_configurations_over_the_budget_end_to_end(
+    shared_ray, datasets, tmp_path, monkeypatch
+):
+    budget = 60_000
+    result, _ = _search(tmp_path, monkeypatch, "macs", datasets["digits"], space="seed_cnn",
+                        samples=3, max_macs=budget)  # fmt: skip
+    rejected = pd.read_csv(result.experiment_dir / "rejected.csv")
+    assert len(rejected) >= 1 and (rejected["macs"] > budget).all()  # the lab's net among them
+    assert (result.trials["macs"] <= budget).all()
+
+
+def test_concurrency_limits_the_trials_running_at_once(shared_ray, datasets, tmp_path, monkeypatch):
+    """Two CPUs would run two trials at once; --concurrency 1 must keep it to one. Counted by
+    the driver from Tune's start and end events (provenance.json)."""
+    _, provenance = _search(tmp_path, monkeypatch, "one", datasets["digits"], space="seed_cnn",
+                            samples=3, concurrency=1)  # fmt: skip
+    assert provenance["peak_concurrent_trials"] == [1]

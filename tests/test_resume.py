@@ -203,3 +203,32 @@ def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 5 and "running" not in set(trials["status"])
+
+
+def test_a_search_stopped_by_its_time_budget_leaves_its_unfinished_trials_to_resume(tmp_path):
+    """--time-budget ends the search gracefully: the report is written, the trials still
+    running are left unfinished (not marked finished, as Tune's own budget does), and `tuner
+    resume` (with no budget of its own) carries the search to its end."""
+    exp = tmp_path / "clock"
+    # 4 trials x 30 epochs, the lab's 1.2M-parameter network among them: minutes of work
+    # against a 6 s budget.
+    search = subprocess.run(
+        tuner("search", "--samples", "4", "--epochs", "30", "--scheduler", "fifo",
+              "--time-budget", "6s", "--out", str(tmp_path), "--name", "clock"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stdout[-2000:] + search.stderr[-2000:]
+    assert "Stopping the search: the time budget of 6 s is spent." in search.stdout
+    assert "Stopped by --time-budget with" in search.stdout
+    assert f"tuner resume {exp}" in search.stdout
+    trials = pd.read_csv(exp / "trials.csv")
+    assert "running" in set(trials["status"]) and (exp / "report.html").is_file()
+    assert json.loads((exp / "provenance.json").read_text())["finished"] is None
+
+    resumed = subprocess.run(tuner("resume", str(exp)), capture_output=True, text=True,
+                             timeout=900)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "time budget" not in resumed.stdout
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 4 and (trials["status"] == "completed").all()
+    assert (trials["epochs_run"] == 30).all()

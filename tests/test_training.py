@@ -138,3 +138,22 @@ def test_the_baseline_config_builds_the_labs_network_on_digits(digits):
     cfg = TrainConfig.from_dict(BASELINE)
     model = build_model(cfg, payload, CPU)
     assert sum(p.numel() for p in model.parameters()) == 1_227_146
+
+
+def test_the_test_split_never_reaches_a_trial(digits, tmp_path):
+    """What a trial is given holds the train and validation splits and nothing else: in the
+    arrays sent to it, and in what it opens from the cache on a cluster."""
+    from tuner.data import open_cached
+    from tuner.loader import channel_stats
+
+    bundle, payload = digits
+    assert set(payload) == {"input_shape", "num_classes", "mean", "std", "train_x", "train_y",
+                            "val_x", "val_y"}  # fmt: skip
+    assert len(payload["train_y"]) + len(payload["val_y"]) + len(bundle.test.y) == 1797
+    assert payload["train_x"] is bundle.train.x and payload["val_x"] is bundle.val.x
+    assert tuple(payload["mean"]) == tuple(channel_stats(bundle.train.x)[0])  # train only
+    cached = load_dataset("digits", tmp_path)
+    by_path = trial_payload(cached, from_cache=True)
+    assert set(by_path) == {"input_shape", "num_classes", "mean", "std", "cache"}
+    opened = open_cached(by_path["cache"])
+    assert [len(split.y) for split in opened] == [len(cached.train.y), len(cached.val.y)]

@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
     resume.add_argument("--max-failures", type=_non_negative_int, default=None,
                         help="retries of a crashed trial (default: as the search had)")  # fmt: skip
+    resume.add_argument("--time-budget", type=_duration, default=None, metavar="DURATION",
+                        help="stop this run after 90s, 15m, 2h... (the search's own budget "
+                        "was for its first run; default: no limit)")  # fmt: skip
     resume.add_argument("--retry-errored", action="store_true",
                         help="run the trials that ended in error again, each from its last "
                         "checkpoint (after you fixed what made them fail)")  # fmt: skip
@@ -351,13 +354,9 @@ def _check_spaces(chosen: list, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
-    from tuner.config import ConfigError
-    from tuner.data import DataError
-    from tuner.disk import DiskFullError
-    from tuner.search import search
-
-    cfg = SearchConfig(
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """The SearchConfig a `tuner search` command line describes."""
+    return SearchConfig(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, val_count=args.val_count,
         image_size=args.image_size, samples=args.samples, epochs=args.epochs,
         scheduler=args.scheduler, searcher=args.searcher, grace_period=args.grace_period,
@@ -370,6 +369,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
         objectives=args.objectives,
         verbose=args.verbose,
     )  # fmt: skip
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from tuner.config import ConfigError
+    from tuner.data import DataError
+    from tuner.disk import DiskFullError
+    from tuner.search import search
+
+    cfg = config_from_args(args)
     try:
         result = search(cfg)
     except (ConfigError, DataError, DiskFullError) as e:
@@ -395,12 +403,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _exit_code(result: Any) -> int:
-    """0 done; 130 interrupted (Ctrl-C, --time-budget); 2 stopped for want of disk space."""
+    """0 done (or --time-budget spent); 130 interrupted (Ctrl-C); 2 stopped for want of disk
+    space."""
     if result.stop_reason:
         return _fail(
             f"stopped: {result.stop_reason}; free some space and run "
             f"`tuner resume {result.experiment_dir}`"
         )
+    if result.stopped_by_clock:
+        return 0
     return 130 if result.interrupted else 0
 
 

@@ -25,29 +25,38 @@ from typing import Any, TextIO
 _CURRENT: Interrupts | None = None  # the search running in this process
 
 
-def stop_gracefully(reason: str) -> bool:
+def stop_gracefully(reason: str, kind: str = "disk") -> bool:
     """Stop the running search as the first Ctrl-C would (from a Tune callback, in the
-    driver's main thread). Returns False when no search is running here."""
-    return _CURRENT.stop(reason) if _CURRENT is not None else False
+    driver's main thread). kind: "disk" or "time-budget". Returns False when no search is
+    running here."""
+    return _CURRENT.stop(reason, kind) if _CURRENT is not None else False
+
+
+def current_time_budget() -> float | None:
+    """Seconds the run in progress may take (--time-budget), or None."""
+    return _CURRENT.time_budget if _CURRENT is not None else None
 
 
 class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
 
-    def __init__(self, stream: TextIO, plan: Callable[[bool], str]) -> None:
+    def __init__(
+        self, stream: TextIO, plan: Callable[[bool], str], time_budget: float | None = None
+    ) -> None:
         """plan(in_fit) -> what happens next, one sentence."""
-        self.stream, self.plan = stream, plan
+        self.stream, self.plan, self.time_budget = stream, plan, time_budget
         self.count = 0
         self.in_fit = False
         self._previous: Any = None
         self._installed = False
-        self.stop_reason: str | None = None  # why the search stopped itself (a full disk)
+        self.stop_reason: str | None = None  # why the search stopped itself
+        self.stop_kind: str | None = None  # "disk" or "time-budget"
 
-    def stop(self, reason: str) -> bool:
+    def stop(self, reason: str, kind: str = "disk") -> bool:
         """The graceful stop of a first Ctrl-C, for a reason of the search's own."""
         if self.stop_reason is not None or not self.in_fit:
             return False
-        self.stop_reason = reason
+        self.stop_reason, self.stop_kind = reason, kind
         self.stream.write(f"\nStopping the search: {reason}.\n")
         self.stream.flush()
         self._tune_stop(None)

@@ -35,6 +35,7 @@ class SearchProgress(Callback):
         self._index: dict[str, int] = {}  # trial id -> trial index
         self.running: set[str] = set()  # started and not yet finished, as this display saw it
         self.final_status: dict[str, str] = {}  # trial id -> Tune's status when the run ended
+        self.peak_running = 0  # the most trials running at once (provenance.json)
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks into tuner.pkl; a stream (a captured stdout, an open
@@ -52,9 +53,11 @@ class SearchProgress(Callback):
     def setup(self, **info: Any) -> None:
         global ACTIVE
         ACTIVE = self
+        self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self.running.add(trial.trial_id)
+        self.peak_running = max(self.peak_running, len(self.running))
 
     def kept_result(self, index: int) -> dict[str, Any]:
         """The last result seen of trial `index` (its epoch timings), or {}."""

@@ -72,6 +72,7 @@ class SearchResult:
     report: Path | None  # report.html, when the analysis package could write it
     interrupted: bool = False  # trials left unfinished: continue with `tuner resume DIR`
     stop_reason: str | None = None  # why the search stopped itself (the disk was filling up)
+    stopped_by_clock: bool = False  # --time-budget was spent (unfinished trials: resume them)
 
 
 def _say(stream: TextIO, message: str) -> None:
@@ -235,13 +236,10 @@ def build_tuner(
     import optuna
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-    from ray.tune.schedulers import FIFOScheduler
 
     from search_spaces import get_space
-    from tuner.asha import STATE_FILE as ASHA_STATE
-    from tuner.asha import PersistentASHA
     from tuner.cost import Budget, model_cost
-    from tuner.disk_guard import DiskGuard
+    from tuner.guards import ClockGuard, DiskGuard
     from tuner.progress import SearchProgress
     from tuner.searcher import TruthfulOptunaSearch, make_sampler
 
@@ -271,20 +269,7 @@ def build_tuner(
         ),
         rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
     )
-    if cfg.scheduler == "asha":
-        scheduler = PersistentASHA(
-            state_path=cfg.experiment_dir / ASHA_STATE,
-            time_attr="training_iteration",
-            metric=SCHEDULER_METRIC,
-            mode=SCHEDULER_MODE,
-            max_t=cfg.epochs,
-            grace_period=cfg.grace_period,
-            reduction_factor=cfg.reduction_factor,
-            samples=cfg.samples if cfg.asha_rule == "paper" else None,
-            protect_baseline=space.baseline is not None,
-        )
-    else:
-        scheduler = FIFOScheduler()
+    scheduler = make_scheduler(cfg, has_baseline=space.baseline is not None)
 
     return tune.Tuner(
         make_trainable(cfg, payload),
@@ -294,7 +279,6 @@ def build_tuner(
             scheduler=scheduler,
             num_samples=cfg.samples,
             max_concurrent_trials=cfg.concurrency,
-            time_budget_s=cfg.time_budget,
             trial_dirname_creator=trial_dir_name,
             # One worker process serves trial after trial (same resources): a new trial skips
             # starting a process and importing torch, ~3 s each (bench/overhead.py).
@@ -312,10 +296,33 @@ def build_tuner(
             callbacks=[
                 SearchProgress(cfg.samples, cfg.epochs, stream=stream),
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
+                ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
                 JsonLoggerCallback(),  # result.json: what tuner.results reads
                 CSVLoggerCallback(),  # progress.csv
             ],
         ),
+    )
+
+
+def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
+    """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from tuner.asha import STATE_FILE as ASHA_STATE
+    from tuner.asha import PersistentASHA
+
+    if cfg.scheduler != "asha":
+        return FIFOScheduler()
+    return PersistentASHA(
+        state_path=cfg.experiment_dir / ASHA_STATE,
+        time_attr="training_iteration",
+        metric=SCHEDULER_METRIC,
+        mode=SCHEDULER_MODE,
+        max_t=cfg.epochs,
+        grace_period=cfg.grace_period,
+        reduction_factor=cfg.reduction_factor,
+        samples=cfg.samples if cfg.asha_rule == "paper" else None,
+        protect_baseline=has_baseline,
     )
 
 
@@ -673,6 +680,7 @@ def resume(
     stream: TextIO | None = None,
     max_failures: int | None = None,
     retry_errored: bool = False,
+    time_budget: float | None = None,
 ) -> SearchResult:
     """Continue an interrupted search (driver killed, Ctrl-C, machine lost) where it stopped.
 
@@ -701,6 +709,8 @@ def resume(
     record["retry_errored"] = sorted(retry)
     if max_failures is not None:
         cfg.max_failures = max_failures
+    # A --time-budget is for one run: the resume has its own, or none.
+    cfg.time_budget = time_budget
     timings = Timings()
 
     def prepare() -> tuple[DatasetBundle, dict[str, Any]]:
@@ -771,7 +781,7 @@ def _run(
     from tuner.interrupt import Interrupts
 
     plan = functools.partial(interrupt_plan, cfg, bundle)
-    with Interrupts(stream, plan) as interrupts:
+    with Interrupts(stream, plan, cfg.time_budget) as interrupts:
         return _fit_and_write(
             cfg, bundle, payload, record, stream, restore, we_started, timings, storage,
             interrupts, retry or set(),
@@ -857,7 +867,7 @@ def _fit_and_write(
     except Exception as e:
         # Optuna's StorageInternalError on a full SQLite journal; or, once the disk guard has
         # stopped the search, Ray choking on the error files the full disk cut short.
-        if is_disk_full(e) or interrupts.stop_reason:
+        if is_disk_full(e) or interrupts.stop_kind == "disk":
             raise disk_full_error(exp) from None
         raise
     finally:
@@ -869,13 +879,20 @@ def _fit_and_write(
     shown = progress.ACTIVE
     if shown is not None and shown.final_status:
         record_errors(exp, {t for t, status in shown.final_status.items() if status == "ERROR"})
+    if shown is not None:  # how many trials really ran at once (--concurrency, resources)
+        record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
     try:
-        result = _write_results(cfg, bundle, payload, record, stream, timings, started)
+        result = _write_results(
+            cfg, bundle, payload, record, stream, timings, started, interrupts.stop_kind
+        )
     except OSError as e:
         if is_disk_full(e):
             raise disk_full_error(exp) from None
         raise
-    result.stop_reason = interrupts.stop_reason
+    if interrupts.stop_kind == "disk":
+        result.stop_reason = interrupts.stop_reason
+    elif interrupts.stop_kind == "time-budget":
+        result.stopped_by_clock = True
     return result
 
 
@@ -897,9 +914,11 @@ def _write_results(
     stream: TextIO,
     timings: Timings,
     started: float,
+    stopped_by: str | None = None,
 ) -> SearchResult:
     """After fit: the tables, the study settled, best.json (test scoring), the report,
-    provenance.json and the summary."""
+    provenance.json and the summary. stopped_by: "time-budget" or "disk" when the search
+    stopped itself."""
     from search_spaces import get_space
 
     exp = cfg.experiment_dir
@@ -916,11 +935,15 @@ def _write_results(
         _say(stream, f"warning: {damage.summary()}")
     atomic_write_csv(exp / "trials.csv", trials)
     atomic_write_csv(exp / "epochs.csv", epochs)
-    if not unfinished:
+    # Trials still to run: those Tune left unfinished, and those never asked for (a stop came
+    # before the searcher had proposed all --samples of them).
+    finished = int((trials["status"] != "running").sum()) if not trials.empty else 0
+    left = max(cfg.samples - finished, len(unfinished))
+    if not left:
         reconcile_study(exp, study_name(record, cfg))
     with timings("test_evaluation"):
         best = write_best(cfg, trials, bundle, payload, stream)
-    record["finished"] = None if unfinished else datetime.now(timezone.utc).isoformat()
+    record["finished"] = None if left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
     _say(stream, "Writing the report")
@@ -931,19 +954,20 @@ def _write_results(
     atomic_write_json(exp / "provenance.json", record)
     _print_summary(stream, exp, trials, best, report)
     errors = int((trials["status"] == "error").sum()) if not trials.empty else 0
-    if errors and not unfinished:
+    if errors and not left:
         _say(stream, f"{errors} trial(s) ended in error (see trials.csv); to run them again from "
              f"their last checkpoint: tuner resume {exp} --retry-errored")  # fmt: skip
-    if unfinished:
+    if left:
         started_ids = set(trials["trial_id"]) if not trials.empty else set()
         begun = len(unfinished & started_ids)
+        why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
         _say(
             stream,
-            f"Interrupted with {len(unfinished)} trial(s) unfinished ({begun} started, "
-            f"{len(unfinished) - begun} not yet started); continue with:",
+            f"{why} with {left} of {cfg.samples} trials still to run ({begun} of them "
+            "started); continue with:",
         )
         _say(stream, f"  tuner resume {exp}")
-    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(unfinished))
+    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(left))
 
 
 def checkpoint_notes(exp: Path) -> list[str]:

@@ -1,10 +1,12 @@
-"""DiskGuard: a Tune callback in the driver that stops a search cleanly before its disk is full
-(see tuner/disk.py for the figures it uses). Apart from tuner.disk so that importing the
-disk helpers never imports Ray."""
+"""Tune callbacks in the driver that end a search the way a first Ctrl-C does (gracefully, every
+unfinished trial left to `tuner resume`): DiskGuard before the disk is full (figures in
+tuner/disk.py), ClockGuard when --time-budget is spent. Apart from tuner.disk so that importing
+the disk helpers never imports Ray."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,24 @@ class DiskGuard(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self._failed(trial)
+
+
+class ClockGuard(Callback):
+    """Ends the search once --time-budget is spent.
+
+    Tune's own time_budget_s stops the running trials for good (TERMINATED): they read as
+    finished, a resume cannot continue them, and the trials never started are never asked for.
+    Stopped this way instead, they stay unfinished, and `tuner resume` carries the search on.
+    The budget is that of the run in progress (tuner.interrupt), so a restored copy of this
+    callback (tuner.pkl) applies the resume's own budget, or none.
+    """
+
+    def setup(self, **info: Any) -> None:
+        self.started = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **_) -> None:
+        from tuner.interrupt import current_time_budget, stop_gracefully
+
+        budget = current_time_budget()
+        if budget is not None and time.monotonic() - getattr(self, "started", 0) >= budget:
+            stop_gracefully(f"the time budget of {budget:g} s is spent", kind="time-budget")
