@@ -210,3 +210,79 @@ def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp
         assert restart == 1 and [r["epoch"] for r in rows].count(1) == 2  # from scratch
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "completed").all()
+
+
+HOG = """
+import sys, time
+import numpy as np
+hog = np.ones(int(sys.argv[1]), dtype=np.uint8)  # touched: really resident
+print("allocated", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(tmp_path):
+    """Ray's memory monitor kills a worker when the node's memory use passes its threshold.
+    Here the threshold is set 6 GB above what the machine uses now (room for Ray's own
+    processes and whatever else runs here), and a process outside Ray takes 9 GB once the
+    trials are training; the monitor kills a trial, the hog is ended as
+    soon as a trial has failed, and the killed trial continues from its checkpoint."""
+    import subprocess
+    import sys
+
+    import psutil
+    import ray
+
+    from tuner.search import keep_local_ray_on_loopback
+
+    memory = psutil.virtual_memory()
+    if memory.available < 14 * 2**30:
+        pytest.skip("needs 14 GB of free memory to push the node over a threshold safely")
+    used = 1 - memory.available / memory.total
+    threshold = min(0.95, used + 6 * 2**30 / memory.total)
+    keep_local_ray_on_loopback()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             _system_config={"memory_usage_threshold": threshold,
+                             "memory_monitor_refresh_ms": 100})  # fmt: skip
+    exp = tmp_path / "oom"
+    hog: list[subprocess.Popen] = []
+    log = io.StringIO()
+
+    def squeeze() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            results = list(exp.glob("trial_*/result.json"))
+            if not hog and any(len(f.read_text().splitlines()) >= 2 for f in results):
+                hog.append(subprocess.Popen([sys.executable, "-c", HOG, str(9 * 2**30)]))
+            # A kill shows as a trial's error.txt, or (when Tune's actor manager chokes on it)
+            # as the driver's line that it restored the search.
+            if hog and (any(exp.glob("trial_*/error.txt")) or "memory monitor" in log.getvalue()):
+                hog[0].kill()  # pressure off: the retried trial can finish
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=squeeze, daemon=True)
+    thread.start()
+    try:
+        space = SearchSpace("tiny", "two tiny nets", tiny_space, baseline=None)
+        search_spaces.SPACES["tiny"] = space
+        cfg = SearchConfig(space="tiny", samples=3, epochs=40, scheduler="fifo", seed=4,
+                           out=str(tmp_path), name="oom", max_failures=3)  # fmt: skip
+        result = search(cfg, stream=log)
+    finally:
+        search_spaces.SPACES.pop("tiny", None)
+        for proc in hog:
+            proc.kill()
+        thread.join(timeout=5)
+        ray.shutdown()
+    assert hog, "the trials never got going"
+    errors = {f.parent.name: f.read_text() for f in exp.glob("trial_*/error.txt")}
+    restored = "Ray's memory monitor killed a trial" in log.getvalue()
+    assert errors or restored, "the memory monitor killed nothing"
+    assert all("memory" in text for text in errors.values())
+    trials = result.trials.set_index("trial_dir")
+    assert (trials["status"] == "completed").all(), (trials["status"], log.getvalue()[-2000:])
+    assert (trials["epochs_run"] == 40).all()
+    # Every epoch of every trial was reported once in the end, the killed ones included.
+    per_trial = result.epochs.groupby("trial_index")["epoch"].apply(list)
+    assert all(epochs == list(range(1, 41)) for epochs in per_trial)

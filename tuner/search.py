@@ -861,9 +861,32 @@ def _fit_and_write(
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
         interrupts.in_fit = True
+        memory_kills = 0
         with timings("fit"):
-            tuner.fit()
+            while True:
+                try:
+                    tuner.fit()
+                    break
+                except Exception as e:
+                    # Ray's memory monitor killed a trial's worker. Tune 2.60 does not count
+                    # that as a trial failure: its actor manager raises "Caught unexpected
+                    # exception" and the whole fit() ends. The experiment is as a killed
+                    # driver leaves it, so it is restored here and carries on; the killed
+                    # trial continues from its last checkpoint, as a retry would.
+                    if not killed_by_memory_monitor(e) or memory_kills >= max(1, cfg.max_failures):
+                        raise
+                    memory_kills += 1
+                    _say(stream, f"Ray's memory monitor killed a trial (node memory above its "
+                         "threshold); the search continues from its last saved state "
+                         f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
+                    prepare_search_state(exp)
+                    settle_finished_trials(exp, study_name(record, cfg))
+                    tuner = tune.Tuner.restore(
+                        str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
+                    )
         interrupts.in_fit = False
+        if memory_kills:
+            record.setdefault("memory_monitor_restarts", []).append(memory_kills)
     except Exception as e:
         # Optuna's StorageInternalError on a full SQLite journal; or, once the disk guard has
         # stopped the search, Ray choking on the error files the full disk cut short.
@@ -894,6 +917,19 @@ def _fit_and_write(
     elif interrupts.stop_kind == "time-budget":
         result.stopped_by_clock = True
     return result
+
+
+def killed_by_memory_monitor(error: BaseException | None) -> bool:
+    """A Ray OutOfMemoryError (its memory monitor killed a worker) anywhere in the chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__name__ == "OutOfMemoryError" or (
+            "killed due to the node running low on memory" in str(error)
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def disk_full_error(exp: Path) -> DiskFullError:
