@@ -3,6 +3,7 @@ compute accounting, and that `analysis` never imports Ray."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -140,3 +141,27 @@ def test_result_files_cut_short_keep_every_line_that_parses_and_say_what_was_dro
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning: dropped 1 result line(s)" in err
     assert (exp / "report.html").is_file()
+
+
+def test_epochs_missing_from_result_json_are_read_from_the_checkpoints_history(tmp_path):
+    """A driver killed before it synced result.json loses those lines, and the trial, restored
+    from its checkpoint, never reports them again; every checkpoint keeps the epochs' metrics,
+    and the tables take the missing ones from there."""
+    import torch
+
+    from tuner.results import Damage, collect_tables
+
+    exp = write_partial_experiment(tmp_path / "lost", epochs=4)
+    trial = exp / "trial_0000_id0"
+    rows = [json.loads(x) for x in (trial / "result.json").read_text().splitlines()]
+    (trial / "result.json").write_text("\n".join(json.dumps(r) for r in rows if r["epoch"] != 2))
+    (trial / "checkpoint_000003").mkdir()
+    history = [{k: v for k, v in r.items() if k != "trial_id"} for r in rows[:3]]
+    torch.save({"epoch": 3, "best_state": {}, "best": {}, "history": history},
+               trial / "checkpoint_000003" / "state.pt")  # fmt: skip
+    damage = Damage()
+    trials, epochs = collect_tables(exp, 4, damage=damage)
+    first = epochs[epochs["trial_index"] == 0]
+    assert first["epoch"].tolist() == [1, 2, 3, 4]
+    assert first.loc[first["epoch"] == 2, "val_loss"].item() == rows[1]["val_loss"]
+    assert damage.recovered == 1 and trials.loc[0, "epochs_run"] == 4

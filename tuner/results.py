@@ -53,6 +53,7 @@ class Damage:
     lines: int = 0  # result.json lines that did not parse
     files: set[str] = field(default_factory=set)  # the trial directories they were in
     trials: list[str] = field(default_factory=list)  # trial dirs skipped: params.json unreadable
+    recovered: int = 0  # epochs missing from result.json, read from a checkpoint's history
 
     def summary(self) -> str | None:
         """One line for the user, or None when nothing was skipped."""
@@ -67,7 +68,14 @@ class Damage:
                 f"skipped {len(self.trials)} trial(s) whose params.json could not be read "
                 f"({', '.join(self.trials[:3])}{', ...' if len(self.trials) > 3 else ''})"
             )
-        return "; ".join(parts) + "; every line that parsed was kept" if parts else None
+        if self.recovered:
+            parts.append(
+                f"took {self.recovered} epoch(s) missing from result.json from the trials' "
+                "checkpoints"
+            )
+        if not parts:
+            return None
+        return "; ".join(parts) + "; every line that parsed was kept"
 
 
 def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[str, Any]]:
@@ -89,6 +97,21 @@ def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[st
             damage.lines += 1
             damage.files.add(trial_dir.name)
     return rows
+
+
+def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[str, Any]]:
+    """Epochs missing from result.json, from the history the newest readable checkpoint keeps
+    (a driver killed before it synced result.json; the trial, restored, never reports them
+    again). Only read when an epoch is missing: it imports torch."""
+    from tuner.checkpoints import newest_readable
+
+    _, state, _ = newest_readable(trial_dir)
+    history = (state or {}).get("history") or []
+    return {
+        int(m["epoch"]): dict(m)
+        for m in history
+        if isinstance(m, dict) and "epoch" in m and int(m["epoch"]) not in have
+    }
 
 
 def read_params(trial_dir: Path) -> dict[str, Any] | None:
@@ -172,6 +195,11 @@ def collect_tables(
         for r in results:
             if "epoch" in r:
                 by_epoch[int(r["epoch"])] = r
+        if by_epoch and len(by_epoch) < max(by_epoch):
+            recovered = _epochs_from_checkpoint(trial_dir, set(by_epoch))
+            by_epoch.update(recovered)
+            if damage is not None and recovered:
+                damage.recovered += len(recovered)
         for epoch in sorted(by_epoch):
             r = by_epoch[epoch]
             epoch_rows.append(

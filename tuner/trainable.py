@@ -213,6 +213,10 @@ def train_trial(
 
         start_epoch, best = 0, {"val_loss": math.inf, "val_acc": 0.0, "epoch": 0}
         best_state = _cpu_state(model)
+        # Every epoch's reported metrics, kept in each checkpoint too: the driver writes
+        # result.json from a staging copy that a killed driver may not have synced, and a
+        # restored trial never reports those epochs again (tuner.results fills them in).
+        history: list[dict[str, Any]] = []
         checkpoint = tune.get_checkpoint()
         state = None
         if checkpoint is not None:
@@ -237,6 +241,7 @@ def train_trial(
             torch.set_rng_state(state["torch_rng"])
             best_state, best = state["best_state"], dict(state["best"])
             start_epoch = int(state["epoch"])
+            history = [m for m in state.get("history", []) if m.get("epoch", 0) <= start_epoch]
         setup_s = time.perf_counter() - entered  # model, cost, loaders, restore: before epoch 1
         node_id = _node_id()  # fixed for this process: asked once, not every epoch
 
@@ -256,6 +261,7 @@ def train_trial(
                 "torch_rng": torch.get_rng_state(),
                 "best_state": best_state,  # replaced, never changed in place
                 "best": dict(best),
+                "history": [dict(m) for m in history],
             }
 
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -292,6 +298,7 @@ def train_trial(
                     best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
                     best_epoch=best["epoch"],
                 )  # fmt: skip
+                history.append(dict(metrics))
                 newer = best["epoch"] > saved_best_epoch
                 pipeline.hand_over(metrics, snapshot(epoch) if newer else None)
                 return
@@ -307,6 +314,7 @@ def train_trial(
                 best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
                 best_epoch=best["epoch"],
             )  # fmt: skip
+            history.append(dict(metrics))
             due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
             # Where ASHA may stop the trial, wait for its verdict rather than start an epoch
             # that a stop would have to cut short (see tuner/reporting.py).
