@@ -44,17 +44,23 @@ def settle_finished_trials(experiment_dir: str | Path, study_name: str | None) -
         for t in study.get_trials(deepcopy=False)
         if t.state.is_finished() and TUNE_TRIAL_ID in t.user_attrs
     }
-    data = json.loads(states[-1].read_text())
-    settled = 0
+    return _set_unfinished_status(states[-1], finished, "TERMINATED")
+
+
+def _set_unfinished_status(state_file: Path, tune_ids: set[str], status: str) -> int:
+    """In one of Tune's experiment_state files, give `status` to those of `tune_ids` that it
+    holds as unfinished; rewritten atomically. Returns how many changed."""
+    data = json.loads(state_file.read_text())
+    changed = 0
     for item in data.get("trial_data", []):
         trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
-        if trial.get("trial_id") in finished and trial.get("status") in UNFINISHED:
-            trial["status"] = "TERMINATED"
+        if trial.get("trial_id") in tune_ids and trial.get("status") in UNFINISHED:
+            trial["status"] = status
             item[0] = json.dumps(trial) if isinstance(item[0], str) else trial
-            settled += 1
-    if settled:
-        atomic_write_text(states[-1], json.dumps(data))
-    return settled
+            changed += 1
+    if changed:
+        atomic_write_text(state_file, json.dumps(data))
+    return changed
 
 
 def record_errors(experiment_dir: str | Path, tune_ids: set[str]) -> int:
@@ -66,17 +72,7 @@ def record_errors(experiment_dir: str | Path, tune_ids: set[str]) -> int:
     states = sorted(experiment_dir.glob("experiment_state-*.json"))
     if not states or not tune_ids:
         return 0
-    data = json.loads(states[-1].read_text())
-    changed = 0
-    for item in data.get("trial_data", []):
-        trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
-        if trial.get("trial_id") in tune_ids and trial.get("status") in UNFINISHED:
-            trial["status"] = "ERROR"
-            item[0] = json.dumps(trial) if isinstance(item[0], str) else trial
-            changed += 1
-    if changed:
-        atomic_write_text(states[-1], json.dumps(data))
-    return changed
+    return _set_unfinished_status(states[-1], tune_ids, "ERROR")
 
 
 def reconcile_study(experiment_dir: str | Path, study_name: str | None) -> int:
