@@ -50,6 +50,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["--dataset", "imagefolder", "--data-dir", "/does/not/exist"], "does not exist"),
         (["--data-dir", "/etc/hostname"], "not a directory"),
         (["--out", "/proc/tuner-experiments"], "not writable"),
+        # Priced on the meta device before Ray starts: no configuration of the space fits.
+        (["--max-params", "100"], "no configuration of seed_cnn at 1x8x8 fits --max-params 100"),
+        (["--space", "resnet_cnn", "--max-macs", "1k"], "fits --max-macs 1,000"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, args, needle):
