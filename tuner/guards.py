@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,35 @@ class DiskGuard(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self._failed(trial)
+
+
+class DiskFullLogFilter(logging.Filter):
+    """Drops Ray's log records about a full disk (a trial's checkpoint copy failing with
+    ENOSPC, an experiment state that could not be saved), each a long traceback, and asks
+    the search to stop cleanly instead: the user gets one line from tuner.cli, not Ray's 16
+    tracebacks. Also Tune's "Trials did not complete" after a stop: the summary says which
+    are left and how to continue. Installed on the handlers of the `ray` logger, so it sees
+    every Ray record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith("Trials did not complete"):  # after any stop of ours: the summary
+            return False  # says which trials are left, and how to continue them
+        if record.exc_info and record.exc_info[1] is not None:  # the worker's own traceback
+            text += "".join(traceback.format_exception(*record.exc_info))
+        if "No space left on device" not in text and "database or disk is full" not in text:
+            return True
+        from tuner.interrupt import stop_gracefully
+
+        stop_gracefully("no space left on the device under the experiment directory")
+        return False
+
+
+def quiet_disk_full_logs() -> None:
+    """Install DiskFullLogFilter once on the `ray` logger's handlers."""
+    for handler in logging.getLogger("ray").handlers:
+        if not any(isinstance(f, DiskFullLogFilter) for f in handler.filters):
+            handler.addFilter(DiskFullLogFilter())
 
 
 class ClockGuard(Callback):

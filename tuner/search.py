@@ -860,6 +860,10 @@ def _fit_and_write(
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
+        if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
+            from tuner.guards import quiet_disk_full_logs
+
+            quiet_disk_full_logs()
         interrupts.in_fit = True
         memory_kills = 0
         with timings("fit"):
