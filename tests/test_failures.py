@@ -35,7 +35,10 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     # The pre-Ray space check would refuse this space outright (tests/test_user_spaces.py);
     # here the broken choice must reach the trials, as a runtime failure would.
     search_module = importlib.import_module("tuner.search")  # `tuner.search` is also a function
-    monkeypatch.setattr(search_module, "dry_run_space", lambda *args: None)
+    from search_spaces.check import CheckReport
+
+    skipped = CheckReport("flaky", 0, 0.0, (0, 0), (0, 0))
+    monkeypatch.setattr(search_module, "dry_run_space", lambda *args: skipped)
     cfg = SearchConfig(space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
                        out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
     result = search(cfg, stream=io.StringIO())

@@ -701,11 +701,7 @@ def resume(
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
     cfg.out, cfg.name = str(exp.parent), exp.name  # the directory may have moved
-    from tuner import searcher
-
-    searcher.RESTORE_DB = exp / OPTUNA_DB  # tuner.pkl's searcher opens the study here
     retry = errored_trials(exp) if retry_errored else set()
-    searcher.RETRY_TUNE_IDS = retry
     record["retry_errored"] = sorted(retry)
     if max_failures is not None:
         cfg.max_failures = max_failures
@@ -853,10 +849,11 @@ def _fit_and_write(
             if retry:
                 reopen_trials(exp, study_name(record, cfg), retry)
                 _say(stream, f"Retrying {len(retry)} errored trial(s) from their last checkpoint")
-            tuner = tune.Tuner.restore(
-                str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
-                resume_errored=bool(retry),
-            )  # fmt: skip
+            with restoring_searcher(exp / OPTUNA_DB, retry):
+                tuner = tune.Tuner.restore(
+                    str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
+                    resume_errored=bool(retry),
+                )  # fmt: skip
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
@@ -869,7 +866,9 @@ def _fit_and_write(
         with timings("fit"):
             while True:
                 try:
-                    tuner.fit()
+                    # Tune unpickles the searcher's saved state inside fit() as well.
+                    with restoring_searcher(exp / OPTUNA_DB, retry):
+                        tuner.fit()
                     break
                 except Exception as e:
                     # Ray's memory monitor killed a trial's worker. Tune 2.60 does not count
@@ -885,9 +884,11 @@ def _fit_and_write(
                          f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
                     prepare_search_state(exp)
                     settle_finished_trials(exp, study_name(record, cfg))
-                    tuner = tune.Tuner.restore(
-                        str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True
-                    )
+                    with restoring_searcher(exp / OPTUNA_DB, set()):
+                        tuner = tune.Tuner.restore(
+                            str(exp), trainable=make_trainable(cfg, payload),
+                            resume_unfinished=True,
+                        )  # fmt: skip
         interrupts.in_fit = False
         if memory_kills:
             record.setdefault("memory_monitor_restarts", []).append(memory_kills)
@@ -921,6 +922,21 @@ def _fit_and_write(
     elif interrupts.stop_kind == "time-budget":
         result.stopped_by_clock = True
     return result
+
+
+@contextlib.contextmanager
+def restoring_searcher(db: Path, retry: set[str]) -> Iterator[None]:
+    """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
+    fit): open its study at `db`, where the experiment is now, and listen again to the `retry`
+    trials. Set only for that span: a process may run several searches (tests, notebooks)."""
+    from tuner import searcher
+
+    before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS
+    searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
+    try:
+        yield
+    finally:
+        searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = before
 
 
 def killed_by_memory_monitor(error: BaseException | None) -> bool:
