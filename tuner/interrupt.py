@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, TextIO
@@ -51,12 +52,14 @@ class Interrupts:
         self._installed = False
         self.stop_reason: str | None = None  # why the search stopped itself
         self.stop_kind: str | None = None  # "disk" or "time-budget"
+        self.stopping_since: float | None = None  # monotonic time of the first stop request
 
     def stop(self, reason: str, kind: str = "disk") -> bool:
         """The graceful stop of a first Ctrl-C, for a reason of the search's own."""
         if self.stop_reason is not None or not self.in_fit:
             return False
         self.stop_reason, self.stop_kind = reason, kind
+        self.stopping_since = time.monotonic()
         self.stream.write(f"\nStopping the search: {reason}.\n")
         self.stream.flush()
         self._tune_stop(None)
@@ -91,6 +94,7 @@ class Interrupts:
         self.count += 1
         if self.count > 1:
             raise KeyboardInterrupt
+        self.stopping_since = time.monotonic()
         try:
             text = self.plan(self.in_fit)
         except Exception:  # the plan is a courtesy; stopping must not depend on it

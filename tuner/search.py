@@ -890,6 +890,9 @@ def _fit_and_write(
                             resume_unfinished=True,
                         )  # fmt: skip
         interrupts.in_fit = False
+        if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
+            waited = time.monotonic() - interrupts.stopping_since
+            _say(stream, f"Trials stopped ({waited:.0f} s); writing what the search has")
         if memory_kills:
             record.setdefault("memory_monitor_restarts", []).append(memory_kills)
     except Exception as e:
