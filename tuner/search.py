@@ -795,7 +795,8 @@ def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> st
     if in_fit:
         running = len(shown.running) if shown else 0
         steps.append(
-            f"stopping the {running} running trial(s) (each keeps its last checkpoint)"
+            f"stopping the {running} running trial(s) as their current epoch ends (each keeps "
+            "its last checkpoint)"
             if running
             else "stopping the search"
         )
