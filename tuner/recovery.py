@@ -163,3 +163,66 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
         )
         db.executemany("DELETE FROM trial_values WHERE trial_id = ?", [(i,) for i in ids])
     return len(ids)
+
+
+# Tune's state files, which a resume reads back. Tune copies them from its staging dir into the
+# experiment directory in place (not atomically), so a disk that fills mid-copy leaves them cut
+# short, and the resume then died on a JSONDecodeError. The disk guard keeps a copy of each
+# one that was whole when it last changed, and a resume puts the copy back over a cut one.
+STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
+STATE_BACKUP_DIR = ".tuner-state-backup"
+
+
+def _whole(path: Path, data: bytes) -> bool:
+    """Whether a state file reads to its end: JSON that parses, or a pickle that ends with
+    pickle's STOP opcode (checked without unpickling it)."""
+    if path.name.startswith("experiment_state-"):
+        try:
+            json.loads(data)
+        except ValueError:
+            return False
+        return True
+    return data.endswith(b".")
+
+
+def back_up_state(experiment_dir: str | Path, seen: dict[str, float]) -> None:
+    """Copy each of Tune's state files that changed since `seen` (name -> mtime) and is whole
+    into STATE_BACKUP_DIR, atomically. A failure (the disk is full) keeps the older copy."""
+    from tuner.io import atomic_write_bytes
+
+    experiment_dir = Path(experiment_dir)
+    for pattern in STATE_PATTERNS:
+        for path in experiment_dir.glob(pattern):
+            try:
+                mtime = path.stat().st_mtime
+                if seen.get(path.name) == mtime:
+                    continue
+                data = path.read_bytes()
+                if _whole(path, data):
+                    atomic_write_bytes(experiment_dir / STATE_BACKUP_DIR / path.name, data)
+                    seen[path.name] = mtime
+            except OSError:
+                continue
+
+
+def repair_state(experiment_dir: str | Path) -> list[str]:
+    """Put the backed-up copy back over each of Tune's state files that was cut short.
+    Returns one line for each file repaired (or that could not be)."""
+    from tuner.io import atomic_write_bytes
+
+    experiment_dir = Path(experiment_dir)
+    notes = []
+    for pattern in STATE_PATTERNS:
+        for path in experiment_dir.glob(pattern):
+            if _whole(path, path.read_bytes()):
+                continue
+            backup = experiment_dir / STATE_BACKUP_DIR / path.name
+            if backup.is_file():
+                atomic_write_bytes(path, backup.read_bytes())
+                notes.append(f"{path.name} was cut short (a full disk?); restored the copy of "
+                             "its last whole version: the trials go on from there")  # fmt: skip
+            else:
+                path.rename(path.with_name(path.name + ".cut-short"))
+                notes.append(f"{path.name} was cut short and there is no copy; set aside as "
+                             f"{path.name}.cut-short")  # fmt: skip
+    return notes

@@ -41,6 +41,7 @@ from tuner.recovery import (
     reconcile_study,
     record_errors,
     reopen_trials,
+    repair_state,
     settle_finished_trials,
 )
 from tuner.results import (
@@ -239,7 +240,7 @@ def build_tuner(
 
     from search_spaces import get_space
     from tuner.cost import Budget, model_cost
-    from tuner.guards import ClockGuard, DiskGuard
+    from tuner.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.progress import SearchProgress
     from tuner.searcher import TruthfulOptunaSearch, make_sampler
 
@@ -297,6 +298,7 @@ def build_tuner(
                 SearchProgress(cfg.samples, cfg.epochs, stream=stream),
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
+                StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
                 JsonLoggerCallback(),  # result.json: what tuner.results reads
                 CSVLoggerCallback(),  # progress.csv
             ],
@@ -743,7 +745,8 @@ def refuse_writable_by_others(exp: Path) -> None:
     """
     me = os.geteuid()
     pickles = [exp / "tuner.pkl", *exp.glob("searcher-state-*.pkl")]
-    for path in [exp, *pickles, *exp.glob("search_gen_state-*")]:
+    backups = exp.glob(".tuner-state-backup/*")  # copied back over cut-short state files
+    for path in [exp, *pickles, *exp.glob("search_gen_state-*"), *backups]:
         st = path.stat()
         if st.st_mode & 0o002 or (st.st_mode & 0o020 and not _private_group(st.st_gid)):
             raise ConfigError(
@@ -841,6 +844,8 @@ def _fit_and_write(
     try:
         check_schedulable(cfg)
         if restore:
+            for note in repair_state(exp):
+                _say(stream, note)
             prepare_search_state(exp, retry)
             settled = settle_finished_trials(exp, study_name(record, cfg))
             for note in checkpoint_notes(exp):
@@ -883,6 +888,7 @@ def _fit_and_write(
                     _say(stream, f"Ray's memory monitor killed a trial (node memory above its "
                          "threshold); the search continues from its last saved state "
                          f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
+                    repair_state(exp)
                     prepare_search_state(exp)
                     settle_finished_trials(exp, study_name(record, cfg))
                     with restoring_searcher(exp / OPTUNA_DB, set()):
