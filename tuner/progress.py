@@ -36,6 +36,7 @@ class SearchProgress(Callback):
         self.running: set[str] = set()  # started and not yet finished, as this display saw it
         self.final_status: dict[str, str] = {}  # trial id -> Tune's status when the run ended
         self.peak_running = 0  # the most trials running at once (provenance.json)
+        self.failures: dict[str, int] = {}  # trial id -> failures seen in this run
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks into tuner.pkl; a stream (a captured stdout, an open
@@ -45,6 +46,11 @@ class SearchProgress(Callback):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Experiments from before these fields existed pickled this object without them.
+        for name, empty in (("_index", dict), ("running", set), ("final_status", dict),
+                            ("failures", dict)):  # fmt: skip
+            state.setdefault(name, empty())
+        state.setdefault("peak_running", 0)
         self.__dict__.update(state)
         self.stream = sys.stdout
         self.tty = self.stream.isatty()
@@ -54,6 +60,7 @@ class SearchProgress(Callback):
         global ACTIVE
         ACTIVE = self
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
+        self.failures = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self.running.add(trial.trial_id)
@@ -85,7 +92,13 @@ class SearchProgress(Callback):
             outcome = f"stopped at epoch {epochs}"
         self._finish(trials, trial, outcome, result)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        # Counted here too: Tune's saved state did not always carry a failure a retry
+        # recovered from (a lost node's trial read num_failures 0).
+        self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1
         self._finish(trials, trial, "error", self.last.get(trial.trial_id, {}))
 
     def on_experiment_end(self, trials: list, **_) -> None:

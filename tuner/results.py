@@ -176,9 +176,11 @@ def collect_tables(
     baseline_index: int | None = 0,
     running: set[str] | None = None,
     damage: Damage | None = None,
+    failures: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, epochs) DataFrames for every trial directory of an experiment. Files cut
-    short are read as far as they parse; `damage` counts what was skipped."""
+    short are read as far as they parse; `damage` counts what was skipped. `failures`: what
+    the driver counted itself (trial id -> failures), when Tune's saved count is lower."""
     trial_rows, epoch_rows = [], []
     states = ray_trial_states(experiment_dir)
     for trial_dir in trial_dirs(experiment_dir):
@@ -239,7 +241,9 @@ def collect_tables(
             "wall_seconds": last.get("time_total_s"),
             "images_per_s": _mean([r.get("images_per_s") for r in by_epoch.values()]),
             "node_id": last.get("node_id"),
-            "num_failures": state.get("num_failures", 1 if error else 0),
+            "num_failures": max(
+                state.get("num_failures", 1 if error else 0), (failures or {}).get(trial_id, 0)
+            ),
             "error": error if failed else "",
             "trial_dir": trial_dir.name,
         }

@@ -993,9 +993,12 @@ def _write_results(
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
     has_baseline = get_space(cfg.space).baseline is not None
     damage = Damage()
+    from tuner import progress
+
+    seen = progress.ACTIVE.failures if progress.ACTIVE is not None else None
     trials, epochs = collect_tables(
         exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=unfinished,
-        damage=damage,
+        damage=damage, failures=seen,
     )  # fmt: skip
     if damage.summary():
         _say(stream, f"warning: {damage.summary()}")
