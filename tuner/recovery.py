@@ -206,9 +206,11 @@ def back_up_state(experiment_dir: str | Path, seen: dict[str, float]) -> None:
 
 
 def repair_state(experiment_dir: str | Path) -> list[str]:
-    """Put the backed-up copy back over each of Tune's state files that was cut short.
+    """Put the backed-up copy back over each of Tune's state files that was cut short, and
+    write a trial's params.json again from Tune's record of its config when it was cut short.
     Returns one line for each file repaired (or that could not be)."""
-    from tuner.io import atomic_write_bytes
+    from tuner.io import atomic_write_bytes, atomic_write_json
+    from tuner.results import ray_trial_states, read_params
 
     experiment_dir = Path(experiment_dir)
     notes = []
@@ -225,4 +227,11 @@ def repair_state(experiment_dir: str | Path) -> list[str]:
                 path.rename(path.with_name(path.name + ".cut-short"))
                 notes.append(f"{path.name} was cut short and there is no copy; set aside as "
                              f"{path.name}.cut-short")  # fmt: skip
+    states = ray_trial_states(experiment_dir)
+    for params in experiment_dir.glob("trial_*/params.json"):
+        config = states.get(params.parent.name.rsplit("_", 1)[-1], {}).get("config")
+        if read_params(params.parent) is None and config is not None:
+            atomic_write_json(params, config)
+            notes.append(f"{params.parent.name}/params.json was cut short; written again from "
+                         "Tune's record of the trial")  # fmt: skip
     return notes

@@ -153,6 +153,7 @@ def ray_trial_states(experiment_dir: str | Path) -> dict[str, dict[str, Any]]:
         states[str(trial.get("trial_id"))] = {
             "status": trial.get("status"),
             "num_failures": int(runtime.get("num_failures") or 0),
+            "config": trial.get("config") if isinstance(trial.get("config"), dict) else None,
         }
     return states
 
@@ -184,7 +185,10 @@ def collect_tables(
     trial_rows, epoch_rows = [], []
     states = ray_trial_states(experiment_dir)
     for trial_dir in trial_dirs(experiment_dir):
-        config = read_params(trial_dir)
+        # params.json cut short (Ray writes it in place): Tune's own record of the config.
+        config = read_params(trial_dir) or states.get(trial_dir.name.rsplit("_", 1)[-1], {}).get(
+            "config"
+        )
         if config is None:
             if damage is not None:
                 damage.trials.append(trial_dir.name)
