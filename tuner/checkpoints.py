@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKPOINT_FILE = "state.pt"
+HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
 
 
 def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:

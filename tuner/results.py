@@ -100,16 +100,25 @@ def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[st
 
 
 def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[str, Any]]:
-    """Epochs missing from result.json, from the history the newest readable checkpoint keeps
-    (a driver killed before it synced result.json; the trial, restored, never reports them
-    again). Only read when an epoch is missing: it imports torch."""
-    from tuner.checkpoints import newest_readable
+    """Epochs missing from result.json, from the history the newest checkpoint keeps (a
+    driver killed before it synced result.json; the trial, restored, never reports them
+    again). history.json is plain JSON beside state.pt; older checkpoints have only state.pt,
+    read then (that imports torch)."""
+    from tuner.checkpoints import HISTORY_FILE, checkpoint_dirs, newest_readable
 
-    _, state, _ = newest_readable(trial_dir)
-    history = (state or {}).get("history") or []
+    history: Any = None
+    for checkpoint in checkpoint_dirs(trial_dir):
+        try:
+            history = json.loads((checkpoint / HISTORY_FILE).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if history is None and have and len(have) < max(have):  # a gap, and no history.json
+        _, state, _ = newest_readable(trial_dir)
+        history = (state or {}).get("history")
     return {
         int(m["epoch"]): dict(m)
-        for m in history
+        for m in history or []
         if isinstance(m, dict) and "epoch" in m and int(m["epoch"]) not in have
     }
 
@@ -201,7 +210,7 @@ def collect_tables(
         for r in results:
             if "epoch" in r:
                 by_epoch[int(r["epoch"])] = r
-        if by_epoch and len(by_epoch) < max(by_epoch):
+        if len(by_epoch) < epoch_budget:  # gaps, or a tail a killed driver never synced
             recovered = _epochs_from_checkpoint(trial_dir, set(by_epoch))
             by_epoch.update(recovered)
             if damage is not None and recovered:

@@ -13,6 +13,7 @@ them there once per search), so no trial decodes image files.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import tempfile
@@ -25,7 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from tuner.checkpoints import CHECKPOINT_FILE, describe_fallback, newest_readable
+from tuner.checkpoints import (
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    describe_fallback,
+    newest_readable,
+)
 from tuner.config import TrainConfig
 from tuner.cost import inference_latency_ms, run_and_count
 from tuner.data import DatasetBundle, open_cached
@@ -180,6 +186,8 @@ def train_trial(
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, Path(d) / CHECKPOINT_FILE)
+            # The epochs' metrics as plain JSON too: tuner.results reads them without torch.
+            (Path(d) / HISTORY_FILE).write_text(json.dumps(state.get("history", [])))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     pipeline = EpochPipeline(report)
