@@ -235,3 +235,58 @@ def repair_state(experiment_dir: str | Path) -> list[str]:
             notes.append(f"{params.parent.name}/params.json was cut short; written again from "
                          "Tune's record of the trial")  # fmt: skip
     return notes
+
+
+def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
+    """In Tune's newest experiment state, drop every checkpoint of an unfinished trial whose
+    directory is not on disk, and point the trial at its newest one that is (or at none).
+
+    A checkpoint Tune registered but could not copy (the disk filled mid-copy, or the user
+    deleted it) made Ray 2.60's restore fail the trial with "Could not recover from checkpoint
+    as it does not exist on storage anymore", on every retry. The trial now continues from the
+    checkpoint before it, or starts again. Returns one line for each trial changed.
+
+    The checkpoint bookkeeping is a cloudpickle inside Tune's JSON, as tuner.pkl is: only
+    resume directories you trust.
+    """
+    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+
+    experiment_dir = Path(experiment_dir)
+    states = sorted(experiment_dir.glob("experiment_state-*.json"))
+    if not states:
+        return []
+    data = json.loads(states[-1].read_text())
+    notes = []
+
+    def on_disk(result) -> bool:
+        # By the trial directory's and the checkpoint's names: a moved experiment keeps its
+        # old absolute paths here until Tune's restore rewrites them.
+        where = Path(result.checkpoint.path)
+        return (experiment_dir / where.parent.name / where.name).is_dir()
+
+    def number(result) -> int:
+        tail = Path(result.checkpoint.path).name.rsplit("_", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    for item in data.get("trial_data", []):
+        trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
+        if trial.get("status") not in (*UNFINISHED, "ERROR") or len(item) < 2:
+            continue
+        metadata = _loads_with_cloudpickle(item[1]) if isinstance(item[1], str) else item[1]
+        manager = metadata.get("checkpoint_manager")
+        latest = getattr(manager, "_latest_checkpoint_result", None)
+        if latest is None or on_disk(latest):
+            continue
+        kept = [r for r in manager._checkpoint_results if on_disk(r)]
+        manager._checkpoint_results = kept
+        manager._latest_checkpoint_result = max(kept, key=number) if kept else None
+        metadata.pop("_cached_json", None)
+        item[1] = json.dumps(metadata, indent=2, cls=TuneFunctionEncoder)
+        name = Path(latest.checkpoint.path).parent.name
+        then = (f"it continues from {Path(manager._latest_checkpoint_result.checkpoint.path).name}"
+                if kept else "it starts again from epoch 1")  # fmt: skip
+        notes.append(f"{name}: checkpoint {Path(latest.checkpoint.path).name} never reached "
+                     f"the disk; {then}")  # fmt: skip
+    if notes:
+        atomic_write_text(states[-1], json.dumps(data))
+    return notes

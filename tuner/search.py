@@ -37,6 +37,7 @@ from tuner.objectives import knee_point, pareto_front, parse_objectives, values_
 from tuner.recovery import (
     OPTUNA_DB,
     errored_trials,
+    forget_missing_checkpoints,
     prepare_search_state,
     reconcile_study,
     record_errors,
@@ -848,7 +849,10 @@ def _fit_and_write(
                 _say(stream, note)
             prepare_search_state(exp, retry)
             settled = settle_finished_trials(exp, study_name(record, cfg))
-            for note in checkpoint_notes(exp):
+            forgotten = forget_missing_checkpoints(exp)
+            told = {note.split(":", 1)[0] for note in forgotten}
+            others = [n for n in checkpoint_notes(exp) if n.split(":", 1)[0] not in told]
+            for note in forgotten + others:
                 _say(stream, note)
             if settled:
                 _say(stream, f"{settled} trial(s) had finished just before the interruption")
@@ -891,6 +895,7 @@ def _fit_and_write(
                     repair_state(exp)
                     prepare_search_state(exp)
                     settle_finished_trials(exp, study_name(record, cfg))
+                    forget_missing_checkpoints(exp)
                     with restoring_searcher(exp / OPTUNA_DB, set()):
                         tuner = tune.Tuner.restore(
                             str(exp), trainable=make_trainable(cfg, payload),
