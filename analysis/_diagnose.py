@@ -31,7 +31,7 @@ import pandas as pd
 
 from analysis._load import CONFIG_PREFIX, display_value
 
-EXPLODING_LOSS_FACTOR = 10.0  # as tuner.training: loss > 10 x ln(C) counts as blown up
+EXPLODING_LOSS_FACTOR = 10.0  # as tuner.train.loop: loss > 10 x ln(C) counts as blown up
 OVERFIT_RISE = 0.10  # last val loss >= 1.10 x its earlier minimum ...
 OVERFIT_MIN_RISE = 0.01  # ... and >= minimum + 0.01 (near-zero losses wobble by more than 10 %)
 IMPROVING_DROP = 0.01  # last val loss <= 0.99 x the minimum of the earlier epochs

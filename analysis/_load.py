@@ -1,7 +1,7 @@
 """Experiment directory -> tidy DataFrames (trials, epochs, per-class) and the JSON records.
 
 Reads only files: trials.csv / epochs.csv when the search finished, otherwise Ray's per-trial
-files through `tuner.results.collect_tables`, so an interrupted, still-running or copied
+files through `tuner.experiment.collect_tables`, so an interrupted, still-running or copied
 experiment loads too. Nothing here imports Ray.
 """
 
@@ -20,8 +20,8 @@ from analysis._lab import lab_per_class
 
 TRIALS_CSV, EPOCHS_CSV = "trials.csv", "epochs.csv"
 BEST_JSON, PROVENANCE_JSON, OPTUNA_DB = "best.json", "provenance.json", "optuna.db"
-REJECTED_CSV = "rejected.csv"  # configurations over the size budget (tuner/search.py)
-REJECTED_ATTR = "rejected"  # their Optuna user attribute (tuner/searcher.py)
+REJECTED_CSV = "rejected.csv"  # configurations over the size budget (tuner/driver/run.py)
+REJECTED_ATTR = "rejected"  # their Optuna user attribute (tuner/driver/searcher.py)
 CONFIG_PREFIX = "config/"
 # Config keys that are constants of the search, not choices of the searcher.
 FIXED_KEYS = ("epochs",)
@@ -201,7 +201,7 @@ def load_experiment(path: str | Path) -> Experiment:
     partial = not (path / TRIALS_CSV).is_file()
     warnings: list[str] = []
     if partial:
-        from tuner.results import Damage, collect_tables  # only here: imports the tuner package
+        from tuner.experiment import Damage, collect_tables  # only here: imports the tuner package
 
         budget = (provenance.get("config") or {}).get("epochs") or _budget_from_trial_dirs(path)
         damage = Damage()
@@ -240,7 +240,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def best_trial_index(exp: Experiment) -> int | None:
     """The best trial: best.json's, or (before it exists) the highest best_val_acc, ties to the
-    lower best_val_loss, the rule tuner.results.pick_best applies."""
+    lower best_val_loss, the rule tuner.experiment.pick_best applies."""
     if exp.best and exp.best.get("trial_index") is not None:
         return int(exp.best["trial_index"])
     trials = exp.trials

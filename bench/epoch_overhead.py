@@ -4,7 +4,7 @@ Measures the wall time of one training epoch plus its validation pass, both ways
 model and the same real CIFAR-10 images (a fixed subset: --train train / --val val images, from
 load_dataset("imagefolder", --data-dir)):
 
-  tune   tune.Tuner running tuner.trainable.train_trial (1 sample, {"cpu": 2}, threads=2) for
+  tune   tune.Tuner running tuner.driver.trainable.train_trial (1 sample, {"cpu": 2}, threads=2) for
          --epochs epochs; the figure is Tune's `time_this_iter_s` per reported epoch, which
          covers training (DeviceLoader), validation, the checkpoint (state copies + torch.save)
          and tune.report.
@@ -54,10 +54,10 @@ from _machine import HelpFormatter, cpu_model, wait_for_idle  # bench/ is sys.pa
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import TrainConfig
 from tuner.data import DatasetBundle, Split, load_dataset
-from tuner.model import ConvNet
-from tuner.trainable import train_trial, trial_payload
+from tuner.driver.trainable import train_trial, trial_payload
+from tuner.train.config import TrainConfig
+from tuner.train.model import ConvNet
 
 TARGET_RATIO = 1.05
 GRAY = (0.299, 0.587, 0.114)  # torchvision's RandomGrayscale weights
@@ -183,7 +183,7 @@ def tune_run(
             storage_path=storage,
             name=name,
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # as tuner/search.py
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # as tuner/driver/run.py
         ),
     )
     start = time.perf_counter()

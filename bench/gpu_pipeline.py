@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import TrainConfig
 from tuner.data import load_dataset
-from tuner.trainable import build_model, make_loaders
-from tuner.training import autocast_for, build_optimizer, train_epoch
+from tuner.driver.trainable import build_model, make_loaders
+from tuner.train.config import TrainConfig
+from tuner.train.loop import autocast_for, build_optimizer, train_epoch
 
 WARMUP_BATCHES = 10
 

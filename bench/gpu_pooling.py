@@ -1,7 +1,7 @@
 """(c) Pooling: total training images/s with 1, 2, 4 and 8 trials sharing one GPU.
 
 Each "trial" is a separate process, as Ray runs trials with --gpus-per-trial 1/N: it caps its
-CUDA memory at 1/N (torch.cuda.set_per_process_memory_fraction, as tuner/trainable.py does),
+CUDA memory at 1/N (torch.cuda.set_per_process_memory_fraction, as tuner/driver/trainable.py does),
 moves the images to the GPU with our loader and trains the lab's network at the lab's batch
 size (64) with train_epoch (bf16, channels_last). After a warm-up the processes meet at a
 barrier, then each trains for --seconds; the figure is the sum of their images/s.
@@ -21,10 +21,10 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import TrainConfig
 from tuner.data import load_dataset
-from tuner.trainable import build_model, make_loaders
-from tuner.training import build_optimizer, train_epoch
+from tuner.driver.trainable import build_model, make_loaders
+from tuner.train.config import TrainConfig
+from tuner.train.loop import build_optimizer, train_epoch
 
 CHUNK = 5_000  # images per train_epoch call: short enough to stop near the deadline
 

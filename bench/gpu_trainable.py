@@ -1,7 +1,7 @@
 """(b) Seconds for the lab's configuration to reach 83 % held-out accuracy on a GPU.
 
 Runs the pieces a trial runs (build_model, make_loaders, train_epoch, evaluate from
-tuner/trainable.py and tuner/training.py), without Ray: our device-resident loader, bf16
+tuner/driver/trainable.py and tuner/train/loop.py), without Ray: our device-resident loader, bf16
 autocast and channels_last. Data: the fixed 45,000 / 5,000 split of the CIFAR-10 JPEG training
 set made by bench/cifar_split.py (train on train/, held-out accuracy on test/). The lab's
 configuration: SGD lr 0.01, momentum 0.9, batch 64, flip + grayscale 0.1, Normalize(0.5, 0.5).
@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import TrainConfig
 from tuner.data import load_dataset
-from tuner.trainable import build_model, make_loaders
-from tuner.training import autocast_for, build_optimizer, build_schedule, evaluate, train_epoch
+from tuner.driver.trainable import build_model, make_loaders
+from tuner.train.config import TrainConfig
+from tuner.train.loop import autocast_for, build_optimizer, build_schedule, evaluate, train_epoch
 
 TARGET_ACC = 0.83
 

@@ -47,7 +47,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-from tuner.loader import Augment, DeviceLoader
+from tuner.train.loader import Augment, DeviceLoader
 
 TARGET_RATIO = 25.0
 LAB_MEAN = (0.5, 0.5, 0.5)

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only (tuner.search)
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only (tuner.driver.run)
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
@@ -66,7 +66,7 @@ def main() -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from tuner.search import keep_local_ray_on_loopback
+    from tuner.driver.run import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
     ray_constants.ENABLE_RAY_CLUSTER = False

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.cost import model_cost
+from tuner.train.cost import model_cost
 
 LAB_PARAMS = 2_211_338
 

@@ -1,4 +1,4 @@
-"""Why a trial's set-up and its epochs share one thread (tuner/trainable.py, `train`).
+"""Why a trial's set-up and its epochs share one thread (tuner/driver/trainable.py, `train`).
 
 Trains the same epochs three ways, each in a fresh process, alternating over --rounds:
 
@@ -33,9 +33,9 @@ def epochs_seconds(way: str, epochs: int) -> list[float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from epoch_overhead import bench_config  # bench/ is sys.path[0]
 
-    from tuner.config import TrainConfig
-    from tuner.trainable import build_model, make_loaders
-    from tuner.training import build_optimizer, train_epoch
+    from tuner.driver.trainable import build_model, make_loaders
+    from tuner.train.config import TrainConfig
+    from tuner.train.loop import build_optimizer, train_epoch
 
     torch.set_num_threads(2)
     cfg = TrainConfig.from_dict(bench_config((16, 32, 64), epochs))

@@ -43,10 +43,10 @@ def worker(dataset: str, data_dir: str | None, threads: int | None, seconds: flo
     import torch
     from torch import nn
 
-    from tuner.config import TrainConfig
     from tuner.data import load_dataset
-    from tuner.trainable import build_model, make_loaders, trial_payload
-    from tuner.training import build_optimizer, train_epoch
+    from tuner.driver.trainable import build_model, make_loaders, trial_payload
+    from tuner.train.config import TrainConfig
+    from tuner.train.loop import build_optimizer, train_epoch
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 
 A space is a plain function `space(trial, input_size) -> dict | None` that only calls
 `trial.suggest_*` (and pure arithmetic to bound its ranges); a returned dict holds constants
-merged into every config. Parameter names are TrainConfig's flat keys (see tuner/config.py).
+merged into every config. Parameter names are TrainConfig's flat keys (see tuner/train/config.py).
 """
 
 from __future__ import annotations

@@ -74,9 +74,9 @@ def check_space(
     allocating or computing anything (what `tuner search` uses before any trial runs)."""
     import torch
 
-    from tuner.config import TrainConfig
-    from tuner.cost import run_and_count
-    from tuner.model import ConvNet
+    from tuner.train.config import TrainConfig
+    from tuner.train.cost import run_and_count
+    from tuner.train.model import ConvNet
 
     start = time.perf_counter()
     channels, height, width = input_shape
@@ -121,7 +121,7 @@ def smallest_cost(
     """Price the space's start points and `samples` random draws on the meta device (shapes
     only). Returns (a Cost within `budget` or None, the fewest params seen, the fewest MACs
     seen), stopping at the first configuration that fits."""
-    from tuner.cost import model_cost
+    from tuner.train.cost import model_cost
 
     points = space.fit_points(input_shape[1])[0] or []
     drawn = (config for _, config in sample_configs(space, input_shape[1], samples, seed))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.arch import ArchSpec, feature_size
+from tuner.train.arch import ArchSpec, feature_size
 
 BASE_CHANNELS = 64  # block i has BASE_CHANNELS * 2**i * width_mult channels
 MAX_BLOCKS = 4

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.arch import ArchSpec, feature_size
+from tuner.train.arch import ArchSpec, feature_size
 
 MAX_BLOCKS = 4
 MAX_CONVS = 3

@@ -149,7 +149,7 @@ def test_epochs_missing_from_result_json_are_read_from_the_checkpoints_history(t
     and the tables take the missing ones from there."""
     import torch
 
-    from tuner.results import Damage, collect_tables
+    from tuner.experiment import Damage, collect_tables
 
     exp = write_partial_experiment(tmp_path / "lost", epochs=4)
     trial = exp / "trial_0000_id0"

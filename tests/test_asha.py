@@ -3,7 +3,7 @@ elsewhere, and Ray's for the space's baseline."""
 
 from __future__ import annotations
 
-from tuner.asha import PersistentASHA, judged_rungs
+from tuner.driver.asha import PersistentASHA, judged_rungs
 
 
 class _Trial:  # the scheduler reads trial_id, and experiment_tag to know the baseline

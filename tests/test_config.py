@@ -1,8 +1,8 @@
 import pytest
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import ConfigError, TrainConfig
-from tuner.model import LAB_ARCH
+from tuner.train.config import ConfigError, TrainConfig
+from tuner.train.model import LAB_ARCH
 
 
 def test_the_baseline_point_is_the_labs_network_and_training():

@@ -500,7 +500,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
 def test_a_cached_dataset_opens_by_reference_with_the_same_split(tmp_path: Path) -> None:
     """What a trial on a cluster node does: open the driver's cache by path, no decoding."""
     from tuner.data import open_cached
-    from tuner.trainable import resolve_payload, trial_payload
+    from tuner.driver.trainable import resolve_payload, trial_payload
 
     bundle = load_dataset("digits", tmp_path, val_count=150)
     assert bundle.cache is not None and Path(bundle.cache.cache_dir).is_dir()

@@ -12,7 +12,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tuner.disk import estimate_bytes, is_disk_full
+from tuner.driver.disk import estimate_bytes, is_disk_full
 
 
 def test_disk_full_is_recognised_through_the_wrappers_ray_and_sqlite_put_around_it():
@@ -55,8 +55,8 @@ def small_tmpfs(tmp_path):
 CLI = """
 import sys
 if sys.argv[1] == "unguarded":
-    import tuner.guards
-    tuner.guards.DiskGuard.on_step_end = lambda *args, **kwargs: None
+    import tuner.driver.guards
+    tuner.driver.guards.DiskGuard.on_step_end = lambda *args, **kwargs: None
 from tuner.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -131,7 +131,7 @@ def test_a_checkpoint_that_never_reached_the_disk_is_forgotten_before_a_resume(
 ):
     # A full disk stopped Tune's copy of checkpoint_000001: Ray's restore then failed the trial
     # ("does not exist on storage anymore") on every retry, and `tuner resume` ended in error.
-    from tuner.recovery import forget_missing_checkpoints
+    from tuner.driver.recovery import forget_missing_checkpoints
 
     exp = tmp_path / "exp"
     trial_dir = "trial_0001_6c888bc4"
@@ -150,7 +150,7 @@ def test_a_checkpoint_that_never_reached_the_disk_is_forgotten_before_a_resume(
 
 
 def test_a_finished_trials_missing_checkpoint_is_left_alone(tmp_path):
-    from tuner.recovery import forget_missing_checkpoints
+    from tuner.driver.recovery import forget_missing_checkpoints
 
     exp = tmp_path / "exp"
     exp.mkdir()

@@ -34,7 +34,7 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     monkeypatch.setitem(search_spaces.SPACES, "flaky", space)
     # The pre-Ray space check would refuse this space outright (tests/test_user_spaces.py);
     # here the broken choice must reach the trials, as a runtime failure would.
-    search_module = importlib.import_module("tuner.search")  # `tuner.search` is also a function
+    search_module = importlib.import_module("tuner.driver.run")
     from search_spaces.check import CheckReport
 
     skipped = CheckReport("flaky", 0, 0.0, (0, 0), (0, 0))
@@ -196,7 +196,7 @@ def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp
     state = newest / "state.pt"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
 
-    from tuner.checkpoints import read_state
+    from tuner.train.checkpoints import read_state
 
     # Ray may have been deleting the older one when the search stopped: it counts only if
     # it can be read.
@@ -241,7 +241,7 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
     import psutil
     import ray
 
-    from tuner.search import keep_local_ray_on_loopback
+    from tuner.driver.run import keep_local_ray_on_loopback
 
     memory = psutil.virtual_memory()
     if memory.available < 14 * 2**30:

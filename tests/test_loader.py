@@ -1,4 +1,4 @@
-"""tuner.loader: batches, shuffling, augmentations and resumable RNG, on tiny tensors."""
+"""tuner.train.loader: batches, shuffling, augmentations and resumable RNG, on tiny tensors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tuner import loader as loader_module
-from tuner.loader import Augment, DeviceLoader, channel_stats
+from tuner.train import loader as loader_module
+from tuner.train.loader import Augment, DeviceLoader, channel_stats
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)

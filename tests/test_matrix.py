@@ -33,7 +33,7 @@ def shared_ray():
     3-5 s saved a cell). Loopback only, private temp dir (conftest)."""
     import ray
 
-    from tuner.search import keep_local_ray_on_loopback
+    from tuner.driver.run import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
@@ -152,11 +152,11 @@ def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
 
     import search_spaces
     from search_spaces import SearchSpace
-    from tuner.config import TrainConfig
     from tuner.data import load_dataset
-    from tuner.final_eval import latest_checkpoint
-    from tuner.loader import DeviceLoader
-    from tuner.trainable import build_model, load_best_weights, normalization, trial_payload
+    from tuner.driver.trainable import build_model, load_best_weights, normalization, trial_payload
+    from tuner.train.config import TrainConfig
+    from tuner.train.loader import DeviceLoader
+    from tuner.train.scoring import latest_checkpoint
 
     space = SearchSpace("smoothed", "label smoothing 0.3", smoothed_space, baseline=None)
     monkeypatch.setitem(search_spaces.SPACES, "smoothed", space)

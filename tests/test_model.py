@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tuner.model import LAB_ARCH, ArchError, ArchSpec, ConvNet, count_parameters, feature_size
+from tuner.train.model import LAB_ARCH, ArchError, ArchSpec, ConvNet, count_parameters, feature_size
 
 
 def test_lab_spec_builds_the_labs_network_with_exactly_2211338_parameters():

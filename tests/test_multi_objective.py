@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from tuner import SearchConfig, search
-from tuner.config import ConfigError
-from tuner.objectives import knee_point, parse_objectives
+from tuner.driver.objectives import knee_point, parse_objectives
+from tuner.train.config import ConfigError
 
 pytestmark = pytest.mark.slow
 

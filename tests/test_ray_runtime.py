@@ -7,9 +7,9 @@ import io
 import psutil
 import pytest
 
-from tuner.config import ConfigError
-from tuner.search import check_schedulable, let_trials_use_prestarted_workers, start_ray
-from tuner.search_config import SearchConfig
+from tuner.driver.config import SearchConfig
+from tuner.driver.run import check_schedulable, let_trials_use_prestarted_workers, start_ray
+from tuner.train.config import ConfigError
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tuner.reporting import EpochPipeline
+from tuner.train.pipeline import EpochPipeline
 
 WAIT = 10.0  # seconds; only reached if the behaviour under test is broken
 

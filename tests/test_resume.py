@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from tuner.asha import PersistentASHA
+from tuner.driver.asha import PersistentASHA
 
 pytestmark = pytest.mark.slow
 

@@ -240,9 +240,9 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
 def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
     """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
     and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
-    from tuner.final_eval import latest_checkpoint
-    from tuner.search import scheduler_stop_epochs
-    from tuner.trainable import load_best_weights
+    from tuner.driver.run import scheduler_stop_epochs
+    from tuner.driver.trainable import load_best_weights
+    from tuner.train.scoring import latest_checkpoint
 
     cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
                        concurrency=2, out=str(tmp_path), name="ck",
@@ -260,7 +260,7 @@ def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick
 
 
 def test_checkpoint_policy():
-    from tuner.trainable import CheckpointPolicy
+    from tuner.driver.trainable import CheckpointPolicy
 
     every_epoch = CheckpointPolicy(interval_s=0)
     assert all(every_epoch.due(e, 10, 0.0) for e in range(1, 11))
@@ -273,11 +273,11 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(nine_trials):
     """The checkpoint's kept weights score exactly the best validation loss the trial reported."""
     import torch
 
-    from tuner.config import TrainConfig
     from tuner.data import load_dataset
-    from tuner.final_eval import latest_checkpoint
-    from tuner.trainable import build_model, load_best_weights, make_loaders, trial_payload
-    from tuner.training import evaluate
+    from tuner.driver.trainable import build_model, load_best_weights, make_loaders, trial_payload
+    from tuner.train.config import TrainConfig
+    from tuner.train.loop import evaluate
+    from tuner.train.scoring import latest_checkpoint
 
     _, result, _ = nine_trials
     payload = trial_payload(load_dataset("digits"))
@@ -305,8 +305,8 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
     from ray.tune.logger import JsonLoggerCallback
 
     from tuner.data import load_dataset
-    from tuner.search import keep_local_ray_on_loopback
-    from tuner.trainable import train_trial, trial_payload
+    from tuner.driver.run import keep_local_ray_on_loopback
+    from tuner.driver.trainable import train_trial, trial_payload
 
     payload = trial_payload(load_dataset("digits"))
     keep_local_ray_on_loopback()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from tuner.searcher import outcome_state
+from tuner.driver.searcher import outcome_state
 
 M = "best_val_acc"
 
@@ -60,7 +60,7 @@ def test_a_resumed_half_stored_trial_draws_what_an_uninterrupted_run_draws(kind,
     import optuna
 
     from search_spaces import get_space
-    from tuner.searcher import make_sampler
+    from tuner.driver.searcher import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     define = get_space(space).for_input(8)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from search_spaces import SPACES, SpaceError, describe_space, get_space
-from tuner.config import TrainConfig
-from tuner.model import ConvNet, feature_size
+from tuner.train.config import TrainConfig
+from tuner.train.model import ConvNet, feature_size
 
 
 def sample(space, input_size, n, seed=0):
@@ -126,7 +126,7 @@ def test_resnet_recipe_is_a_point_of_the_space_with_the_modern_recipe():
 
 def test_model_cost_matches_the_labs_network_counted_by_hand():
     from search_spaces.seed_cnn import BASELINE
-    from tuner.cost import Budget, model_cost
+    from tuner.train.cost import Budget, model_cost
 
     cost = model_cost(BASELINE, (3, 32, 32), 10)
     assert cost.params == 2_211_338
@@ -146,7 +146,7 @@ def test_model_cost_macs_agree_with_torchs_flop_counter(name):
     from torch.utils.flop_counter import FlopCounterMode
 
     from search_spaces.check import sample_configs
-    from tuner.cost import model_cost
+    from tuner.train.cost import model_cost
 
     for _, config in sample_configs(get_space(name), 32, 12, seed=1):
         cfg = TrainConfig.from_dict(config)

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.config import TrainConfig
 from tuner.data import load_dataset
-from tuner.trainable import build_model, make_loaders, trial_payload
-from tuner.training import (
+from tuner.driver.trainable import build_model, make_loaders, trial_payload
+from tuner.train.config import TrainConfig
+from tuner.train.loop import (
     build_optimizer,
     build_schedule,
     evaluate,
@@ -144,7 +144,7 @@ def test_the_test_split_never_reaches_a_trial(digits, tmp_path):
     """What a trial is given holds the train and validation splits and nothing else: in the
     arrays sent to it, and in what it opens from the cache on a cluster."""
     from tuner.data import open_cached
-    from tuner.loader import channel_stats
+    from tuner.train.loader import channel_stats
 
     bundle, payload = digits
     assert set(payload) == {"input_shape", "num_classes", "mean", "std", "train_x", "train_y",

@@ -5,10 +5,10 @@ result = search(SearchConfig(dataset="digits", samples=12, epochs=8))
 print(result.experiment_dir, result.best["val_acc"])
 """
 
-from tuner.config import ConfigError, TrainConfig
 from tuner.data import DataError
-from tuner.search import SearchResult, resume, search
-from tuner.search_config import SearchConfig
+from tuner.driver.config import SearchConfig
+from tuner.driver.run import SearchResult, resume, search
+from tuner.train.config import ConfigError, TrainConfig
 
 __all__ = [
     "ConfigError",

@@ -1,4 +1,4 @@
-"""The `tuner` command: a thin layer over the Python API (tuner.search, search_spaces)."""
+"""The `tuner` command: a thin layer over the Python API (tuner.driver.run, search_spaces)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuner.data import DATASETS
-from tuner.search_config import ASHA_RULES, SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
+from tuner.driver.config import ASHA_RULES, SCHEDULERS, SEARCHERS, SearchConfig, parse_duration
 
 EXIT_USAGE = 2  # bad input, as argparse uses
 
@@ -59,7 +59,7 @@ def _count(text: str) -> int:
 
 
 def _duration(text: str, what: str = "time budget") -> float:
-    from tuner.config import ConfigError
+    from tuner.train.config import ConfigError
 
     try:
         return parse_duration(text, what)
@@ -372,10 +372,10 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from tuner.config import ConfigError
     from tuner.data import DataError
-    from tuner.disk import DiskFullError
-    from tuner.search import search
+    from tuner.driver.disk import DiskFullError
+    from tuner.driver.run import search
+    from tuner.train.config import ConfigError
 
     cfg = config_from_args(args)
     try:
@@ -388,10 +388,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from tuner.config import ConfigError
     from tuner.data import DataError
-    from tuner.disk import DiskFullError
-    from tuner.search import resume
+    from tuner.driver.disk import DiskFullError
+    from tuner.driver.run import resume
+    from tuner.train.config import ConfigError
 
     try:
         result = resume(args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored)

@@ -12,7 +12,7 @@ Optuna trial RUNNING forever (see ../shared/design/ray-optuna-notes.md). Here:
 - a trial that diverged, errored or has no finite metric is FAIL.
 
 With a size budget (--max-params, --max-macs) each suggestion is priced before Tune sees it
-(tuner/cost.py, milliseconds). One over budget never trains: it is told to Optuna at once as a
+(tuner/train/cost.py, milliseconds). One over budget never trains: it is told to Optuna at once as a
 COMPLETE trial with the worst value, user attribute `rejected` and its constraint violations
 (Trial.set_constraint), and the searcher asks again. TPE ranks infeasible trials below every
 feasible one, so the sampler learns where the budget ends and stops proposing past it.
@@ -31,8 +31,8 @@ from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from tuner.cost import Budget, Cost
-from tuner.recovery import TUNE_TRIAL_ID
+from tuner.driver.recovery import TUNE_TRIAL_ID
+from tuner.train.cost import Budget, Cost
 
 REJECTED_ATTR = "rejected"  # the reason a configuration was over budget
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
@@ -124,7 +124,7 @@ class TruthfulOptunaSearch(OptunaSearch):
             pickle.dump(self.__getstate__(), f)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Ray's restore, with the study opened where tuner.search.resume says it is (Ray
+        """Ray's restore, with the study opened where tuner.driver.run.resume says it is (Ray
         hands over a copy of the state file in its own temp dir, so the file's own directory
         says nothing about where the experiment is)."""
         with open(checkpoint_path, "rb") as f:
@@ -187,7 +187,7 @@ class TruthfulOptunaSearch(OptunaSearch):
     def _within_budget(self, ot_trial: Any, config: dict) -> bool:
         """Price `config`; if it is over budget, tell Optuna and record it. Unbuildable configs
         pass: the trial reports the error itself."""
-        from tuner.config import ConfigError
+        from tuner.train.config import ConfigError
 
         names = self._budget.names
         try:
@@ -243,11 +243,11 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 
 _PICKLED = "cnn_tuner_pickled"
-# Where the experiment being resumed keeps its study: set by tuner.search.resume before Ray
+# Where the experiment being resumed keeps its study: set by tuner.driver.run.resume before Ray
 # unpickles tuner.pkl. None: the path the storage had when it was pickled.
 RESTORE_DB: Path | None = None
 # Tune trials a resume retries (`tuner resume --retry-errored`): their Optuna trials are open
-# again (tuner.recovery.reopen_trials), so the restored searcher must listen to them again.
+# again (tuner.driver.recovery.reopen_trials), so the restored searcher must listen to them again.
 RETRY_TUNE_IDS: set[str] = set()
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuner.config import TrainConfig
-from tuner.model import ConvNet
+from tuner.train.config import TrainConfig
+from tuner.train.model import ConvNet
 
 
 @dataclass(frozen=True)

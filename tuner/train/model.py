@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tuner.arch import (  # noqa: F401  (re-exported: the spec lives in tuner.arch)
+from tuner.train.arch import (  # noqa: F401  (re-exported: the spec lives in tuner.train.arch)
     LAB_ARCH,
     PADDINGS,
     POOLS,

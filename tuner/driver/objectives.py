@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuner.config import ConfigError
+from tuner.train.config import ConfigError
 
 # name -> (reported metric, trials.csv column, natural mode)
 KNOWN: dict[str, tuple[str, str, str]] = {

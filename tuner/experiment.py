@@ -104,7 +104,7 @@ def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[s
     driver killed before it synced result.json; the trial, restored, never reports them
     again). history.json is plain JSON beside state.pt; older checkpoints have only state.pt,
     read then (that imports torch)."""
-    from tuner.checkpoints import HISTORY_FILE, checkpoint_dirs, newest_readable
+    from tuner.train.checkpoints import HISTORY_FILE, checkpoint_dirs, newest_readable
 
     history: Any = None
     for checkpoint in checkpoint_dirs(trial_dir):

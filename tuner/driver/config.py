@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tuner.config import ConfigError
 from tuner.data import DATASETS
-from tuner.objectives import parse_objectives
+from tuner.driver.objectives import parse_objectives
+from tuner.train.config import ConfigError
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
-ASHA_RULES = ("paper", "ray")  # see tuner/asha.py
+ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

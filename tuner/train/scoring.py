@@ -1,6 +1,6 @@
 """Test-split evaluation of a finished trial: the only place the test split is used.
 
-The best trial is chosen on validation alone (tuner.results.pick_best); only then are its kept
+The best trial is chosen on validation alone (tuner.experiment.pick_best); only then are its kept
 weights scored on the test split, with per-class accuracy and the confusion matrix.
 """
 
@@ -11,17 +11,17 @@ from typing import Any
 
 import torch
 
-from tuner.checkpoints import newest_readable
-from tuner.config import TrainConfig
 from tuner.data import DatasetBundle
-from tuner.loader import DeviceLoader
-from tuner.trainable import (
+from tuner.driver.trainable import (
     EVAL_BATCH,
     build_model,
     load_best_weights,
     normalization,
 )
-from tuner.training import evaluate, pick_device
+from tuner.train.checkpoints import newest_readable
+from tuner.train.config import TrainConfig
+from tuner.train.loader import DeviceLoader
+from tuner.train.loop import evaluate, pick_device
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:

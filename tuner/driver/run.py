@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import pandas as pd
 
-from tuner import provenance
-from tuner.config import ConfigError
 from tuner.data import DatasetBundle, load_dataset
-from tuner.disk import DiskFullError, is_disk_full
-from tuner.io import atomic_write_csv, atomic_write_json
-from tuner.objectives import knee_point, pareto_front, parse_objectives, values_of
-from tuner.recovery import (
+from tuner.driver import provenance
+from tuner.driver.config import SearchConfig
+from tuner.driver.disk import DiskFullError, is_disk_full
+from tuner.driver.objectives import knee_point, pareto_front, parse_objectives, values_of
+from tuner.driver.recovery import (
     OPTUNA_DB,
     errored_trials,
     forget_missing_checkpoints,
@@ -45,7 +44,7 @@ from tuner.recovery import (
     repair_state,
     settle_finished_trials,
 )
-from tuner.results import (
+from tuner.experiment import (
     Damage,
     collect_tables,
     pick_best,
@@ -53,10 +52,11 @@ from tuner.results import (
     trial_config,
     trial_dir_name,
 )
-from tuner.search_config import SearchConfig
+from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.train.config import ConfigError
 
 if TYPE_CHECKING:
-    from tuner.cost import Cost
+    from tuner.train.cost import Cost
 
 T = TypeVar("T")
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
@@ -173,7 +173,7 @@ def check_schedulable(cfg: SearchConfig) -> None:
     """
     import ray
 
-    from tuner.config import ConfigError
+    from tuner.train.config import ConfigError
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     fits = any(
@@ -196,7 +196,7 @@ def check_schedulable(cfg: SearchConfig) -> None:
 
 def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
-    from tuner.asha import rung_epochs
+    from tuner.driver.asha import rung_epochs
 
     if cfg.scheduler != "asha":
         return frozenset()
@@ -206,7 +206,7 @@ def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
 def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
     from ray import tune
 
-    from tuner.trainable import CheckpointPolicy, train_trial
+    from tuner.driver.trainable import CheckpointPolicy, train_trial
 
     if cfg.address is None:
         let_trials_use_prestarted_workers()
@@ -240,10 +240,10 @@ def build_tuner(
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from search_spaces import get_space
-    from tuner.cost import Budget, model_cost
-    from tuner.guards import ClockGuard, DiskGuard, StateBackup
-    from tuner.progress import SearchProgress
-    from tuner.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.progress import SearchProgress
+    from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space(cfg.space)
@@ -300,7 +300,7 @@ def build_tuner(
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
                 StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
-                JsonLoggerCallback(),  # result.json: what tuner.results reads
+                JsonLoggerCallback(),  # result.json: what tuner.experiment reads
                 CSVLoggerCallback(),  # progress.csv
             ],
         ),
@@ -311,8 +311,8 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.asha import STATE_FILE as ASHA_STATE
-    from tuner.asha import PersistentASHA
+    from tuner.driver.asha import STATE_FILE as ASHA_STATE
+    from tuner.driver.asha import PersistentASHA
 
     if cfg.scheduler != "asha":
         return FIFOScheduler()
@@ -348,7 +348,7 @@ def _score(
     stream: TextIO | None,
 ) -> dict[str, Any] | None:
     """evaluate_on_test, saying first what it scores (on a CPU a big net takes a minute)."""
-    from tuner.final_eval import evaluate_on_test
+    from tuner.train.scoring import evaluate_on_test
 
     if stream is not None:
         _say(
@@ -489,7 +489,7 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
 
 
 def _load(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, Any]]:
-    from tuner.trainable import trial_payload
+    from tuner.driver.trainable import trial_payload
 
     bundle = load_dataset(
         cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
@@ -527,7 +527,7 @@ def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> A
 
 def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO) -> None:
     """One line when --out has less free space than the search will probably write."""
-    from tuner.disk import estimate_bytes, free_bytes, mb
+    from tuner.driver.disk import estimate_bytes, free_bytes, mb
 
     needed = estimate_bytes(cfg.samples, cfg.epochs, mean_params)
     free = free_bytes(cfg.experiment_dir)
@@ -545,7 +545,7 @@ def check_budget(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> No
     fits --max-params / --max-macs."""
     from search_spaces import get_space
     from search_spaces.check import BUDGET_SAMPLES, smallest_cost
-    from tuner.cost import Budget
+    from tuner.train.cost import Budget
 
     budget = Budget(cfg.max_params, cfg.max_macs)
     space = get_space(cfg.space)
@@ -692,7 +692,7 @@ def resume(
     that ended in error are run again from their last checkpoint. Only resume experiment
     directories you trust: Ray's tuner.pkl inside is a pickle.
     """
-    from tuner.config import ConfigError
+    from tuner.train.config import ConfigError
 
     stream = stream or sys.stdout
     exp = Path(experiment_dir).expanduser().resolve()
@@ -777,8 +777,8 @@ def _run(
 ) -> SearchResult:
     """Fit (or restore and fit), then the tables, best.json and the report. `storage`: the
     study's database when search() already opened it; `retry`: errored trials a resume runs
-    again. Ctrl-C: see tuner/interrupt.py."""
-    from tuner.interrupt import Interrupts
+    again. Ctrl-C: see tuner/driver/interrupt.py."""
+    from tuner.driver.interrupt import Interrupts
 
     plan = functools.partial(interrupt_plan, cfg, bundle)
     with Interrupts(stream, plan, cfg.time_budget) as interrupts:
@@ -792,7 +792,7 @@ def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> st
     """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
     trial's validation pass, scaled from its validation images to the test split's."""
     from search_spaces import get_space
-    from tuner import progress
+    from tuner.driver import progress
 
     shown = progress.ACTIVE
     steps = []
@@ -868,7 +868,7 @@ def _fit_and_write(
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, bundle, payload, stream, storage)
         if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
-            from tuner.guards import quiet_disk_full_logs
+            from tuner.driver.guards import quiet_disk_full_logs
 
             quiet_disk_full_logs()
         interrupts.in_fit = True
@@ -917,7 +917,7 @@ def _fit_and_write(
         if we_started:
             with timings("ray_shutdown"):
                 ray.shutdown()
-    from tuner import progress
+    from tuner.driver import progress
 
     shown = progress.ACTIVE
     if shown is not None and shown.final_status:
@@ -944,7 +944,7 @@ def restoring_searcher(db: Path, retry: set[str]) -> Iterator[None]:
     """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
     fit): open its study at `db`, where the experiment is now, and listen again to the `retry`
     trials. Set only for that span: a process may run several searches (tests, notebooks)."""
-    from tuner import searcher
+    from tuner.driver import searcher
 
     before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS
     searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
@@ -968,7 +968,7 @@ def killed_by_memory_monitor(error: BaseException | None) -> bool:
 
 
 def disk_full_error(exp: Path) -> DiskFullError:
-    from tuner.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+    from tuner.driver.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
     return DiskFullError(
         f"no space left under {exp} ({mb(free_bytes(exp))} free): the search stopped and "
@@ -998,7 +998,7 @@ def _write_results(
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
     has_baseline = get_space(cfg.space).baseline is not None
     damage = Damage()
-    from tuner import progress
+    from tuner.driver import progress
 
     seen = progress.ACTIVE.failures if progress.ACTIVE is not None else None
     trials, epochs = collect_tables(
@@ -1047,7 +1047,7 @@ def _write_results(
 def checkpoint_notes(exp: Path) -> list[str]:
     """One line for each unfinished trial whose newest checkpoint cannot be read (cut short by
     a crash or a full disk, or deleted): where the resume continues it from instead."""
-    from tuner.checkpoints import checkpoint_dirs, describe_fallback, newest_readable
+    from tuner.train.checkpoints import checkpoint_dirs, describe_fallback, newest_readable
 
     notes = []
     for trial_id, state in ray_trial_states(exp).items():

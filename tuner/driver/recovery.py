@@ -16,7 +16,7 @@ from pathlib import Path
 from tuner.io import atomic_write_text
 
 OPTUNA_DB = "optuna.db"
-TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.searcher: set on every Optuna trial Tune runs
+TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.driver.searcher: set on every Optuna trial Tune runs
 UNFINISHED = ("RUNNING", "PENDING", "PAUSED")
 
 
@@ -135,7 +135,7 @@ def prepare_search_state(experiment_dir: str | Path, retry: set[str] = frozenset
 
 def errored_trials(experiment_dir: str | Path) -> set[str]:
     """Tune's ids of the trials that ended in ERROR (after their retries)."""
-    from tuner.results import ray_trial_states
+    from tuner.experiment import ray_trial_states
 
     return {tid for tid, s in ray_trial_states(experiment_dir).items() if s["status"] == "ERROR"}
 
@@ -209,8 +209,8 @@ def repair_state(experiment_dir: str | Path) -> list[str]:
     """Put the backed-up copy back over each of Tune's state files that was cut short, and
     write a trial's params.json again from Tune's record of its config when it was cut short.
     Returns one line for each file repaired (or that could not be)."""
+    from tuner.experiment import ray_trial_states, read_params
     from tuner.io import atomic_write_bytes, atomic_write_json
-    from tuner.results import ray_trial_states, read_params
 
     experiment_dir = Path(experiment_dir)
     notes = []

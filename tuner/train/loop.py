@@ -1,6 +1,6 @@
 """The training loop in plain PyTorch: optimizer, schedule, one epoch, evaluation.
 
-No Ray here. The trainable (tuner/trainable.py) wraps these for Tune, the driver uses
+No Ray here. The trainable (tuner/driver/trainable.py) wraps these for Tune, the driver uses
 `evaluate` for the test split, and bench/ times them against a bare loop.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tuner.config import TrainConfig
+from tuner.train.config import TrainConfig
 
 # An untrained classifier scores ln(num_classes); a training loss this many times higher has
 # blown up even if it is still finite (lr far too large).

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from tuner.results import trial_dir_name, trial_index
+from tuner.experiment import trial_dir_name, trial_index
 
 ACTIVE: SearchProgress | None = None  # the running search's display (read by Ctrl-C's plan)
 

@@ -3,7 +3,7 @@
 Each epoch it trains, validates, checkpoints and calls `tune.report`. It resumes from
 `tune.get_checkpoint()`, keeps the weights with the lowest validation loss (as the lab did),
 and ends at once with `diverged: true` when the loss blows up. The epochs run in a thread of
-their own (tuner/reporting.py), so the next epoch trains while Tune's driver takes in the last
+their own (tuner/train/pipeline.py), so the next epoch trains while Tune's driver takes in the last
 one's report and checkpoint.
 
 The dataset reaches it as numpy arrays from Ray's object store (`tune.with_parameters` puts
@@ -26,19 +26,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from tuner.checkpoints import (
+from tuner.data import DatasetBundle, open_cached
+from tuner.train.checkpoints import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
     describe_fallback,
     newest_readable,
 )
-from tuner.config import TrainConfig
-from tuner.cost import inference_latency_ms, run_and_count
-from tuner.data import DatasetBundle, open_cached
-from tuner.loader import Augment, DeviceLoader, channel_stats
-from tuner.model import ConvNet, count_parameters
-from tuner.reporting import EpochPipeline
-from tuner.training import (
+from tuner.train.config import TrainConfig
+from tuner.train.cost import inference_latency_ms, run_and_count
+from tuner.train.loader import Augment, DeviceLoader, channel_stats
+from tuner.train.loop import (
     build_optimizer,
     build_schedule,
     evaluate,
@@ -46,6 +44,8 @@ from tuner.training import (
     pick_device,
     train_epoch,
 )
+from tuner.train.model import ConvNet, count_parameters
+from tuner.train.pipeline import EpochPipeline
 
 EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
 
@@ -172,7 +172,7 @@ def train_trial(
     to write one) are bound once per search with `tune.with_parameters`.
 
     Tune runs this in a thread of its own, which here only reports: the set-up and the epochs
-    run in a training thread (tuner/reporting.py), so an epoch trains while the last one's
+    run in a training thread (tuner/train/pipeline.py), so an epoch trains while the last one's
     report and checkpoint go to Tune.
     """
     from ray import tune
@@ -186,7 +186,7 @@ def train_trial(
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, Path(d) / CHECKPOINT_FILE)
-            # The epochs' metrics as plain JSON too: tuner.results reads them without torch.
+            # The epochs' metrics as plain JSON too: tuner.experiment reads them without torch.
             (Path(d) / HISTORY_FILE).write_text(json.dumps(state.get("history", [])))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
@@ -223,7 +223,7 @@ def train_trial(
         best_state = _cpu_state(model)
         # Every epoch's reported metrics, kept in each checkpoint too: the driver writes
         # result.json from a staging copy that a killed driver may not have synced, and a
-        # restored trial never reports those epochs again (tuner.results fills them in).
+        # restored trial never reports those epochs again (tuner.experiment fills them in).
         history: list[dict[str, Any]] = []
         checkpoint = tune.get_checkpoint()
         state = None
@@ -325,7 +325,7 @@ def train_trial(
             history.append(dict(metrics))
             due = checkpoints.due(epoch, cfg.epochs, time.monotonic() - saved_at)
             # Where ASHA may stop the trial, wait for its verdict rather than start an epoch
-            # that a stop would have to cut short (see tuner/reporting.py).
+            # that a stop would have to cut short (see tuner/train/pipeline.py).
             verdict = epoch in checkpoints.stop_epochs
             pipeline.hand_over(metrics, snapshot(epoch) if due else None, wait=verdict)
 

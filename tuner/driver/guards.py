@@ -1,7 +1,7 @@
 """Tune callbacks in the driver that end a search the way a first Ctrl-C does (gracefully, every
 unfinished trial left to `tuner resume`): DiskGuard before the disk is full (figures in
-tuner/disk.py), ClockGuard when --time-budget is spent. Apart from tuner.disk so that importing
-the disk helpers never imports Ray."""
+tuner/driver/disk.py), ClockGuard when --time-budget is spent. Apart from tuner.driver.disk so
+that importing the disk helpers never imports Ray."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tuner.asha import experiment_path
-from tuner.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
-from tuner.recovery import back_up_state
+from tuner.driver.asha import experiment_path
+from tuner.driver.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+from tuner.driver.recovery import back_up_state
 
 
 class DiskGuard(Callback):
@@ -40,7 +40,7 @@ class DiskGuard(Callback):
         return sum(p * CHECKPOINT_BYTES_PER_PARAM for p in self.params.values()) + MARGIN_BYTES
 
     def _halt(self, why: str) -> None:
-        from tuner.interrupt import stop_gracefully
+        from tuner.driver.interrupt import stop_gracefully
 
         if self.stopped:
             return
@@ -104,7 +104,7 @@ class DiskFullLogFilter(logging.Filter):
             text += "".join(traceback.format_exception(*record.exc_info))
         if "No space left on device" not in text and "database or disk is full" not in text:
             return True
-        from tuner.interrupt import stop_gracefully
+        from tuner.driver.interrupt import stop_gracefully
 
         stop_gracefully("no space left on the device under the experiment directory")
         return False
@@ -119,7 +119,7 @@ def quiet_disk_full_logs() -> None:
 
 class StateBackup(Callback):
     """Keeps a copy of each of Tune's state files as it was when last whole (see
-    tuner.recovery.back_up_state): a resume after a full disk puts it back over a cut one.
+    tuner.driver.recovery.back_up_state): a resume after a full disk puts it back over a cut one.
     Looked at every second (a listing and a stat; the copy, ~100 KB, only when Tune has
     saved anew, about every 10 s)."""
 
@@ -148,7 +148,7 @@ class ClockGuard(Callback):
     Tune's own time_budget_s stops the running trials for good (TERMINATED): they read as
     finished, a resume cannot continue them, and the trials never started are never asked for.
     Stopped this way instead, they stay unfinished, and `tuner resume` carries the search on.
-    The budget is that of the run in progress (tuner.interrupt), so a restored copy of this
+    The budget is that of the run in progress (tuner.driver.interrupt), so a restored copy of this
     callback (tuner.pkl) applies the resume's own budget, or none.
     """
 
@@ -156,7 +156,7 @@ class ClockGuard(Callback):
         self.started = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list, **_) -> None:
-        from tuner.interrupt import current_time_budget, stop_gracefully
+        from tuner.driver.interrupt import current_time_budget, stop_gracefully
 
         budget = current_time_budget()
         if budget is not None and time.monotonic() - getattr(self, "started", 0) >= budget:
