@@ -183,7 +183,9 @@ def tune_run(
             storage_path=storage,
             name=name,
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),  # as tuner/driver/run.py
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2
+            ),  # as tuner/driver/tuner_setup.py
         ),
     )
     start = time.perf_counter()

@@ -66,7 +66,7 @@ def main() -> None:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from tuner.driver.run import keep_local_ray_on_loopback
+    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
     ray_constants.ENABLE_RAY_CLUSTER = False

@@ -167,7 +167,7 @@ def test_every_search_option_reaches_the_search_config():
 
 def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
     from tuner import SearchConfig
-    from tuner.driver.run import make_scheduler
+    from tuner.driver.tuner_setup import make_scheduler
 
     paper = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="paper"), True)
     ray_rule = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="ray"), True)

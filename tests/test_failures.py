@@ -241,7 +241,7 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
     import psutil
     import ray
 
-    from tuner.driver.run import keep_local_ray_on_loopback
+    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
 
     memory = psutil.virtual_memory()
     if memory.available < 14 * 2**30:

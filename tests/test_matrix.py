@@ -33,7 +33,7 @@ def shared_ray():
     3-5 s saved a cell). Loopback only, private temp dir (conftest)."""
     import ray
 
-    from tuner.driver.run import keep_local_ray_on_loopback
+    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",

@@ -8,7 +8,11 @@ import psutil
 import pytest
 
 from tuner.driver.config import SearchConfig
-from tuner.driver.run import check_schedulable, let_trials_use_prestarted_workers, start_ray
+from tuner.driver.ray_runtime import (
+    check_schedulable,
+    let_trials_use_prestarted_workers,
+    start_ray,
+)
 from tuner.train.config import ConfigError
 
 pytestmark = pytest.mark.slow

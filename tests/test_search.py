@@ -240,8 +240,8 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
 def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
     """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
     and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
-    from tuner.driver.run import scheduler_stop_epochs
     from tuner.driver.trainable import load_best_weights
+    from tuner.driver.tuner_setup import scheduler_stop_epochs
     from tuner.train.scoring import latest_checkpoint
 
     cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
@@ -305,7 +305,7 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
     from ray.tune.logger import JsonLoggerCallback
 
     from tuner.data import load_dataset
-    from tuner.driver.run import keep_local_ray_on_loopback
+    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
     from tuner.driver.trainable import train_trial, trial_payload
 
     payload = trial_payload(load_dataset("digits"))

@@ -11,9 +11,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from tuner.io import atomic_write_csv
+
+if TYPE_CHECKING:
+    from tuner.train.cost import Cost
 
 # One row per trial per epoch; these are the reported metrics kept in epochs.csv.
 EPOCH_COLUMNS = [
@@ -292,3 +297,14 @@ def _cell(value: Any) -> Any:
 def _mean(values: list[Any]) -> float | None:
     nums = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return sum(nums) / len(nums) if nums else None
+
+
+REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
+
+
+def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str) -> None:
+    """Add one over-budget configuration to rejected.csv (rewritten atomically)."""
+    row = {"params": cost.params, "macs": cost.macs, "reason": reason}
+    row.update({f"config/{k}": v for k, v in sorted(config.items())})
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    atomic_write_csv(path, pd.concat([table, pd.DataFrame([row])], ignore_index=True))

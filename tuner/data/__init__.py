@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from tuner.errors import DataError
+
 DATASETS = ("digits", "cifar10", "imagefolder")
 
 # Fixed split seed: independent of the search seed so every search sees the same split.
@@ -77,10 +79,6 @@ MAX_REASON_CHARS = 160
 
 Progress = Callable[[str], None]
 Sample = tuple[str, int]  # (image path, class index), as torchvision's make_dataset lists them
-
-
-class DataError(Exception):
-    """Bad or missing data; message is one line meant for the user (CLI prints it, exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import importlib.metadata
 import os
 import platform
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +80,18 @@ def collect(config: dict[str, Any], seed: int) -> dict[str, Any]:
         "git": git_revision(),
         "hardware": hardware(),
     }
+
+
+class Timings:
+    """Seconds spent in each named phase of a search, for provenance.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(time.perf_counter() - start, 3)

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tuner.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from tuner.driver.config import SearchConfig
 
 OPTUNA_DB = "optuna.db"
 TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.driver.searcher: set on every Optuna trial Tune runs
@@ -290,3 +294,9 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
     if notes:
         atomic_write_text(states[-1], json.dumps(data))
     return notes
+
+
+def study_name(record: dict[str, Any], cfg: SearchConfig) -> str:
+    """The Optuna study's name: the experiment's name when it was created. A moved or copied
+    experiment directory may have another name now; the study inside optuna.db keeps its own."""
+    return str((record.get("config") or {}).get("name") or cfg.name)

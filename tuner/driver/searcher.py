@@ -32,14 +32,11 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.driver.recovery import TUNE_TRIAL_ID
+from tuner.errors import BudgetError
 from tuner.train.cost import Budget, Cost
 
 REJECTED_ATTR = "rejected"  # the reason a configuration was over budget
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
-
-
-class BudgetError(RuntimeError):
-    """The space keeps proposing configurations over the size budget."""
 
 
 def _set_constraints(ot_trial: Any, names: list[str], violations: list[float]) -> None:
@@ -124,9 +121,9 @@ class TruthfulOptunaSearch(OptunaSearch):
             pickle.dump(self.__getstate__(), f)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Ray's restore, with the study opened where tuner.driver.run.resume says it is (Ray
-        hands over a copy of the state file in its own temp dir, so the file's own directory
-        says nothing about where the experiment is)."""
+        """Ray's restore, with the study opened where restoring_searcher (tuner_setup) says it
+        is (Ray hands over a copy of the state file in its own temp dir, so the file's own
+        directory says nothing about where the experiment is)."""
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
         self.__setstate__(state)
@@ -243,8 +240,8 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 
 _PICKLED = "cnn_tuner_pickled"
-# Where the experiment being resumed keeps its study: set by tuner.driver.run.resume before Ray
-# unpickles tuner.pkl. None: the path the storage had when it was pickled.
+# Where the experiment being resumed keeps its study: set by restoring_searcher (tuner_setup)
+# before Ray unpickles tuner.pkl. None: the path the storage had when it was pickled.
 RESTORE_DB: Path | None = None
 # Tune trials a resume retries (`tuner resume --retry-errored`): their Optuna trials are open
 # again (tuner.driver.recovery.reopen_trials), so the restored searcher must listen to them again.

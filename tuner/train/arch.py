@@ -2,8 +2,8 @@
 
 Typing a configuration, validating it and working out feature-map sizes needs no tensors, so
 this module imports no torch: `tuner search` checks its input and starts Ray while torch is
-still being imported in another thread (tuner/driver/run.py). tuner/train/model.py builds the
-network.
+still being imported in another thread (tuner/driver/ray_runtime.py). tuner/train/model.py
+builds the network.
 """
 
 from __future__ import annotations

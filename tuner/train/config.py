@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tuner.errors import ConfigError
 from tuner.train.arch import ArchError, ArchSpec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -25,10 +26,6 @@ ARCH_KEYS = {
     "dropout_rate", "dropout_layers", "width_mult",
 }  # fmt: skip
 INDEXED_ARCH_KEYS = ("channels_b", "fc_width_")  # channels_b0, channels_b1, ..., fc_width_0, ...
-
-
-class ConfigError(ValueError):
-    """A trial configuration that cannot be trained; the message names the offending key."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""After the fit: the tables, the study settled, best.json, the report, provenance.json and
+the summary, whatever stopped the search."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from tuner.data import DatasetBundle
+from tuner.driver.best import write_best
+from tuner.driver.config import SearchConfig
+from tuner.driver.console import print_summary, say
+from tuner.driver.disk import is_disk_full
+from tuner.driver.provenance import Timings
+from tuner.driver.recovery import reconcile_study, study_name
+from tuner.experiment import Damage, collect_tables, ray_trial_states
+from tuner.io import atomic_write_csv, atomic_write_json
+
+
+@dataclass
+class SearchResult:
+    experiment_dir: Path
+    trials: pd.DataFrame  # trials.csv
+    epochs: pd.DataFrame  # epochs.csv
+    best: dict[str, Any] | None  # best.json
+    report: Path | None  # report.html, when the analysis package could write it
+    interrupted: bool = False  # trials left unfinished: continue with `tuner resume DIR`
+    stop_reason: str | None = None  # why the search stopped itself (the disk was filling up)
+    stopped_by_clock: bool = False  # --time-budget was spent (unfinished trials: resume them)
+
+
+def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
+    """The HTML report, if the analysis package is there; a failure never loses the results."""
+    try:
+        from analysis import write_report as _write
+    except ImportError:
+        return None
+    try:
+        return _write(experiment_dir)
+    except Exception as e:  # the tables are already on disk; `tuner report DIR` can retry
+        if is_disk_full(e):
+            raise
+        say(
+            stream,
+            f"warning: could not write the report ({e}); run `tuner report {experiment_dir}`",
+        )
+        return None
+
+
+def write_results(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    stream: TextIO,
+    timings: Timings,
+    started: float,
+    stopped_by: str | None = None,
+) -> SearchResult:
+    """After fit: the tables, the study settled, best.json (test scoring), the report,
+    provenance.json and the summary. stopped_by: "time-budget" or "disk" when the search
+    stopped itself."""
+    from search_spaces import get_space
+
+    exp = cfg.experiment_dir
+
+    states = ray_trial_states(exp)
+    unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
+    has_baseline = get_space(cfg.space).baseline is not None
+    damage = Damage()
+    from tuner.driver import progress
+
+    seen = progress.ACTIVE.failures if progress.ACTIVE is not None else None
+    trials, epochs = collect_tables(
+        exp, cfg.epochs, baseline_index=0 if has_baseline else None, running=unfinished,
+        damage=damage, failures=seen,
+    )  # fmt: skip
+    if damage.summary():
+        say(stream, f"warning: {damage.summary()}")
+    atomic_write_csv(exp / "trials.csv", trials)
+    atomic_write_csv(exp / "epochs.csv", epochs)
+    # Trials still to run: those Tune left unfinished, and those never asked for (a stop came
+    # before the searcher had proposed all --samples of them).
+    finished = int((trials["status"] != "running").sum()) if not trials.empty else 0
+    left = max(cfg.samples - finished, len(unfinished))
+    if not left:
+        reconcile_study(exp, study_name(record, cfg))
+    with timings("test_evaluation"):
+        best = write_best(cfg, trials, bundle, payload, stream)
+    record["finished"] = None if left else datetime.now(timezone.utc).isoformat()
+    record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
+    record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    say(stream, "Writing the report")
+    with timings("report"):
+        report = write_report(exp, stream)
+    # Where the time went, per phase (a resume adds its own entry): bench/overhead.py reads it.
+    record.setdefault("timings", []).append(timings.seconds)
+    atomic_write_json(exp / "provenance.json", record)
+    print_summary(stream, exp, trials, best, report)
+    errors = int((trials["status"] == "error").sum()) if not trials.empty else 0
+    if errors and not left:
+        say(stream, f"{errors} trial(s) ended in error (see trials.csv); to run them again from "
+             f"their last checkpoint: tuner resume {exp} --retry-errored")  # fmt: skip
+    if left:
+        started_ids = set(trials["trial_id"]) if not trials.empty else set()
+        begun = len(unfinished & started_ids)
+        why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
+        say(
+            stream,
+            f"{why} with {left} of {cfg.samples} trials still to run ({begun} of them "
+            "started); continue with:",
+        )
+        say(stream, f"  tuner resume {exp}")
+    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(left))

@@ -1,0 +1,172 @@
+"""Tune's fit for a new or a resumed search: the saved state repaired and brought into line
+with the study before a restore, and a fit that Ray's memory monitor ends restored in place."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from tuner.data import DatasetBundle
+from tuner.driver.config import SearchConfig
+from tuner.driver.console import say
+from tuner.driver.disk import DiskFullError, is_disk_full
+from tuner.driver.provenance import Timings
+from tuner.driver.ray_runtime import check_schedulable
+from tuner.driver.recovery import (
+    OPTUNA_DB,
+    forget_missing_checkpoints,
+    prepare_search_state,
+    reopen_trials,
+    repair_state,
+    settle_finished_trials,
+    study_name,
+)
+from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
+from tuner.experiment import ray_trial_states
+
+
+def fit(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    stream: TextIO,
+    restore: bool,
+    we_started: bool,
+    timings: Timings,
+    storage: Any,
+    interrupts: Any,
+    retry: set[str],
+) -> None:
+    """Build (or restore) the Tuner and fit it; Ray is shut down after if we started it.
+    A full disk ends in DiskFullError; what stopped the search is in `interrupts`."""
+    import ray
+
+    exp = cfg.experiment_dir
+    try:
+        check_schedulable(cfg)
+        if restore:
+            tuner = restored_tuner(cfg, payload, record, retry, stream)
+        else:
+            with timings("build_tuner"):
+                tuner = build_tuner(cfg, bundle, payload, stream, storage)
+        if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
+            from tuner.driver.guards import quiet_disk_full_logs
+
+            quiet_disk_full_logs()
+        interrupts.in_fit = True
+        memory_kills = 0
+        with timings("fit"):
+            while True:
+                try:
+                    # Tune unpickles the searcher's saved state inside fit() as well.
+                    with restoring_searcher(exp / OPTUNA_DB, retry):
+                        tuner.fit()
+                    break
+                except Exception as e:
+                    # Ray's memory monitor killed a trial's worker. Tune 2.60 does not count
+                    # that as a trial failure: its actor manager raises "Caught unexpected
+                    # exception" and the whole fit() ends. The experiment is as a killed
+                    # driver leaves it, so it is restored here and carries on; the killed
+                    # trial continues from its last checkpoint, as a retry would.
+                    if not killed_by_memory_monitor(e) or memory_kills >= max(1, cfg.max_failures):
+                        raise
+                    memory_kills += 1
+                    say(stream, f"Ray's memory monitor killed a trial (node memory above its "
+                        "threshold); the search continues from its last saved state "
+                        f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
+                    tuner = restored_tuner(cfg, payload, record, set(), None)
+        interrupts.in_fit = False
+        if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
+            waited = time.monotonic() - interrupts.stopping_since
+            say(stream, f"Trials stopped ({waited:.0f} s); writing what the search has")
+        if memory_kills:
+            record.setdefault("memory_monitor_restarts", []).append(memory_kills)
+    except Exception as e:
+        # Optuna's StorageInternalError on a full SQLite journal; or, once the disk guard has
+        # stopped the search, Ray choking on the error files the full disk cut short.
+        if is_disk_full(e) or interrupts.stop_kind == "disk":
+            raise disk_full_error(exp) from None
+        raise
+    finally:
+        if we_started:
+            with timings("ray_shutdown"):
+                ray.shutdown()
+
+
+def restored_tuner(
+    cfg: SearchConfig,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    retry: set[str],
+    stream: TextIO | None,
+) -> Any:
+    """Tune's saved experiment, repaired and brought into line with the study, restored.
+    `retry`: errored trials to run again. `stream`: where to say what was repaired (None:
+    quietly, for the in-place restore after a memory-monitor kill)."""
+    from ray import tune
+
+    exp = cfg.experiment_dir
+    notes = repair_state(exp)
+    prepare_search_state(exp, retry)
+    settled = settle_finished_trials(exp, study_name(record, cfg))
+    forgotten = forget_missing_checkpoints(exp)
+    told = {note.split(":", 1)[0] for note in forgotten}
+    notes += forgotten + [n for n in checkpoint_notes(exp) if n.split(":", 1)[0] not in told]
+    if settled:
+        notes.append(f"{settled} trial(s) had finished just before the interruption")
+    if retry:
+        reopen_trials(exp, study_name(record, cfg), retry)
+        notes.append(f"Retrying {len(retry)} errored trial(s) from their last checkpoint")
+    for note in notes if stream is not None else ():
+        say(stream, note)
+    with restoring_searcher(exp / OPTUNA_DB, retry):
+        return tune.Tuner.restore(
+            str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
+            resume_errored=bool(retry),
+        )  # fmt: skip
+
+
+def killed_by_memory_monitor(error: BaseException | None) -> bool:
+    """A Ray OutOfMemoryError (its memory monitor killed a worker) anywhere in the chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__name__ == "OutOfMemoryError" or (
+            "killed due to the node running low on memory" in str(error)
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_error(exp: Path) -> DiskFullError:
+    from tuner.driver.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+
+    return DiskFullError(
+        f"no space left under {exp} ({mb(free_bytes(exp))} free): the search stopped and "
+        f"kept what it had; free at least {mb(REPORT_BYTES + MARGIN_BYTES)} more and run "
+        f"`tuner resume {exp}`"
+    )
+
+
+def checkpoint_notes(exp: Path) -> list[str]:
+    """One line for each unfinished trial whose newest checkpoint cannot be read (cut short by
+    a crash or a full disk, or deleted): where the resume continues it from instead."""
+    from tuner.train.checkpoints import checkpoint_dirs, describe_fallback, newest_readable
+
+    notes = []
+    for trial_id, state in ray_trial_states(exp).items():
+        if state["status"] in ("TERMINATED",):
+            continue
+        for trial_dir in exp.glob(f"trial_*_{trial_id}"):
+            if not checkpoint_dirs(trial_dir) and not (trial_dir / "result.json").exists():
+                continue  # never started: nothing to continue from
+            chosen, _, skipped = newest_readable(trial_dir)
+            note = describe_fallback(trial_dir.name, chosen, skipped)
+            if chosen is None and not skipped:
+                note = f"{trial_dir.name}: no checkpoint left; it starts again from epoch 1"
+            if note:
+                notes.append(note)
+    return notes

@@ -1,0 +1,180 @@
+"""Wiring one Tune experiment: the trainable with its resources, the Optuna searcher on the
+study's database, ASHA or FIFO, the callbacks; and the searcher's restore hooks."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from tuner.data import DatasetBundle
+from tuner.driver.config import SearchConfig
+from tuner.driver.console import say
+from tuner.driver.objectives import parse_objectives
+from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
+from tuner.driver.recovery import OPTUNA_DB
+from tuner.experiment import REJECTED_CSV, record_rejection, trial_dir_name
+
+SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
+
+SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
+
+
+def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
+    """Constants merged into every trial's config (the space's samples go on top)."""
+    params: dict[str, Any] = {"epochs": cfg.epochs}
+    if bundle.name == "digits":
+        params["hflip"] = False  # a mirrored digit is a different glyph
+    return params
+
+
+def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
+    """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
+    from tuner.driver.asha import rung_epochs
+
+    if cfg.scheduler != "asha":
+        return frozenset()
+    return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
+
+
+def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
+    from ray import tune
+
+    from tuner.driver.trainable import CheckpointPolicy, train_trial
+
+    if cfg.address is None:
+        let_trials_use_prestarted_workers()
+
+    threads = max(1, int(cfg.cpus_per_trial))
+    checkpoints = CheckpointPolicy(cfg.checkpoint_interval, scheduler_stop_epochs(cfg))
+    trainable = tune.with_parameters(  # the dataset goes into the object store once, here
+        train_trial, data=payload, threads=threads, gpu_share=cfg.gpus_per_trial,
+        checkpoints=checkpoints,
+    )  # fmt: skip
+    return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+
+
+def open_study_storage(cfg: SearchConfig) -> Any:
+    """The Optuna study's database, optuna.db in the experiment directory (~0.8 s of SQLAlchemy
+    and Alembic the first time, so search() opens it while Ray starts)."""
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
+
+
+def build_tuner(
+    cfg: SearchConfig,
+    bundle: DatasetBundle,
+    payload: dict[str, Any],
+    stream: TextIO,
+    storage: Any = None,
+) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from search_spaces import get_space
+    from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.progress import SearchProgress
+    from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.train.cost import Budget, model_cost
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = get_space(cfg.space)
+    side = bundle.input_shape[1]
+    points, notes = space.fit_points(side)
+    for note in notes:
+        say(stream, note)
+    budget = Budget(cfg.max_params, cfg.max_macs)
+    objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
+    # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
+    sampler = make_sampler(cfg.searcher, cfg.seed)
+    storage = storage if storage is not None else open_study_storage(cfg)
+    searcher = TruthfulOptunaSearch(
+        epoch_budget=cfg.epochs,
+        space=space.for_input(side),
+        metric=[o.metric for o in objectives] if objectives else SEARCHER_METRIC,
+        mode=[o.mode for o in objectives] if objectives else SEARCHER_MODE,
+        points_to_evaluate=points,
+        sampler=sampler,
+        storage=storage,
+        study_name=cfg.name,
+        budget=budget,
+        pricer=functools.partial(
+            model_cost, input_shape=bundle.input_shape, num_classes=bundle.num_classes
+        ),
+        rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
+    )
+    scheduler = make_scheduler(cfg, has_baseline=space.baseline is not None)
+
+    return tune.Tuner(
+        make_trainable(cfg, payload),
+        param_space=fixed_params(cfg, bundle),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=cfg.samples,
+            max_concurrent_trials=cfg.concurrency,
+            trial_dirname_creator=trial_dir_name,
+            # One worker process serves trial after trial (same resources): a new trial skips
+            # starting a process and importing torch, ~3 s each (bench/overhead.py).
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=str(cfg.experiment_dir.parent),
+            # Each checkpoint carries the kept (lowest-val-loss) weights as well as the latest
+            # state, so the newest one is both "the latest and the best": a resume and the
+            # final evaluation need nothing older. Keeping one halves the disk used.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            verbose=0,
+            callbacks=[
+                SearchProgress(cfg.samples, cfg.epochs, stream=stream),
+                DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
+                ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
+                StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
+                JsonLoggerCallback(),  # result.json: what tuner.experiment reads
+                CSVLoggerCallback(),  # progress.csv
+            ],
+        ),
+    )
+
+
+def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
+    """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from tuner.driver.asha import STATE_FILE as ASHA_STATE
+    from tuner.driver.asha import PersistentASHA
+
+    if cfg.scheduler != "asha":
+        return FIFOScheduler()
+    return PersistentASHA(
+        state_path=cfg.experiment_dir / ASHA_STATE,
+        time_attr="training_iteration",
+        metric=SCHEDULER_METRIC,
+        mode=SCHEDULER_MODE,
+        max_t=cfg.epochs,
+        grace_period=cfg.grace_period,
+        reduction_factor=cfg.reduction_factor,
+        samples=cfg.samples if cfg.asha_rule == "paper" else None,
+        protect_baseline=has_baseline,
+    )
+
+
+@contextlib.contextmanager
+def restoring_searcher(db: Path, retry: set[str]) -> Iterator[None]:
+    """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
+    fit): open its study at `db`, where the experiment is now, and listen again to the `retry`
+    trials. Set only for that span: a process may run several searches (tests, notebooks)."""
+    from tuner.driver import searcher
+
+    before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS
+    searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
+    try:
+        yield
+    finally:
+        searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = before
