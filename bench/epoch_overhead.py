@@ -27,7 +27,7 @@ sides are not equal: Ray runs the trial at nice 15 (RAY_worker_niceness), the ba
 
 Run (CIFAR-10 JPEGs extracted to /tmp/cifar-jpg, i.e. /tmp/cifar-jpg/train/<class>/*.jpg):
 
-    d=/tmp/cifar-jpg; mkdir -p $d && tar -xzf /work/shared/data/cifar10-train-jpg.tar.gz -C $d
+    d=/tmp/cifar-jpg; mkdir -p $d && tar -xzf cifar10-train-jpg.tar.gz -C $d
     .venv/bin/python bench/epoch_overhead.py --data-dir /tmp/cifar-jpg --json /tmp/bench-epoch.json
 
 Starts a private in-process Ray (address="local", no dashboard, RAY_TMPDIR=/tmp/rb<pid>) and

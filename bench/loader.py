@@ -24,7 +24,7 @@ the cores to be at most --max-busy busy, and prints how busy they were.
 
 Run (CIFAR-10 JPEGs extracted to /tmp/cifar-jpg, i.e. /tmp/cifar-jpg/train/<class>/*.jpg):
 
-    d=/tmp/cifar-jpg; mkdir -p $d && tar -xzf /work/shared/data/cifar10-train-jpg.tar.gz -C $d
+    d=/tmp/cifar-jpg; mkdir -p $d && tar -xzf cifar10-train-jpg.tar.gz -C $d
     .venv/bin/python bench/loader.py --data-dir /tmp/cifar-jpg --json /tmp/bench-loader.json
 """
 

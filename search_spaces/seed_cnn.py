@@ -1,6 +1,6 @@
 """seed_cnn: the space the lab searched by hand, plus the next steps it named.
 
-Axes from the lab (../shared/design/baseline.md): blocks and convs per block, feature maps per
+Axes from the lab's report: blocks and convs per block, feature maps per
 block, kernel size, FC sizes, dropout on/off, its rate and how many dropout layers, batch size,
 learning rate, optimizer (SGD with momentum, Adam). Next steps it listed: stride, padding and
 dilation. Batch norm and weight decay are in as the usual cures for the lab's overfitting.

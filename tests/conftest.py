@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests never read ../shared: data is generated here or ships with a package."""
+"""Shared fixtures. Tests read no data from outside the repository: it is generated here or
+ships with a package."""
 
 from __future__ import annotations
 

@@ -84,6 +84,6 @@ def feature_size(spec: ArchSpec, input_size: int) -> int:
     return size
 
 
-# The lab's network (../shared/design/baseline.md): [conv-relu-conv-relu-maxpool] x 3 with
+# The lab's network (the lab report's final configuration): [conv-relu-conv-relu-maxpool] x 3 with
 # 64/128/256 maps, then FC 4096->256 (dropout 0.2) ->64 ->10. 2,211,338 parameters at 3x32x32.
 LAB_ARCH = ArchSpec()
