@@ -1,0 +1,253 @@
+"""Every reach into Ray's and Optuna's private parts, in one place, each with a check.
+
+The search needs a few things neither library offers publicly: ASHA's rungs (to keep them
+across a resume and to judge rungs by the paper's rule), OptunaSearch's trial map (to tell
+Optuna the truth about stopped trials), Optuna's storage caches and sampler RNGs (seeded
+draws that a resume replays), Tune's checkpoint bookkeeping (a checkpoint that never reached
+the disk) and two of Ray's switches (loopback only, prestarted workers). Where the code
+subclasses a library class (PersistentASHA, PeerJudgedBracket, TruthfulOptunaSearch) it uses
+the inherited attributes directly; everything else goes through the accessors below.
+
+`check()` returns one line for each internal that is not as this code expects; the test
+tests/driver/test_internals.py fails with those lines, and pyproject.toml bounds ray[tune]
+and optuna to the versions on which it passes (Ray 2.60, Optuna 5.0).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+# (library, internal, used by): what check() verifies, listed for the reader.
+REACHES: tuple[tuple[str, str, str], ...] = (
+    ("ray", "tune.schedulers.async_hyperband._Bracket and its _rungs", "driver/asha.py"),
+    ("ray", "ASHAScheduler._brackets, _trial_info, _num_stopped, _max_t", "driver/asha.py"),
+    ("ray", "OptunaSearch._ot_trials, _ot_study, _space, _completed_trials", "driver/searcher.py"),
+    ("ray", "_private.ray_constants.ENABLE_RAY_CLUSTER", "driver/ray_runtime.py"),
+    ("ray", "tune.execution.class_cache.DEFAULT_ENV_VARS", "driver/ray_runtime.py"),
+    ("ray", "TUNE_DISABLE_SIGINT_HANDLER read by Tune's fit", "driver/interrupt.py"),
+    ("ray", "train._internal.checkpoint_manager._CheckpointManager fields", "driver/recovery.py"),
+    ("ray", "tune.utils.serialization._loads_with_cloudpickle", "driver/recovery.py"),
+    (
+        "ray",
+        "ConcurrencyLimiter state: live_trials, num_unfinished_live_trials",
+        "driver/recovery.py",
+    ),
+    ("optuna", "Study._storage and _CachedStorage's caches", "driver/searcher.py"),
+    ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
+    ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
+)
+
+# Optuna's in-memory copies of the study inside _CachedStorage (emptied after a restore).
+STORAGE_CACHES = (
+    "_studies",
+    "_trial_id_to_study_id_and_number",
+    "_study_id_and_number_to_trial_id",
+)
+
+
+def study_storage(study: Any) -> Any:
+    """The storage object behind an optuna Study (Study._storage)."""
+    return getattr(study, "_storage", None)
+
+
+def trial_id(trial: Any) -> int:
+    """Optuna's storage id of a Trial or FrozenTrial (not its number)."""
+    return int(trial._trial_id)
+
+
+def clear_storage_caches(storage: Any) -> None:
+    """Empty _CachedStorage's copies, so the study is read again from its database."""
+    if storage is None or not hasattr(storage, "_backend"):
+        return
+    for name in STORAGE_CACHES:
+        cache = getattr(storage, name, None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
+def reseed_sampler(sampler: Any, seed: int) -> None:
+    """Give an Optuna sampler (and TPE's start-up random sampler) fresh RNGs from `seed`."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    sampler._rng = LazyRandomState(seed)
+    if hasattr(sampler, "_random_sampler"):  # TPE's start-up sampler
+        sampler._random_sampler._rng = LazyRandomState(seed ^ 0x5EED)
+
+
+def keep_ray_on_loopback() -> None:
+    """Ray's "local only" switch for this process (read by Ray when it binds its ports)."""
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def tune_actor_env() -> dict[str, str] | None:
+    """The environment Tune gives its trial actors (a dict to change in place), if found."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:
+        return None
+    defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
+    return defaults if isinstance(defaults, dict) else None
+
+
+def load_tune_json(text: str) -> Any:
+    """Tune's JSON with cloudpickled objects inside (experiment_state's run metadata)."""
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    return _loads_with_cloudpickle(text)
+
+
+def dump_tune_json(value: Any) -> str:
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    return json.dumps(value, indent=2, cls=TuneFunctionEncoder)
+
+
+def checkpoint_results(manager: Any) -> list[Any]:
+    """The checkpoints a Tune trial's _CheckpointManager keeps (ordered by score)."""
+    return list(manager._checkpoint_results)
+
+
+def latest_checkpoint_result(manager: Any) -> Any:
+    return manager._latest_checkpoint_result
+
+
+def set_checkpoint_results(manager: Any, kept: list[Any], latest: Any) -> None:
+    manager._checkpoint_results = list(kept)
+    manager._latest_checkpoint_result = latest
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+def _has(obj: Any, *names: str) -> list[str]:
+    return [name for name in names if not hasattr(obj, name)]
+
+
+def _check_asha() -> list[str]:
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import async_hyperband as ah
+
+    bracket_class = getattr(ah, "_Bracket", None)
+    if bracket_class is None:
+        return ["ray.tune.schedulers.async_hyperband._Bracket is gone"]
+    scheduler = ASHAScheduler(time_attr="training_iteration", metric="m", mode="max", max_t=9)
+    problems = [f"ASHAScheduler has no {n}" for n in
+                _has(scheduler, "_brackets", "_trial_info", "_num_stopped", "_max_t")]  # fmt: skip
+    rungs = getattr(scheduler._brackets[0], "_rungs", None) if not problems else None
+    if not (isinstance(rungs, list) and rungs and isinstance(rungs[0], tuple)
+            and isinstance(rungs[0][1], dict)):  # fmt: skip
+        problems.append("ASHA's _Bracket._rungs is no longer a list of (milestone, dict)")
+    return problems
+
+
+def _check_optuna_search() -> list[str]:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    def space(trial: Any) -> None:
+        trial.suggest_float("x", 0.0, 1.0)
+
+    searcher = OptunaSearch(space=space, metric="m", mode="max", storage=None)
+    searcher.set_search_properties("m", "max", {})
+    missing = _has(searcher, "_ot_trials", "_ot_study", "_space", "_completed_trials")
+    if missing:
+        return [f"OptunaSearch has no {', '.join(missing)}"]
+    if not isinstance(searcher._ot_trials, dict) or not isinstance(searcher._ot_study,
+                                                                    optuna.Study):  # fmt: skip
+        return ["OptunaSearch._ot_trials / _ot_study changed type"]
+    return []
+
+
+def _check_optuna() -> list[str]:
+    import optuna
+    from optuna.samplers import RandomSampler, TPESampler
+
+    problems = []
+    study = optuna.create_study(storage=optuna.storages.RDBStorage("sqlite:///:memory:"))
+    storage = study_storage(study)
+    if storage is None:
+        problems.append("optuna.Study has no _storage")
+    elif not hasattr(storage, "_backend") or _has(storage, *STORAGE_CACHES):
+        problems.append(f"optuna's _CachedStorage lost _backend or one of {STORAGE_CACHES}")
+    trial = study.ask()
+    if not hasattr(trial, "_trial_id") or not hasattr(study.trials[0], "_trial_id"):
+        problems.append("optuna's Trial / FrozenTrial have no _trial_id")
+    try:
+        from optuna.samplers._lazy_random_state import LazyRandomState  # noqa: F401
+    except ImportError:
+        problems.append("optuna.samplers._lazy_random_state.LazyRandomState is gone")
+    if not hasattr(RandomSampler(seed=0), "_rng"):
+        problems.append("optuna's RandomSampler has no _rng")
+    if not hasattr(getattr(TPESampler(seed=0), "_random_sampler", None), "_rng"):
+        problems.append("optuna's TPESampler has no _random_sampler._rng")
+    return problems
+
+
+def _check_ray_switches() -> list[str]:
+    import inspect
+
+    import ray._private.ray_constants as ray_constants
+
+    problems = []
+    if not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        problems.append("ray._private.ray_constants.ENABLE_RAY_CLUSTER is gone (loopback)")
+    if tune_actor_env() is None:
+        problems.append("ray.tune.execution.class_cache.DEFAULT_ENV_VARS is gone")
+    from ray.tune import tune as tune_module
+
+    if "TUNE_DISABLE_SIGINT_HANDLER" not in inspect.getsource(tune_module):
+        problems.append("Tune no longer reads TUNE_DISABLE_SIGINT_HANDLER (Ctrl-C handling)")
+    return problems
+
+
+def _check_checkpoint_manager() -> list[str]:
+    try:
+        from ray.train import Checkpoint, CheckpointConfig
+        from ray.train._internal.checkpoint_manager import _CheckpointManager
+        from ray.train._internal.session import _TrainingResult
+    except ImportError as e:
+        return [f"Tune's checkpoint bookkeeping moved: {e}"]
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=1))
+    manager.register_checkpoint(_TrainingResult(checkpoint=Checkpoint("/x/c_0"), metrics={}))
+    missing = _has(manager, "_checkpoint_results", "_latest_checkpoint_result")
+    if missing:
+        return [f"_CheckpointManager has no {', '.join(missing)}"]
+    again = load_tune_json(dump_tune_json({"checkpoint_manager": manager}))
+    if latest_checkpoint_result(again["checkpoint_manager"]).checkpoint.path != "/x/c_0":
+        return ["Tune's JSON no longer round-trips a _CheckpointManager"]
+    return []
+
+
+def _check_concurrency_limiter() -> list[str]:
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    limiter = ConcurrencyLimiter(OptunaSearch(metric="m", mode="max"), max_concurrent=2)
+    state = limiter.get_state()
+    missing = [k for k in ("live_trials", "num_unfinished_live_trials") if k not in state]
+    return [f"ConcurrencyLimiter's saved state has no {', '.join(missing)}"] if missing else []
+
+
+CHECKS: tuple[Callable[[], list[str]], ...] = (
+    _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
+    _check_checkpoint_manager, _check_concurrency_limiter,
+)  # fmt: skip
+
+
+def check() -> list[str]:
+    """One line per internal this code relies on that is missing or changed; [] when all
+    hold. Imports Ray and Optuna, starts neither."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    problems = []
+    for one in CHECKS:
+        try:
+            problems += one()
+        except Exception as e:  # noqa: BLE001  a changed signature is a finding too
+            problems.append(f"{one.__name__[7:]}: {type(e).__name__}: {e}")
+    return problems
