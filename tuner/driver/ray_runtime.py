@@ -24,10 +24,10 @@ def keep_local_ray_on_loopback() -> None:
     imported; set the variable for the processes Ray spawns and the constant for this one,
     which may have imported ray already.
     """
-    import ray._private.ray_constants as ray_constants
+    from tuner.driver.internals import keep_ray_on_loopback
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    keep_ray_on_loopback()
 
 
 # The environment Tune gives its trial actors (DEFAULT_ENV_VARS in ray/tune/execution/
@@ -48,12 +48,10 @@ def let_trials_use_prestarted_workers() -> None:
     (it also propagates a few, such as AWS keys, when they are set), its actors simply start
     fresh processes as before. Call it after Ray has started, for an in-process Ray only.
     """
-    try:
-        from ray.tune.execution import class_cache
-    except ImportError:  # moved in some Ray release: nothing is lost but this saving
-        return
-    defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
-    if isinstance(defaults, dict) and all(os.environ.get(k) == v for k, v in defaults.items()):
+    from tuner.driver.internals import tune_actor_env
+
+    defaults = tune_actor_env()  # None if it moved in some Ray release: only this saving is lost
+    if defaults is not None and all(os.environ.get(k) == v for k, v in defaults.items()):
         defaults.clear()
 
 

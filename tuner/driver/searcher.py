@@ -31,6 +31,8 @@ from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner.driver.internals import clear_storage_caches, reseed_sampler, study_storage
+from tuner.driver.internals import trial_id as trial_id_of
 from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
 from tuner.train.cost import Budget, Cost
@@ -109,12 +111,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
         # moved on since (trials told after Tune's last save, trials reopened for a retry).
         # Emptied, the cache reads everything from the database again.
-        storage = getattr(self.__dict__.get("_ot_study"), "_storage", None)
-        if storage is not None and hasattr(storage, "_backend"):
-            for cache in ("_studies", "_trial_id_to_study_id_and_number",
-                          "_study_id_and_number_to_trial_id"):  # fmt: skip
-                if isinstance(getattr(storage, cache, None), dict):
-                    getattr(storage, cache).clear()
+        clear_storage_caches(study_storage(self.__dict__.get("_ot_study")))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -146,7 +143,7 @@ class TruthfulOptunaSearch(OptunaSearch):
     def _finished(self, trial_id: str) -> bool:
         """Already finished in storage: told before a crash that Tune's saved state predates."""
         ot_trial = self._ot_trials[trial_id]
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return study_storage(self._ot_study).get_trial(trial_id_of(ot_trial)).state.is_finished()
 
     def _take_orphan(self) -> Any:
         """A RUNNING Optuna trial that no Tune trial owns: asked for just before a crash, after
@@ -155,10 +152,10 @@ class TruthfulOptunaSearch(OptunaSearch):
         leaves no trial RUNNING forever."""
         import optuna
 
-        owned = {t._trial_id for t in self._ot_trials.values()}
+        owned = {trial_id_of(t) for t in self._ot_trials.values()}
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if frozen._trial_id not in owned:
-                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
+            if trial_id_of(frozen) not in owned:
+                return optuna.trial.Trial(self._ot_study, trial_id_of(frozen))
         return None
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -300,11 +297,7 @@ class _SeedPerTrial:
         return (self._base_seed * 1_000_003 + number * 7_919 + name) % 2**32
 
     def _reseed(self, seed: int) -> None:
-        from optuna.samplers._lazy_random_state import LazyRandomState
-
-        self._rng = LazyRandomState(seed)
-        if hasattr(self, "_random_sampler"):  # TPE's start-up sampler
-            self._random_sampler._rng = LazyRandomState(seed ^ 0x5EED)
+        reseed_sampler(self, seed)
 
     def sample_independent(
         self, study: Any, trial: Any, param_name: str, param_distribution: Any
