@@ -99,7 +99,8 @@ class FunctionSpace:
         return {"spec": self.spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"])
+        self.spec = state["spec"]
+        self._func = _import_function(self.spec)
 
     def __call__(self, trial: Any, input_size: int = 32) -> Any:
         try:

@@ -33,7 +33,9 @@ class DiskGuard(Callback):
         self.stopped = False
         self.needed = 0  # bytes it wanted free when it stopped
 
-    def setup(self, **info: Any) -> None:  # a resume restores this object from tuner.pkl
+    def setup(
+        self, *args: Any, **info: Any
+    ) -> None:  # a resume restores this object from tuner.pkl
         self.params, self.stopped, self.needed = {}, False, 0
 
     def _need(self) -> int:
@@ -126,8 +128,8 @@ class StateBackup(Callback):
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def setup(self, **info: Any) -> None:
-        self.looked_at, self.seen = 0.0, {}
+    def setup(self, *args: Any, **info: Any) -> None:
+        self.looked_at, self.seen = 0.0, dict[str, float]()
 
     def on_step_end(self, iteration: int, trials: list, **_) -> None:
         now = time.monotonic()
@@ -152,7 +154,7 @@ class ClockGuard(Callback):
     callback (tuner.pkl) applies the resume's own budget, or none.
     """
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         self.started = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list, **_) -> None:

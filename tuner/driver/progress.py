@@ -56,7 +56,7 @@ class SearchProgress(Callback):
         self.tty = self.stream.isatty()
 
     # -- Tune hooks ---------------------------------------------------------------------------
-    def setup(self, **info: Any) -> None:
+    def setup(self, *args: Any, **info: Any) -> None:
         global ACTIVE
         ACTIVE = self
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh

@@ -69,7 +69,7 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if ray.is_initialized():
         return False
-    quiet = {
+    quiet: dict[str, Any] = {
         "log_to_driver": cfg.verbose,
         "logging_level": logging.INFO if cfg.verbose else logging.ERROR,
     }

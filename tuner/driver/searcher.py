@@ -25,7 +25,7 @@ import math
 import pickle
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
@@ -113,6 +113,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         # Emptied, the cache reads everything from the database again.
         clear_storage_caches(study_storage(self.__dict__.get("_ot_study")))
 
+    @property
+    def study(self) -> Any:
+        """The Optuna study (there once Tune has set the searcher's metric and mode)."""
+        assert self._ot_study is not None, "the searcher has no study before Tune sets it up"
+        return self._ot_study
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__getstate__(), f)
@@ -130,7 +136,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if ot_trial is None or isinstance(self.metric, list):  # Optuna: no intermediate values
             return  # for a multi-objective study
         value = result.get(self.metric)
-        if not _finite(value):
+        if value is None or not _finite(value):
             return
         if self._finished(trial_id):
             return
@@ -153,9 +159,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         import optuna
 
         owned = {trial_id_of(t) for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial_id_of(frozen) not in owned:
-                return optuna.trial.Trial(self._ot_study, trial_id_of(frozen))
+                return optuna.trial.Trial(self.study, trial_id_of(frozen))
         return None
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -196,7 +202,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if reason is None:
             return True
         ot_trial.set_user_attr(REJECTED_ATTR, reason)
-        self._ot_study.tell(ot_trial, self._worst_values(), state=TrialState.COMPLETE)
+        self.study.tell(ot_trial, self._worst_values(), state=TrialState.COMPLETE)
         if self._rejections is not None:
             self._rejections(config, cost, reason)
         return False
@@ -232,7 +238,7 @@ class TruthfulOptunaSearch(OptunaSearch):
                 value = [float(result[m]) for m in self.metric]
             else:
                 value = float(result[self.metric])
-        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self.study.tell(self._ot_trials[trial_id], value, state=state)
         self._completed_trials.add(trial_id)
 
 
@@ -273,7 +279,11 @@ class _StorageUnpickler(pickle.Unpickler):
         return self._storages[url]
 
 
-class _SeedPerTrial:
+# For the type checker only: the mixin's super() is the sampler it is mixed into.
+_SamplerBase: Any = TPESampler if TYPE_CHECKING else object
+
+
+class _SeedPerTrial(_SamplerBase):
     """Draw every parameter from an RNG seeded by (seed, trial number, parameter name).
 
     A plain seeded sampler draws from one stream, so a resume (which restores the sampler as
