@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tuner import SearchConfig
 from tuner.cli import build_parser
 
 RUN = """
@@ -108,9 +109,12 @@ def test_unreadable_data_dir():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _search_parser():
+    return build_parser()._subparsers._group_actions[0].choices["search"]
+
+
 def test_help_explains_every_search_option():
-    parser = build_parser()
-    search = parser._subparsers._group_actions[0].choices["search"]
+    search = _search_parser()
     text = search.format_help()
     for flag in [
         "--space",
@@ -134,6 +138,38 @@ def test_help_explains_every_search_option():
     assert all(helps[f] for f in helps if f != "-h"), "every option has help text"
 
 
+def test_every_search_config_field_is_a_flag_with_help():
+    """The flags come from SearchConfig's fields: each one is in --help, with its help."""
+    from dataclasses import fields
+
+    from tuner.driver.options import option_flags
+
+    search = _search_parser()
+    text = search.format_help()
+    actions = {a.dest: a for a in search._actions}
+    assert SearchConfig.options() == list(fields(SearchConfig)), "every field is an option"
+    for f in SearchConfig.options():
+        for flag in option_flags(f):
+            assert flag in text, flag
+        assert actions[f.name].option_strings == list(option_flags(f)), f.name
+        assert actions[f.name].help and actions[f.name].help.strip(), f.name
+        assert actions[f.name].default == f.default, f.name  # the field's default is the flag's
+    for title in ("what to search", "budget", "how to search", "resources", "output"):
+        assert f"\n{title}:\n" in text, title  # the --help sections are kept
+
+
+def test_a_flags_help_is_its_fields_metadata():
+    from dataclasses import fields
+
+    samples = {f.name: f for f in fields(SearchConfig)}["samples"]
+    action = {a.dest: a for a in _search_parser()._actions}["samples"]
+    assert action.help == samples.metadata["help"]
+    assert action.help == "number of trials, the lab's baseline included; default %(default)s"
+    assert "the lab's baseline included; default 20" in " ".join(
+        _search_parser().format_help().split()
+    )
+
+
 def test_spaces_lists_the_parameters(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "tuner.cli", "spaces", "--input-size", "8"],
@@ -153,24 +189,35 @@ def test_every_search_option_reaches_the_search_config():
     args = build_parser().parse_args(
         ["search", "--asha-rule", "ray", "--max-macs", "50k", "--max-params", "1.5M",
          "--objectives", "val_acc:max,latency:min", "--time-budget", "2m", "--concurrency", "3",
-         "--checkpoint-interval", "10s", "--searcher", "random", "--reduction-factor", "4"]
+         "--checkpoint-interval", "10s", "--searcher", "random", "--reduction-factor", "4",
+         "--space", "resnet_cnn", "--dataset", "cifar10", "--data-dir", "/data", "--val-count",
+         "30", "--image-size", "16", "--samples", "7", "--epochs", "5", "--scheduler", "fifo",
+         "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "0.5",
+         "--address", "head:6379", "--out", "elsewhere", "--name", "mine", "--seed", "9",
+         "--max-failures", "0", "-v"]
     )  # fmt: skip
     cfg = config_from_args(args)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
     assert (cfg.objectives, cfg.time_budget, cfg.concurrency) == ("val_acc:max,latency:min",
                                                                   120.0, 3)  # fmt: skip
     assert (cfg.checkpoint_interval, cfg.searcher, cfg.reduction_factor) == (10.0, "random", 4)
-    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["search"]
-             ._actions} - {"help"}  # fmt: skip
+    assert (cfg.space, cfg.dataset, cfg.data_dir, cfg.val_count, cfg.image_size) == (
+        "resnet_cnn", "cifar10", "/data", 30, 16)  # fmt: skip
+    assert (cfg.samples, cfg.epochs, cfg.scheduler, cfg.grace_period) == (7, 5, "fifo", 2)
+    assert (cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.address) == (2.0, 0.5, "head:6379")
+    assert (cfg.out, cfg.name, cfg.seed, cfg.max_failures, cfg.verbose) == (
+        "elsewhere", "mine", 9, 0, True)  # fmt: skip
+    flags = {a.dest for a in _search_parser()._actions} - {"help"}
     assert flags <= set(vars(cfg)), flags - set(vars(cfg))  # no flag is dropped on the way
+    defaults = vars(SearchConfig())
+    assert all(vars(cfg)[k] != defaults[k] for k in flags), "the command line sets every option"
 
 
 def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
-    from tuner import SearchConfig
     from tuner.driver.tuner_setup import make_scheduler
 
-    paper = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="paper"), True)
-    ray_rule = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="ray"), True)
+    paper = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="paper", name="p"), True)
+    ray_rule = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="ray", name="r"), True)
     assert paper._brackets[0].judged == frozenset({1, 3})  # 27 trials: rungs 1 and 3 judged
     assert ray_rule._brackets[0].judged == frozenset()
     fifo = make_scheduler(SearchConfig(scheduler="fifo"), True)

@@ -57,3 +57,73 @@ def test_dropout_off_means_no_dropout_layers():
 def test_bad_configs_name_the_problem(bad, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_dict(bad)
+
+
+# SearchConfig: frozen, and its defaults never read the clock (the run names it when it starts).
+
+
+def test_a_search_config_is_frozen():
+    import dataclasses
+
+    from tuner import SearchConfig
+
+    cfg = SearchConfig(samples=5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.samples = 6  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.name = "other"  # type: ignore[misc]
+    assert dataclasses.replace(cfg, samples=6).samples == 6 and cfg.samples == 5
+
+
+def test_search_config_defaults_do_not_read_the_clock():
+    import time
+
+    from tuner import SearchConfig
+
+    first = SearchConfig()
+    time.sleep(1.0)  # the old default name had a timestamp to the second
+    second = SearchConfig()
+    assert first == second and first.name is None
+    assert SearchConfig(space="resnet_cnn", dataset="cifar10") == SearchConfig(
+        space="resnet_cnn", dataset="cifar10"
+    )
+
+
+def test_a_run_names_an_unnamed_config_when_it_starts(tmp_path):
+    from datetime import datetime
+
+    from tuner import SearchConfig
+
+    when = datetime(2026, 3, 4, 5, 6, 7)
+    named = SearchConfig(space="dir/my.toml", dataset="cifar10", out=str(tmp_path)).named(when)
+    assert named.name == "my-cifar10-20260304-050607"
+    assert named.experiment_dir == tmp_path.resolve() / "my-cifar10-20260304-050607"
+    given = SearchConfig(name="mine", out=str(tmp_path))
+    assert given.named(when) is given and given.experiment_dir == tmp_path.resolve() / "mine"
+    with pytest.raises(ValueError, match="no name yet"):
+        SearchConfig().experiment_dir  # noqa: B018
+
+
+def test_validate_checks_the_name_only_when_there_is_one(tmp_path):
+    from tuner import SearchConfig
+
+    SearchConfig(out=str(tmp_path)).validate()  # no name yet: fine
+    with pytest.raises(ConfigError, match="--name"):
+        SearchConfig(out=str(tmp_path), name="a/b").validate()
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        SearchConfig(out=str(tmp_path), name="taken").validate()
+
+
+def test_search_names_the_config_before_it_validates_it(tmp_path):
+    """An unnamed config gets <space>-<dataset>-<timestamp> first, so the check that its
+    experiment does not exist yet sees that name (here: taken, for the next few seconds)."""
+    from datetime import datetime, timedelta
+
+    from tuner import SearchConfig, search
+
+    now = datetime.now()
+    for s in range(-1, 30):
+        (tmp_path / f"seed_cnn-digits-{(now + timedelta(seconds=s)):%Y%m%d-%H%M%S}").mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        search(SearchConfig(out=str(tmp_path)))

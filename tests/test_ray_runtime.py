@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import psutil
 import pytest
@@ -48,11 +49,9 @@ def test_every_ray_port_is_bound_to_loopback(local_ray):
 
 
 def test_a_gpu_request_on_a_cpu_only_cluster_is_refused(local_ray):
-    local_ray.gpus_per_trial = 1
     with pytest.raises(ConfigError, match="no node can run a trial"):
-        check_schedulable(local_ray)
-    local_ray.gpus_per_trial = 0
-    check_schedulable(local_ray)  # and the same request without a GPU fits
+        check_schedulable(replace(local_ray, gpus_per_trial=1))
+    check_schedulable(replace(local_ray, gpus_per_trial=0))  # the same request without a GPU fits
 
 
 def test_trials_run_in_the_workers_ray_started_with_the_cluster(local_ray, tmp_path):

@@ -1,6 +1,8 @@
 """SearchConfig: everything one search needs, typed and checked before Ray is even imported.
 
-The CLI builds one from its flags and the Python API takes one directly; `validate()` turns
+Each field is also a `tuner search` option, declared once with its help (options.py); the CLI
+builds its parser and then one config from those fields, and the Python API takes one directly.
+`validate()` turns
 every bad value into a one-line ConfigError (the CLI prints it and exits 2), so nothing is
 started, downloaded or written for a request that cannot run.
 """
@@ -10,29 +12,35 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import Field, asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tuner.data import DATASETS
 from tuner.driver.objectives import parse_objectives
+from tuner.driver.options import (
+    count,
+    duration,
+    interval,
+    is_option,
+    non_negative_int,
+    number,
+    option,
+    positive_int,
+)
+from tuner.driver.options import parse_duration as parse_duration  # its home before options.py
 from tuner.train.config import ConfigError
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
 ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-def parse_duration(text: str, what: str = "time budget") -> float:
-    """'90', '90s', '15m', '2h', '1d' -> seconds."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(f"{what} {text!r} is not a duration like 600, 90s, 15m or 2h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+# The sections of `tuner search --help`, in the order their first options appear below.
+WHAT, BUDGET, HOW, RESOURCES, OUTPUT = (
+    "what to search", "budget", "how to search", "resources", "output"
+)  # fmt: skip
 
 
 def space_slug(space: str) -> str:
@@ -43,55 +51,172 @@ def space_slug(space: str) -> str:
     return Path(space).stem if "/" in space or "." in space else space
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchConfig:
-    space: str = "seed_cnn"  # a name from `tuner spaces`
-    dataset: str = "digits"  # digits (ships with scikit-learn, offline) | cifar10 | imagefolder
-    data_dir: str | None = None  # dataset root and cache; default $TUNER_DATA_DIR or ~/.cache
-    val_count: int | None = None  # validation images; default the lab's 2 % (1,000 of CIFAR-10)
-    image_size: int | None = None  # imagefolder only: resize + center-crop to this side
-    samples: int = 20  # trials, the lab's baseline included
-    epochs: int = 10  # per-trial budget and ASHA's max_t
-    scheduler: str = "asha"  # asha (early stopping on val_loss) | fifo (every trial runs out)
-    searcher: str = "tpe"  # tpe (Optuna's TPESampler) | random
-    grace_period: int = 1  # ASHA: epochs before a trial can be stopped
-    reduction_factor: int = 3  # ASHA: keep the best 1/rf at each rung
-    asha_rule: str = "paper"  # paper: best floor(n/rf) of n at a rung | ray: Ray's own rule
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0  # fractions share a GPU: 0.25 puts 4 trials on each
-    concurrency: int | None = None  # max trials at once; default what the resources allow
-    address: str | None = None  # existing Ray cluster (or $RAY_ADDRESS); default in-process Ray
-    out: str = "experiments"  # experiments are written to <out>/<name>/
-    name: str | None = None  # default <space>-<dataset>-<timestamp>
-    seed: int = 0  # seeds the sampler; trials train with the config's own seed (lab: 42)
-    time_budget: float | None = None  # seconds for the whole search; None = no limit
-    max_failures: int = 2  # retries of a crashed trial, each from its last checkpoint
-    # Seconds between a trial's checkpoints; 0 (the default): every epoch, so a resume after
-    # Ctrl-C repeats no epoch. A trial also checkpoints at its last epoch and wherever ASHA may
-    # stop it, so a crash loses at most this much training. Quick epochs (GPUs, small nets)
-    # spend less time writing state with e.g. 10 s (bench/report_cost.py, bench/overhead.py).
-    checkpoint_interval: float = 0.0
-    max_params: int | None = None  # configurations with more parameters are never trained
-    max_macs: int | None = None  # ... or with more multiply-accumulates per image
-    objectives: str | None = None  # multi-objective, e.g. "val_acc:max,params:min"
-    verbose: bool = False  # show Ray's own logs
+    """One search's options. Each field is also a `tuner search` flag: its help, group and
+    argument type are written once, here, and the CLI's parser is built from them.
+
+    Frozen: derive another with `dataclasses.replace(cfg, samples=40)`. A config made without a
+    name gets one when its search starts (`named()`), so its defaults never read the clock.
+    """
+
+    space: str = option(
+        "seed_cnn", group=WHAT,
+        help="a built-in space (see `tuner spaces`), your own define-by-run function "
+        "(path/to/file.py:function) or a declarative file (space.toml, space.yaml); "
+        "default %(default)s",
+    )  # fmt: skip
+    dataset: str = option(
+        "digits", group=WHAT, choices=DATASETS,
+        help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10: "
+        "torchvision's CIFAR-10 in --data-dir, downloaded if missing; "
+        "imagefolder: a class-per-folder tree in --data-dir (with train/ and "
+        "test/ or val/ inside, those are the splits). Default %(default)s",
+    )  # fmt: skip
+    data_dir: str | None = option(
+        None, group=WHAT,
+        help="dataset root; the decoded dataset is cached here too "
+        "(default $TUNER_DATA_DIR or ~/.cache/cnn-tuner)",
+    )  # fmt: skip
+    val_count: int | None = option(
+        None, group=WHAT, type=positive_int,
+        help="validation images held out of the training split "
+        "(default: 2%% like the lab's 1,000 of 50,000, at least 20 per class)",
+    )  # fmt: skip
+    image_size: int | None = option(
+        None, group=WHAT, type=positive_int,
+        help="imagefolder: resize and center-crop every image to this side",
+    )  # fmt: skip
+    samples: int = option(
+        20, group=BUDGET, type=positive_int,
+        help="number of trials, the lab's baseline included; default %(default)s",
+    )  # fmt: skip
+    epochs: int = option(
+        10, group=BUDGET, type=positive_int,
+        help="epochs per trial (ASHA's max_t); default %(default)s",
+    )  # fmt: skip
+    scheduler: str = option(
+        "asha", group=HOW, choices=SCHEDULERS,
+        help="asha: stop weak trials early on val_loss; fifo: run every trial to "
+        "the end; default %(default)s",
+    )  # fmt: skip
+    searcher: str = option(
+        "tpe", group=HOW, choices=SEARCHERS,
+        help="tpe: Optuna's TPE sampler; random: random search; default %(default)s",
+    )  # fmt: skip
+    grace_period: int = option(
+        1, group=HOW, type=positive_int,
+        help="ASHA: epochs every trial gets before it can be stopped; default %(default)s",
+    )  # fmt: skip
+    reduction_factor: int = option(
+        3, group=HOW, type=positive_int,
+        help="ASHA: keep the best 1/N of trials at each rung; default %(default)s",
+    )  # fmt: skip
+    asha_rule: str = option(
+        "paper", group=HOW, choices=ASHA_RULES,
+        help="ASHA: who passes a rung. paper: only the best floor(n/rf) of the n trials that "
+        "reached it (as in the ASHA paper; used where enough trials are expected to arrive); "
+        "ray: Ray's rule, under which the first trials at a rung pass unopposed and use "
+        "more compute; default %(default)s",
+    )  # fmt: skip
+    cpus_per_trial: float = option(
+        1.0, group=RESOURCES, type=number,
+        help="CPU cores per trial (also its torch thread count); default %(default)s",
+    )  # fmt: skip
+    gpus_per_trial: float = option(
+        0.0, group=RESOURCES, type=number,
+        help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; default %(default)s",
+    )  # fmt: skip
+    concurrency: int | None = option(
+        None, group=RESOURCES, type=positive_int,
+        help="at most this many trials at once (default: as many as fit)",
+    )  # fmt: skip
+    address: str | None = option(  # None: $RAY_ADDRESS if set (__post_init__)
+        None, group=RESOURCES,
+        help="join this Ray cluster (host:port) instead of starting Ray in-process; "
+        "RAY_ADDRESS works too",
+    )  # fmt: skip
+    out: str = option(
+        "experiments", group=OUTPUT,
+        help="parent directory of experiments, each written to <out>/<name>/; "
+        "default ./%(default)s",
+    )  # fmt: skip
+    name: str | None = option(
+        None, group=OUTPUT,
+        help="experiment name (default <space>-<dataset>-<timestamp>, the time the search "
+        "starts)",
+    )  # fmt: skip
+    seed: int = option(
+        0, group=HOW, type=int,
+        help="sampler seed (same seed, same suggestions; each trial trains with its "
+        "configuration's own seed, the lab's 42); default %(default)s",
+    )  # fmt: skip
+    time_budget: float | None = option(  # seconds
+        None, group=BUDGET, type=duration,
+        help="stop the whole search after this long: 600, 90s, 15m, 2h (default: no limit)",
+    )  # fmt: skip
+    max_failures: int = option(
+        2, group=RESOURCES, type=non_negative_int,
+        help="retries of a crashed trial, from its last checkpoint; default %(default)s",
+    )  # fmt: skip
+    # Quick epochs spend less time writing state with e.g. 10 s: bench/report_cost.py and
+    # bench/overhead.py measure it.
+    checkpoint_interval: float = option(  # seconds
+        0.0, group=RESOURCES, type=interval, metavar="DURATION",
+        help="time between a trial's checkpoints (e.g. 10s, 2m); 0 = every epoch, so a resume "
+        "repeats no epoch. Trials also checkpoint at their last epoch and wherever ASHA may "
+        "stop them, so a crash costs at most this much training. Worth setting when epochs "
+        "take well under a second (checkpoints of big nets cost tens of ms); default %(default)g",
+    )  # fmt: skip
+    max_params: int | None = option(
+        None, group=BUDGET, type=count,
+        help="never train a configuration with more parameters (e.g. 250k, 1.5M); the searcher "
+        "learns the limit, and the report lists what it refused",
+    )  # fmt: skip
+    max_macs: int | None = option(
+        None, group=BUDGET, type=count,
+        help="never train a configuration with more multiply-accumulates per image (e.g. 50M)",
+    )  # fmt: skip
+    objectives: str | None = option(
+        None, group=HOW,
+        help="search several objectives at once and report their Pareto front, e.g. "
+        "val_acc:max,params:min; choose from val_acc, val_loss, params, macs, latency, "
+        "train_time (ASHA still stops trials on validation loss)",
+    )  # fmt: skip
+    verbose: bool = option(False, group=OUTPUT, flags=("-v", "--verbose"),
+                           help="show Ray's own logs")  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.name is None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            self.name = f"{space_slug(self.space)}-{self.dataset}-{stamp}"
         if self.address is None and os.environ.get("RAY_ADDRESS"):
-            self.address = os.environ["RAY_ADDRESS"]
+            object.__setattr__(self, "address", os.environ["RAY_ADDRESS"])  # frozen
+
+    @classmethod
+    def options(cls) -> list[Field]:
+        """The fields that are `tuner search` options (all of them), in field order."""
+        return [f for f in fields(cls) if is_option(f)]
+
+    def named(self, now: datetime | None = None) -> SearchConfig:
+        """This config with its run's name: the --name it was given, else
+        <space>-<dataset>-<timestamp> of `now` (default: this moment). search() calls it first."""
+        if self.name is not None:
+            return self
+        stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+        return replace(self, name=f"{space_slug(self.space)}-{self.dataset}-{stamp}")
 
     @property
     def experiment_dir(self) -> Path:
-        return Path(self.out).expanduser().resolve() / str(self.name)
+        """<out>/<name>, absolute. A config without a name has none yet: see `named()`."""
+        if self.name is None:
+            raise ValueError("this SearchConfig has no name yet; cfg.named() gives it its run's")
+        return Path(self.out).expanduser().resolve() / self.name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def validate(self) -> None:
-        """Raise ConfigError (one line) for anything that cannot run. Starts nothing."""
+        """Raise ConfigError (one line) for anything that cannot run. Starts nothing. The name
+        (and whether its experiment exists) is checked only when there is one: search() names
+        the config before it validates it."""
         from search_spaces import SpaceError, get_space
 
         if self.dataset not in DATASETS:
@@ -141,7 +266,7 @@ class SearchConfig:
             )
         if self.time_budget is not None and not self.time_budget > 0:
             raise ConfigError(f"--time-budget must be > 0, got {self.time_budget}")
-        if not NAME_PATTERN.match(str(self.name)):
+        if self.name is not None and not NAME_PATTERN.match(str(self.name)):
             raise ConfigError(
                 f"--name {self.name!r} must be letters, digits, '.', '_' or '-' (no slashes)"
             )
@@ -175,7 +300,7 @@ class SearchConfig:
                 pass
         except OSError:
             raise ConfigError(f"--out {out} is not writable") from None
-        if self.experiment_dir.exists():
+        if self.name is not None and self.experiment_dir.exists():  # unnamed: see named()
             raise ConfigError(
                 f"experiment {self.experiment_dir} already exists; choose another --name"
             )

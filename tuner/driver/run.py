@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -51,6 +52,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     and a failure there shuts Ray down again before the error is raised.
     """
     stream = stream or sys.stdout
+    cfg = cfg.named(datetime.now())  # the run starts: a config without a --name gets its name
     cfg.validate()
     timings = Timings()
     loaded: tuple[DatasetBundle, dict[str, Any]] | None = None
@@ -122,13 +124,14 @@ def resume(
     record = json.loads((exp / "provenance.json").read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
-    cfg.out, cfg.name = str(exp.parent), exp.name  # the directory may have moved
+    cfg = replace(
+        cfg,
+        out=str(exp.parent), name=exp.name,  # the directory may have moved
+        max_failures=cfg.max_failures if max_failures is None else max_failures,
+        time_budget=time_budget,  # a --time-budget is for one run: the resume has its own, or none
+    )  # fmt: skip
     retry = errored_trials(exp) if retry_errored else set()
     record["retry_errored"] = sorted(retry)
-    if max_failures is not None:
-        cfg.max_failures = max_failures
-    # A --time-budget is for one run: the resume has its own, or none.
-    cfg.time_budget = time_budget
     timings = Timings()
 
     def prepare() -> tuple[DatasetBundle, dict[str, Any]]:
