@@ -222,3 +222,22 @@ def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
     assert ray_rule._brackets[0].judged == frozenset()
     fifo = make_scheduler(SearchConfig(scheduler="fifo"), True)
     assert type(fifo).__name__ == "FIFOScheduler"
+
+
+def test_every_resume_option_reaches_resume(monkeypatch, tmp_path):
+    # `tuner resume --time-budget` was accepted and never passed on: the resume ran unlimited.
+    import tuner.driver.run
+    from tuner.cli import main
+
+    seen = {}
+
+    def fake_resume(directory, **kwargs):
+        seen.update(kwargs, directory=directory)
+        raise KeyboardInterrupt  # ends the command before anything runs
+
+    monkeypatch.setattr(tuner.driver.run, "resume", fake_resume)
+    argv = ["resume", str(tmp_path), "--time-budget", "15m", "--max-failures", "4",
+            "--retry-errored"]  # fmt: skip
+    assert main(argv) == 130
+    assert seen == {"directory": str(tmp_path), "max_failures": 4, "retry_errored": True,
+                    "time_budget": 900.0}  # fmt: skip

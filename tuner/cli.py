@@ -156,7 +156,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from tuner.train.config import ConfigError
 
     try:
-        result = resume(args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored)
+        result = resume(
+            args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored,
+            time_budget=args.time_budget,
+        )  # fmt: skip
     except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
