@@ -500,9 +500,9 @@ def _decode_images(
     gray = True
     for i, (path, _) in enumerate(samples):
         try:
-            with Image.open(path) as image:
-                gray = gray and image.mode in GRAY_MODES
-                image = image.convert("RGB") if image.mode != "RGB" else image
+            with Image.open(path) as opened:
+                gray = gray and opened.mode in GRAY_MODES
+                image = opened.convert("RGB") if opened.mode != "RGB" else opened
                 if image_size is not None:
                     image = _resize_shorter_and_crop(image, image_size)
                 pixels = np.asarray(image)  # (H, W, 3)

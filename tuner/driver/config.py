@@ -230,11 +230,11 @@ class SearchConfig:
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)
-        for field, value in (("concurrency", self.concurrency), ("val-count", self.val_count),
+        for field, maybe in (("concurrency", self.concurrency), ("val-count", self.val_count),
                              ("image-size", self.image_size), ("max-params", self.max_params),
                              ("max-macs", self.max_macs)):  # fmt: skip
-            if value is not None:
-                _positive_int(field, value)
+            if maybe is not None:
+                _positive_int(field, maybe)
         if not isinstance(self.max_failures, int) or self.max_failures < 0:
             raise ConfigError(
                 f"--max-failures must be a whole number >= 0, got {self.max_failures}"

@@ -119,8 +119,9 @@ def restored_tuner(
     if retry:
         reopen_trials(exp, study_name(record, cfg), retry)
         notes.append(f"Retrying {len(retry)} errored trial(s) from their last checkpoint")
-    for note in notes if stream is not None else ():
-        say(stream, note)
+    if stream is not None:
+        for note in notes:
+            say(stream, note)
     with restoring_searcher(exp / OPTUNA_DB, retry):
         return tune.Tuner.restore(
             str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
