@@ -260,10 +260,11 @@ def _retrain(exp: Experiment, config: dict[str, Any]) -> str:
         "# with the trainable the search used (one Ray Tune trial, same data split).\n"
         "from ray import tune\n"
         "from tuner.data import load_dataset\n"
-        "from tuner.driver.trainable import train_trial, trial_payload\n\n"
+        "from tuner.driver.trainable import train_trial\n"
+        "from tuner.train.trial_data import TrialData\n\n"
         f"config = {_dict_literal(config)}\n"
         f"bundle = load_dataset({args})\n"
-        "trainable = tune.with_parameters(train_trial, data=trial_payload(bundle))\n"
+        "trainable = tune.with_parameters(train_trial, data=TrialData.from_bundle(bundle))\n"
         "result = tune.Tuner(trainable, param_space=config).fit()\n"
         'print(result[0].metrics["best_val_acc"])\n'
     )

@@ -55,9 +55,10 @@ from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import DatasetBundle, Split, load_dataset
-from tuner.driver.trainable import train_trial, trial_payload
+from tuner.driver.trainable import train_trial
 from tuner.train.config import TrainConfig
 from tuner.train.model import ConvNet
+from tuner.train.trial_data import TrialData
 
 TARGET_RATIO = 1.05
 GRAY = (0.299, 0.587, 0.114)  # torchvision's RandomGrayscale weights
@@ -167,13 +168,13 @@ def start_ray() -> str:
 
 
 def tune_run(
-    payload: dict[str, Any], config: dict[str, Any], threads: int, storage: str, name: str
+    data: TrialData, config: dict[str, Any], threads: int, storage: str, name: str
 ) -> tuple[list[dict], float]:
     """One real Tune run of train_trial; per-epoch metrics and the wall time of Tuner.fit."""
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=payload, threads=threads), {"cpu": threads}
+        tune.with_parameters(train_trial, data=data, threads=threads), {"cpu": threads}
     )
     tuner = tune.Tuner(
         trainable,
@@ -244,12 +245,12 @@ def main() -> None:
     bundle = subset(load_dataset("imagefolder", args.data_dir, val_count=args.val), args.train)
     config = bench_config(tuple(args.channels), args.epochs)
     t0 = time.perf_counter()
-    payload = trial_payload(bundle)
-    payload_s = time.perf_counter() - t0
+    data = TrialData.from_bundle(bundle)
+    data_s = time.perf_counter() - t0
     print(
         f"{len(bundle.train.y):,} train / {len(bundle.val.y):,} val images, channels "
         f"{tuple(args.channels)}, batch {config['batch_size']}, {args.epochs} epochs x "
-        f"{args.rounds} rounds, {args.threads} threads; trial_payload {payload_s:.2f} s",
+        f"{args.rounds} rounds, {args.threads} threads; TrialData {data_s:.2f} s",
         flush=True,
     )
 
@@ -267,7 +268,7 @@ def main() -> None:
                 if side == "bare":
                     bare.append(bare_run(bundle, config, args.threads))
                 else:
-                    epochs, wall = tune_run(payload, config, args.threads, storage, f"round{r}")
+                    epochs, wall = tune_run(data, config, args.threads, storage, f"round{r}")
                     tune_runs.append(epochs)
                     fit_walls.append(wall)
             print(
@@ -336,7 +337,7 @@ def main() -> None:
             "epochs": args.epochs,
             "rounds": args.rounds,
             "threads": args.threads,
-            "trial_payload_s": payload_s,
+            "trial_payload_s": data_s,  # TrialData.from_bundle (the key predates it)
             "median_epoch_s": {"bare": bare_total, "tune": tune_total},
             "median_parts_s": parts,
             "ratio": ratio,

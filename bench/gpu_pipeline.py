@@ -32,9 +32,10 @@ from torchvision import datasets
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders
 from tuner.train.config import TrainConfig
 from tuner.train.loop import autocast_for, build_optimizer, train_epoch
+from tuner.train.trial import build_model, make_loaders
+from tuner.train.trial_data import TrialData
 
 WARMUP_BATCHES = 10
 
@@ -44,7 +45,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def ours(batch: int, payload: dict, device: torch.device, epochs: int) -> float:
+def ours(batch: int, payload: TrialData, device: torch.device, epochs: int) -> float:
     cfg = TrainConfig.from_dict({**BASELINE, "batch_size": batch})
     torch.manual_seed(0)
     model = build_model(cfg, payload, device)
@@ -62,8 +63,8 @@ def ours(batch: int, payload: dict, device: torch.device, epochs: int) -> float:
 
 
 def lab(
-    batch: int, train_dir: Path, payload: dict, device: torch.device, workers: int, images: int,
-    *, our_step: bool,
+    batch: int, train_dir: Path, payload: TrialData, device: torch.device, workers: int,
+    images: int, *, our_step: bool,
 ) -> float:  # fmt: skip
     """The lab's loop (or, with our_step, the lab's loader feeding our bf16/channels_last step)."""
     cfg = TrainConfig.from_dict({**BASELINE, "batch_size": batch})
@@ -117,12 +118,10 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
 
     bundle = load_dataset("imagefolder", args.data_dir)
-    payload = {
-        "train_x": bundle.train.x, "train_y": bundle.train.y,
-        "val_x": bundle.val.x, "val_y": bundle.val.y,
-        "input_shape": bundle.input_shape, "num_classes": bundle.num_classes,
-        "mean": (0.5,) * 3, "std": (0.5,) * 3,
-    }  # fmt: skip
+    payload = TrialData(
+        input_shape=bundle.input_shape, classes=bundle.classes, mean=(0.5,) * 3, std=(0.5,) * 3,
+        train=bundle.train, val=bundle.val,
+    )  # fmt: skip
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     figures: dict = {"gpu": gpu, "torch": torch.__version__, "lab_workers": args.lab_workers}
     train_dir = args.data_dir / "train"

@@ -1,7 +1,7 @@
 """(c) Pooling: total training images/s with 1, 2, 4 and 8 trials sharing one GPU.
 
 Each "trial" is a separate process, as Ray runs trials with --gpus-per-trial 1/N: it caps its
-CUDA memory at 1/N (torch.cuda.set_per_process_memory_fraction, as tuner/driver/trainable.py does),
+CUDA memory at 1/N (torch.cuda.set_per_process_memory_fraction, as tuner/train/trial.py does),
 moves the images to the GPU with our loader and trains the lab's network at the lab's batch
 size (64) with train_epoch (bf16, channels_last). After a warm-up the processes meet at a
 barrier, then each trains for --seconds; the figure is the sum of their images/s.
@@ -21,10 +21,11 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders
+from tuner.data import Split, load_dataset
 from tuner.train.config import TrainConfig
 from tuner.train.loop import build_optimizer, train_epoch
+from tuner.train.trial import build_model, make_loaders
+from tuner.train.trial_data import TrialData
 
 CHUNK = 5_000  # images per train_epoch call: short enough to stop near the deadline
 
@@ -37,13 +38,12 @@ def trial(rank: int, n: int, args: argparse.Namespace, barrier, results) -> None
     torch.backends.cudnn.benchmark = True
     bundle = load_dataset("imagefolder", args.data_dir)
     offset = (rank * CHUNK) % max(1, len(bundle.train.y) - CHUNK)
-    payload = {
-        "train_x": bundle.train.x[offset : offset + CHUNK],
-        "train_y": bundle.train.y[offset : offset + CHUNK],
-        "val_x": bundle.val.x, "val_y": bundle.val.y,
-        "input_shape": bundle.input_shape, "num_classes": bundle.num_classes,
-        "mean": (0.5,) * 3, "std": (0.5,) * 3,
-    }  # fmt: skip
+    payload = TrialData(
+        input_shape=bundle.input_shape, classes=bundle.classes, mean=(0.5,) * 3, std=(0.5,) * 3,
+        train=Split(bundle.train.x[offset : offset + CHUNK],
+                    bundle.train.y[offset : offset + CHUNK]),
+        val=bundle.val,
+    )  # fmt: skip
     cfg = TrainConfig.from_dict({**BASELINE, "batch_size": args.batch, "seed": rank})
     model = build_model(cfg, payload, device)
     train, _ = make_loaders(cfg, payload, device)

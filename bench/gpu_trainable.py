@@ -1,7 +1,7 @@
 """(b) Seconds for the lab's configuration to reach 83 % held-out accuracy on a GPU.
 
 Runs the pieces a trial runs (build_model, make_loaders, train_epoch, evaluate from
-tuner/driver/trainable.py and tuner/train/loop.py), without Ray: our device-resident loader, bf16
+tuner/train/trial.py and tuner/train/loop.py), without Ray: our device-resident loader, bf16
 autocast and channels_last. Data: the fixed 45,000 / 5,000 split of the CIFAR-10 JPEG training
 set made by bench/cifar_split.py (train on train/, held-out accuracy on test/). The lab's
 configuration: SGD lr 0.01, momentum 0.9, batch 64, flip + grayscale 0.1, Normalize(0.5, 0.5).
@@ -26,28 +26,27 @@ import torch
 from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
-from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders
+from tuner.data import Split, load_dataset
 from tuner.train.config import TrainConfig
 from tuner.train.loop import autocast_for, build_optimizer, build_schedule, evaluate, train_epoch
+from tuner.train.trial import build_model, make_loaders
+from tuner.train.trial_data import TrialData
 
 TARGET_ACC = 0.83
 
 
-def payload_from(bundle, limit: int | None = None) -> dict:
+def payload_from(bundle, limit: int | None = None) -> TrialData:
     """Train on all of train/ (the tuner's train + val splits), hold out test/."""
     x = np.concatenate([bundle.train.x, bundle.val.x])[:limit]
     y = np.concatenate([bundle.train.y, bundle.val.y])[:limit]
-    return {
-        "train_x": x,
-        "train_y": y,
-        "val_x": bundle.test.x,
-        "val_y": bundle.test.y,
-        "input_shape": bundle.input_shape,
-        "num_classes": bundle.num_classes,
-        "mean": (0.5,) * 3,
-        "std": (0.5,) * 3,
-    }
+    return TrialData(
+        input_shape=bundle.input_shape,
+        classes=bundle.classes,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        train=Split(x, y),
+        val=bundle.test,  # held out: this benchmark trains on the tuner's train + val
+    )
 
 
 def sync(device: torch.device) -> None:
@@ -70,7 +69,7 @@ def main() -> None:
     t0 = time.perf_counter()
     bundle = load_dataset("imagefolder", args.data_dir)
     payload = payload_from(bundle, args.limit)
-    print(f"loaded {len(payload['train_y'])} train / {len(payload['val_y'])} held-out "
+    print(f"loaded {len(payload.train.y)} train / {len(payload.val.y)} held-out "
           f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     figures: dict = {"gpu": gpu, "torch": torch.__version__}

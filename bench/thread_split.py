@@ -1,4 +1,4 @@
-"""Why a trial's set-up and its epochs share one thread (tuner/driver/trainable.py, `train`).
+"""Why a trial's set-up and its epochs share one thread (tuner/train/trial.py, `run_trial`).
 
 Trains the same epochs three ways, each in a fresh process, alternating over --rounds:
 
@@ -33,20 +33,23 @@ def epochs_seconds(way: str, epochs: int) -> list[float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from epoch_overhead import bench_config  # bench/ is sys.path[0]
 
-    from tuner.driver.trainable import build_model, make_loaders
+    from tuner.data import Split
     from tuner.train.config import TrainConfig
     from tuner.train.loop import build_optimizer, train_epoch
+    from tuner.train.trial import build_model, make_loaders
+    from tuner.train.trial_data import TrialData
 
     torch.set_num_threads(2)
     cfg = TrainConfig.from_dict(bench_config((16, 32, 64), epochs))
     rng = np.random.default_rng(0)
-    data = {
-        "input_shape": (3, 32, 32), "num_classes": 10, "mean": (0.5,) * 3, "std": (0.25,) * 3,
-        "train_x": rng.integers(0, 255, (5000, 3, 32, 32), dtype=np.uint8),
-        "train_y": rng.integers(0, 10, 5000),
-        "val_x": rng.integers(0, 255, (1000, 3, 32, 32), dtype=np.uint8),
-        "val_y": rng.integers(0, 10, 1000),
-    }  # fmt: skip
+    data = TrialData(
+        input_shape=(3, 32, 32), classes=tuple(map(str, range(10))), mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        train=Split(rng.integers(0, 255, (5000, 3, 32, 32), dtype=np.uint8),
+                    rng.integers(0, 10, 5000, dtype=np.int64)),
+        val=Split(rng.integers(0, 255, (1000, 3, 32, 32), dtype=np.uint8),
+                  rng.integers(0, 10, 1000, dtype=np.int64)),
+    )  # fmt: skip
     device = torch.device("cpu")
     seconds: list[float] = []
 

@@ -44,14 +44,15 @@ def worker(dataset: str, data_dir: str | None, threads: int | None, seconds: flo
     from torch import nn
 
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, make_loaders, trial_payload
     from tuner.train.config import TrainConfig
     from tuner.train.loop import build_optimizer, train_epoch
+    from tuner.train.trial import build_model, make_loaders
+    from tuner.train.trial_data import TrialData
 
     if threads is not None:
         torch.set_num_threads(threads)
     bundle = load_dataset(dataset, data_dir)
-    data = trial_payload(bundle)
+    data = TrialData.from_bundle(bundle)
     cfg = TrainConfig.from_dict(CONFIG)
     device = torch.device("cpu")
     model = build_model(cfg, data, device)

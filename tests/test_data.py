@@ -500,16 +500,17 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
 def test_a_cached_dataset_opens_by_reference_with_the_same_split(tmp_path: Path) -> None:
     """What a trial on a cluster node does: open the driver's cache by path, no decoding."""
     from tuner.data import open_cached
-    from tuner.driver.trainable import resolve_payload, trial_payload
+    from tuner.train.trial_data import TrialData
 
     bundle = load_dataset("digits", tmp_path, val_count=150)
     assert bundle.cache is not None and Path(bundle.cache.cache_dir).is_dir()
-    payload = trial_payload(bundle, from_cache=True)
-    assert "train_x" not in payload  # only the location travels
-    opened = resolve_payload(payload)
-    np.testing.assert_array_equal(opened["train_x"], bundle.train.x)
-    np.testing.assert_array_equal(opened["val_y"], bundle.val.y)
-    assert len(opened["val_y"]) == 150
+    data = TrialData.from_bundle(bundle, from_cache=True)
+    assert data.train is None and data.val is None  # only the location travels
+    opened = data.opened()
+    np.testing.assert_array_equal(opened.train.x, bundle.train.x)
+    np.testing.assert_array_equal(opened.val.y, bundle.val.y)
+    assert len(opened.val.y) == 150
+    assert opened.input_shape == data.input_shape and opened.mean == data.mean
     train, _ = open_cached(bundle.cache)
     assert isinstance(train.x, np.memmap)  # mapped, so trials on one node share the pages
 

@@ -153,10 +153,12 @@ def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
     import search_spaces
     from search_spaces import SearchSpace
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, load_best_weights, normalization, trial_payload
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
     from tuner.train.loader import DeviceLoader
     from tuner.train.scoring import latest_checkpoint
+    from tuner.train.trial import build_model, normalization
+    from tuner.train.trial_data import TrialData
 
     space = SearchSpace("smoothed", "label smoothing 0.3", smoothed_space, baseline=None)
     monkeypatch.setitem(search_spaces.SPACES, "smoothed", space)
@@ -167,13 +169,13 @@ def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
     config = json.loads((trial_dir / "params.json").read_text())
     cfg = TrainConfig.from_dict(config)
     assert cfg.label_smoothing == 0.3
-    payload = trial_payload(load_dataset("digits"))
-    model = build_model(cfg, payload, torch.device("cpu"))
+    data = TrialData.from_bundle(load_dataset("digits"))
+    model = build_model(cfg, data, torch.device("cpu"))
     weights, kept = load_best_weights(latest_checkpoint(trial_dir))
     model.load_state_dict(weights)
     model.eval()
-    mean, std = normalization(cfg, payload)
-    val = DeviceLoader(payload["val_x"], payload["val_y"], batch_size=1024,
+    mean, std = normalization(cfg, data)
+    val = DeviceLoader(data.val.x, data.val.y, batch_size=1024,
                        device=torch.device("cpu"), mean=mean, std=std, shuffle=False)  # fmt: skip
     logits, labels = zip(*[(model(x), y) for x, y in val], strict=True)
     logits, labels = torch.cat(logits), torch.cat(labels)

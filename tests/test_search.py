@@ -240,8 +240,8 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
 def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
     """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
     and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
-    from tuner.driver.trainable import load_best_weights
     from tuner.driver.tuner_setup import scheduler_stop_epochs
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.scoring import latest_checkpoint
 
     cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
@@ -260,7 +260,7 @@ def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick
 
 
 def test_checkpoint_policy():
-    from tuner.driver.trainable import CheckpointPolicy
+    from tuner.train.checkpoints import CheckpointPolicy
 
     every_epoch = CheckpointPolicy(interval_s=0)
     assert all(every_epoch.due(e, 10, 0.0) for e in range(1, 11))
@@ -274,13 +274,15 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(nine_trials):
     import torch
 
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, load_best_weights, make_loaders, trial_payload
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
     from tuner.train.loop import evaluate
     from tuner.train.scoring import latest_checkpoint
+    from tuner.train.trial import build_model, make_loaders
+    from tuner.train.trial_data import TrialData
 
     _, result, _ = nine_trials
-    payload = trial_payload(load_dataset("digits"))
+    data = TrialData.from_bundle(load_dataset("digits"))
     for _, row in result.trials.iterrows():
         if row["status"] == "diverged" and not row["best_epoch"]:
             continue  # diverged in its first epoch: no weights were ever kept
@@ -290,9 +292,9 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(nine_trials):
         )
         assert kept["epoch"] == row["best_epoch"]
         cfg = TrainConfig.from_dict(config)
-        model = build_model(cfg, payload, torch.device("cpu"))
+        model = build_model(cfg, data, torch.device("cpu"))
         model.load_state_dict(weights)
-        _, val = make_loaders(cfg, payload, torch.device("cpu"))
+        _, val = make_loaders(cfg, data, torch.device("cpu"))
         stats, _ = evaluate(model, val, torch.device("cpu"))
         assert stats.loss == pytest.approx(row["best_val_loss"], rel=1e-4)
         epochs = result.epochs[result.epochs["trial_index"] == row["trial_index"]]
@@ -306,16 +308,17 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
 
     from tuner.data import load_dataset
     from tuner.driver.ray_runtime import keep_local_ray_on_loopback
-    from tuner.driver.trainable import train_trial, trial_payload
+    from tuner.driver.trainable import train_trial
+    from tuner.train.trial_data import TrialData
 
-    payload = trial_payload(load_dataset("digits"))
+    data = TrialData.from_bundle(load_dataset("digits"))
     keep_local_ray_on_loopback()
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:
         config = {"n_blocks": 1, "channels_b0": 8, "fc_layers": 0, "hflip": False,
                   "lr": 1e6, "epochs": 5}  # fmt: skip
         tuner = tune.Tuner(
-            tune.with_parameters(train_trial, data=payload),
+            tune.with_parameters(train_trial, data=data),
             param_space=config,
             run_config=tune.RunConfig(
                 storage_path=str(tmp_path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,6 @@ from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders, trial_payload
 from tuner.train.config import TrainConfig
 from tuner.train.loop import (
     build_optimizer,
@@ -19,6 +19,8 @@ from tuner.train.loop import (
     loss_exploded,
     train_epoch,
 )
+from tuner.train.trial import build_model, make_loaders
+from tuner.train.trial_data import TrialData
 
 CPU = torch.device("cpu")
 SMALL_BN = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "batch_norm": True,
@@ -28,7 +30,7 @@ SMALL_BN = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "batch_norm": T
 @pytest.fixture(scope="module")
 def digits():
     bundle = load_dataset("digits")
-    return bundle, trial_payload(bundle)
+    return bundle, TrialData.from_bundle(bundle)
 
 
 def test_optimizers_match_the_config():
@@ -72,11 +74,11 @@ def test_exploding_and_non_finite_losses_count_as_divergence():
 
 
 def test_a_huge_learning_rate_diverges_and_stops_the_epoch(digits):
-    _, payload = digits
+    _, data = digits
     cfg = TrainConfig.from_dict({**SMALL_BN, "batch_norm": False, "lr": 1e6, "momentum": 0.9})
     torch.manual_seed(0)
-    model = build_model(cfg, payload, CPU)
-    train, _ = make_loaders(cfg, payload, CPU)
+    model = build_model(cfg, data, CPU)
+    train, _ = make_loaders(cfg, data, CPU)
     opt = build_optimizer(model, cfg)
     stats = train_epoch(model, train, opt, None, nn.CrossEntropyLoss(), CPU)
     assert stats.diverged or loss_exploded(stats.loss, 10)
@@ -96,13 +98,13 @@ class _CountingBatches:
 
 def test_a_deferred_divergence_check_still_stops_within_its_window(digits):
     """The GPU path reads the loss's finiteness every few steps (no host sync per step)."""
-    _, payload = digits
+    _, data = digits
     cfg = TrainConfig.from_dict({**SMALL_BN, "batch_norm": False, "lr": 1e6, "momentum": 0.9})
     results = {}
     for every in (1, 5):
         torch.manual_seed(0)
-        model = build_model(cfg, payload, CPU)
-        train, _ = make_loaders(cfg, payload, CPU)
+        model = build_model(cfg, data, CPU)
+        train, _ = make_loaders(cfg, data, CPU)
         batches = _CountingBatches(train)
         opt = build_optimizer(model, cfg)
         stats = train_epoch(model, batches, opt, None, nn.CrossEntropyLoss(), CPU, every)
@@ -114,29 +116,29 @@ def test_a_deferred_divergence_check_still_stops_within_its_window(digits):
 
 
 def test_a_small_bn_network_learns_digits_in_two_epochs(digits):
-    _, payload = digits
+    _, data = digits
     cfg = TrainConfig.from_dict({**SMALL_BN, "optimizer": "adam", "lr": 3e-3})
     torch.manual_seed(0)
-    model = build_model(cfg, payload, CPU)
-    train, val = make_loaders(cfg, payload, CPU)
+    model = build_model(cfg, data, CPU)
+    train, val = make_loaders(cfg, data, CPU)
     opt = build_optimizer(model, cfg)
     for _ in range(2):
         stats = train_epoch(model, train, opt, None, nn.CrossEntropyLoss(), CPU)
-    assert not stats.diverged and stats.images == len(payload["train_y"])
+    assert not stats.diverged and stats.images == len(data.train.y)
     result, confusion = evaluate(model, val, CPU, num_classes=10)
     assert result.acc > 0.8  # chance is 0.1
-    assert confusion.sum() == len(payload["val_y"])
+    assert confusion.sum() == len(data.val.y)
     assert confusion.diag().sum().item() / confusion.sum().item() == pytest.approx(result.acc)
     assert (
         confusion.sum(1).tolist()
-        == torch.bincount(torch.as_tensor(payload["val_y"]), minlength=10).tolist()
+        == torch.bincount(torch.as_tensor(data.val.y), minlength=10).tolist()
     )  # rows are the true classes
 
 
 def test_the_baseline_config_builds_the_labs_network_on_digits(digits):
-    _, payload = digits
+    _, data = digits
     cfg = TrainConfig.from_dict(BASELINE)
-    model = build_model(cfg, payload, CPU)
+    model = build_model(cfg, data, CPU)
     assert sum(p.numel() for p in model.parameters()) == 1_227_146
 
 
@@ -146,14 +148,16 @@ def test_the_test_split_never_reaches_a_trial(digits, tmp_path):
     from tuner.data import open_cached
     from tuner.train.loader import channel_stats
 
-    bundle, payload = digits
-    assert set(payload) == {"input_shape", "num_classes", "mean", "std", "train_x", "train_y",
-                            "val_x", "val_y"}  # fmt: skip
-    assert len(payload["train_y"]) + len(payload["val_y"]) + len(bundle.test.y) == 1797
-    assert payload["train_x"] is bundle.train.x and payload["val_x"] is bundle.val.x
-    assert tuple(payload["mean"]) == tuple(channel_stats(bundle.train.x)[0])  # train only
+    bundle, data = digits
+    assert {f.name for f in dataclasses.fields(data)} == {
+        "input_shape", "classes", "mean", "std", "train", "val", "cache"
+    }  # fmt: skip
+    assert data.cache is None  # the arrays themselves, in-process
+    assert len(data.train.y) + len(data.val.y) + len(bundle.test.y) == 1797
+    assert data.train.x is bundle.train.x and data.val.x is bundle.val.x
+    assert tuple(data.mean) == tuple(channel_stats(bundle.train.x)[0])  # train only
     cached = load_dataset("digits", tmp_path)
-    by_path = trial_payload(cached, from_cache=True)
-    assert set(by_path) == {"input_shape", "num_classes", "mean", "std", "cache"}
-    opened = open_cached(by_path["cache"])
+    by_path = TrialData.from_bundle(cached, from_cache=True)
+    assert by_path.train is None and by_path.val is None and by_path.cache == cached.cache
+    opened = open_cached(by_path.cache)
     assert [len(split.y) for split in opened] == [len(cached.train.y), len(cached.val.y)]

@@ -109,15 +109,13 @@ def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[s
     driver killed before it synced result.json; the trial, restored, never reports them
     again). history.json is plain JSON beside state.pt; older checkpoints have only state.pt,
     read then (that imports torch)."""
-    from tuner.train.checkpoints import HISTORY_FILE, checkpoint_dirs, newest_readable
+    from tuner.train.checkpoints import checkpoint_dirs, newest_readable, read_history
 
     history: Any = None
     for checkpoint in checkpoint_dirs(trial_dir):
-        try:
-            history = json.loads((checkpoint / HISTORY_FILE).read_text())
+        history = read_history(checkpoint)
+        if history is not None:
             break
-        except (OSError, ValueError):
-            continue
     if history is None and have and len(have) < max(have):  # a gap, and no history.json
         _, state, _ = newest_readable(trial_dir)
         history = (state or {}).get("history")

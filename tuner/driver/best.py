@@ -15,6 +15,7 @@ from tuner.driver.objectives import knee_point, pareto_front, parse_objectives, 
 from tuner.driver.tuner_setup import SEARCHER_METRIC
 from tuner.experiment import pick_best, trial_config
 from tuner.io import atomic_write_json
+from tuner.train.trial_data import TrialData
 
 MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
 
@@ -23,7 +24,7 @@ def _score(
     exp: Path,
     row: pd.Series,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     stream: TextIO | None,
 ) -> dict[str, Any] | None:
     """evaluate_on_test, saying first what it scores (on a CPU a big net takes a minute)."""
@@ -33,14 +34,14 @@ def _score(
         say(
             stream, f"Scoring trial {int(row['trial_index'])} on {len(bundle.test.y):,} test images"
         )
-    return evaluate_on_test(trial_config(exp, row), exp / row["trial_dir"], bundle, payload)
+    return evaluate_on_test(trial_config(exp, row), exp / row["trial_dir"], bundle, trial_data)
 
 
 def _trial_record(
     exp: Path,
     row: pd.Series,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """One trial as best.json describes it, scored on the test split."""
@@ -57,7 +58,7 @@ def _trial_record(
         "epochs_run": int(row["epochs_run"]),
         "params": int(row["params"]),
     }
-    scored = _score(exp, row, bundle, payload, stream) or {}
+    scored = _score(exp, row, bundle, trial_data, stream) or {}
     if scored and scored["kept_epoch"] != record["best_epoch"]:
         # Stopped from outside (--time-budget) after its best epoch but before that epoch's
         # checkpoint (see --checkpoint-interval): the weights scored are the checkpoint's, so
@@ -74,7 +75,7 @@ def _pick(
     cfg: SearchConfig,
     trials: pd.DataFrame,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     stream: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Single objective: the highest validation accuracy. Several: the Pareto front of the
@@ -84,7 +85,7 @@ def _pick(
         row = pick_best(trials) if not trials.empty else None
         if row is None:
             return None
-        best = _trial_record(exp, row, bundle, payload, stream)
+        best = _trial_record(exp, row, bundle, trial_data, stream)
         best["selected_by"] = (
             f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)"
         )
@@ -104,7 +105,7 @@ def _pick(
     for index in by_index.index:
         row = by_index.loc[index]
         if index in scored:
-            point = _trial_record(exp, row, bundle, payload, stream)
+            point = _trial_record(exp, row, bundle, trial_data, stream)
         else:
             point = {"trial_index": int(index), "params": int(row["params"])}
         point["objectives"] = values_of(row, objectives)
@@ -124,12 +125,12 @@ def write_best(
     cfg: SearchConfig,
     trials: pd.DataFrame,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     stream: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Pick the best trial on validation, then (only then) score it on the test split."""
     exp = cfg.experiment_dir
-    best = _pick(cfg, trials, bundle, payload, stream)
+    best = _pick(cfg, trials, bundle, trial_data, stream)
     if best is None:
         return None
     best["classes"] = list(bundle.classes)
@@ -137,7 +138,7 @@ def write_best(
     baseline = trials[trials["is_baseline"]]
     if not baseline.empty and baseline.iloc[0]["best_epoch"] >= 1:
         base = baseline.iloc[0]
-        scored = _score(exp, base, bundle, payload, stream)
+        scored = _score(exp, base, bundle, trial_data, stream)
         best["baseline"] = {
             "trial_index": int(base["trial_index"]),
             "val_acc": base["best_val_acc"],

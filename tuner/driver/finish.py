@@ -20,6 +20,7 @@ from tuner.driver.provenance import Timings
 from tuner.driver.recovery import reconcile_study, study_name
 from tuner.experiment import Damage, collect_tables, ray_trial_states
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.train.trial_data import TrialData
 
 
 @dataclass
@@ -55,7 +56,7 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
 def write_results(
     cfg: SearchConfig,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     record: dict[str, Any],
     stream: TextIO,
     timings: Timings,
@@ -91,7 +92,7 @@ def write_results(
     if not left:
         reconcile_study(exp, study_name(record, cfg))
     with timings("test_evaluation"):
-        best = write_best(cfg, trials, bundle, payload, stream)
+        best = write_best(cfg, trials, bundle, trial_data, stream)
     record["finished"] = None if left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}

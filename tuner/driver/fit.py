@@ -24,12 +24,13 @@ from tuner.driver.recovery import (
 )
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import ray_trial_states
+from tuner.train.trial_data import TrialData
 
 
 def fit(
     cfg: SearchConfig,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     record: dict[str, Any],
     stream: TextIO,
     restore: bool,
@@ -47,10 +48,10 @@ def fit(
     try:
         check_schedulable(cfg)
         if restore:
-            tuner = restored_tuner(cfg, payload, record, retry, stream)
+            tuner = restored_tuner(cfg, trial_data, record, retry, stream)
         else:
             with timings("build_tuner"):
-                tuner = build_tuner(cfg, bundle, payload, stream, storage)
+                tuner = build_tuner(cfg, bundle, trial_data, stream, storage)
         if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
             from tuner.driver.guards import quiet_disk_full_logs
 
@@ -76,7 +77,7 @@ def fit(
                     say(stream, f"Ray's memory monitor killed a trial (node memory above its "
                         "threshold); the search continues from its last saved state "
                         f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
-                    tuner = restored_tuner(cfg, payload, record, set(), None)
+                    tuner = restored_tuner(cfg, trial_data, record, set(), None)
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
@@ -97,7 +98,7 @@ def fit(
 
 def restored_tuner(
     cfg: SearchConfig,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     record: dict[str, Any],
     retry: set[str],
     stream: TextIO | None,
@@ -124,7 +125,7 @@ def restored_tuner(
             say(stream, note)
     with restoring_searcher(exp / OPTUNA_DB, retry):
         return tune.Tuner.restore(
-            str(exp), trainable=make_trainable(cfg, payload), resume_unfinished=True,
+            str(exp), trainable=make_trainable(cfg, trial_data), resume_unfinished=True,
             resume_errored=bool(retry),
         )  # fmt: skip
 

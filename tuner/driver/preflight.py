@@ -1,4 +1,4 @@
-"""Checks before any trial runs: the dataset loaded and its trial payload made, the space
+"""Checks before any trial runs: the dataset loaded and what trials get of it made, the space
 dry-run at the dataset's shape, the size budget priced, the free disk space, and whether an
 experiment may be resumed safely. Each failure is one ConfigError or DataError line."""
 
@@ -12,13 +12,12 @@ from tuner.data import DatasetBundle, load_dataset
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.errors import ConfigError
+from tuner.train.trial_data import TrialData
 
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
 
 
-def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[str, Any]]:
-    from tuner.driver.trainable import trial_payload
-
+def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialData]:
     bundle = load_dataset(
         cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
         progress=lambda m: say(stream, m),
@@ -30,7 +29,7 @@ def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, dict[st
         say(stream, "warning: the dataset could not be cached; the driver sends it to trials")
     if from_cache:
         say(stream, f"trials open the dataset on their own node from {bundle.cache.cache_dir}")
-    return bundle, trial_payload(bundle, from_cache=from_cache)
+    return bundle, TrialData.from_bundle(bundle, from_cache=from_cache)
 
 
 def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> Any:

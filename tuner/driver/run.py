@@ -39,6 +39,7 @@ from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.tuner_setup import open_study_storage
 from tuner.errors import ConfigError
 from tuner.io import atomic_write_json
+from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
 
@@ -55,7 +56,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     cfg = cfg.named(datetime.now())  # the run starts: a config without a --name gets its name
     cfg.validate()
     timings = Timings()
-    loaded: tuple[DatasetBundle, dict[str, Any]] | None = None
+    loaded: tuple[DatasetBundle, TrialData] | None = None
     if cfg.max_params is not None or cfg.max_macs is not None:
         # Priced before Ray starts, so that an impossible budget costs a second and exit 2,
         # not Ray's start and 200 refused proposals inside Tune. The dataset is loaded first
@@ -65,12 +66,12 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         with timings("budget_check"):
             check_budget(cfg, loaded[0], stream)
 
-    def prepare() -> tuple[DatasetBundle, dict[str, Any], dict[str, Any], Any]:
+    def prepare() -> tuple[DatasetBundle, TrialData, dict[str, Any], Any]:
         if loaded is None:
             with timings("dataset"):
-                bundle, payload = load_data(cfg, stream)
+                bundle, trial_data = load_data(cfg, stream)
         else:
-            bundle, payload = loaded
+            bundle, trial_data = loaded
         with timings("space_check"):
             checked = dry_run_space(cfg, bundle, stream)
         warn_if_short_of_space(cfg, checked.mean_params, stream)
@@ -87,9 +88,11 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             atomic_write_json(exp / "provenance.json", record)
         with timings("study_storage"):
             storage = open_study_storage(cfg)
-        return bundle, payload, record, storage
+        return bundle, trial_data, record, storage
 
-    (bundle, payload, record, storage), we_started = while_ray_starts(cfg, stream, prepare, timings)
+    (bundle, trial_data, record, storage), we_started = while_ray_starts(
+        cfg, stream, prepare, timings
+    )
     say(
         stream,
         f"Searching {cfg.space} on {bundle.name} {bundle.input_shape} "
@@ -97,7 +100,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",
     )
-    return _run(cfg, bundle, payload, record, stream, restore=False, we_started=we_started,
+    return _run(cfg, bundle, trial_data, record, stream, restore=False, we_started=we_started,
                 timings=timings, storage=storage)  # fmt: skip
 
 
@@ -134,22 +137,22 @@ def resume(
     record["retry_errored"] = sorted(retry)
     timings = Timings()
 
-    def prepare() -> tuple[DatasetBundle, dict[str, Any]]:
+    def prepare() -> tuple[DatasetBundle, TrialData]:
         with timings("dataset"):
             return load_data(cfg, stream)
 
-    (bundle, payload), we_started = while_ray_starts(cfg, stream, prepare, timings)
+    (bundle, trial_data), we_started = while_ray_starts(cfg, stream, prepare, timings)
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
     atomic_write_json(exp / "provenance.json", record)
     say(stream, f"Resuming {exp}")
-    return _run(cfg, bundle, payload, record, stream, restore=True, we_started=we_started,
+    return _run(cfg, bundle, trial_data, record, stream, restore=True, we_started=we_started,
                 timings=timings, retry=retry)  # fmt: skip
 
 
 def _run(
     cfg: SearchConfig,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     record: dict[str, Any],
     stream: TextIO,
     restore: bool,
@@ -169,7 +172,7 @@ def _run(
     started = time.time()
     plan = functools.partial(interrupt_plan, cfg, bundle)
     with Interrupts(stream, plan, cfg.time_budget) as interrupts:
-        fit(cfg, bundle, payload, record, stream, restore, we_started, timings, storage,
+        fit(cfg, bundle, trial_data, record, stream, restore, we_started, timings, storage,
             interrupts, retry or set())  # fmt: skip
         shown = progress.ACTIVE
         if shown is not None and shown.final_status:
@@ -179,7 +182,7 @@ def _run(
             record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
         try:
             result = write_results(
-                cfg, bundle, payload, record, stream, timings, started, interrupts.stop_kind
+                cfg, bundle, trial_data, record, stream, timings, started, interrupts.stop_kind
             )
         except OSError as e:
             if is_disk_full(e):

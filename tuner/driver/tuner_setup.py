@@ -16,6 +16,7 @@ from tuner.driver.objectives import parse_objectives
 from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
 from tuner.driver.recovery import OPTUNA_DB
 from tuner.experiment import REJECTED_CSV, record_rejection, trial_dir_name
+from tuner.train.trial_data import TrialData
 
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
 
@@ -39,10 +40,11 @@ def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
 
 
-def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
+def make_trainable(cfg: SearchConfig, trial_data: TrialData) -> Any:
     from ray import tune
 
-    from tuner.driver.trainable import CheckpointPolicy, train_trial
+    from tuner.driver.trainable import train_trial
+    from tuner.train.checkpoints import CheckpointPolicy
 
     if cfg.address is None:
         let_trials_use_prestarted_workers()
@@ -50,7 +52,7 @@ def make_trainable(cfg: SearchConfig, payload: dict[str, Any]) -> Any:
     threads = max(1, int(cfg.cpus_per_trial))
     checkpoints = CheckpointPolicy(cfg.checkpoint_interval, scheduler_stop_epochs(cfg))
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
-        train_trial, data=payload, threads=threads, gpu_share=cfg.gpus_per_trial,
+        train_trial, data=trial_data, threads=threads, gpu_share=cfg.gpus_per_trial,
         checkpoints=checkpoints,
     )  # fmt: skip
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
@@ -67,7 +69,7 @@ def open_study_storage(cfg: SearchConfig) -> Any:
 def build_tuner(
     cfg: SearchConfig,
     bundle: DatasetBundle,
-    payload: dict[str, Any],
+    trial_data: TrialData,
     stream: TextIO,
     storage: Any = None,
 ) -> Any:
@@ -110,7 +112,7 @@ def build_tuner(
     scheduler = make_scheduler(cfg, has_baseline=space.baseline is not None)
 
     return tune.Tuner(
-        make_trainable(cfg, payload),
+        make_trainable(cfg, trial_data),
         param_space=fixed_params(cfg, bundle),
         tune_config=tune.TuneConfig(
             search_alg=searcher,

@@ -1,18 +1,75 @@
-"""A trial's checkpoints on disk: which is the newest that can really be read.
+"""A trial's checkpoints on disk: when one is written, what it holds, and which is the newest
+that can really be read. Every checkpoint is saved and loaded here.
 
-Ray writes checkpoint_000000, checkpoint_000001, ... in the trial's directory (the search keeps
-the newest, see build_tuner). A crash or a full disk can leave the newest one truncated, or a
-user may delete it; a resume then continues from the newest readable one before it, or from
-scratch, and says which, instead of failing the trial on torch.load's traceback.
+A checkpoint is a directory holding state.pt (the whole training state, `save_checkpoint`) and
+history.json (every epoch's reported metrics up to it, plain JSON: tuner.experiment reads them
+without torch). Ray writes checkpoint_000000, checkpoint_000001, ... in the trial's directory
+(the search keeps the newest, see build_tuner). A crash or a full disk can leave the newest one
+truncated, or a user may delete it; a resume then continues from the newest readable one before
+it, or from scratch, and says which, instead of failing the trial on torch.load's traceback.
+
+No torch at import (tuner.experiment reads history.json through this module) and no Ray.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_FILE = "state.pt"
 HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When a trial writes a checkpoint (its model, optimizer, RNG and kept weights).
+
+    Every epoch is the safe choice, and cheap for slow epochs; but epochs of a fraction of a
+    second (small nets, GPUs) would spend a good share of their time writing state that the
+    next epoch replaces. So a trial checkpoints at most every `interval_s` seconds, and always
+    at its last epoch and at the epochs where the scheduler may stop it (ASHA's rungs): a trial
+    that ends always leaves its kept weights, and a crash costs at most `interval_s` of
+    training. interval_s = 0 (the default) checkpoints every epoch.
+    """
+
+    interval_s: float = 0.0
+    stop_epochs: frozenset[int] = frozenset()
+
+    def due(self, epoch: int, last_epoch: int, seconds_since_last: float) -> bool:
+        return (
+            self.interval_s <= 0
+            or epoch >= last_epoch
+            or epoch in self.stop_epochs
+            or seconds_since_last >= self.interval_s
+        )
+
+
+EVERY_EPOCH = CheckpointPolicy()  # the default: a checkpoint after every epoch
+
+
+def save_checkpoint(checkpoint_dir: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` (see tuner.train.trial.training_state) into `checkpoint_dir`: state.pt,
+    and its epochs' metrics as history.json."""
+    import torch
+
+    checkpoint_dir = Path(checkpoint_dir)
+    torch.save(state, checkpoint_dir / CHECKPOINT_FILE)
+    # The epochs' metrics as plain JSON too: tuner.experiment reads them without torch.
+    (checkpoint_dir / HISTORY_FILE).write_text(json.dumps(state.get("history", [])))
+
+
+def read_history(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The epochs' metrics a checkpoint's history.json holds, or None when it is missing or
+    cannot be read (older checkpoints have only state.pt). No torch."""
+    try:
+        return json.loads((Path(checkpoint_dir) / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:
@@ -59,3 +116,13 @@ def describe_fallback(trial: str, chosen: Path | None, skipped: list[Path]) -> s
     bad = ", ".join(p.name for p in skipped)
     then = f"it continues from {chosen.name}" if chosen else "it starts again from epoch 1"
     return f"{trial}: checkpoint {bad} is missing or cut short; {then}"
+
+
+def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The lowest-validation-loss weights and their metrics from a trial checkpoint."""
+    import torch
+
+    state = torch.load(
+        Path(checkpoint_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
+    )
+    return state["best_state"], dict(state["best"])

@@ -1,7 +1,7 @@
 """The training loop in plain PyTorch: optimizer, schedule, one epoch, evaluation.
 
-No Ray here. The trainable (tuner/driver/trainable.py) wraps these for Tune, the driver uses
-`evaluate` for the test split, and bench/ times them against a bare loop.
+No Ray here. One trial's epochs (tuner/train/trial.py) run these, the driver uses `evaluate`
+for the test split (tuner/train/scoring.py), and bench/ times them against a bare loop.
 """
 
 from __future__ import annotations

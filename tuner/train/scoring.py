@@ -12,16 +12,12 @@ from typing import Any
 import torch
 
 from tuner.data import DatasetBundle
-from tuner.driver.trainable import (
-    EVAL_BATCH,
-    build_model,
-    load_best_weights,
-    normalization,
-)
-from tuner.train.checkpoints import newest_readable
+from tuner.train.checkpoints import load_best_weights, newest_readable
 from tuner.train.config import TrainConfig
 from tuner.train.loader import DeviceLoader
 from tuner.train.loop import evaluate, pick_device
+from tuner.train.trial import EVAL_BATCH, build_model, normalization
+from tuner.train.trial_data import TrialData
 
 
 def latest_checkpoint(trial_dir: Path) -> Path | None:
@@ -31,18 +27,19 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
 
 
 def evaluate_on_test(
-    config: dict[str, Any], trial_dir: Path, bundle: DatasetBundle, payload: dict[str, Any]
+    config: dict[str, Any], trial_dir: Path, bundle: DatasetBundle, data: TrialData
 ) -> dict[str, Any] | None:
-    """Test metrics of a trial's lowest-validation-loss weights, or None without a checkpoint."""
+    """Test metrics of a trial's lowest-validation-loss weights, or None without a checkpoint.
+    `data`: what the search's trials were given (their shape and normalisation)."""
     checkpoint = latest_checkpoint(trial_dir)
     if checkpoint is None:
         return None
     cfg = TrainConfig.from_dict(config)
     device = pick_device()
     weights, kept = load_best_weights(checkpoint)
-    model = build_model(cfg, payload, device)
+    model = build_model(cfg, data, device)
     model.load_state_dict(weights)
-    mean, std = normalization(cfg, payload)
+    mean, std = normalization(cfg, data)
     test = DeviceLoader(
         bundle.test.x, bundle.test.y, batch_size=EVAL_BATCH, device=device, mean=mean, std=std,
         shuffle=False, channels_last=device.type == "cuda",
