@@ -27,7 +27,7 @@ from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders
+from tuner.train.build import build_model, make_loaders
 from tuner.train.config import TrainConfig
 from tuner.train.loop import autocast_for, build_optimizer, build_schedule, evaluate, train_epoch
 

@@ -33,7 +33,7 @@ def epochs_seconds(way: str, epochs: int) -> list[float]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from epoch_overhead import bench_config  # bench/ is sys.path[0]
 
-    from tuner.driver.trainable import build_model, make_loaders
+    from tuner.train.build import build_model, make_loaders
     from tuner.train.config import TrainConfig
     from tuner.train.loop import build_optimizer, train_epoch
 

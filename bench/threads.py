@@ -44,7 +44,8 @@ def worker(dataset: str, data_dir: str | None, threads: int | None, seconds: flo
     from torch import nn
 
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, make_loaders, trial_payload
+    from tuner.driver.trainable import trial_payload
+    from tuner.train.build import build_model, make_loaders
     from tuner.train.config import TrainConfig
     from tuner.train.loop import build_optimizer, train_epoch
 

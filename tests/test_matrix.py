@@ -153,7 +153,9 @@ def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
     import search_spaces
     from search_spaces import SearchSpace
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, load_best_weights, normalization, trial_payload
+    from tuner.driver.trainable import trial_payload
+    from tuner.train.build import build_model, normalization
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
     from tuner.train.loader import DeviceLoader
     from tuner.train.scoring import latest_checkpoint

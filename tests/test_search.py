@@ -240,8 +240,8 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
 def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
     """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
     and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
-    from tuner.driver.trainable import load_best_weights
     from tuner.driver.tuner_setup import scheduler_stop_epochs
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.scoring import latest_checkpoint
 
     cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
@@ -274,7 +274,9 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(nine_trials):
     import torch
 
     from tuner.data import load_dataset
-    from tuner.driver.trainable import build_model, load_best_weights, make_loaders, trial_payload
+    from tuner.driver.trainable import trial_payload
+    from tuner.train.build import build_model, make_loaders
+    from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
     from tuner.train.loop import evaluate
     from tuner.train.scoring import latest_checkpoint

@@ -10,15 +10,11 @@ from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import load_dataset
-from tuner.driver.trainable import build_model, make_loaders, trial_payload
+from tuner.driver.trainable import trial_payload
+from tuner.experiment import loss_exploded
+from tuner.train.build import build_model, make_loaders
 from tuner.train.config import TrainConfig
-from tuner.train.loop import (
-    build_optimizer,
-    build_schedule,
-    evaluate,
-    loss_exploded,
-    train_epoch,
-)
+from tuner.train.loop import build_optimizer, build_schedule, evaluate, train_epoch
 
 CPU = torch.device("cpu")
 SMALL_BN = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "batch_norm": True,

@@ -33,9 +33,9 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
+from tuner.experiment import REJECTED_ATTR, is_finite
 from tuner.train.cost import Budget, Cost
 
-REJECTED_ATTR = "rejected"  # the reason a configuration was over budget
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
 
 
@@ -43,13 +43,6 @@ def _set_constraints(ot_trial: Any, names: list[str], violations: list[float]) -
     """Optuna's convention: a value <= 0 is within the bound; TPE reads them itself."""
     for name, value in zip(names, violations, strict=True):
         ot_trial.set_constraint(name, value)
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def outcome_state(
@@ -60,7 +53,7 @@ def outcome_state(
     metrics = metric if isinstance(metric, list) else [metric]
     if error or not result or result.get("diverged"):
         return TrialState.FAIL
-    if not all(_finite(result.get(m)) for m in metrics):
+    if not all(is_finite(result.get(m)) for m in metrics):
         return TrialState.FAIL
     if int(result.get("epoch", 0)) >= epoch_budget:
         return TrialState.COMPLETE
@@ -133,7 +126,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if ot_trial is None or isinstance(self.metric, list):  # Optuna: no intermediate values
             return  # for a multi-objective study
         value = result.get(self.metric)
-        if not _finite(value):
+        if not is_finite(value):
             return
         if self._finished(trial_id):
             return

@@ -27,27 +27,15 @@ import torch
 from torch import nn
 
 from tuner.data import DatasetBundle, open_cached
-from tuner.train.checkpoints import (
-    CHECKPOINT_FILE,
-    HISTORY_FILE,
-    describe_fallback,
-    newest_readable,
-)
+from tuner.experiment import CHECKPOINT_FILE, HISTORY_FILE, loss_exploded
+from tuner.train.build import build_model, make_loaders
+from tuner.train.checkpoints import describe_fallback, newest_readable
 from tuner.train.config import TrainConfig
 from tuner.train.cost import inference_latency_ms, run_and_count
-from tuner.train.loader import Augment, DeviceLoader, channel_stats
-from tuner.train.loop import (
-    build_optimizer,
-    build_schedule,
-    evaluate,
-    loss_exploded,
-    pick_device,
-    train_epoch,
-)
-from tuner.train.model import ConvNet, count_parameters
+from tuner.train.loader import channel_stats
+from tuner.train.loop import build_optimizer, build_schedule, evaluate, pick_device, train_epoch
+from tuner.train.model import count_parameters
 from tuner.train.pipeline import EpochPipeline
-
-EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
 
 
 @dataclass(frozen=True)
@@ -105,44 +93,6 @@ def resolve_payload(data: dict[str, Any]) -> dict[str, Any]:
         return data
     train, val = open_cached(data["cache"])
     return {**data, "train_x": train.x, "train_y": train.y, "val_x": val.x, "val_y": val.y}
-
-
-def normalization(cfg: TrainConfig, data: dict[str, Any]) -> tuple[tuple, tuple]:
-    channels = data["input_shape"][0]
-    if cfg.normalize == "half":  # the lab's Normalize((0.5,)*3, (0.5,)*3)
-        return (0.5,) * channels, (0.5,) * channels
-    return tuple(data["mean"]), tuple(data["std"])
-
-
-def build_model(cfg: TrainConfig, data: dict[str, Any], device: torch.device) -> nn.Module:
-    channels, height, _ = data["input_shape"]
-    model = ConvNet(cfg.arch, channels, data["num_classes"], height).to(device)
-    if device.type == "cuda":  # NHWC lets cuDNN use tensor-core kernels for bf16 convs
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def make_loaders(
-    cfg: TrainConfig, data: dict[str, Any], device: torch.device
-) -> tuple[DeviceLoader, DeviceLoader]:
-    mean, std = normalization(cfg, data)
-    channels_last = device.type == "cuda"
-    augment = Augment(
-        hflip=cfg.hflip,
-        grayscale_p=cfg.grayscale_p,
-        crop_padding=cfg.crop_padding,
-        cutout=cfg.cutout,
-    )
-    train = DeviceLoader(
-        data["train_x"], data["train_y"], batch_size=cfg.batch_size, device=device,
-        mean=mean, std=std, augment=augment, shuffle=True, seed=cfg.seed,
-        channels_last=channels_last,
-    )  # fmt: skip
-    val = DeviceLoader(
-        data["val_x"], data["val_y"], batch_size=EVAL_BATCH, device=device,
-        mean=mean, std=std, augment=None, shuffle=False, channels_last=channels_last,
-    )  # fmt: skip
-    return train, val
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -330,11 +280,3 @@ def train_trial(
             pipeline.hand_over(metrics, snapshot(epoch) if due else None, wait=verdict)
 
     pipeline.run(set_up_and_train)
-
-
-def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The lowest-validation-loss weights and their metrics from a trial checkpoint."""
-    state = torch.load(
-        Path(checkpoint_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
-    )
-    return state["best_state"], dict(state["best"])

@@ -11,14 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_FILE = "state.pt"
-HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
-
-
-def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:
-    """The trial's checkpoint directories, newest first."""
-    found = [p for p in Path(trial_dir).glob("checkpoint_*") if p.name.rsplit("_", 1)[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[-1]), reverse=True)
+from tuner.experiment import CHECKPOINT_FILE, checkpoint_dirs
 
 
 def read_state(checkpoint_dir: str | Path) -> dict[str, Any] | None:
@@ -59,3 +52,13 @@ def describe_fallback(trial: str, chosen: Path | None, skipped: list[Path]) -> s
     bad = ", ".join(p.name for p in skipped)
     then = f"it continues from {chosen.name}" if chosen else "it starts again from epoch 1"
     return f"{trial}: checkpoint {bad} is missing or cut short; {then}"
+
+
+def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, Any], dict]:
+    """The lowest-validation-loss weights and their metrics from a trial checkpoint."""
+    import torch
+
+    state = torch.load(
+        Path(checkpoint_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True
+    )
+    return state["best_state"], dict(state["best"])

@@ -12,13 +12,8 @@ from typing import Any
 import torch
 
 from tuner.data import DatasetBundle
-from tuner.driver.trainable import (
-    EVAL_BATCH,
-    build_model,
-    load_best_weights,
-    normalization,
-)
-from tuner.train.checkpoints import newest_readable
+from tuner.train.build import EVAL_BATCH, build_model, normalization
+from tuner.train.checkpoints import load_best_weights, newest_readable
 from tuner.train.config import TrainConfig
 from tuner.train.loader import DeviceLoader
 from tuner.train.loop import evaluate, pick_device

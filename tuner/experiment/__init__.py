@@ -1,0 +1,133 @@
+"""The experiment directory: one module owns its contract.
+
+The driver (tuner.driver) writes an experiment directory and `analysis` reads it; both go
+through here for everything they must agree on:
+
+- files.py: the file names (trials.csv, best.json, optuna.db, a trial's params.json, a
+  checkpoint's state.pt, ...), where they are, and reading them back;
+- tables.py: trials.csv / epochs.csv / rejected.csv, their columns, and building them from the
+  trial directories (a finished, an interrupted or a copied experiment, without Ray);
+- rules.py: the best trial (`pick_best`), ASHA's rung epochs, the Pareto mask, the exploding-loss
+  rule, and what counts as a finite number.
+
+pandas, numpy and the standard library only: no torch, no Ray, no Optuna. (Reading the history
+of a checkpoint older than history.json imports torch, inside that one function.)
+"""
+
+from tuner.experiment.files import (
+    ASHA_STATE_JSON,
+    BEST_JSON,
+    CHECKPOINT_FILE,
+    CHECKPOINT_PREFIX,
+    EPOCHS_CSV,
+    ERROR_TXT,
+    EXPERIMENT_STATE_GLOB,
+    HISTORY_FILE,
+    OPTUNA_DB,
+    PARAMS_JSON,
+    PROVENANCE_JSON,
+    REJECTED_ATTR,
+    REJECTED_CSV,
+    REPORT_HTML,
+    RESULT_JSON,
+    SEARCH_GEN_STATE_GLOB,
+    SEARCHER_STATE_GLOB,
+    STATE_BACKUP_DIR,
+    STATE_PATTERNS,
+    TRIAL_PREFIX,
+    TRIALS_CSV,
+    TUNER_PKL,
+    checkpoint_dirs,
+    dirs_of_trial,
+    has_trial_dirs,
+    ray_trial_states,
+    read_json,
+    read_params,
+    read_table,
+    trial_config,
+    trial_dir_name,
+    trial_dirs,
+    trial_id_of,
+    trial_index,
+    tune_state_files,
+)
+from tuner.experiment.rules import (
+    EXPLODING_LOSS_FACTOR,
+    finite,
+    is_finite,
+    loss_exploded,
+    loss_limit,
+    pareto_front,
+    pareto_mask,
+    pick_best,
+    rung_epochs,
+)
+from tuner.experiment.tables import (
+    CONFIG_PREFIX,
+    EPOCH_COLUMNS,
+    EPOCH_KEYS,
+    OUTCOMES,
+    REJECTED_COLUMNS,
+    TRIAL_COLUMNS,
+    Damage,
+    classify,
+    collect_tables,
+    record_rejection,
+)
+
+__all__ = [
+    "ASHA_STATE_JSON",
+    "BEST_JSON",
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_PREFIX",
+    "CONFIG_PREFIX",
+    "EPOCHS_CSV",
+    "EPOCH_COLUMNS",
+    "EPOCH_KEYS",
+    "ERROR_TXT",
+    "EXPERIMENT_STATE_GLOB",
+    "EXPLODING_LOSS_FACTOR",
+    "HISTORY_FILE",
+    "OPTUNA_DB",
+    "OUTCOMES",
+    "PARAMS_JSON",
+    "PROVENANCE_JSON",
+    "REJECTED_ATTR",
+    "REJECTED_COLUMNS",
+    "REJECTED_CSV",
+    "REPORT_HTML",
+    "RESULT_JSON",
+    "SEARCHER_STATE_GLOB",
+    "SEARCH_GEN_STATE_GLOB",
+    "STATE_BACKUP_DIR",
+    "STATE_PATTERNS",
+    "TRIALS_CSV",
+    "TRIAL_COLUMNS",
+    "TRIAL_PREFIX",
+    "TUNER_PKL",
+    "Damage",
+    "checkpoint_dirs",
+    "classify",
+    "collect_tables",
+    "dirs_of_trial",
+    "finite",
+    "has_trial_dirs",
+    "is_finite",
+    "loss_exploded",
+    "loss_limit",
+    "pareto_front",
+    "pareto_mask",
+    "pick_best",
+    "ray_trial_states",
+    "read_json",
+    "read_params",
+    "read_table",
+    "record_rejection",
+    "rung_epochs",
+    "trial_config",
+    "trial_dir_name",
+    "trial_dirs",
+    "trial_id_of",
+    "trial_index",
+    "tune_state_files",
+]
