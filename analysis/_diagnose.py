@@ -7,7 +7,7 @@ The rules, applied in this order (the first that holds wins):
 
 1. diverged: the trainer flagged it (status "diverged"), or a train or validation loss is not
    finite, or one exceeds EXPLODING_LOSS_FACTOR x ln(classes) (ln C is the loss of a uniform
-   guess; the trainer stops a trial on the same rule).
+   guess; the trainer stops a trial on the same rule, tuner.experiment.loss_exploded).
 2. overfitting: the last validation loss is at least OVERFIT_RISE (10 %) and OVERFIT_MIN_RISE
    (0.01) above the minimum validation loss of an earlier epoch, while the training loss at the
    last epoch is below the training loss at that minimum (it kept falling).
@@ -29,9 +29,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from analysis._load import CONFIG_PREFIX, display_value
+from analysis._load import display_value
+from tuner.experiment import CONFIG_PREFIX, EXPLODING_LOSS_FACTOR, loss_limit
 
-EXPLODING_LOSS_FACTOR = 10.0  # as tuner.train.loop: loss > 10 x ln(C) counts as blown up
 OVERFIT_RISE = 0.10  # last val loss >= 1.10 x its earlier minimum ...
 OVERFIT_MIN_RISE = 0.01  # ... and >= minimum + 0.01 (near-zero losses wobble by more than 10 %)
 IMPROVING_DROP = 0.01  # last val loss <= 0.99 x the minimum of the earlier epochs
@@ -100,7 +100,7 @@ def diagnose(
             if not math.isfinite(loss):
                 return Diagnosis("diverged", f"{name} loss is {loss} at epoch {epoch}")
     if num_classes and num_classes > 1:
-        limit = EXPLODING_LOSS_FACTOR * math.log(num_classes)
+        limit = loss_limit(num_classes)
         for name, curve in (("train", train), ("validation", val)):
             for epoch, loss in enumerate(curve, 1):
                 if loss > limit:

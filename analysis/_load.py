@@ -2,12 +2,12 @@
 
 Reads only files: trials.csv / epochs.csv when the search finished, otherwise Ray's per-trial
 files through `tuner.experiment.collect_tables`, so an interrupted, still-running or copied
-experiment loads too. Nothing here imports Ray.
+experiment loads too. The directory's file names, columns and rules are tuner.experiment's;
+nothing here imports Ray or torch.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +17,26 @@ import numpy as np
 import pandas as pd
 
 from analysis._lab import lab_per_class
+from tuner.experiment import (
+    BEST_JSON,
+    CONFIG_PREFIX,
+    EPOCHS_CSV,
+    OPTUNA_DB,
+    PROVENANCE_JSON,
+    REJECTED_ATTR,
+    REJECTED_CSV,
+    TRIALS_CSV,
+    Damage,
+    collect_tables,
+    finite,
+    has_trial_dirs,
+    pick_best,
+    read_json,
+    read_params,
+    read_table,
+    trial_dirs,
+)
 
-TRIALS_CSV, EPOCHS_CSV = "trials.csv", "epochs.csv"
-BEST_JSON, PROVENANCE_JSON, OPTUNA_DB = "best.json", "provenance.json", "optuna.db"
-REJECTED_CSV = "rejected.csv"  # configurations over the size budget (tuner/driver/run.py)
-REJECTED_ATTR = "rejected"  # their Optuna user attribute (tuner/driver/searcher.py)
-CONFIG_PREFIX = "config/"
 # Config keys that are constants of the search, not choices of the searcher.
 FIXED_KEYS = ("epochs",)
 # Hyperparameters in the order a reader thinks about them (seed_cnn's names); others follow.
@@ -75,16 +89,6 @@ class Experiment:
         return self.path / OPTUNA_DB
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def hyperparameters(trials: pd.DataFrame) -> list[str]:
     """The searched parameters: `config/` columns that take more than one value (or are missing
     for some trials, i.e. conditional), in PARAM_ORDER first."""
@@ -119,8 +123,8 @@ def _epoch_budget(provenance: dict[str, Any], trials: pd.DataFrame, epochs: pd.D
 
 
 def _budget_from_trial_dirs(path: Path) -> int | None:
-    for params in sorted(path.glob("*/params.json")):
-        config = _read_json(params) or {}
+    for trial_dir in trial_dirs(path):
+        config = read_params(trial_dir) or {}
         if isinstance(config.get("epochs"), int):
             return config["epochs"]
     return None
@@ -157,14 +161,6 @@ def _tidy_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     return epochs
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def per_class_table(best: dict[str, Any] | None) -> pd.DataFrame:
     """Tidy per-class test accuracy: the best trial, the baseline trial, the lab's report."""
     rows: list[dict[str, Any]] = []
@@ -179,7 +175,7 @@ def per_class_table(best: dict[str, Any] | None) -> pd.DataFrame:
             sources.append(("lab report (CIFAR-10)", dict(zip(classes, lab, strict=True))))
         for model, accs in sources:
             for c in classes:
-                rows.append({"class": c, "model": model, "test_acc": _finite(accs.get(c))})
+                rows.append({"class": c, "model": model, "test_acc": finite(accs.get(c))})
     return pd.DataFrame(rows, columns=["class", "model", "test_acc"])
 
 
@@ -190,9 +186,8 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ExperimentError(f"{path} does not exist")
     if not path.is_dir():
         raise ExperimentError(f"{path} is not a directory")
-    provenance = _read_json(path / PROVENANCE_JSON) or {}
-    has_trial_dirs = any(path.glob("*/params.json"))
-    if not (path / TRIALS_CSV).is_file() and not has_trial_dirs and not provenance:
+    provenance = read_json(path / PROVENANCE_JSON) or {}
+    if not (path / TRIALS_CSV).is_file() and not has_trial_dirs(path) and not provenance:
         raise ExperimentError(
             f"{path} is not an experiment directory (no {TRIALS_CSV}, {PROVENANCE_JSON} "
             "or trial directories)"
@@ -201,18 +196,16 @@ def load_experiment(path: str | Path) -> Experiment:
     partial = not (path / TRIALS_CSV).is_file()
     warnings: list[str] = []
     if partial:
-        from tuner.experiment import Damage, collect_tables  # only here: imports the tuner package
-
         budget = (provenance.get("config") or {}).get("epochs") or _budget_from_trial_dirs(path)
         damage = Damage()
         trials, epochs = collect_tables(path, int(budget or 1), damage=damage)
         if damage.summary():
             warnings.append(str(damage.summary()))
     else:
-        trials = _read_csv(path / TRIALS_CSV)
-        epochs = _read_csv(path / EPOCHS_CSV)
+        trials = read_table(path / TRIALS_CSV)
+        epochs = read_table(path / EPOCHS_CSV)
     trials, epochs = _tidy_trials(trials, scheduler), _tidy_epochs(epochs)
-    best = _read_json(path / BEST_JSON)
+    best = read_json(path / BEST_JSON)
     name = str((provenance.get("config") or {}).get("name") or path.name)
     return Experiment(
         path=path,
@@ -224,33 +217,18 @@ def load_experiment(path: str | Path) -> Experiment:
         epoch_budget=_epoch_budget(provenance, trials, epochs),
         partial=partial,
         per_class=per_class_table(best),
-        rejected=_read_csv(path / REJECTED_CSV),
+        rejected=read_table(path / REJECTED_CSV),
         warnings=tuple(warnings),
     )
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
 def best_trial_index(exp: Experiment) -> int | None:
-    """The best trial: best.json's, or (before it exists) the highest best_val_acc, ties to the
-    lower best_val_loss, the rule tuner.experiment.pick_best applies."""
+    """The best trial: best.json's, or (before it exists) the one tuner.experiment.pick_best
+    chooses, as the search will when it ends."""
     if exp.best and exp.best.get("trial_index") is not None:
         return int(exp.best["trial_index"])
-    trials = exp.trials
-    if trials.empty or "best_epoch" not in trials:
-        return None
-    ok = trials[trials["best_epoch"].fillna(0) >= 1]
-    if ok.empty:
-        return None
-    ranked = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
-    return int(ranked.iloc[0]["trial_index"])
+    row = pick_best(exp.trials)
+    return None if row is None else int(row["trial_index"])
 
 
 def baseline_index(trials: pd.DataFrame) -> int | None:

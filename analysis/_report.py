@@ -24,9 +24,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+import tuner.io
 from analysis._compute import ComputeSummary, compute_summary
 from analysis._diagnose import (
-    EXPLODING_LOSS_FACTOR,
     IMPROVING_DROP,
     NOT_LEARNING_SHARE,
     OVERFIT_MIN_RISE,
@@ -36,7 +36,6 @@ from analysis._diagnose import (
 )
 from analysis._lab import LAB_TEST_ACC, lab_per_class
 from analysis._load import (
-    CONFIG_PREFIX,
     Experiment,
     ExperimentError,
     baseline_index,
@@ -62,8 +61,16 @@ from analysis.plots._importance import (
     _get_importance_info,
     _get_importance_plot,
 )
+from tuner.experiment import (
+    BEST_JSON,
+    CONFIG_PREFIX,
+    EXPLODING_LOSS_FACTOR,
+    PROVENANCE_JSON,
+    REPORT_HTML,
+    TRIALS_CSV,
+    is_finite,
+)
 
-REPORT_FILE = "report.html"
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 
 CSS = """
@@ -170,19 +177,12 @@ def figure_spec(fig: go.Figure) -> dict[str, Any]:
 
 
 def pct(value: Any) -> str:
-    return f"{float(value):.2%}" if _finite(value) else "n/a"
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+    return f"{float(value):.2%}" if is_finite(value) else "n/a"
 
 
 def points(new: Any, old: Any) -> str:
     """A change in accuracy, in percentage points, with its sign and a colour class."""
-    if not (_finite(new) and _finite(old)):
+    if not (is_finite(new) and is_finite(old)):
         return ""
     delta = (float(new) - float(old)) * 100
     cls = "up" if delta > 0 else "down" if delta < 0 else ""
@@ -309,24 +309,24 @@ def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) ->
     if len(row):
         r = row.iloc[0]
         val = best.get("val_acc", r["best_val_acc"])
-        detail = f"{int(r['params']):,} parameters" if _finite(r["params"]) else ""
+        detail = f"{int(r['params']):,} parameters" if is_finite(r["params"]) else ""
         cards.append(card(f"best: trial {best_index}", f"val {pct(val)}", detail))
         test = best.get("test_acc")
         cards.append(
-            card("best on the test split", pct(test) if _finite(test) else "not scored",
-                 "scored once, after choosing on validation" if _finite(test)
-                 else "best.json is written when the search ends")
+            card("best on the test split", pct(test) if is_finite(test) else "not scored",
+                 "scored once, after choosing on validation" if is_finite(test)
+                 else f"{BEST_JSON} is written when the search ends")
         )  # fmt: skip
         if len(base_row):
             b = base_row.iloc[0]
             base_val = base.get("val_acc", b["best_val_acc"])
             lines = [f"val {pct(base_val)} &rarr; {pct(val)}"]
-            if _finite(base.get("test_acc")):
+            if is_finite(base.get("test_acc")):
                 lines.append(
                     f"test {pct(base['test_acc'])} &rarr; {pct(test)} "
                     f"({points(test, base['test_acc'])})"
                 )
-            if _finite(b["params"]) and _finite(r["params"]) and float(b["params"]) > 0:
+            if is_finite(b["params"]) and is_finite(r["params"]) and float(b["params"]) > 0:
                 ratio = float(r["params"]) / float(b["params"])
                 lines.append(f"{int(b['params']):,} parameters (best: {ratio:.3g}x)")
             cards.append(card(f"vs lab baseline (trial {base_index})", points(val, base_val),
@@ -362,7 +362,7 @@ def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) ->
     ]
     if exp.partial:
         parts.append(
-            '<p class="note">Partial experiment: trials.csv is not there yet (the search was '
+            f'<p class="note">Partial experiment: {TRIALS_CSV} is not there yet (the search was '
             "interrupted or is still running), so the tables were rebuilt from the trial "
             "directories and the best trial has not been scored on the test split.</p>"
         )
@@ -388,7 +388,7 @@ def _cell(value: Any, text: str | None = None, cls: str = "") -> str:
     sort = ""
     if isinstance(value, bool):
         sort = f' data-v="{int(value)}"'
-    elif _finite(value):
+    elif is_finite(value):
         sort = f' data-v="{float(value)!r}"'
     elif value is None or (isinstance(value, float) and math.isnan(value)):
         sort = ' data-v=""'
@@ -422,17 +422,17 @@ def _trials_table(
             _cell(str(r["outcome"]), cls="t"),
             _cell(str(r.get("diagnosis") or ""), cls="t"),
             _cell(int(r["epochs_run"])),
-            _cell(acc, f"{acc:.4f}" if _finite(acc) else ""),
-            _cell(loss, f"{loss:.4f}" if _finite(loss) else ""),
+            _cell(acc, f"{acc:.4f}" if is_finite(acc) else ""),
+            _cell(loss, f"{loss:.4f}" if is_finite(loss) else ""),
             _cell(r["best_epoch"]),
-            _cell(r["params"], f"{int(r['params']):,}" if _finite(r["params"]) else ""),
+            _cell(r["params"], f"{int(r['params']):,}" if is_finite(r["params"]) else ""),
             _cell(r["train_seconds"], f"{r['train_seconds']:.1f}"
-                  if _finite(r["train_seconds"]) else ""),
+                  if is_finite(r["train_seconds"]) else ""),
         ]  # fmt: skip
         for p in params:
             value = r.get(f"{CONFIG_PREFIX}{p}")
             value = value.item() if hasattr(value, "item") else value
-            cells.append(_cell(value, cls="" if _finite(value) else "t"))
+            cells.append(_cell(value, cls="" if is_finite(value) else "t"))
         cells.append(_cell(reason, cls="why"))
         cls_attr = f' class="{cls}"' if cls else ""
         rows.append(f"<tr{cls_attr}>{''.join(cells)}</tr>")
@@ -465,7 +465,7 @@ def _rejected_section(rejected: pd.DataFrame, cfg: dict[str, Any]) -> str:
         for c in config_cols:
             value = r[c]
             value = value.item() if hasattr(value, "item") else value
-            cells.append(_cell(value, cls="" if _finite(value) else "t"))
+            cells.append(_cell(value, cls="" if is_finite(value) else "t"))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (
         intro + f'<div class="table-wrap"><table class="sortable" id="rejected-table"><thead>'
@@ -479,7 +479,7 @@ def _rejected_section(rejected: pd.DataFrame, cfg: dict[str, Any]) -> str:
 def _provenance(exp: Experiment) -> str:
     prov = exp.provenance
     if not prov:
-        return '<p class="muted">No provenance.json in the experiment.</p>'
+        return f'<p class="muted">No {PROVENANCE_JSON} in the experiment.</p>'
     items: list[tuple[str, str]] = [("experiment directory", str(exp.path.resolve()))]
     if prov.get("command"):
         items.append(("command", " ".join(str(c) for c in prov["command"])))
@@ -547,10 +547,10 @@ def _pareto_section(best: dict[str, Any], trials: pd.DataFrame, pick: int | None
         for name in names:
             value = point["objectives"].get(name)
             text = f"{value:,}" if isinstance(value, int) else (
-                f"{value:.4g}" if _finite(value) else "")  # fmt: skip
+                f"{value:.4g}" if is_finite(value) else "")  # fmt: skip
             cells.append(_cell(value, text))
         test = point.get("test_acc")
-        cells += [_cell(test, f"{test:.4f}" if _finite(test) else "not scored"),
+        cells += [_cell(test, f"{test:.4f}" if is_finite(test) else "not scored"),
                   _cell(mark, cls="t")]  # fmt: skip
         cls = ' class="best"' if mark else ""
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
@@ -690,11 +690,9 @@ def write_report(
     """Build the report and write it atomically to `output` (default
     <experiment>/report.html). Returns the path written. pick: see build_report. warn: told
     each line of what reading the experiment skipped (files cut short)."""
-    from tuner.io import atomic_write_text  # only here: importing tuner loads torch
-
     exp = load_experiment(experiment_dir)
     for line in exp.warnings:
         if warn is not None:
             warn(line)
-    path = Path(output) if output is not None else exp.path / REPORT_FILE
-    return atomic_write_text(path, build_report(exp, pick))
+    path = Path(output) if output is not None else exp.path / REPORT_HTML
+    return tuner.io.atomic_write_text(path, build_report(exp, pick))

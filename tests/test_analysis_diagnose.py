@@ -9,12 +9,12 @@ import pytest
 
 from analysis import LABELS, diagnose, diagnose_trials, summarize
 from analysis._diagnose import (
-    EXPLODING_LOSS_FACTOR,
     IMPROVING_DROP,
     NOT_LEARNING_SHARE,
     OVERFIT_RISE,
     findings,
 )
+from tuner.experiment import EXPLODING_LOSS_FACTOR
 
 FALLING = [2.0, 1.2, 0.8, 0.6, 0.5]  # a train loss that keeps falling
 

@@ -21,7 +21,8 @@ from analysis.plots._learning_curves import _get_learning_curves_info, _get_lear
 from analysis.plots._parallel import _get_parallel_info, _get_parallel_plot
 from analysis.plots._param_effects import _get_param_effects_info, _get_param_effects_plot
 from analysis.plots._progress import _get_progress_info, _get_progress_plot
-from analysis.plots._rungs import _get_rungs_info, _get_rungs_plot, asha_rungs
+from analysis.plots._rungs import _get_rungs_info, _get_rungs_plot
+from tuner.experiment import rung_epochs
 
 NAN = float("nan")
 
@@ -203,9 +204,10 @@ def test_search_progress_is_the_running_best_against_compute(trials, epochs):
 
 
 def test_asha_rungs_follow_grace_and_reduction_factor():
-    assert asha_rungs(10, 1, 3) == [1, 3, 9]
-    assert asha_rungs(6, 1, 3) == [1, 3]
-    assert asha_rungs(20, 2, 2) == [2, 4, 8, 16]
+    # (grace_period, reduction_factor, epoch budget)
+    assert rung_epochs(1, 3, 10) == [1, 3, 9]
+    assert rung_epochs(1, 3, 6) == [1, 3]
+    assert rung_epochs(2, 2, 20) == [2, 4, 8, 16]
 
 
 def test_rungs_count_trials_by_the_epoch_they_ended(trials):

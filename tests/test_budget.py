@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tuner import SearchConfig, search
-from tuner.driver.searcher import REJECTED_ATTR
+from tuner.experiment import REJECTED_ATTR
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ from torch import nn
 
 from search_spaces.seed_cnn import BASELINE
 from tuner.data import load_dataset
+from tuner.experiment import loss_exploded
 from tuner.train.config import TrainConfig
 from tuner.train.loop import (
     build_optimizer,
     build_schedule,
     evaluate,
-    loss_exploded,
     train_epoch,
 )
 from tuner.train.trial import build_model, make_loaders

@@ -14,13 +14,11 @@ import pytest
 import torch
 
 from tuner.data import load_dataset
+from tuner.experiment import CHECKPOINT_FILE, HISTORY_FILE, read_history
 from tuner.train.checkpoints import (
-    CHECKPOINT_FILE,
-    HISTORY_FILE,
     CheckpointPolicy,
     load_best_weights,
     newest_readable,
-    read_history,
     read_state,
     save_checkpoint,
 )

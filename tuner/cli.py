@@ -9,6 +9,15 @@ from typing import Any
 
 from tuner.driver.config import SearchConfig
 from tuner.driver.options import add_options, duration, non_negative_int, positive_int
+from tuner.experiment import (
+    BEST_JSON,
+    EPOCHS_CSV,
+    OPTUNA_DB,
+    PROVENANCE_JSON,
+    REPORT_HTML,
+    TRIALS_CSV,
+    TUNER_PKL,
+)
 
 EXIT_USAGE = 2  # bad input, as argparse uses
 
@@ -37,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a search and write an experiment directory",
         description="Run a search: Optuna proposes configurations, ASHA stops weak ones early, "
         "Ray runs the trials. In seed_cnn the lab's hand-tuned network is always trial 0. "
-        "Results go to <out>/<name>/ (trials.csv, epochs.csv, best.json, provenance.json, "
-        "optuna.db, report.html).",
+        f"Results go to <out>/<name>/ ({TRIALS_CSV}, {EPOCHS_CSV}, {BEST_JSON}, "
+        f"{PROVENANCE_JSON}, {OPTUNA_DB}, {REPORT_HTML}).",
     )
     _add_search_args(search)
     spaces = sub.add_parser(
@@ -64,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Continue a search that was interrupted (Ctrl-C, a killed driver, a lost "
         "machine): finished trials are kept, unfinished ones continue from their last "
         "checkpoint, and the search runs until it has its --samples trials. Only resume "
-        "directories you trust: Ray's tuner.pkl inside is a pickle.",
+        f"directories you trust: Ray's {TUNER_PKL} inside is a pickle.",
     )  # fmt: skip
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
     resume.add_argument("--max-failures", type=non_negative_int, default=None,
@@ -78,11 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="(re)write an experiment's HTML report",
         description="Write the self-contained HTML report of an experiment directory (finished, "
-        "interrupted or copied from another machine) to DIR/report.html, or to -o FILE.",
+        f"interrupted or copied from another machine) to DIR/{REPORT_HTML}, or to -o FILE.",
     )  # fmt: skip
     report.add_argument("dir", metavar="DIR", help="the experiment directory")
     report.add_argument("-o", "--output", metavar="FILE", default=None,
-                        help="where to write the report; default DIR/report.html")  # fmt: skip
+                        help=f"where to write the report; default DIR/{REPORT_HTML}")  # fmt: skip
     report.add_argument("--pick", type=non_negative_int, default=None, metavar="TRIAL",
                         help="multi-objective searches: show this Pareto point's model instead "
                         "of the knee's")  # fmt: skip

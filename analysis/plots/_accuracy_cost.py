@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis._load import hyperparameters
-from analysis._pareto import pareto_front
 from analysis.plots._style import (
     BASELINE,
     base_layout,
@@ -20,6 +19,7 @@ from analysis.plots._style import (
     outcome_order,
     trial_hover,
 )
+from tuner.experiment import pareto_front
 
 TITLE = "Accuracy against cost"
 COSTS = (("params", "parameters"), ("train_seconds", "training seconds"))

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.plots._style import BASELINE, BEST, base_layout, empty_figure
+from tuner.experiment import BEST_JSON
 
 TITLE = "Best model on the test split"
 MAX_ANNOTATED_CLASSES = 20  # write the numbers in the cells up to this many classes
@@ -53,7 +54,7 @@ def _num(value: Any) -> float | None:
 
 def _get_best_model_plot(info: BestModelInfo) -> go.Figure:
     if not info.confusion and not info.series:
-        return empty_figure(TITLE, "No best trial scored on the test split (no best.json).")
+        return empty_figure(TITLE, f"No best trial scored on the test split (no {BEST_JSON}).")
     labels = [html.escape(c) for c in info.classes]
     fig = make_subplots(
         rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.1,

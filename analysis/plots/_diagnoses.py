@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from analysis._diagnose import LABELS
 from analysis.plots._style import COMPLETED, DIVERGED, base_layout, empty_figure, log_ticks
+from tuner.experiment import finite
 
 TITLE = "Diagnoses: loss curves by label (validation solid, train dotted)"
 LABEL_COLORS = {
@@ -33,7 +34,7 @@ class DiagnosesInfo(NamedTuple):
 
 
 def _clean(values: pd.Series) -> list[float | None]:
-    return [float(v) if pd.notna(v) and math.isfinite(float(v)) and v > 0 else None for v in values]
+    return [v if v is not None and v > 0 else None for v in map(finite, values)]
 
 
 def _get_diagnoses_info(diagnoses: pd.DataFrame, epochs: pd.DataFrame) -> DiagnosesInfo:

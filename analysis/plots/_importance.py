@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import plotly.graph_objects as go
 
 from analysis.plots._style import base_layout, empty_figure
+from tuner.experiment import OPTUNA_DB
 
 TITLE = "Parameter importance (fANOVA)"
 MIN_TRIALS = 5  # fewer finished trials than this and a forest's variance split means nothing
@@ -41,7 +42,7 @@ def _finished(study: Any) -> list[Any]:
 
 def _get_importance_info(study: Any | None, min_trials: int = MIN_TRIALS) -> ImportanceInfo:
     if study is None:
-        return ImportanceInfo([], [], 0, "No Optuna study (optuna.db) in the experiment.")
+        return ImportanceInfo([], [], 0, f"No Optuna study ({OPTUNA_DB}) in the experiment.")
     import optuna
 
     finished = _finished(study)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.plots._style import BASELINE, BEST, PALETTE, base_layout, empty_figure, log_ticks
+from tuner.experiment import finite
 
 TITLE = "Learning curves: best trial, lab baseline and the next best"
 TOP_K = 5
@@ -32,7 +33,7 @@ class CurvesInfo(NamedTuple):
 
 
 def _clean(values: pd.Series) -> list[float | None]:
-    return [float(v) if pd.notna(v) and math.isfinite(float(v)) else None for v in values]
+    return [finite(v) for v in values]
 
 
 def _pick(trials: pd.DataFrame, best: int | None, k: int) -> list[tuple[int, str]]:

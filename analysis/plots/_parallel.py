@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis._load import CONFIG_PREFIX, display_value, hyperparameters
+from analysis._load import display_value, hyperparameters
 from analysis.plots._style import base_layout, empty_figure
+from tuner.experiment import CONFIG_PREFIX
 
 TITLE = "Hyperparameters against validation accuracy (parallel coordinates)"
 MAX_CATEGORIES = 8  # numeric parameters with at most this many values get a tick per value

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis._load import CONFIG_PREFIX, display_value, hyperparameters
+from analysis._load import display_value, hyperparameters
 from analysis.plots._style import (
     base_layout,
     empty_figure,
@@ -26,6 +26,7 @@ from analysis.plots._style import (
     outcome_order,
     trial_hover,
 )
+from tuner.experiment import CONFIG_PREFIX
 
 TITLE = "Effect of each hyperparameter on validation accuracy"
 COLS = 4

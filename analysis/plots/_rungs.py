@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.plots._style import COMPLETED, DIVERGED, ERROR, RUNNING, base_layout, empty_figure
+from tuner.experiment import rung_epochs
 
 TITLE = "Where trials ended: ASHA rungs"
 SERIES = (
@@ -31,15 +32,6 @@ class RungInfo(NamedTuple):
     scheduler: str
 
 
-def asha_rungs(epoch_budget: int, grace_period: int = 1, reduction_factor: int = 3) -> list[int]:
-    """Epochs at which ASHA compares trials: grace x rf^k, below the budget."""
-    rungs, t = [], max(1, int(grace_period))
-    while t < epoch_budget and reduction_factor > 1:
-        rungs.append(t)
-        t *= int(reduction_factor)
-    return rungs
-
-
 def _get_rungs_info(
     trials: pd.DataFrame,
     epoch_budget: int,
@@ -54,7 +46,8 @@ def _get_rungs_info(
         ended = trials.loc[trials["status"] == status, "epochs_run"] if len(trials) else []
         tally = pd.Series(ended).value_counts() if len(ended) else pd.Series(dtype=int)
         counts[status] = [int(tally.get(e, 0)) for e in epochs]
-    rungs = asha_rungs(epoch_budget, grace_period, reduction_factor) if scheduler == "asha" else []
+    asha = scheduler == "asha"
+    rungs = rung_epochs(grace_period, reduction_factor, epoch_budget) if asha else []
     return RungInfo(epochs, rungs, counts, scheduler)
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis._load import CONFIG_PREFIX, display_value
+from analysis._load import display_value
+from tuner.experiment import CONFIG_PREFIX
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 COMPLETED, DIVERGED, ERROR, RUNNING = "#1b9e77", "#d62728", "#7f7f7f", "#1f77b4"

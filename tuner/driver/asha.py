@@ -30,9 +30,8 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
+from tuner.experiment import rung_epochs
 from tuner.io import atomic_write_text
-
-STATE_FILE = "asha_state.json"
 
 
 def is_baseline(trial: Any) -> bool:
@@ -73,15 +72,6 @@ class PeerJudgedBracket(_Bracket):
             recorded[trial.trial_id] = cur_rew
             break
         return action
-
-
-def rung_epochs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
-    """The epochs where ASHA may stop a trial: grace_period x rf^k below max_t."""
-    rungs, epoch = [], grace_period
-    while epoch < max_t:
-        rungs.append(epoch)
-        epoch *= reduction_factor
-    return rungs
 
 
 def judged_rungs(samples: int, grace_period: int, reduction_factor: int, max_t: int) -> set[int]:

@@ -13,7 +13,7 @@ from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.objectives import knee_point, pareto_front, parse_objectives, values_of
 from tuner.driver.tuner_setup import SEARCHER_METRIC
-from tuner.experiment import pick_best, trial_config
+from tuner.experiment import BEST_JSON, pick_best, trial_config
 from tuner.io import atomic_write_json
 from tuner.train.trial_data import TrialData
 
@@ -146,5 +146,5 @@ def write_best(
             "per_class_acc": scored["per_class_acc"] if scored else None,
             "params": int(base["params"]),
         }
-    atomic_write_json(exp / "best.json", best)
+    atomic_write_json(exp / BEST_JSON, best)
     return best

@@ -18,7 +18,14 @@ from tuner.driver.console import print_summary, say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.provenance import Timings
 from tuner.driver.recovery import reconcile_study, study_name
-from tuner.experiment import Damage, collect_tables, ray_trial_states
+from tuner.experiment import (
+    EPOCHS_CSV,
+    PROVENANCE_JSON,
+    TRIALS_CSV,
+    Damage,
+    collect_tables,
+    ray_trial_states,
+)
 from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.train.trial_data import TrialData
 
@@ -83,8 +90,8 @@ def write_results(
     )  # fmt: skip
     if damage.summary():
         say(stream, f"warning: {damage.summary()}")
-    atomic_write_csv(exp / "trials.csv", trials)
-    atomic_write_csv(exp / "epochs.csv", epochs)
+    atomic_write_csv(exp / TRIALS_CSV, trials)
+    atomic_write_csv(exp / EPOCHS_CSV, epochs)
     # Trials still to run: those Tune left unfinished, and those never asked for (a stop came
     # before the searcher had proposed all --samples of them).
     finished = int((trials["status"] != "running").sum()) if not trials.empty else 0
@@ -101,11 +108,11 @@ def write_results(
         report = write_report(exp, stream)
     # Where the time went, per phase (a resume adds its own entry): bench/overhead.py reads it.
     record.setdefault("timings", []).append(timings.seconds)
-    atomic_write_json(exp / "provenance.json", record)
+    atomic_write_json(exp / PROVENANCE_JSON, record)
     print_summary(stream, exp, trials, best, report)
     errors = int((trials["status"] == "error").sum()) if not trials.empty else 0
     if errors and not left:
-        say(stream, f"{errors} trial(s) ended in error (see trials.csv); to run them again from "
+        say(stream, f"{errors} trial(s) ended in error (see {TRIALS_CSV}); to run them again from "
              f"their last checkpoint: tuner resume {exp} --retry-errored")  # fmt: skip
     if left:
         started_ids = set(trials["trial_id"]) if not trials.empty else set()

@@ -14,7 +14,6 @@ from tuner.driver.disk import DiskFullError, is_disk_full
 from tuner.driver.provenance import Timings
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
-    OPTUNA_DB,
     forget_missing_checkpoints,
     prepare_search_state,
     reopen_trials,
@@ -23,7 +22,13 @@ from tuner.driver.recovery import (
     study_name,
 )
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
-from tuner.experiment import ray_trial_states
+from tuner.experiment import (
+    OPTUNA_DB,
+    RESULT_JSON,
+    checkpoint_dirs,
+    dirs_of_trial,
+    ray_trial_states,
+)
 from tuner.train.trial_data import TrialData
 
 
@@ -156,14 +161,14 @@ def disk_full_error(exp: Path) -> DiskFullError:
 def checkpoint_notes(exp: Path) -> list[str]:
     """One line for each unfinished trial whose newest checkpoint cannot be read (cut short by
     a crash or a full disk, or deleted): where the resume continues it from instead."""
-    from tuner.train.checkpoints import checkpoint_dirs, describe_fallback, newest_readable
+    from tuner.train.checkpoints import describe_fallback, newest_readable
 
     notes = []
     for trial_id, state in ray_trial_states(exp).items():
         if state["status"] in ("TERMINATED",):
             continue
-        for trial_dir in exp.glob(f"trial_*_{trial_id}"):
-            if not checkpoint_dirs(trial_dir) and not (trial_dir / "result.json").exists():
+        for trial_dir in dirs_of_trial(exp, trial_id):
+            if not checkpoint_dirs(trial_dir) and not (trial_dir / RESULT_JSON).exists():
                 continue  # never started: nothing to continue from
             chosen, _, skipped = newest_readable(trial_dir)
             note = describe_fallback(trial_dir.name, chosen, skipped)

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuner.train.config import ConfigError
+from tuner.errors import ConfigError
+from tuner.experiment import pareto_mask
 
 # name -> (reported metric, trials.csv column, natural mode)
 KNOWN: dict[str, tuple[str, str, str]] = {
@@ -81,8 +82,6 @@ def _costs(frame: pd.DataFrame, objectives: list[Objective]) -> np.ndarray:
 def pareto_front(trials: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame:
     """The completed trials no other completed trial dominates (at least as good in every
     objective and better in one), sorted by the first objective, best first."""
-    from analysis._pareto import pareto_mask
-
     done = trials[trials["status"] == "completed"]
     if done.empty:
         return done

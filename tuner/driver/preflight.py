@@ -12,6 +12,12 @@ from tuner.data import DatasetBundle, load_dataset
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.errors import ConfigError
+from tuner.experiment import (
+    SEARCH_GEN_STATE_GLOB,
+    SEARCHER_STATE_GLOB,
+    STATE_BACKUP_DIR,
+    TUNER_PKL,
+)
 from tuner.train.trial_data import TrialData
 
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
@@ -112,9 +118,10 @@ def refuse_writable_by_others(exp: Path) -> None:
     owner alone (or the owner's private group), and owned by the user resuming (or root).
     """
     me = os.geteuid()
-    pickles = [exp / "tuner.pkl", *exp.glob("searcher-state-*.pkl")]
-    backups = exp.glob(".tuner-state-backup/*")  # copied back over cut-short state files
-    for path in [exp, *pickles, *exp.glob("search_gen_state-*"), *backups]:
+    pickles = [exp / TUNER_PKL, *exp.glob(SEARCHER_STATE_GLOB)]
+    backups = exp.glob(f"{STATE_BACKUP_DIR}/*")  # copied back over cut-short state files
+    search_gen = exp.glob(SEARCH_GEN_STATE_GLOB.removesuffix(".json"))  # and any left aside
+    for path in [exp, *pickles, *search_gen, *backups]:
         st = path.stat()
         if st.st_mode & 0o002 or (st.st_mode & 0o020 and not _private_group(st.st_gid)):
             raise ConfigError(

@@ -14,12 +14,24 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.io import atomic_write_text
+from tuner.experiment import (
+    EXPERIMENT_STATE_GLOB,
+    OPTUNA_DB,
+    PARAMS_JSON,
+    SEARCH_GEN_STATE_GLOB,
+    STATE_BACKUP_DIR,
+    STATE_PATTERNS,
+    TRIAL_PREFIX,
+    ray_trial_states,
+    read_params,
+    trial_id_of,
+    tune_state_files,
+)
+from tuner.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from tuner.driver.config import SearchConfig
 
-OPTUNA_DB = "optuna.db"
 TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.driver.searcher: set on every Optuna trial Tune runs
 UNFINISHED = ("RUNNING", "PENDING", "PAUSED")
 
@@ -39,7 +51,7 @@ def settle_finished_trials(experiment_dir: str | Path, study_name: str | None) -
     Returns how many trials were settled. The state file is rewritten atomically.
     """
     experiment_dir = Path(experiment_dir)
-    states = sorted(experiment_dir.glob("experiment_state-*.json"))
+    states = tune_state_files(experiment_dir)
     if not states or not (experiment_dir / OPTUNA_DB).exists():
         return 0
     study = _load_study(experiment_dir, study_name)
@@ -73,7 +85,7 @@ def record_errors(experiment_dir: str | Path, tune_ids: set[str]) -> int:
     plain `tuner resume` would quietly run them again, and the tables would call them running.
     Returns how many were changed."""
     experiment_dir = Path(experiment_dir)
-    states = sorted(experiment_dir.glob("experiment_state-*.json"))
+    states = tune_state_files(experiment_dir)
     if not states or not tune_ids:
         return 0
     return _set_unfinished_status(states[-1], tune_ids, "ERROR")
@@ -108,11 +120,9 @@ def prepare_search_state(experiment_dir: str | Path, retry: set[str] = frozenset
     """
     import pickle
 
-    from tuner.io import atomic_write_bytes
-
     experiment_dir = Path(experiment_dir).resolve()
     changed = 0
-    for path in sorted(experiment_dir.glob("search_gen_state-*.json")):
+    for path in sorted(experiment_dir.glob(SEARCH_GEN_STATE_GLOB)):
         state = pickle.loads(path.read_bytes())
         if not isinstance(state, dict):
             continue
@@ -139,8 +149,6 @@ def prepare_search_state(experiment_dir: str | Path, retry: set[str] = frozenset
 
 def errored_trials(experiment_dir: str | Path) -> set[str]:
     """Tune's ids of the trials that ended in ERROR (after their retries)."""
-    from tuner.experiment import ray_trial_states
-
     return {tid for tid, s in ray_trial_states(experiment_dir).items() if s["status"] == "ERROR"}
 
 
@@ -169,18 +177,17 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
     return len(ids)
 
 
-# Tune's state files, which a resume reads back. Tune copies them from its staging dir into the
-# experiment directory in place (not atomically), so a disk that fills mid-copy leaves them cut
-# short, and the resume then died on a JSONDecodeError. The disk guard keeps a copy of each
-# one that was whole when it last changed, and a resume puts the copy back over a cut one.
-STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
-STATE_BACKUP_DIR = ".tuner-state-backup"
+# Tune's state files (STATE_PATTERNS), which a resume reads back. Tune copies them from its
+# staging dir into the experiment directory in place (not atomically), so a disk that fills
+# mid-copy leaves them cut short, and the resume then died on a JSONDecodeError. The disk guard
+# keeps a copy of each one that was whole when it last changed (in STATE_BACKUP_DIR), and a
+# resume puts the copy back over a cut one.
 
 
 def _whole(path: Path, data: bytes) -> bool:
     """Whether a state file reads to its end: JSON that parses, or a pickle that ends with
     pickle's STOP opcode (checked without unpickling it)."""
-    if path.name.startswith("experiment_state-"):
+    if path.match(EXPERIMENT_STATE_GLOB):
         try:
             json.loads(data)
         except ValueError:
@@ -192,8 +199,6 @@ def _whole(path: Path, data: bytes) -> bool:
 def back_up_state(experiment_dir: str | Path, seen: dict[str, float]) -> None:
     """Copy each of Tune's state files that changed since `seen` (name -> mtime) and is whole
     into STATE_BACKUP_DIR, atomically. A failure (the disk is full) keeps the older copy."""
-    from tuner.io import atomic_write_bytes
-
     experiment_dir = Path(experiment_dir)
     for pattern in STATE_PATTERNS:
         for path in experiment_dir.glob(pattern):
@@ -213,9 +218,6 @@ def repair_state(experiment_dir: str | Path) -> list[str]:
     """Put the backed-up copy back over each of Tune's state files that was cut short, and
     write a trial's params.json again from Tune's record of its config when it was cut short.
     Returns one line for each file repaired (or that could not be)."""
-    from tuner.experiment import ray_trial_states, read_params
-    from tuner.io import atomic_write_bytes, atomic_write_json
-
     experiment_dir = Path(experiment_dir)
     notes = []
     for pattern in STATE_PATTERNS:
@@ -232,11 +234,11 @@ def repair_state(experiment_dir: str | Path) -> list[str]:
                 notes.append(f"{path.name} was cut short and there is no copy; set aside as "
                              f"{path.name}.cut-short")  # fmt: skip
     states = ray_trial_states(experiment_dir)
-    for params in experiment_dir.glob("trial_*/params.json"):
-        config = states.get(params.parent.name.rsplit("_", 1)[-1], {}).get("config")
+    for params in experiment_dir.glob(f"{TRIAL_PREFIX}*/{PARAMS_JSON}"):
+        config = states.get(trial_id_of(params.parent), {}).get("config")
         if read_params(params.parent) is None and config is not None:
             atomic_write_json(params, config)
-            notes.append(f"{params.parent.name}/params.json was cut short; written again from "
+            notes.append(f"{params.parent.name}/{PARAMS_JSON} was cut short; written again from "
                          "Tune's record of the trial")  # fmt: skip
     return notes
 
@@ -256,7 +258,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
     from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
 
     experiment_dir = Path(experiment_dir)
-    states = sorted(experiment_dir.glob("experiment_state-*.json"))
+    states = tune_state_files(experiment_dir)
     if not states:
         return []
     data = json.loads(states[-1].read_text())

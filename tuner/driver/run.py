@@ -38,6 +38,7 @@ from tuner.driver.ray_runtime import while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.tuner_setup import open_study_storage
 from tuner.errors import ConfigError
+from tuner.experiment import PROVENANCE_JSON, TUNER_PKL
 from tuner.io import atomic_write_json
 from tuner.train.trial_data import TrialData
 
@@ -85,7 +86,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
                 "val": len(bundle.val.y), "test": len(bundle.test.y),
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
-            atomic_write_json(exp / "provenance.json", record)
+            atomic_write_json(exp / PROVENANCE_JSON, record)
         with timings("study_storage"):
             storage = open_study_storage(cfg)
         return bundle, trial_data, record, storage
@@ -120,11 +121,11 @@ def resume(
     """
     stream = stream or sys.stdout
     exp = Path(experiment_dir).expanduser().resolve()
-    for needed in ("provenance.json", "tuner.pkl"):
+    for needed in (PROVENANCE_JSON, TUNER_PKL):
         if not (exp / needed).is_file():
             raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
     refuse_writable_by_others(exp)
-    record = json.loads((exp / "provenance.json").read_text())
+    record = json.loads((exp / PROVENANCE_JSON).read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
     cfg = replace(
@@ -143,7 +144,7 @@ def resume(
 
     (bundle, trial_data), we_started = while_ray_starts(cfg, stream, prepare, timings)
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
-    atomic_write_json(exp / "provenance.json", record)
+    atomic_write_json(exp / PROVENANCE_JSON, record)
     say(stream, f"Resuming {exp}")
     return _run(cfg, bundle, trial_data, record, stream, restore=True, we_started=we_started,
                 timings=timings, retry=retry)  # fmt: skip

@@ -35,9 +35,9 @@ from tuner.driver.internals import clear_storage_caches, reseed_sampler, study_s
 from tuner.driver.internals import trial_id as trial_id_of
 from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
+from tuner.experiment import REJECTED_ATTR, is_finite
 from tuner.train.cost import Budget, Cost
 
-REJECTED_ATTR = "rejected"  # the reason a configuration was over budget
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
 
 
@@ -45,13 +45,6 @@ def _set_constraints(ot_trial: Any, names: list[str], violations: list[float]) -
     """Optuna's convention: a value <= 0 is within the bound; TPE reads them itself."""
     for name, value in zip(names, violations, strict=True):
         ot_trial.set_constraint(name, value)
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def outcome_state(
@@ -62,7 +55,7 @@ def outcome_state(
     metrics = metric if isinstance(metric, list) else [metric]
     if error or not result or result.get("diverged"):
         return TrialState.FAIL
-    if not all(_finite(result.get(m)) for m in metrics):
+    if not all(is_finite(result.get(m)) for m in metrics):
         return TrialState.FAIL
     if int(result.get("epoch", 0)) >= epoch_budget:
         return TrialState.COMPLETE
@@ -136,7 +129,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if ot_trial is None or isinstance(self.metric, list):  # Optuna: no intermediate values
             return  # for a multi-objective study
         value = result.get(self.metric)
-        if value is None or not _finite(value):
+        if not is_finite(value):
             return
         if self._finished(trial_id):
             return

@@ -14,8 +14,14 @@ from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.objectives import parse_objectives
 from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
-from tuner.driver.recovery import OPTUNA_DB
-from tuner.experiment import REJECTED_CSV, record_rejection, trial_dir_name
+from tuner.experiment import (
+    ASHA_STATE_JSON,
+    OPTUNA_DB,
+    REJECTED_CSV,
+    record_rejection,
+    rung_epochs,
+    trial_dir_name,
+)
 from tuner.train.trial_data import TrialData
 
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
@@ -33,8 +39,6 @@ def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
 
 def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
-    from tuner.driver.asha import rung_epochs
-
     if cfg.scheduler != "asha":
         return frozenset()
     return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
@@ -149,13 +153,12 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.driver.asha import STATE_FILE as ASHA_STATE
     from tuner.driver.asha import PersistentASHA
 
     if cfg.scheduler != "asha":
         return FIFOScheduler()
     return PersistentASHA(
-        state_path=cfg.experiment_dir / ASHA_STATE,
+        state_path=cfg.experiment_dir / ASHA_STATE_JSON,
         time_attr="training_iteration",
         metric=SCHEDULER_METRIC,
         mode=SCHEDULER_MODE,

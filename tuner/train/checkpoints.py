@@ -8,7 +8,7 @@ without torch). Ray writes checkpoint_000000, checkpoint_000001, ... in the tria
 truncated, or a user may delete it; a resume then continues from the newest readable one before
 it, or from scratch, and says which, instead of failing the trial on torch.load's traceback.
 
-No torch at import (tuner.experiment reads history.json through this module) and no Ray.
+No torch at import and no Ray; the file names are tuner.experiment's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-CHECKPOINT_FILE = "state.pt"
-HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
+from tuner.experiment import CHECKPOINT_FILE, HISTORY_FILE, checkpoint_dirs
 
 
 @dataclass(frozen=True)
@@ -61,21 +60,6 @@ def save_checkpoint(checkpoint_dir: str | Path, state: dict[str, Any]) -> None:
     torch.save(state, checkpoint_dir / CHECKPOINT_FILE)
     # The epochs' metrics as plain JSON too: tuner.experiment reads them without torch.
     (checkpoint_dir / HISTORY_FILE).write_text(json.dumps(state.get("history", [])))
-
-
-def read_history(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
-    """The epochs' metrics a checkpoint's history.json holds, or None when it is missing or
-    cannot be read (older checkpoints have only state.pt). No torch."""
-    try:
-        return json.loads((Path(checkpoint_dir) / HISTORY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:
-    """The trial's checkpoint directories, newest first."""
-    found = [p for p in Path(trial_dir).glob("checkpoint_*") if p.name.rsplit("_", 1)[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[-1]), reverse=True)
 
 
 def read_state(checkpoint_dir: str | Path) -> dict[str, Any] | None:
@@ -118,7 +102,7 @@ def describe_fallback(trial: str, chosen: Path | None, skipped: list[Path]) -> s
     return f"{trial}: checkpoint {bad} is missing or cut short; {then}"
 
 
-def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_best_weights(checkpoint_dir: str | Path) -> tuple[dict[str, Any], dict]:
     """The lowest-validation-loss weights and their metrics from a trial checkpoint."""
     import torch
 

@@ -7,7 +7,6 @@ for the test split (tuner/train/scoring.py), and bench/ times them against a bar
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,10 +15,6 @@ import torch
 from torch import nn
 
 from tuner.train.config import TrainConfig
-
-# An untrained classifier scores ln(num_classes); a training loss this many times higher has
-# blown up even if it is still finite (lr far too large).
-EXPLODING_LOSS_FACTOR = 10.0
 
 
 @dataclass
@@ -70,10 +65,6 @@ def build_schedule(
             optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25
         )
     return None
-
-
-def loss_exploded(loss: float, num_classes: int) -> bool:
-    return not math.isfinite(loss) or loss > EXPLODING_LOSS_FACTOR * math.log(num_classes)
 
 
 DIVERGENCE_CHECK_EVERY = 16  # steps between host reads of the loss's finiteness on a GPU

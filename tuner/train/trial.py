@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tuner.experiment import loss_exploded
 from tuner.train.checkpoints import EVERY_EPOCH, CheckpointPolicy
 from tuner.train.config import TrainConfig
 from tuner.train.cost import inference_latency_ms, run_and_count
@@ -32,7 +33,6 @@ from tuner.train.loop import (
     build_optimizer,
     build_schedule,
     evaluate,
-    loss_exploded,
     pick_device,
     train_epoch,
 )

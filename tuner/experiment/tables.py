@@ -1,4 +1,4 @@
-"""Experiment tables: trials.csv and epochs.csv, read from the trial directories on disk.
+"""The experiment's tables, trials.csv and epochs.csv, read from the trial directories on disk.
 
 They are built from the files Ray Tune writes for each trial (`params.json`, `result.json`,
 `error.txt`), not from the in-memory ResultGrid, so the same code works on a finished, an
@@ -8,47 +8,46 @@ interrupted or a copied experiment, and without Ray running.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
+from tuner.experiment.files import (
+    ERROR_TXT,
+    PARAMS_JSON,
+    RESULT_JSON,
+    checkpoint_dirs,
+    ray_trial_states,
+    read_history,
+    read_params,
+    read_table,
+    trial_dirs,
+    trial_id_of,
+    trial_index,
+)
+from tuner.experiment.rules import finite
 from tuner.io import atomic_write_csv
 
-if TYPE_CHECKING:
-    from tuner.train.cost import Cost
-
-# One row per trial per epoch; these are the reported metrics kept in epochs.csv.
+CONFIG_PREFIX = "config/"  # trials.csv and rejected.csv: one `config/<key>` column per key
+# trials.csv: one row per trial, these columns first, then the config/ columns (sorted).
+TRIAL_COLUMNS = [
+    "trial_index", "trial_id", "is_baseline", "status", "epochs_run", "val_loss", "val_acc",
+    "train_loss", "train_acc", "best_val_loss", "best_val_acc", "best_epoch", "params", "macs",
+    "latency_ms", "train_seconds", "wall_seconds", "images_per_s", "node_id", "num_failures",
+    "error", "trial_dir",
+]  # fmt: skip
+# epochs.csv: one row per trial per epoch; the trial's keys, then these reported metrics.
 EPOCH_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "best_val_loss", "best_val_acc",
     "best_epoch", "epoch_time_s", "val_time_s", "images_per_s", "lr", "params", "diverged",
     "time_total_s", "node_id",
 ]  # fmt: skip
-OUTCOMES = ("completed", "stopped", "diverged", "error", "running")
-
-
-def trial_dir_name(trial: Any) -> str:
-    """Short trial directory names, `trial_0003_<id>`, numbered from 0 in creation order.
-
-    Ray's experiment tag starts with a 1-based counter; trial 0 is the first suggestion (the
-    lab's baseline) and matches the Optuna trial number.
-    """
-    counter = int(str(trial.experiment_tag).split("_", 1)[0])
-    return f"trial_{counter - 1:04d}_{trial.trial_id}"
-
-
-def trial_index(trial_dir: str | Path) -> int:
-    """The number in a `trial_0003_<id>` directory name, -1 for any other name."""
-    parts = Path(trial_dir).name.split("_")
-    if len(parts) >= 3 and parts[0] == "trial" and parts[1].isdigit():
-        return int(parts[1])
-    return -1
-
-
-def trial_dirs(experiment_dir: str | Path) -> list[Path]:
-    return sorted(p.parent for p in Path(experiment_dir).glob("*/params.json"))
+EPOCH_KEYS = ["trial_index", "trial_id"]
+# rejected.csv: one row per configuration refused for the size budget, then config/ columns.
+REJECTED_COLUMNS = ["params", "macs", "reason"]
+OUTCOMES = ("completed", "stopped", "diverged", "error", "running")  # trials.csv `status`
 
 
 @dataclass
@@ -70,12 +69,12 @@ class Damage:
             )
         if self.trials:
             parts.append(
-                f"skipped {len(self.trials)} trial(s) whose params.json could not be read "
+                f"skipped {len(self.trials)} trial(s) whose {PARAMS_JSON} could not be read "
                 f"({', '.join(self.trials[:3])}{', ...' if len(self.trials) > 3 else ''})"
             )
         if self.recovered:
             parts.append(
-                f"took {self.recovered} epoch(s) missing from result.json from the trials' "
+                f"took {self.recovered} epoch(s) missing from {RESULT_JSON} from the trials' "
                 "checkpoints"
             )
         if not parts:
@@ -84,7 +83,7 @@ class Damage:
 
 
 def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[str, Any]]:
-    path = trial_dir / "result.json"
+    path = trial_dir / RESULT_JSON
     if not path.exists():
         return []
     rows = []
@@ -109,14 +108,15 @@ def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[s
     driver killed before it synced result.json; the trial, restored, never reports them
     again). history.json is plain JSON beside state.pt; older checkpoints have only state.pt,
     read then (that imports torch)."""
-    from tuner.train.checkpoints import checkpoint_dirs, newest_readable, read_history
-
     history: Any = None
     for checkpoint in checkpoint_dirs(trial_dir):
         history = read_history(checkpoint)
         if history is not None:
             break
     if history is None and have and len(have) < max(have):  # a gap, and no history.json
+        # Only here, for checkpoints older than history.json: state.pt needs torch to read.
+        from tuner.train.checkpoints import newest_readable
+
         _, state, _ = newest_readable(trial_dir)
         history = (state or {}).get("history")
     return {
@@ -126,48 +126,12 @@ def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[s
     }
 
 
-def read_params(trial_dir: Path) -> dict[str, Any] | None:
-    """A trial's params.json, or None when it is missing or was cut short."""
-    try:
-        config = json.loads((trial_dir / "params.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
 def _error_message(trial_dir: Path) -> str:
-    path = trial_dir / "error.txt"
+    path = trial_dir / ERROR_TXT
     if not path.exists():
         return ""
     lines = [ln for ln in path.read_text(errors="replace").strip().splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "error"
-
-
-def ray_trial_states(experiment_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Tune's own record of each trial: status (TERMINATED, ERROR, RUNNING, ...) and failures.
-
-    Read from the newest experiment_state-*.json (plain JSON; no unpickling). Empty if there is
-    none, e.g. for a directory copied without it.
-    """
-    files = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
-    if not files:
-        return {}
-    try:
-        data = json.loads(files[-1].read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    states = {}
-    for item in data.get("trial_data", []):
-        try:
-            trial, runtime = (json.loads(x) if isinstance(x, str) else x for x in item[:2])
-        except (ValueError, TypeError):
-            continue
-        states[str(trial.get("trial_id"))] = {
-            "status": trial.get("status"),
-            "num_failures": int(runtime.get("num_failures") or 0),
-            "config": trial.get("config") if isinstance(trial.get("config"), dict) else None,
-        }
-    return states
 
 
 def classify(
@@ -198,15 +162,13 @@ def collect_tables(
     states = ray_trial_states(experiment_dir)
     for trial_dir in trial_dirs(experiment_dir):
         # params.json cut short (Ray writes it in place): Tune's own record of the config.
-        config = read_params(trial_dir) or states.get(trial_dir.name.rsplit("_", 1)[-1], {}).get(
-            "config"
-        )
+        config = read_params(trial_dir) or states.get(trial_id_of(trial_dir), {}).get("config")
         if config is None:
             if damage is not None:
                 damage.trials.append(trial_dir.name)
             continue
         results = _read_results(trial_dir, damage)
-        trial_id = results[-1]["trial_id"] if results else trial_dir.name.rsplit("_", 1)[-1]
+        trial_id = results[-1]["trial_id"] if results else trial_id_of(trial_dir)
         index = trial_index(trial_dir)
         # A retried trial reports the epochs after its checkpoint again: keep the last report.
         by_epoch: dict[int, dict[str, Any]] = {}
@@ -221,9 +183,8 @@ def collect_tables(
         for epoch in sorted(by_epoch):
             r = by_epoch[epoch]
             epoch_rows.append(
-                {"trial_index": index, "trial_id": trial_id,
-                 **{c: r.get(c) for c in EPOCH_COLUMNS}}
-            )  # fmt: skip
+                {"trial_index": index, "trial_id": trial_id, **{c: r.get(c) for c in EPOCH_COLUMNS}}
+            )
         last = by_epoch[max(by_epoch)] if by_epoch else {}
         state = states.get(trial_id, {})
         # error.txt stays behind after a failure that a retry recovered from; Tune's status
@@ -237,7 +198,7 @@ def collect_tables(
             running=trial_id in (running or set()) or state.get("status") in ("RUNNING", "PENDING"),
         )  # fmt: skip
         train_seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in by_epoch.values())
-        row = {
+        values = {
             "trial_index": index,
             "trial_id": trial_id,
             "is_baseline": index == baseline_index,
@@ -263,29 +224,15 @@ def collect_tables(
             "error": error if failed else "",
             "trial_dir": trial_dir.name,
         }
-        row.update({f"config/{k}": _cell(v) for k, v in sorted(config.items())})
+        row = {c: values[c] for c in TRIAL_COLUMNS}  # the order trials.csv keeps
+        row.update({f"{CONFIG_PREFIX}{k}": _cell(v) for k, v in sorted(config.items())})
         trial_rows.append(row)
     trials = pd.DataFrame(trial_rows)
-    epochs = pd.DataFrame(epoch_rows, columns=["trial_index", "trial_id", *EPOCH_COLUMNS])
+    epochs = pd.DataFrame(epoch_rows, columns=[*EPOCH_KEYS, *EPOCH_COLUMNS])
     if not trials.empty:
         trials = trials.sort_values("trial_index").reset_index(drop=True)
         epochs = epochs.sort_values(["trial_index", "epoch"]).reset_index(drop=True)
     return trials, epochs
-
-
-def pick_best(trials: pd.DataFrame) -> pd.Series | None:
-    """The trial whose kept weights (lowest validation loss) have the highest validation
-    accuracy; ties go to the lower validation loss. Never looks at the test split."""
-    ok = trials[trials["best_epoch"].fillna(0) >= 1]
-    if ok.empty:
-        return None
-    ranked = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
-    return ranked.iloc[0]
-
-
-def trial_config(experiment_dir: str | Path, row: pd.Series) -> dict[str, Any]:
-    """The exact flat config a trial ran (from its params.json; CSV columns lose int types)."""
-    return json.loads((Path(experiment_dir) / row["trial_dir"] / "params.json").read_text())
 
 
 def _cell(value: Any) -> Any:
@@ -293,16 +240,23 @@ def _cell(value: Any) -> Any:
 
 
 def _mean(values: list[Any]) -> float | None:
-    nums = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    nums = [n for n in map(finite, values) if n is not None]
     return sum(nums) / len(nums) if nums else None
 
 
-REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
+class Priced(Protocol):
+    """What record_rejection needs of a model's cost (tuner.train.cost.Cost)."""
+
+    @property
+    def params(self) -> int: ...
+
+    @property
+    def macs(self) -> int: ...
 
 
-def record_rejection(path: Path, config: dict[str, Any], cost: Cost, reason: str) -> None:
+def record_rejection(path: Path, config: dict[str, Any], cost: Priced, reason: str) -> None:
     """Add one over-budget configuration to rejected.csv (rewritten atomically)."""
-    row = {"params": cost.params, "macs": cost.macs, "reason": reason}
-    row.update({f"config/{k}": v for k, v in sorted(config.items())})
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    row = dict(zip(REJECTED_COLUMNS, (cost.params, cost.macs, reason), strict=True))
+    row.update({f"{CONFIG_PREFIX}{k}": v for k, v in sorted(config.items())})
+    table = read_table(path)
     atomic_write_csv(path, pd.concat([table, pd.DataFrame([row])], ignore_index=True))

@@ -1,0 +1,172 @@
+"""The experiment directory's files: their names, where they are, and reading them back.
+
+    <out>/<name>/
+        provenance.json          the search's settings, machine, dataset, timings
+        trials.csv, epochs.csv   the tables (tuner.experiment.tables)
+        best.json                the best trial, scored on the test split
+        report.html              analysis.write_report
+        optuna.db                the Optuna study (SQLite); refused configs carry REJECTED_ATTR
+        asha_state.json          ASHA's rungs (tuner/driver/asha.py)
+        rejected.csv             configurations over --max-params / --max-macs, never trained
+        .tuner-state-backup/     whole copies of Tune's state files (tuner/driver/recovery.py)
+        tuner.pkl, experiment_state-*.json, search_gen_state-*.json, searcher-state-*.pkl
+                                 Tune's own state, read back by a resume
+        trial_0003_<id>/         one per trial (Tune writes params.json, result.json, error.txt)
+            checkpoint_000001/state.pt, history.json
+
+Standard library and pandas only: the driver writes these files, `analysis` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# --- what the search writes ----------------------------------------------------------------
+TRIALS_CSV = "trials.csv"
+EPOCHS_CSV = "epochs.csv"
+BEST_JSON = "best.json"
+PROVENANCE_JSON = "provenance.json"
+REPORT_HTML = "report.html"
+OPTUNA_DB = "optuna.db"
+ASHA_STATE_JSON = "asha_state.json"
+REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
+REJECTED_ATTR = "rejected"  # their Optuna user attribute in optuna.db: the reason
+STATE_BACKUP_DIR = ".tuner-state-backup"
+
+# --- Tune's own state files, which a resume reads back -------------------------------------
+TUNER_PKL = "tuner.pkl"
+EXPERIMENT_STATE_GLOB = "experiment_state-*.json"
+SEARCH_GEN_STATE_GLOB = "search_gen_state-*.json"  # a pickle, despite its name
+SEARCHER_STATE_GLOB = "searcher-state-*.pkl"
+STATE_PATTERNS = (EXPERIMENT_STATE_GLOB, SEARCH_GEN_STATE_GLOB, SEARCHER_STATE_GLOB)
+
+# --- one trial's directory -----------------------------------------------------------------
+TRIAL_PREFIX = "trial_"  # trial_0003_<id>
+PARAMS_JSON = "params.json"  # the flat config (Tune writes it, in place)
+RESULT_JSON = "result.json"  # one JSON line per report
+ERROR_TXT = "error.txt"  # the traceback of the trial's last failure
+CHECKPOINT_PREFIX = "checkpoint_"  # checkpoint_000000, checkpoint_000001, ...
+CHECKPOINT_FILE = "state.pt"  # the training state (torch)
+HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
+
+
+def trial_dir_name(trial: Any) -> str:
+    """Short trial directory names, `trial_0003_<id>`, numbered from 0 in creation order.
+
+    Ray's experiment tag starts with a 1-based counter; trial 0 is the first suggestion (the
+    lab's baseline) and matches the Optuna trial number.
+    """
+    counter = int(str(trial.experiment_tag).split("_", 1)[0])
+    return f"{TRIAL_PREFIX}{counter - 1:04d}_{trial.trial_id}"
+
+
+def trial_index(trial_dir: str | Path) -> int:
+    """The number in a `trial_0003_<id>` directory name, -1 for any other name."""
+    parts = Path(trial_dir).name.split("_")
+    if len(parts) >= 3 and parts[0] == TRIAL_PREFIX.rstrip("_") and parts[1].isdigit():
+        return int(parts[1])
+    return -1
+
+
+def trial_id_of(trial_dir: str | Path) -> str:
+    """Tune's trial id: the last part of a `trial_0003_<id>` directory name."""
+    return Path(trial_dir).name.rsplit("_", 1)[-1]
+
+
+def trial_dirs(experiment_dir: str | Path) -> list[Path]:
+    """Every directory of the experiment that holds a params.json, sorted by name."""
+    return sorted(p.parent for p in Path(experiment_dir).glob(f"*/{PARAMS_JSON}"))
+
+
+def has_trial_dirs(experiment_dir: str | Path) -> bool:
+    return any(Path(experiment_dir).glob(f"*/{PARAMS_JSON}"))
+
+
+def dirs_of_trial(experiment_dir: str | Path, trial_id: str) -> list[Path]:
+    """The directories of the trial Tune calls `trial_id` (one, unless copied by hand)."""
+    return sorted(Path(experiment_dir).glob(f"{TRIAL_PREFIX}*_{trial_id}"))
+
+
+def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:
+    """The trial's checkpoint directories, newest first."""
+    found = [
+        p
+        for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*")
+        if p.name.rsplit("_", 1)[-1].isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[-1]), reverse=True)
+
+
+def tune_state_files(experiment_dir: str | Path) -> list[Path]:
+    """Tune's experiment_state-*.json files, oldest first (the last one is current)."""
+    return sorted(Path(experiment_dir).glob(EXPERIMENT_STATE_GLOB))
+
+
+def read_history(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The epochs' metrics a checkpoint's history.json holds, or None when it is missing or
+    cannot be read (older checkpoints have only state.pt). No torch."""
+    try:
+        return json.loads((Path(checkpoint_dir) / HISTORY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when it is missing, cut short or not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV table, or an empty DataFrame when the file is missing or empty."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def read_params(trial_dir: Path) -> dict[str, Any] | None:
+    """A trial's params.json, or None when it is missing or was cut short."""
+    return read_json(Path(trial_dir) / PARAMS_JSON)
+
+
+def trial_config(experiment_dir: str | Path, row: pd.Series) -> dict[str, Any]:
+    """The exact flat config a trial ran (from its params.json; CSV columns lose int types)."""
+    return json.loads((Path(experiment_dir) / row["trial_dir"] / PARAMS_JSON).read_text())
+
+
+def ray_trial_states(experiment_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Tune's own record of each trial: status (TERMINATED, ERROR, RUNNING, ...) and failures.
+
+    Read from the newest experiment_state-*.json (plain JSON; no unpickling). Empty if there is
+    none, e.g. for a directory copied without it.
+    """
+    files = tune_state_files(experiment_dir)
+    if not files:
+        return {}
+    try:
+        data = json.loads(files[-1].read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    states = {}
+    for item in data.get("trial_data", []):
+        try:
+            trial, runtime = (json.loads(x) if isinstance(x, str) else x for x in item[:2])
+        except (ValueError, TypeError):
+            continue
+        states[str(trial.get("trial_id"))] = {
+            "status": trial.get("status"),
+            "num_failures": int(runtime.get("num_failures") or 0),
+            "config": trial.get("config") if isinstance(trial.get("config"), dict) else None,
+        }
+    return states
