@@ -204,3 +204,12 @@ def ray_start_cluster(tmp_path):
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright (tests/browser_fixture.py); skipped without it
+    locally, a failure in CI."""
+    from browser_fixture import open_browser
+
+    yield from open_browser()

@@ -9,7 +9,7 @@ subclasses a library class (PersistentASHA, PeerJudgedBracket, TruthfulOptunaSea
 the inherited attributes directly; everything else goes through the accessors below.
 
 `check()` returns one line for each internal that is not as this code expects; the test
-tests/driver/test_internals.py fails with those lines, and pyproject.toml bounds ray[tune]
+tests/tuner/driver/test_internals.py fails with those lines, and pyproject.toml bounds ray[tune]
 and optuna to the versions on which it passes (Ray 2.60, Optuna 5.0).
 """
 

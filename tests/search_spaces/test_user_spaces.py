@@ -123,25 +123,6 @@ def test_a_broken_python_space_gets_a_precise_error(tmp_path):
         get_space(f"{tmp_path}/missing.py:f")
 
 
-@pytest.mark.slow  # starts Ray (and stops it again)
-def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
-    """The space's dry run happens while Ray starts; a failure there stops Ray again and ends
-    with one line, exit 2, and nothing written."""
-    import ray
-
-    from tuner.cli import main
-
-    if ray.is_initialized():  # left by another test: this one must see its own Ray start
-        ray.shutdown()
-    path = tmp_path / "typo.toml"
-    path.write_text("[params]\nlearning_rate = { float = [0.001, 0.1] }\n")
-    code = main(["search", "--space", str(path), "--out", str(tmp_path), "--samples", "2"])
-    err = capsys.readouterr().err
-    assert code == 2 and "learning_rate" in err and err.count("\n") == 1
-    assert not any(tmp_path.glob("typo-*"))  # nothing was created
-    assert not ray.is_initialized()  # the Ray started alongside the check was stopped again
-
-
 def test_user_spaces_survive_a_pickle_round_trip(tmp_path):
     """Ray pickles the searcher, space included, each time it saves the experiment's state; a
     space that cannot be pickled ended the search with an AttributeError."""
