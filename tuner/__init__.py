@@ -11,6 +11,7 @@ tuner.experiment owns the experiment directory that the driver writes and `analy
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import BudgetError, ConfigError, DataError
@@ -21,19 +22,24 @@ if TYPE_CHECKING:
     from tuner.train.config import TrainConfig
 
 
+# name -> the module it is imported from on first use (the TYPE_CHECKING imports above say
+# the same to the type checker)
+_LAZY = {
+    "SearchConfig": "tuner.driver.config",
+    "SearchResult": "tuner.driver.run",
+    "resume": "tuner.driver.run",
+    "search": "tuner.driver.run",
+    "TrainConfig": "tuner.train.config",
+}
+
+
 def __getattr__(name: str) -> Any:
     """The search's API, imported on first use: `import tuner.experiment` (what `analysis`
     reads the directory with) then loads neither the driver nor the trainer."""
-    if name == "SearchConfig":
-        from tuner.driver.config import SearchConfig as value
-    elif name in ("SearchResult", "resume", "search"):
-        from tuner.driver import run
-
-        value = getattr(run, name)
-    elif name == "TrainConfig":
-        from tuner.train.config import TrainConfig as value
-    else:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -65,18 +65,19 @@ def _numeric(label: str, column: pd.Series) -> Dimension:
     pos = np.log10(values) if log else values
     plo, phi = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
     span = (phi - plo) or 1.0
-    tickvals, ticktext = None, None
+    ticks: tuple[list[float], list[str]] | None = None  # (tickvals, ticktext); None: plotly's
     if log:
-        tickvals = [float(e) for e in range(math.floor(plo), math.ceil(phi) + 1)]
-        ticktext = [f"1e{int(e)}" for e in tickvals]
+        exponents = [float(e) for e in range(math.floor(plo), math.ceil(phi) + 1)]
+        ticks = (exponents, [f"1e{int(e)}" for e in exponents])
         label = f"{label} (log)"
     if present.size < len(values):  # conditional: missing values on an "n/a" tick below
         na_pos = plo - 0.15 * span
         pos = pos.fillna(na_pos)
-        if tickvals is None:
-            tickvals = [float(v) for v in np.linspace(plo, phi, 5)]
-            ticktext = [display_value(v) for v in tickvals]
-        tickvals, ticktext = [na_pos, *tickvals], [NA, *ticktext]
+        if ticks is None:
+            even = [float(v) for v in np.linspace(plo, phi, 5)]
+            ticks = (even, [display_value(v) for v in even])
+        ticks = ([na_pos, *ticks[0]], [NA, *ticks[1]])
+    tickvals, ticktext = ticks if ticks is not None else (None, None)
     return Dimension(label, [float(v) for v in pos], tickvals, ticktext)
 
 
@@ -102,7 +103,7 @@ def _get_parallel_plot(info: ParallelInfo) -> go.Figure:
         return empty_figure(TITLE, "Not enough trials with a validation accuracy to compare.")
     dims = []
     for d in info.dimensions:
-        spec = {"label": d.label, "values": d.values}
+        spec: dict[str, Any] = {"label": d.label, "values": d.values}
         if d.tickvals is not None:
             spec.update(tickvals=d.tickvals, ticktext=d.ticktext)
         dims.append(spec)

@@ -108,12 +108,12 @@ def _get_param_effects_info(trials: pd.DataFrame, epoch_budget: int = 1) -> Effe
         if values is None or values.notna().sum() == 0:
             continue
         if kind == "category":
-            x = [display_value(v) if pd.notna(v) else "n/a" for v in values]
-            cats = sorted(set(x), key=_category_key)
-            panels.append(EffectPanel(name, title, kind, x, cats))
+            texts = [display_value(v) if pd.notna(v) else "n/a" for v in values]
+            cats = sorted(set(texts), key=_category_key)
+            panels.append(EffectPanel(name, title, kind, texts, cats))
         else:
-            x = [float(v) if pd.notna(v) else math.nan for v in values]
-            panels.append(EffectPanel(name, title, kind, x, []))
+            numbers = [float(v) if pd.notna(v) else math.nan for v in values]
+            panels.append(EffectPanel(name, title, kind, numbers, []))
     return EffectInfo(
         trial_index=[int(i) for i in scored["trial_index"]],
         val_acc=[float(a) for a in scored["best_val_acc"]],

@@ -32,7 +32,8 @@ def flaky_space(trial, input_size=8):
 def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_path, monkeypatch):
     space = SearchSpace("flaky", "test space with a broken choice", flaky_space, baseline=None)
     monkeypatch.setitem(search_spaces.SPACES, "flaky", space)
-    # The pre-Ray space check would refuse this space outright (tests/search_spaces/test_user_spaces.py);
+    # The pre-Ray space check would refuse this space outright
+    # (tests/search_spaces/test_user_spaces.py);
     # here the broken choice must reach the trials, as a runtime failure would.
     search_module = importlib.import_module("tuner.driver.run")
     from search_spaces.check import CheckReport

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
@@ -58,7 +58,9 @@ class PeerJudgedBracket(_Bracket):
             if cur_rew is None:
                 break
             if ray_rule:
-                cutoff = self.cutoff(recorded)
+                # Ray annotates cutoff() as int | float | complex | ndarray; it is a
+                # np.nanpercentile of floats at one percentile, so a float (or None: empty rung)
+                cutoff = cast("float | None", self.cutoff(recorded))
                 stop = cutoff is not None and cur_rew < cutoff
             else:
                 values = sorted(
@@ -74,7 +76,7 @@ class PeerJudgedBracket(_Bracket):
         return action
 
 
-def judged_rungs(samples: int, grace_period: int, reduction_factor: int, max_t: int) -> set[int]:
+def judged_rungs(samples: int, grace_period: int, reduction_factor: float, max_t: int) -> set[int]:
     """Rungs expected to pass at least rf of the `samples` trials on: at the k-th (from 0),
     samples / rf^k arrive and 1/rf of them pass, so samples / rf^(k+1) >= rf."""
     rungs = rung_epochs(grace_period, reduction_factor, max_t)

@@ -30,12 +30,12 @@ def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialDa
     )  # fmt: skip
     # On a cluster every node opens the dataset from the shared cache itself; the driver sends
     # each trial only where it is. In-process Ray shares the arrays through the object store.
-    from_cache = cfg.address is not None and bundle.cache is not None
-    if cfg.address is not None and not from_cache:
+    cache = bundle.cache if cfg.address is not None else None
+    if cfg.address is not None and cache is None:
         say(stream, "warning: the dataset could not be cached; the driver sends it to trials")
-    if from_cache:
-        say(stream, f"trials open the dataset on their own node from {bundle.cache.cache_dir}")
-    return bundle, TrialData.from_bundle(bundle, from_cache=from_cache)
+    if cache is not None:
+        say(stream, f"trials open the dataset on their own node from {cache.cache_dir}")
+    return bundle, TrialData.from_bundle(bundle, from_cache=cache is not None)
 
 
 def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> Any:

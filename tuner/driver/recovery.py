@@ -11,6 +11,7 @@ trial may be left RUNNING.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,7 @@ def reconcile_study(experiment_dir: str | Path, study_name: str | None) -> int:
     return len(left)
 
 
-def prepare_search_state(experiment_dir: str | Path, retry: set[str] = frozenset()) -> int:
+def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = frozenset()) -> int:
     """Rewrite Tune's saved search generator (search_gen_state-*.json, a pickle despite its
     name) for the resume about to start. Returns how many state files were changed.
 

@@ -35,7 +35,7 @@ from tuner.driver.internals import clear_storage_caches, reseed_sampler, study_s
 from tuner.driver.internals import trial_id as trial_id_of
 from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
-from tuner.experiment import REJECTED_ATTR, is_finite
+from tuner.experiment import REJECTED_ATTR, finite, is_finite
 from tuner.train.cost import Budget, Cost
 
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
@@ -128,15 +128,15 @@ class TruthfulOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or isinstance(self.metric, list):  # Optuna: no intermediate values
             return  # for a multi-objective study
-        value = result.get(self.metric)
-        if not is_finite(value):
+        value = finite(result.get(self.metric))
+        if value is None:
             return
         if self._finished(trial_id):
             return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         steps = self._reported.setdefault(trial_id, set())
         if step not in steps:  # a retried trial reports its epochs after the checkpoint again
-            ot_trial.report(float(value), step)
+            ot_trial.report(value, step)
             steps.add(step)
 
     def _finished(self, trial_id: str) -> bool:

@@ -39,7 +39,7 @@ def pick_best(trials: pd.DataFrame) -> pd.Series | None:
     return ranked.iloc[0]
 
 
-def rung_epochs(grace_period: int, reduction_factor: int, max_t: int) -> list[int]:
+def rung_epochs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
     """The epochs where ASHA compares trials and may stop one: grace_period x rf^k below
     max_t (the epoch budget), as Ray Tune builds them."""
     rungs, epoch = [], max(1, int(grace_period))

@@ -84,7 +84,7 @@ def newest_readable(
     if preferred is not None:
         preferred = Path(preferred)
         candidates = [preferred] + [c for c in candidates if c.resolve() != preferred.resolve()]
-    skipped = []
+    skipped: list[Path] = []
     for candidate in candidates:
         state = read_state(candidate)
         if state is not None:

@@ -90,7 +90,7 @@ def run_and_count(model: nn.Module, x: torch.Tensor) -> tuple[Cost, torch.Tensor
         if isinstance(module, nn.Conv2d):  # every output value: C_in/groups x kh x kw products
             kh, kw = module.kernel_size
             macs += output.numel() * (module.in_channels // module.groups) * kh * kw
-        else:
+        elif isinstance(module, nn.Linear):  # the only other kind hooked below
             macs += output.numel() * module.in_features
 
     hooks = [

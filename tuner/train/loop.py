@@ -132,11 +132,8 @@ def evaluate(
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    confusion = (
-        torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-        if num_classes
-        else None
-    )
+    classes = num_classes or 0  # 0: no confusion matrix
+    confusion = torch.zeros(classes, classes, dtype=torch.long, device=device) if classes else None
     seen = 0
     for x, y in batches:
         with autocast_for(device):
@@ -146,9 +143,9 @@ def evaluate(
         correct += (pred == y).sum()
         seen += y.numel()
         if confusion is not None:
-            confusion += torch.bincount(
-                y * num_classes + pred, minlength=num_classes * num_classes
-            ).view(num_classes, num_classes)
+            confusion += torch.bincount(y * classes + pred, minlength=classes * classes).view(
+                classes, classes
+            )
     seconds = time.perf_counter() - start
     stats = EpochStats(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)
     return stats, (confusion.cpu() if confusion is not None else None)

@@ -47,13 +47,17 @@ class TrialData:
         from tuner.train.loader import channel_stats  # torch: the driver's side only
 
         mean, std = channel_stats(bundle.train.x)
-        shared = {"input_shape": bundle.input_shape, "classes": tuple(bundle.classes),
-                  "mean": mean, "std": std}  # fmt: skip
-        if not from_cache:
-            return cls(**shared, train=bundle.train, val=bundle.val)
-        if bundle.cache is None:
+        if from_cache and bundle.cache is None:
             raise ValueError("the dataset was not cached, so trials cannot open it by path")
-        return cls(**shared, cache=bundle.cache)
+        return cls(
+            input_shape=bundle.input_shape,
+            classes=tuple(bundle.classes),
+            mean=mean,
+            std=std,
+            train=None if from_cache else bundle.train,
+            val=None if from_cache else bundle.val,
+            cache=bundle.cache if from_cache else None,
+        )
 
     @property
     def num_classes(self) -> int:
