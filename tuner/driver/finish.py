@@ -11,13 +11,11 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from tuner.data import DatasetBundle
 from tuner.driver.best import write_best
-from tuner.driver.config import SearchConfig
 from tuner.driver.console import print_summary, say
 from tuner.driver.disk import is_disk_full
-from tuner.driver.provenance import Timings
 from tuner.driver.recovery import reconcile_study, study_name
+from tuner.driver.search_run import SearchRun
 from tuner.experiment import (
     EPOCHS_CSV,
     PROVENANCE_JSON,
@@ -27,7 +25,6 @@ from tuner.experiment import (
     ray_trial_states,
 )
 from tuner.io import atomic_write_csv, atomic_write_json
-from tuner.train.trial_data import TrialData
 
 
 @dataclass
@@ -60,19 +57,13 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
         return None
 
 
-def write_results(
-    cfg: SearchConfig,
-    bundle: DatasetBundle,
-    trial_data: TrialData,
-    record: dict[str, Any],
-    stream: TextIO,
-    timings: Timings,
-    started: float,
-    stopped_by: str | None = None,
-) -> SearchResult:
+def write_results(run: SearchRun, started: float, stopped_by: str | None = None) -> SearchResult:
     """After fit: the tables, the study settled, best.json (test scoring), the report,
     provenance.json and the summary. stopped_by: "time-budget" or "disk" when the search
     stopped itself."""
+    cfg, bundle, trial_data, record, stream, timings = (
+        run.cfg, run.bundle, run.trial_data, run.record, run.stream, run.timings,
+    )  # fmt: skip
     from search_spaces import get_space
 
     exp = cfg.experiment_dir

@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import DiskFullError, is_disk_full
-from tuner.driver.provenance import Timings
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
     forget_missing_checkpoints,
@@ -21,6 +19,7 @@ from tuner.driver.recovery import (
     settle_finished_trials,
     study_name,
 )
+from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
     OPTUNA_DB,
@@ -32,31 +31,23 @@ from tuner.experiment import (
 from tuner.train.trial_data import TrialData
 
 
-def fit(
-    cfg: SearchConfig,
-    bundle: DatasetBundle,
-    trial_data: TrialData,
-    record: dict[str, Any],
-    stream: TextIO,
-    restore: bool,
-    we_started: bool,
-    timings: Timings,
-    storage: Any,
-    interrupts: Any,
-    retry: set[str],
-) -> None:
-    """Build (or restore) the Tuner and fit it; Ray is shut down after if we started it.
+def fit(run: SearchRun, interrupts: Any) -> None:
+    """Build (or restore) the Tuner and fit it; Ray is shut down after if this run started it.
     A full disk ends in DiskFullError; what stopped the search is in `interrupts`."""
     import ray
 
+    cfg, trial_data, record, stream, timings = (
+        run.cfg, run.trial_data, run.record, run.stream, run.timings,
+    )  # fmt: skip
+    retry = run.retry
     exp = cfg.experiment_dir
     try:
         check_schedulable(cfg)
-        if restore:
+        if run.restore:
             tuner = restored_tuner(cfg, trial_data, record, retry, stream)
         else:
             with timings("build_tuner"):
-                tuner = build_tuner(cfg, bundle, trial_data, stream, storage)
+                tuner = build_tuner(cfg, run.bundle, trial_data, stream, run.storage)
         if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
             from tuner.driver.guards import quiet_disk_full_logs
 
@@ -96,7 +87,7 @@ def fit(
             raise disk_full_error(exp) from None
         raise
     finally:
-        if we_started:
+        if run.we_started_ray:
             with timings("ray_shutdown"):
                 ray.shutdown()
 

@@ -36,6 +36,7 @@ from tuner.driver.preflight import (
 from tuner.driver.provenance import Timings
 from tuner.driver.ray_runtime import while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
+from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import open_study_storage
 from tuner.errors import ConfigError
 from tuner.experiment import PROVENANCE_JSON, TUNER_PKL
@@ -101,8 +102,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",
     )
-    return _run(cfg, bundle, trial_data, record, stream, restore=False, we_started=we_started,
-                timings=timings, storage=storage)  # fmt: skip
+    return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
+                          storage=storage))  # fmt: skip
 
 
 def resume(
@@ -146,35 +147,23 @@ def resume(
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
     atomic_write_json(exp / PROVENANCE_JSON, record)
     say(stream, f"Resuming {exp}")
-    return _run(cfg, bundle, trial_data, record, stream, restore=True, we_started=we_started,
-                timings=timings, retry=retry)  # fmt: skip
+    return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
+                          restore=True, retry=retry))  # fmt: skip
 
 
-def _run(
-    cfg: SearchConfig,
-    bundle: DatasetBundle,
-    trial_data: TrialData,
-    record: dict[str, Any],
-    stream: TextIO,
-    restore: bool,
-    we_started: bool,
-    timings: Timings,
-    storage: Any = None,
-    retry: set[str] | None = None,
-) -> SearchResult:
-    """Fit (or restore and fit), then the tables, best.json and the report. `storage`: the
-    study's database when search() already opened it; `retry`: errored trials a resume runs
-    again. Ctrl-C: see tuner/driver/interrupt.py."""
+def _run(run: SearchRun) -> SearchResult:
+    """Fit (or restore and fit), then the tables, best.json and the report.
+    Ctrl-C: see tuner/driver/interrupt.py."""
     import time
 
     from tuner.driver import progress
     from tuner.driver.interrupt import Interrupts
 
+    cfg, record = run.cfg, run.record
     started = time.time()
-    plan = functools.partial(interrupt_plan, cfg, bundle)
-    with Interrupts(stream, plan, cfg.time_budget) as interrupts:
-        fit(cfg, bundle, trial_data, record, stream, restore, we_started, timings, storage,
-            interrupts, retry or set())  # fmt: skip
+    plan = functools.partial(interrupt_plan, cfg, run.bundle)
+    with Interrupts(run.stream, plan, cfg.time_budget) as interrupts:
+        fit(run, interrupts)
         shown = progress.ACTIVE
         if shown is not None and shown.final_status:
             errors = {t for t, status in shown.final_status.items() if status == "ERROR"}
@@ -182,9 +171,7 @@ def _run(
         if shown is not None:  # how many trials really ran at once (--concurrency, resources)
             record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
         try:
-            result = write_results(
-                cfg, bundle, trial_data, record, stream, timings, started, interrupts.stop_kind
-            )
+            result = write_results(run, started, interrupts.stop_kind)
         except OSError as e:
             if is_disk_full(e):
                 raise disk_full_error(cfg.experiment_dir) from None

@@ -1,0 +1,26 @@
+"""One run of a search (a new one, or a resume) as the stages after the preflight see it: what
+fit and the results need, passed as one typed object instead of ten arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from tuner.data import DatasetBundle
+from tuner.driver.config import SearchConfig
+from tuner.driver.provenance import Timings
+from tuner.train.trial_data import TrialData
+
+
+@dataclass
+class SearchRun:
+    cfg: SearchConfig
+    bundle: DatasetBundle
+    trial_data: TrialData
+    record: dict[str, Any]  # provenance.json, completed as the run goes and written at its end
+    stream: TextIO
+    timings: Timings
+    we_started_ray: bool  # Ray is shut down after the fit only if this run started it
+    restore: bool = False  # a resume: Tune's saved experiment is restored, not built
+    storage: Any = None  # the study's database, when search() opened it beside Ray's start
+    retry: set[str] = field(default_factory=set)  # errored trials a resume runs again
