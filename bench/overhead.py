@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,10 @@ def startup(args: argparse.Namespace, name: str, checkout: Path) -> float:
     cmd = [sys.executable, "-m", "tuner.cli", "search", "--dataset", args.dataset,
            "--samples", "1", "--epochs", "1", "--out", str(args.out), "--name", name]  # fmt: skip
     start = time.time()
-    proc = subprocess.run(cmd, text=True, capture_output=True, cwd=checkout)
+    # PYTHONPATH too, not only the working directory: Ray's worker processes must import the
+    # checkout's code as well (the installed package may be another checkout's).
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    proc = subprocess.run(cmd, text=True, capture_output=True, cwd=checkout, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
     trials = trial_results(args.out / name)
