@@ -120,10 +120,7 @@ def test_tuner_experiment_needs_no_torch_ray_optuna_or_analysis():
         if _in(i.name, "torch", "ray", "optuna", "analysis", "tuner.driver"):
             bad.append(i)
         elif _in(i.name, "tuner") and not _in(i.name, *own):
-            # The one exception: the history of a checkpoint older than history.json is in its
-            # state.pt, which only torch reads; tables.py imports the reader in that function.
-            if not (i.where == "function" and i.name == "tuner.train.checkpoints.newest_readable"):
-                bad.append(i)
+            bad.append(i)
     assert not bad, "\n".join(map(str, bad))
 
 

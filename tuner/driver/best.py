@@ -11,8 +11,13 @@ import pandas as pd
 from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
-from tuner.driver.objectives import knee_point, pareto_front, parse_objectives, values_of
-from tuner.driver.tuner_setup import SEARCHER_METRIC
+from tuner.driver.objectives import (
+    SEARCHER_METRIC,
+    knee_point,
+    pareto_front,
+    parse_objectives,
+    values_of,
+)
 from tuner.experiment import BEST_JSON, pick_best, trial_config
 from tuner.io import atomic_write_json
 from tuner.train.trial_data import TrialData

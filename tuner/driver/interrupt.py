@@ -21,7 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from tuner.data import DatasetBundle
+    from tuner.driver.config import SearchConfig
 
 _CURRENT: Interrupts | None = None  # the search running in this process
 
@@ -106,3 +110,40 @@ class Interrupts:
         self.stream.flush()
         if self.in_fit:
             self._tune_stop(frame)
+
+
+def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> str:
+    """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
+    trial's validation pass, scaled from its validation images to the test split's."""
+    from search_spaces import get_space
+    from tuner.driver import progress
+    from tuner.driver.best import MAX_FRONT_EVALUATIONS
+
+    shown = progress.ACTIVE
+    steps = []
+    if in_fit:
+        running = len(shown.running) if shown else 0
+        steps.append(
+            f"stopping the {running} running trial(s) as their current epoch ends (each keeps "
+            "its last checkpoint)"
+            if running
+            else "stopping the search"
+        )
+    tests = len(bundle.test.y)
+    if cfg.objectives:
+        scoring = f"scoring up to {MAX_FRONT_EVALUATIONS} Pareto-front trials"
+    elif shown and shown.best:
+        scoring = f"scoring trial {shown.best[1]}, the best so far,"
+    else:
+        scoring = "scoring the best trial"
+    scoring += f" on {tests:,} test images"
+    if get_space(cfg.space).baseline is not None:
+        scoring += " (and the lab baseline)"
+    if shown and shown.best and not cfg.objectives:
+        val_seconds = shown.kept_result(shown.best[1]).get("val_time_s")
+        if val_seconds and len(bundle.val.y):
+            estimate = float(val_seconds) * tests / len(bundle.val.y)
+            scoring += f", about {max(1, round(estimate)):,} s"
+    steps += [scoring, "writing the report"]
+    text = ", then ".join(steps) + "."
+    return text[0].upper() + text[1:]

@@ -37,6 +37,12 @@ KNOWN: dict[str, tuple[str, str, str]] = {
 }
 
 
+# The single objective: the validation accuracy of the kept (lowest-validation-loss) weights,
+# which the searcher maximises; ASHA compares trials at a rung by validation loss.
+SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"
+SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
+
+
 @dataclass(frozen=True)
 class Objective:
     name: str  # as the user wrote it: val_acc, params, ...

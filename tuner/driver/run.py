@@ -22,10 +22,11 @@ from typing import Any, TextIO
 from tuner.data import DatasetBundle
 from tuner.driver import provenance
 from tuner.driver.config import SearchConfig
-from tuner.driver.console import interrupt_plan, say
+from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.finish import SearchResult, write_results
 from tuner.driver.fit import disk_full_error, fit
+from tuner.driver.interrupt import interrupt_plan
 from tuner.driver.preflight import (
     check_budget,
     dry_run_space,

@@ -12,7 +12,13 @@ from typing import Any, TextIO
 from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
-from tuner.driver.objectives import parse_objectives
+from tuner.driver.objectives import (
+    SCHEDULER_METRIC,
+    SCHEDULER_MODE,
+    SEARCHER_METRIC,
+    SEARCHER_MODE,
+    parse_objectives,
+)
 from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
 from tuner.experiment import (
     ASHA_STATE_JSON,
@@ -23,10 +29,6 @@ from tuner.experiment import (
     trial_dir_name,
 )
 from tuner.train.trial_data import TrialData
-
-SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"  # accuracy of the kept weights
-
-SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
 
 
 def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:

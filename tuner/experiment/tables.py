@@ -106,19 +106,14 @@ def _read_results(trial_dir: Path, damage: Damage | None = None) -> list[dict[st
 def _epochs_from_checkpoint(trial_dir: Path, have: set[int]) -> dict[int, dict[str, Any]]:
     """Epochs missing from result.json, from the history the newest checkpoint keeps (a
     driver killed before it synced result.json; the trial, restored, never reports them
-    again). history.json is plain JSON beside state.pt; older checkpoints have only state.pt,
-    read then (that imports torch)."""
+    again). history.json is plain JSON beside state.pt, so no torch is needed. (Checkpoints
+    written before history.json existed, during its own development, are not read: no
+    released experiment has them.)"""
     history: Any = None
     for checkpoint in checkpoint_dirs(trial_dir):
         history = read_history(checkpoint)
         if history is not None:
             break
-    if history is None and have and len(have) < max(have):  # a gap, and no history.json
-        # Only here, for checkpoints older than history.json: state.pt needs torch to read.
-        from tuner.train.checkpoints import newest_readable
-
-        _, state, _ = newest_readable(trial_dir)
-        history = (state or {}).get("history")
     return {
         int(m["epoch"]): dict(m)
         for m in history or []
