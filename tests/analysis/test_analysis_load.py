@@ -147,9 +147,8 @@ def test_epochs_missing_from_result_json_are_read_from_the_checkpoints_history(t
     """A driver killed before it synced result.json loses those lines, and the trial, restored
     from its checkpoint, never reports them again; every checkpoint keeps the epochs' metrics,
     and the tables take the missing ones from there."""
-    import torch
-
     from tuner.experiment import Damage, collect_tables
+    from tuner.train.checkpoints import save_checkpoint
 
     exp = write_partial_experiment(tmp_path / "lost", epochs=4)
     trial = exp / "trial_0000_id0"
@@ -157,8 +156,9 @@ def test_epochs_missing_from_result_json_are_read_from_the_checkpoints_history(t
     (trial / "result.json").write_text("\n".join(json.dumps(r) for r in rows if r["epoch"] != 2))
     (trial / "checkpoint_000003").mkdir()
     history = [{k: v for k, v in r.items() if k != "trial_id"} for r in rows[:3]]
-    torch.save({"epoch": 3, "best_state": {}, "best": {}, "history": history},
-               trial / "checkpoint_000003" / "state.pt")  # fmt: skip
+    # As the trainable writes it: state.pt, and the same history as history.json.
+    save_checkpoint(trial / "checkpoint_000003",
+                    {"epoch": 3, "best_state": {}, "best": {}, "history": history})  # fmt: skip
     damage = Damage()
     trials, epochs = collect_tables(exp, 4, damage=damage)
     first = epochs[epochs["trial_index"] == 0]
