@@ -9,9 +9,10 @@ nothing here imports Ray or torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from tuner.experiment import (
     read_table,
     trial_dirs,
 )
+from tuner.experiment.records import BestRecord
 
 # Config keys that are constants of the search, not choices of the searcher.
 FIXED_KEYS = ("epochs",)
@@ -58,7 +60,7 @@ class Experiment:
     name: str
     trials: pd.DataFrame  # trials.csv + `outcome` (e.g. "stopped by ASHA at epoch 2")
     epochs: pd.DataFrame  # epochs.csv: one row per trial per epoch
-    best: dict[str, Any] | None  # best.json; None before the search scored a best trial
+    best: BestRecord | None  # best.json; None before the search scored a best trial
     provenance: dict[str, Any]  # provenance.json; {} when missing
     epoch_budget: int  # every trial's epoch budget (ASHA's max_t)
     partial: bool  # True when the tables were rebuilt from trial dirs (no trials.csv)
@@ -161,13 +163,15 @@ def _tidy_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     return epochs
 
 
-def per_class_table(best: dict[str, Any] | None) -> pd.DataFrame:
+def per_class_table(best: BestRecord | None) -> pd.DataFrame:
     """Tidy per-class test accuracy: the best trial, the baseline trial, the lab's report."""
     rows: list[dict[str, Any]] = []
     if best and best.get("per_class_acc"):
         classes = [str(c) for c in best.get("classes") or list(best["per_class_acc"])]
-        sources = [(f"best (trial {best.get('trial_index')})", best["per_class_acc"])]
-        base = best.get("baseline") or {}
+        sources: list[tuple[str, Mapping[str, Any]]] = [
+            (f"best (trial {best.get('trial_index')})", best["per_class_acc"])
+        ]
+        base: Mapping[str, Any] = best.get("baseline") or {}
         if base.get("per_class_acc"):
             sources.append((f"baseline (trial {base.get('trial_index')})", base["per_class_acc"]))
         lab = lab_per_class(classes)
@@ -205,7 +209,7 @@ def load_experiment(path: str | Path) -> Experiment:
         trials = read_table(path / TRIALS_CSV)
         epochs = read_table(path / EPOCHS_CSV)
     trials, epochs = _tidy_trials(trials, scheduler), _tidy_epochs(epochs)
-    best = read_json(path / BEST_JSON)
+    best = cast("BestRecord | None", read_json(path / BEST_JSON))
     name = str((provenance.get("config") or {}).get("name") or path.name)
     return Experiment(
         path=path,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -70,6 +70,7 @@ from tuner.experiment import (
     TRIALS_CSV,
     is_finite,
 )
+from tuner.experiment.records import BestRecord
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 
@@ -301,7 +302,7 @@ def _best_config(exp: Experiment, best_index: int | None) -> dict[str, Any]:
 def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) -> str:
     trials = exp.trials
     best = exp.best or {}
-    base = best.get("baseline") or {}
+    base: Mapping[str, Any] = best.get("baseline") or {}
     base_index = baseline_index(trials)
     row = trials[trials["trial_index"] == best_index] if best_index is not None else trials[:0]
     base_row = trials[trials["trial_index"] == base_index] if base_index is not None else row[:0]
@@ -522,19 +523,19 @@ def _diagnosis_section(diagnoses: pd.DataFrame, trials: pd.DataFrame, params: li
     return f'<ul class="findings">{items}</ul><p class="muted">{rules}</p>'
 
 
-def _front_point(best: dict[str, Any], pick: int) -> dict[str, Any]:
+def _front_point(best: Mapping[str, Any], pick: int) -> BestRecord:
     """The Pareto point `pick` as the best-model section shows it (ExperimentError if none)."""
     front = best.get("pareto_front") or []
     for point in front:
         if int(point["trial_index"]) == pick:
             if point.get("test_acc") is None:
                 raise ExperimentError(f"trial {pick} is on the front but was not scored on test")
-            return {**best, **point}
+            return cast(BestRecord, {**best, **point})
     on_front = ", ".join(str(p["trial_index"]) for p in front) or "none (single objective)"
     raise ExperimentError(f"--pick {pick}: not a Pareto point; the front's trials are {on_front}")
 
 
-def _pareto_section(best: dict[str, Any], trials: pd.DataFrame, pick: int | None) -> str:
+def _pareto_section(best: Mapping[str, Any], trials: pd.DataFrame, pick: int | None) -> str:
     names = [o["name"] for o in best["objectives"]]
     th = "".join(f"<th>{esc(h)}</th>" for h in ["trial", *names, "test acc", ""])
     rows = []

@@ -4,6 +4,7 @@ lab baseline trial's and (on CIFAR-10) the lab report's own figures."""
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -26,7 +27,7 @@ class BestModelInfo(NamedTuple):
     test_acc: float | None
 
 
-def _get_best_model_info(best: dict[str, Any] | None, per_class: pd.DataFrame) -> BestModelInfo:
+def _get_best_model_info(best: Mapping[str, Any] | None, per_class: pd.DataFrame) -> BestModelInfo:
     if not best:
         return BestModelInfo(None, [], [], [], None)
     classes = [str(c) for c in best.get("classes") or []]
@@ -91,6 +92,6 @@ def _get_best_model_plot(info: BestModelInfo) -> go.Figure:
     return base_layout(fig, title, height=460)
 
 
-def plot_best_model(best: dict[str, Any] | None, per_class: pd.DataFrame) -> go.Figure:
+def plot_best_model(best: Mapping[str, Any] | None, per_class: pd.DataFrame) -> go.Figure:
     """Confusion matrix and per-class accuracy of the best model, beside the baselines."""
     return _get_best_model_plot(_get_best_model_info(best, per_class))

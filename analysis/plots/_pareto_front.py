@@ -7,6 +7,7 @@ and, if the reader chose another with `tuner report --pick`, that one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -37,7 +38,7 @@ class ParetoInfo(NamedTuple):
 
 
 def _get_pareto_info(
-    trials: pd.DataFrame, best: dict[str, Any] | None, picked: int | None = None
+    trials: pd.DataFrame, best: Mapping[str, Any] | None, picked: int | None = None
 ) -> ParetoInfo | None:
     if not best or not best.get("pareto_front") or trials.empty:
         return None
@@ -118,7 +119,7 @@ def _get_pareto_plot(info: ParetoInfo | None) -> go.Figure:
 
 
 def plot_pareto_front(
-    trials: pd.DataFrame, best: dict[str, Any] | None, picked: int | None = None
+    trials: pd.DataFrame, best: Mapping[str, Any] | None, picked: int | None = None
 ) -> go.Figure:
     """The multi-objective result: completed trials, the front, the knee and a picked point."""
     return _get_pareto_plot(_get_pareto_info(trials, best, picked))

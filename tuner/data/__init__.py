@@ -1,4 +1,5 @@
-"""Image datasets, decoded once into uint8 arrays and cached on disk.
+"""Image datasets, decoded once into uint8 arrays and cached on disk. May import numpy, PIL and
+tuner.io; torchvision only inside the two readers that need it (CIFAR-10, image folders).
 
 Every dataset comes back as a `DatasetBundle`: uint8 (N, C, H, W) images and int64 labels for
 train, val and test. Decoding (PIL for image folders, pickle for CIFAR-10) runs once per dataset;

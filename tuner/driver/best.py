@@ -4,7 +4,7 @@ baseline) on the test split: best.json."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, cast
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from tuner.driver.objectives import (
     values_of,
 )
 from tuner.experiment import BEST_JSON, pick_best, trial_config
+from tuner.experiment.records import BestRecord, TestScore, TrialRecord
 from tuner.io import atomic_write_json
 from tuner.train.trial_data import TrialData
 
@@ -31,7 +32,7 @@ def _score(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None,
-) -> dict[str, Any] | None:
+) -> TestScore | None:
     """evaluate_on_test, saying first what it scores (on a CPU a big net takes a minute)."""
     from tuner.train.scoring import evaluate_on_test
 
@@ -48,10 +49,10 @@ def _trial_record(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None = None,
-) -> dict[str, Any]:
+) -> BestRecord:
     """One trial as best.json describes it, scored on the test split."""
     config = trial_config(exp, row)
-    record: dict[str, Any] = {
+    record: BestRecord = {
         "trial_id": row["trial_id"],
         "trial_index": int(row["trial_index"]),
         "is_baseline": bool(row["is_baseline"]),
@@ -68,11 +69,10 @@ def _trial_record(
         # Stopped from outside (--time-budget) after its best epoch but before that epoch's
         # checkpoint (see --checkpoint-interval): the weights scored are the checkpoint's, so
         # the validation figures given are theirs too.
-        record.update(
-            val_acc=scored["kept_val_acc"], val_loss=scored["kept_val_loss"],
-            best_epoch=int(scored["kept_epoch"]), reported_best_epoch=record["best_epoch"],
-        )  # fmt: skip
-    record.update(scored)
+        record["reported_best_epoch"] = record["best_epoch"]
+        record["val_acc"], record["val_loss"] = scored["kept_val_acc"], scored["kept_val_loss"]
+        record["best_epoch"] = int(scored["kept_epoch"])
+    record.update(cast(BestRecord, scored))  # a TestScore's keys are a BestRecord's
     return record
 
 
@@ -82,7 +82,7 @@ def _pick(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None = None,
-) -> dict[str, Any] | None:
+) -> BestRecord | None:
     """Single objective: the highest validation accuracy. Several: the Pareto front of the
     completed trials, each point scored on the test split, and its knee as `the` best."""
     exp = cfg.experiment_dir
@@ -106,7 +106,7 @@ def _pick(
     at_knee = positions.index(knee)
     nearest = sorted(range(len(positions)), key=lambda p: abs(p - at_knee))
     scored = {positions[p] for p in nearest[:MAX_FRONT_EVALUATIONS]}
-    points = []
+    points: list[TrialRecord] = []
     for index in by_index.index:
         row = by_index.loc[index]
         if index in scored:
@@ -115,7 +115,7 @@ def _pick(
             point = {"trial_index": int(index), "params": int(row["params"])}
         point["objectives"] = values_of(row, objectives)
         points.append(point)
-    best = dict(next(p for p in points if p["trial_index"] == knee))
+    best = cast(BestRecord, dict(next(p for p in points if p["trial_index"] == knee)))
     best["selected_by"] = (
         "knee of the Pareto front over "
         + ", ".join(f"{o.name} ({o.mode})" for o in objectives)
@@ -132,7 +132,7 @@ def write_best(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None = None,
-) -> dict[str, Any] | None:
+) -> BestRecord | None:
     """Pick the best trial on validation, then (only then) score it on the test split."""
     exp = cfg.experiment_dir
     best = _pick(cfg, trials, bundle, trial_data, stream)

@@ -1,4 +1,5 @@
-"""What the driver prints: progress lines, the Ctrl-C plan and the summary at the end."""
+"""What the driver prints at the end: the outcomes, the Pareto front, the best trial (progress
+lines: progress.py; the Ctrl-C plan: interrupt.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import pandas as pd
+
+from tuner.experiment.records import BestRecord
 
 
 def say(stream: TextIO, message: str) -> None:
@@ -21,7 +24,7 @@ def _fmt(value: Any) -> str:
 
 
 def print_summary(
-    stream: TextIO, exp: Path, trials: pd.DataFrame, best: dict | None, report: Path | None
+    stream: TextIO, exp: Path, trials: pd.DataFrame, best: BestRecord | None, report: Path | None
 ) -> None:
     counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
     counts.pop("running", None)  # unfinished trials are counted once, on the line that follows

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import pandas as pd
 
@@ -24,6 +24,7 @@ from tuner.experiment import (
     collect_tables,
     ray_trial_states,
 )
+from tuner.experiment.records import BestRecord
 from tuner.io import atomic_write_csv, atomic_write_json
 
 
@@ -32,7 +33,7 @@ class SearchResult:
     experiment_dir: Path
     trials: pd.DataFrame  # trials.csv
     epochs: pd.DataFrame  # epochs.csv
-    best: dict[str, Any] | None  # best.json
+    best: BestRecord | None  # best.json
     report: Path | None  # report.html, when the analysis package could write it
     interrupted: bool = False  # trials left unfinished: continue with `tuner resume DIR`
     stop_reason: str | None = None  # why the search stopped itself (the disk was filling up)

@@ -28,6 +28,7 @@ from tuner.experiment import (
     dirs_of_trial,
     ray_trial_states,
 )
+from tuner.experiment.records import ProvenanceRecord
 from tuner.train.trial_data import TrialData
 
 
@@ -95,7 +96,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
 def restored_tuner(
     cfg: SearchConfig,
     trial_data: TrialData,
-    record: dict[str, Any],
+    record: ProvenanceRecord,
     retry: set[str],
     stream: TextIO | None,
 ) -> Any:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tuner.experiment.records import ProvenanceRecord
+
 LIBRARIES = (
     "cnn-tuner", "torch", "torchvision", "ray", "optuna", "pandas", "plotly", "numpy",
     "scikit-learn", "pillow",
@@ -66,7 +68,7 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def collect(config: dict[str, Any], seed: int) -> dict[str, Any]:
+def collect(config: dict[str, Any], seed: int) -> ProvenanceRecord:
     try:
         user = getpass.getuser()
     except Exception:

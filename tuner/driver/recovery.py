@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuner.experiment import (
     EXPERIMENT_STATE_GLOB,
@@ -32,6 +32,7 @@ from tuner.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from tuner.driver.config import SearchConfig
+    from tuner.experiment.records import ProvenanceRecord
 
 TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.driver.searcher: set on every Optuna trial Tune runs
 UNFINISHED = ("RUNNING", "PENDING", "PAUSED")
@@ -299,7 +300,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
     return notes
 
 
-def study_name(record: dict[str, Any], cfg: SearchConfig) -> str:
+def study_name(record: ProvenanceRecord, cfg: SearchConfig) -> str:
     """The Optuna study's name: the experiment's name when it was created. A moved or copied
     experiment directory may have another name now; the study inside optuna.db keeps its own."""
     return str((record.get("config") or {}).get("name") or cfg.name)

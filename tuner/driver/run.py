@@ -41,6 +41,7 @@ from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import open_study_storage
 from tuner.errors import ConfigError
 from tuner.experiment import PROVENANCE_JSON, TUNER_PKL
+from tuner.experiment.records import ProvenanceRecord
 from tuner.io import atomic_write_json
 from tuner.train.trial_data import TrialData
 
@@ -69,7 +70,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         with timings("budget_check"):
             check_budget(cfg, loaded[0], stream)
 
-    def prepare() -> tuple[DatasetBundle, TrialData, dict[str, Any], Any]:
+    def prepare() -> tuple[DatasetBundle, TrialData, ProvenanceRecord, Any]:
         if loaded is None:
             with timings("dataset"):
                 bundle, trial_data = load_data(cfg, stream)
@@ -127,7 +128,7 @@ def resume(
         if not (exp / needed).is_file():
             raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
     refuse_writable_by_others(exp)
-    record = json.loads((exp / PROVENANCE_JSON).read_text())
+    record: ProvenanceRecord = json.loads((exp / PROVENANCE_JSON).read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
     cfg = replace(

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.provenance import Timings
+from tuner.experiment.records import ProvenanceRecord
 from tuner.train.trial_data import TrialData
 
 
@@ -17,7 +18,7 @@ class SearchRun:
     cfg: SearchConfig
     bundle: DatasetBundle
     trial_data: TrialData
-    record: dict[str, Any]  # provenance.json, completed as the run goes and written at its end
+    record: ProvenanceRecord  # provenance.json, completed as the run goes and written at its end
     stream: TextIO
     timings: Timings
     we_started_ray: bool  # Ray is shut down after the fit only if this run started it

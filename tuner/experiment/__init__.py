@@ -7,11 +7,11 @@ through here for everything they must agree on:
   checkpoint's state.pt, ...), where they are, and reading them back;
 - tables.py: trials.csv / epochs.csv / rejected.csv, their columns, and building them from the
   trial directories (a finished, an interrupted or a copied experiment, without Ray);
+- records.py: best.json and provenance.json, typed (TypedDicts: the files stay plain JSON);
 - rules.py: the best trial (`pick_best`), ASHA's rung epochs, the Pareto mask, the exploding-loss
   rule, and what counts as a finite number.
 
-pandas, numpy and the standard library only: no torch, no Ray, no Optuna. (Reading the history
-of a checkpoint older than history.json imports torch, inside that one function.)
+May import pandas, numpy, the standard library and tuner.io: no torch, no Ray, no Optuna.
 """
 
 from tuner.experiment.files import (

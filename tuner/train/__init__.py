@@ -1,2 +1,2 @@
-"""What runs inside a trial: torch, never Ray; may import tuner.data and tuner.experiment
-file names."""
+"""What runs inside a trial: torch, never Ray or Optuna; may import tuner.data,
+tuner.experiment and tuner.errors."""

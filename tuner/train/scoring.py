@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from tuner.data import DatasetBundle
+from tuner.experiment.records import TestScore
 from tuner.train.checkpoints import load_best_weights, newest_readable
 from tuner.train.config import TrainConfig
 from tuner.train.loader import DeviceLoader
@@ -28,7 +29,7 @@ def latest_checkpoint(trial_dir: Path) -> Path | None:
 
 def evaluate_on_test(
     config: dict[str, Any], trial_dir: Path, bundle: DatasetBundle, data: TrialData
-) -> dict[str, Any] | None:
+) -> TestScore | None:
     """Test metrics of a trial's lowest-validation-loss weights, or None without a checkpoint.
     `data`: what the search's trials were given (their shape and normalisation)."""
     checkpoint = latest_checkpoint(trial_dir)
