@@ -162,9 +162,11 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
 
     if not tune_ids:
         return 0
+    from tuner.driver.internals import trial_id
+
     study = _load_study(Path(experiment_dir), study_name)
     ids = [
-        t._trial_id
+        trial_id(t)
         for t in study.get_trials(deepcopy=False)
         if t.user_attrs.get(TUNE_TRIAL_ID) in tune_ids and t.state.is_finished()
     ]
@@ -257,7 +259,13 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
     The checkpoint bookkeeping is a cloudpickle inside Tune's JSON, as tuner.pkl is: only
     resume directories you trust.
     """
-    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+    from tuner.driver.internals import (
+        checkpoint_results,
+        dump_tune_json,
+        latest_checkpoint_result,
+        load_tune_json,
+        set_checkpoint_results,
+    )
 
     experiment_dir = Path(experiment_dir)
     states = tune_state_files(experiment_dir)
@@ -280,19 +288,19 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
         trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
         if trial.get("status") not in (*UNFINISHED, "ERROR") or len(item) < 2:
             continue
-        metadata = _loads_with_cloudpickle(item[1]) if isinstance(item[1], str) else item[1]
+        metadata = load_tune_json(item[1]) if isinstance(item[1], str) else item[1]
         manager = metadata.get("checkpoint_manager")
-        latest = getattr(manager, "_latest_checkpoint_result", None)
+        latest = latest_checkpoint_result(manager) if manager is not None else None
         if latest is None or on_disk(latest):
             continue
-        kept = [r for r in manager._checkpoint_results if on_disk(r)]
-        manager._checkpoint_results = kept
-        manager._latest_checkpoint_result = max(kept, key=number) if kept else None
+        kept = [r for r in checkpoint_results(manager) if on_disk(r)]
+        newest = max(kept, key=number) if kept else None
+        set_checkpoint_results(manager, kept, newest)
         metadata.pop("_cached_json", None)
-        item[1] = json.dumps(metadata, indent=2, cls=TuneFunctionEncoder)
+        item[1] = dump_tune_json(metadata)
         name = Path(latest.checkpoint.path).parent.name
-        then = (f"it continues from {Path(manager._latest_checkpoint_result.checkpoint.path).name}"
-                if kept else "it starts again from epoch 1")  # fmt: skip
+        then = (f"it continues from {Path(newest.checkpoint.path).name}" if newest is not None
+                else "it starts again from epoch 1")  # fmt: skip
         notes.append(f"{name}: checkpoint {Path(latest.checkpoint.path).name} never reached "
                      f"the disk; {then}")  # fmt: skip
     if notes:
