@@ -3,9 +3,12 @@ and a lost worker node's trials continue from their checkpoints on the head."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
+import os
+import signal
 import threading
 import time
 
@@ -70,11 +73,13 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
         while time.time() < deadline:
             for f in exp.glob("trial_*/result.json"):
                 rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
-                # Early in a trial: a worker process notices its raylet's death only after a
-                # while, and a trial near its end may finish meanwhile (CI saw that trial
-                # complete while the next trial on that node's reused worker failed instead).
-                if rows and rows[-1]["node_id"] == worker.node_id and 2 <= len(rows) <= 6:
+                # The node is lost with everything on it: its raylet and the trial's worker
+                # process. Killing the raylet alone left the worker running: in CI its trial
+                # went on to finish all 36 epochs on the "lost" node.
+                if rows and rows[-1]["node_id"] == worker.node_id and 2 <= len(rows) <= 20:
                     worker.all_processes["raylet"][0].process.kill()
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(rows[-1]["pid"], signal.SIGKILL)
                     killed.append((f.parent.name, rows[-1]["epoch"]))
                     return
             time.sleep(0.1)
@@ -90,19 +95,19 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
     trials = result.trials.set_index("trial_dir")
     assert (trials["status"] == "completed").all(), trials["status"]
     head = cluster.head_node.node_id
-    # The trials the node loss hit, by what they recorded: each resumed from a checkpoint (a
-    # first report of a restored run past epoch 1), not from scratch.
-    resumed = {}
-    for trial_dir in trials.index:
-        rows = [json.loads(x) for x in (exp / trial_dir / "result.json").read_text().splitlines()]
-        history = [(r["epoch"], r["iterations_since_restore"], r["node_id"][:6]) for r in rows]
-        if any(r["iterations_since_restore"] == 1 and r["epoch"] > 1 for r in rows):
-            resumed[trial_dir] = (rows, history)
     summary = trials[["status", "num_failures", "node_id"]].to_string()
-    assert resumed, f"killed the worker node at {killed}, and no trial resumed:\n{summary}"
-    for trial_dir, (rows, history) in resumed.items():
-        assert trials.loc[trial_dir, "num_failures"] >= 1, (trial_dir, summary, history)
-        assert rows[-1]["node_id"] == head, history  # it finished on the head
+    victim = killed[0][0]
+    rows = [json.loads(x) for x in (exp / victim / "result.json").read_text().splitlines()]
+    history = [(r["epoch"], r["iterations_since_restore"], r["node_id"][:6]) for r in rows]
+    assert trials.loc[victim, "num_failures"] >= 1, (victim, summary, history)
+    restarts = [r for r in rows if r["iterations_since_restore"] == 1 and r["epoch"] > 1]
+    assert restarts, f"killed at {killed}; the trial should resume, not restart: {history}"
+    assert rows[-1]["node_id"] == head, history  # it finished on the head
+    # Any other trial the loss hit (one that was starting on that node) was counted too.
+    for trial_dir in trials.index:
+        others = [json.loads(x) for x in (exp / trial_dir / "result.json").read_text().splitlines()]
+        if any(r["iterations_since_restore"] == 1 and r["epoch"] > 1 for r in others):
+            assert trials.loc[trial_dir, "num_failures"] >= 1, (trial_dir, summary)
     epochs = pd.read_csv(exp / "epochs.csv")
     assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(EPOCHS).all()
 
