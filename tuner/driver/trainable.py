@@ -70,9 +70,10 @@ def train_trial(
 
 
 def _restored_state() -> dict[str, Any] | None:
-    """The state to continue from: the newest readable one, which is the checkpoint Tune hands
-    over unless a crash or a full disk cut it short (then an older one of this trial, or None:
-    epoch 1). Read in the training thread, with the rest of the trial's torch work."""
+    """The state to continue from: the newest readable checkpoint of the trial. That is the one
+    Tune hands over, or a newer one Tune's last save missed (tuner.train.checkpoints), unless
+    a crash or a full disk cut it short (then an older one, or None: epoch 1). Read in the
+    training thread, with the rest of the trial's torch work."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
@@ -86,6 +87,9 @@ def _restored_state() -> dict[str, Any] | None:
             here = Path(d)
             chosen, state, skipped = newest_readable(here, preferred=here)
     note = describe_fallback(here.parent.name, chosen, skipped)
+    if chosen is not None and chosen.name > here.name and not skipped:
+        note = (f"{here.parent.name}: {chosen.name} is newer than Tune's record ({here.name}); "
+                "it continues from there")  # fmt: skip
     if note:
         print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
     return state

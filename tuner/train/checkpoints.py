@@ -75,15 +75,29 @@ def read_state(checkpoint_dir: str | Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) and "best_state" in state else None
 
 
+def _number(checkpoint_dir: Path) -> int:
+    tail = checkpoint_dir.name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
 def newest_readable(
     trial_dir: str | Path, preferred: str | Path | None = None
 ) -> tuple[Path | None, dict[str, Any] | None, list[Path]]:
     """(checkpoint dir, its state, the unreadable ones skipped on the way). `preferred` (the
-    checkpoint Tune hands over) is tried first, then the trial's others, newest first."""
+    checkpoint Tune hands over) is tried first, after any of the trial's newer ones, then the
+    trial's older ones, newest first.
+
+    Newer than Tune's record: a trial stopped by Ctrl-C can write the checkpoint of the epoch it
+    was finishing after Tune's last save (that epoch is in result.json). Continuing from Tune's
+    older one trained that epoch twice (CI: a trial's epochs read 1, 2, 3, 3, 4). A newer one's
+    epochs that Tune never took in are filled in from its history.json (tuner.experiment)."""
     candidates = checkpoint_dirs(trial_dir)
     if preferred is not None:
         preferred = Path(preferred)
-        candidates = [preferred] + [c for c in candidates if c.resolve() != preferred.resolve()]
+        rest = [c for c in candidates if c.resolve() != preferred.resolve()]
+        newer = [c for c in rest if _number(c) > _number(preferred)]
+        older = [c for c in rest if _number(c) <= _number(preferred)]
+        candidates = newer + [preferred] + older
     skipped: list[Path] = []
     for candidate in candidates:
         state = read_state(candidate)

@@ -240,6 +240,12 @@ def train_epochs(
         saved_at, saved_best_epoch = time.monotonic(), progress.best["epoch"]
         return training_state(trial, progress)
 
+    if progress.epoch >= cfg.epochs and progress.history:
+        # Restored from its last epoch's checkpoint, one Tune's last save had missed: nothing
+        # is left to train, but Tune and the searcher must still hear how the trial ended (it
+        # returned at once, and Optuna was told PRUNED for a trial the tables call completed).
+        report(dict(progress.history[-1]), None)
+        return
     for epoch in range(progress.epoch + 1, cfg.epochs + 1):
         epoch_started_at = time.time()  # wall clock, to measure start-up from outside
         try:

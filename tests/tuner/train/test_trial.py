@@ -22,7 +22,7 @@ from tuner.train.checkpoints import (
     read_state,
     save_checkpoint,
 )
-from tuner.train.trial import restore, run_trial, set_up, training_state
+from tuner.train.trial import restore, run_trial, set_up, train_epochs, training_state
 from tuner.train.trial_data import TrialData
 
 TINY = {"n_blocks": 1, "channels_b0": 4, "fc_layers": 0, "hflip": False, "batch_size": 128,
@@ -129,3 +129,38 @@ def test_trial_data_pickles_small_by_cache_reference(tmp_path):
     assert (opened.train.y == arrays.train.y).all() and (opened.val.x == arrays.val.x).all()
     with pytest.raises(ValueError, match="opened"):
         by_path.splits()
+
+
+def test_a_checkpoint_newer_than_tunes_record_is_continued_from(tmp_path):
+    # Ctrl-C can leave the checkpoint of the epoch a trial was finishing on disk after Tune's
+    # last save; Tune hands over the one before. Continuing from Tune's trained that epoch
+    # twice. A newer one cut short is passed over, and one older than Tune's is not preferred.
+    def write(name, epoch):
+        (tmp_path / name).mkdir()
+        save_checkpoint(tmp_path / name, {"epoch": epoch, "best_state": {}, "best": {},
+                                          "history": []})  # fmt: skip
+
+    write("checkpoint_000000", 1)
+    write("checkpoint_000001", 2)
+    write("checkpoint_000002", 3)
+    tunes = tmp_path / "checkpoint_000001"
+    chosen, state, skipped = newest_readable(tmp_path, preferred=tunes)
+    assert chosen == tmp_path / "checkpoint_000002" and state["epoch"] == 3 and skipped == []
+    (tmp_path / "checkpoint_000002" / CHECKPOINT_FILE).write_bytes(b"cut short")
+    chosen, state, skipped = newest_readable(tmp_path, preferred=tunes)
+    assert chosen == tunes and state["epoch"] == 2
+    assert skipped == [tmp_path / "checkpoint_000002"]
+    chosen, _, _ = newest_readable(tmp_path, preferred=tmp_path / "checkpoint_000000")
+    assert chosen == tunes  # the newest readable, never an older one than Tune's
+
+
+def test_a_trial_restored_from_its_last_epoch_reports_how_it_ended(data):
+    # Nothing is left to train, but Tune and the searcher must hear the last epoch once more.
+    config = {**TINY, "epochs": 2}
+    trial = set_up(config, data)
+    progress = restore(trial, None)
+    progress.epoch = 2
+    progress.history = [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.75}]
+    reported = []
+    train_epochs(trial, progress, lambda metrics, state, wait=False: reported.append(metrics))
+    assert reported == [{"epoch": 2, "val_acc": 0.75}]
