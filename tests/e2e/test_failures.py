@@ -121,8 +121,6 @@ def tiny_space(trial, input_size=8):
 def _kill_first_trial_after(exp, epochs: int, killed: list) -> threading.Thread:
     """SIGKILL the worker of the first trial that has reported `epochs` epochs (an event on
     disk, not a clock; the deadline only ends a test whose search never got there)."""
-    import os
-    import signal
 
     def run() -> None:
         deadline = time.monotonic() + 300
@@ -181,7 +179,6 @@ def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
 def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp_path):
     """A crash or a full disk cut a trial's newest checkpoint short: the resume continues that
     trial from an older one, or from epoch 1 (the search keeps one), and says which."""
-    import signal
     import subprocess
     import sys
 
