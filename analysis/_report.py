@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +50,7 @@ from analysis.plots import (
     plot_accuracy_cost,
     plot_asha_rungs,
     plot_best_model,
+    plot_confirm,
     plot_diagnoses,
     plot_learning_curves,
     plot_parallel_coordinates,
@@ -249,40 +251,21 @@ def _subtitle(exp: Experiment) -> str:
     return "; ".join(parts)
 
 
-def _retrain(exp: Experiment, config: dict[str, Any]) -> str:
-    cfg = exp.config
-    dataset = cfg.get("dataset") or (exp.provenance.get("dataset") or {}).get("name") or "digits"
-    args = ", ".join(
-        [repr(dataset), repr(cfg.get("data_dir"))]
-        + [f"{k}={cfg.get(k)!r}" for k in ("val_count", "image_size") if cfg.get(k) is not None]
+def _retrain(exp: Experiment, trial_index: int | None) -> str:
+    """The command that retrains the shown configuration from scratch (`tuner train`), on the
+    experiment's own dataset and split."""
+    command = f"tuner train {shlex.quote(str(exp.path.resolve()))}"
+    if trial_index is not None:
+        command += f" --trial {int(trial_index)}"
+    text = (
+        "# Retrain it from scratch under a fresh seed and score it on the test split; the\n"
+        "# result is a directory of its own with the checkpoint and a model file:\n"
+        f"{command}\n"
+        "# Over 3 seeds (mean test accuracy with its 95% interval), the final model trained\n"
+        "# on the training and validation images together:\n"
+        f"{command} --seeds 3 --train-on trainval\n"
     )
-    code = (
-        "# `tuner` has no command that trains one fixed configuration yet; this retrains it\n"
-        "# with the trainable the search used (one Ray Tune trial, same data split).\n"
-        "from ray import tune\n"
-        "from tuner.data import load_dataset\n"
-        "from tuner.driver.trainable import train_trial\n"
-        "from tuner.train.trial_data import TrialData\n\n"
-        f"config = {_dict_literal(config)}\n"
-        f"bundle = load_dataset({args})\n"
-        "trainable = tune.with_parameters(train_trial, data=TrialData.from_bundle(bundle))\n"
-        "result = tune.Tuner(trainable, param_space=config).fit()\n"
-        'print(result[0].metrics["best_val_acc"])\n'
-    )
-    return f"<pre>{esc(code)}</pre>"
-
-
-def _dict_literal(config: dict[str, Any], width: int = 92) -> str:
-    """A Python dict literal, sorted, wrapped at `width`."""
-    items = [f"{k!r}: {v!r}" for k, v in sorted(config.items())]
-    lines, line = [], ""
-    for item in items:
-        if line and len(line) + len(item) + 2 > width:
-            lines.append(line + ",")
-            line = ""
-        line = f"{line}, {item}" if line else item
-    lines.append(line)
-    return "{\n    " + "\n    ".join(lines) + ",\n}"
+    return f"<pre>{esc(text)}</pre>"
 
 
 def _best_config(exp: Experiment, best_index: int | None) -> dict[str, Any]:
@@ -377,7 +360,7 @@ def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) ->
         parts.append(
             f'<h3>Best configuration (trial {esc(best_index)})</h3><div class="chips">{chips}</div>'
             "<details><summary>Retrain it (exact config)</summary>"
-            f"{_retrain(exp, config)}</details>"
+            f"{_retrain(exp, best_index)}</details>"
         )
     return "\n".join(parts)
 
@@ -523,6 +506,89 @@ def _diagnosis_section(diagnoses: pd.DataFrame, trials: pd.DataFrame, params: li
     return f'<ul class="findings">{items}</ul><p class="muted">{rules}</p>'
 
 
+def _span(interval: Mapping[str, Any] | None) -> str:
+    """A mean and its 95 % interval, in percent: `96.3 % (86.7 to 100.0)`."""
+    if not interval:
+        return "-"
+    if interval.get("low") is None:
+        return f"{100 * interval['mean']:.1f} %"
+    return (f"{100 * interval['mean']:.1f} % ({100 * interval['low']:.1f} to "
+            f"{100 * interval['high']:.1f})")  # fmt: skip
+
+
+def _diff_cell(diff: Mapping[str, Any] | None) -> str:
+    if not diff:
+        return "-"
+    text = f"{100 * diff['diff']:+.1f} points"
+    if diff.get("low") is not None:
+        text += f" ({100 * diff['low']:+.1f} to {100 * diff['high']:+.1f})"
+    return esc(text) + (" <strong>tied</strong>" if diff.get("tied") else "")
+
+
+def _seed_values(config: Mapping[str, Any], key: str) -> str:
+    return esc(", ".join(f"{100 * r[key]:.1f}" for r in config.get("per_seed", [])))
+
+
+def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
+    """Is the winner really better? The confirm stage's per-seed values, intervals and
+    differences (best.json's "confirm"), or how to run it."""
+    confirm = (exp.best or {}).get("confirm")
+    if not confirm:
+        return (
+            "<p>This search's winner is one training run with one seed, picked as the best of "
+            "many on a few hundred validation images, so part of its lead may be luck. It was "
+            "not confirmed over fresh seeds (the search ran with <code>--no-confirm</code>, or "
+            "stopped before the stage). To confirm it: <code>"
+            + esc(f"tuner confirm {shlex.quote(str(exp.path))}")
+            + "</code></p>"
+        )
+    unfinished = "" if confirm.get("complete", True) else (
+        f" <strong>Unfinished: {confirm.get('runs_done', 0)} of {confirm.get('runs', 0)} runs "
+        "done</strong>; <code>tuner resume</code> trains the rest."
+    )  # fmt: skip
+    intro = (
+        f"<p>After the search, the top configurations by validation and the lab's baseline "
+        f"trained again from scratch with {len(confirm.get('seeds', []))} fresh seeds each "
+        f"({esc(', '.join(map(str, confirm.get('seeds', []))))}), {confirm.get('epochs')} epochs, "
+        "not as Optuna trials and never stopped by ASHA. The winner is the best mean validation "
+        "accuracy; bars are 95 % intervals (Student t), which are wide with few seeds."
+        f"{unfinished}</p>"
+        f'<p class="verdict"><strong>{esc(confirm.get("verdict", ""))}</strong></p>'
+    )
+    rows = []
+    for c in confirm.get("configs", []):
+        name = "lab baseline" if c["is_baseline"] else f"trial {c['trial_index']}"
+        if c["trial_index"] == confirm.get("winner"):
+            name += " (winner)"
+        search_val = c.get("search_val_acc")
+        rows.append(
+            f"<tr><td>{esc(name)}</td><td>{pct(search_val) if search_val is not None else '-'}"
+            f"</td><td>{esc(_span(c['val']))}</td><td>{esc(_span(c.get('test')))}</td>"
+            f"<td>{_seed_values(c, 'val_acc')}</td><td>{_seed_values(c, 'test_acc')}</td></tr>"
+        )
+    table = (
+        "<table><thead><tr><th>configuration</th><th>search val acc (seed 42)</th>"
+        "<th>val acc over seeds (95 % CI)</th><th>test acc over seeds (95 % CI)</th>"
+        "<th>val acc per seed</th><th>test acc per seed</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    diffs = []
+    for key, who in (("vs_runner_up", "the runner-up"), ("vs_baseline", "the lab's baseline")):
+        d = confirm.get(key)
+        if d:
+            diffs.append(
+                f"<tr><td>winner - {esc(who)} (trial {d['trial_index']})</td>"
+                f"<td>{_diff_cell(d.get('val'))}</td><td>{_diff_cell(d.get('test'))}</td></tr>"
+            )
+    diff_table = (
+        "<table><thead><tr><th>difference</th><th>validation (95 % CI, Welch)</th>"
+        "<th>test (95 % CI, Welch)</th></tr></thead><tbody>" + "".join(diffs) + "</tbody></table>"
+        if diffs else ""
+    )  # fmt: skip
+    return intro + plot("confirm", plot_confirm(confirm)) + table + diff_table
+
+
 def _front_point(best: Mapping[str, Any], pick: int) -> BestRecord:
     """The Pareto point `pick` as the best-model section shows it (ExperimentError if none)."""
     front = best.get("pareto_front") or []
@@ -604,6 +670,7 @@ def build_report(experiment: Experiment | str | Path, pick: int | None = None) -
         height = int(fig.layout.height or 450)
         return f'<div class="figure" id="{div}" style="height:{height}px"></div>{cap}'
 
+    sections.append(("confirm", "Is the winner really better?", _confirm_section(exp, plot)))
     if exp.best and exp.best.get("pareto_front"):
         sections.append((
             "pareto", "Pareto front: the result",

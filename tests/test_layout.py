@@ -5,6 +5,7 @@ whom, and that the experiment directory's file names are written in tuner.experi
     tuner/experiment/   pandas, numpy, the standard library: no torch, Ray, Optuna or analysis
     tuner/data/         numpy: no torch or Ray (torchvision's CIFAR-10 reader inside functions)
     tuner/train/        torch: never Ray or Optuna
+    tuner/deploy/       torch: never Ray, Optuna, the driver or analysis
     tuner/driver/       Ray and Optuna; the only room (with tuner/cli.py) that imports itself
 """
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FILE_NAMES = (
     "trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html", "optuna.db",
     "asha_state.json", "rejected.csv", "params.json", "result.json", "error.txt", "history.json",
-    "state.pt", ".tuner-state-backup", "tuner.pkl",
+    "state.pt", ".tuner-state-backup", "tuner.pkl", "model.pt", "confirm.csv", "retrain.json",
 )  # fmt: skip
 
 
@@ -139,6 +140,14 @@ def test_tuner_data_imports_no_torch_or_ray():
 def test_tuner_train_never_imports_ray_or_optuna():
     bad = [i for i in _all("tuner/train") if _in(i.name, "ray", "optuna", "analysis")]
     assert not bad, "\n".join(map(str, bad))
+
+
+def test_tuner_deploy_never_imports_ray_optuna_the_driver_or_analysis():
+    """Using a model file needs torch (and PIL), never the search's machinery."""
+    bad = [
+        i for i in _all("tuner/deploy") if _in(i.name, "ray", "optuna", "tuner.driver", "analysis")
+    ]
+    assert _sources("tuner/deploy") and not bad, "\n".join(map(str, bad))
 
 
 def test_only_the_driver_and_the_cli_import_the_driver():

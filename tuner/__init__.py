@@ -7,6 +7,7 @@ print(result.experiment_dir, result.best["val_acc"])
 The package has three rooms, one per import context: tuner.data (numpy only), tuner.train
 (torch, never Ray: what runs inside a trial) and tuner.driver (Ray and Optuna: the search).
 tuner.experiment owns the experiment directory that the driver writes and `analysis` reads.
+tuner.deploy (torch, never Ray) uses the winner outside it: `load_model(path).predict(images)`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tuner.errors import BudgetError, ConfigError, DataError
 
 if TYPE_CHECKING:
+    from tuner.deploy.classifier import load_model
     from tuner.driver.config import SearchConfig
     from tuner.driver.run import SearchResult, resume, search
     from tuner.train.config import TrainConfig
@@ -30,6 +32,7 @@ _LAZY = {
     "resume": "tuner.driver.run",
     "search": "tuner.driver.run",
     "TrainConfig": "tuner.train.config",
+    "load_model": "tuner.deploy.classifier",
 }
 
 
@@ -51,6 +54,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "TrainConfig",
+    "load_model",
     "resume",
     "search",
 ]

@@ -11,7 +11,9 @@ from tuner.driver.config import SearchConfig
 from tuner.driver.options import add_options, duration, non_negative_int, positive_int
 from tuner.experiment import (
     BEST_JSON,
+    CONFIRM_DIR,
     EPOCHS_CSV,
+    MODEL_FILE,
     OPTUNA_DB,
     PROVENANCE_JSON,
     REPORT_HTML,
@@ -84,6 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--retry-errored", action="store_true",
                         help="run the trials that ended in error again, each from its last "
                         "checkpoint (after you fixed what made them fail)")  # fmt: skip
+    from tuner.driver.retrain import add_train_arguments
+
+    train = sub.add_parser(
+        "train", help="retrain one configuration from scratch over seeds and write its model",
+        description="Retrain one configuration from scratch, in this process, under fresh "
+        "seeds, and score each seed on the test split. DIR: an experiment directory; retrains "
+        "its winner (the confirm stage's, else the search's best), or --trial N, on the "
+        "experiment's own dataset and split. CONFIG: a file of flat config keys (a trial's "
+        "params as JSON, or TOML), trained on --dataset. Writes <out>/<name>/ with the seeds' "
+        f"checkpoints, {EPOCHS_CSV}, {PROVENANCE_JSON}, the summary and {MODEL_FILE}.",
+    )  # fmt: skip
+    add_train_arguments(train)
+    confirm = sub.add_parser(
+        "confirm", help="confirm a finished search's winner over fresh seeds",
+        description="Train the top K configurations of a finished search (and the lab's "
+        "baseline) again from scratch with S fresh seeds each, as Ray Tune trials in "
+        f"DIR/{CONFIRM_DIR}/, then name the winner by its mean validation accuracy, with 95%% "
+        f"intervals (Student t) of validation and test accuracy, and rewrite {BEST_JSON}, "
+        f"{MODEL_FILE} and the report. A search runs this stage itself unless it had "
+        "--no-confirm; "
+        "an interrupted stage continues with `tuner resume DIR`.",
+    )  # fmt: skip
+    confirm.add_argument("dir", metavar="DIR", help="the experiment directory")
+    confirm.add_argument("--confirm-top", type=positive_int, default=None, metavar="K",
+                         help="configurations to confirm (default: the search's, 3)")  # fmt: skip
+    confirm.add_argument("--confirm-seeds", type=positive_int, default=None, metavar="S",
+                         help="fresh seeds each, at least 2 (default: the search's, "
+                         "3)")  # fmt: skip
     report = sub.add_parser(
         "report", help="(re)write an experiment's HTML report",
         description="Write the self-contained HTML report of an experiment directory (finished, "
@@ -95,6 +125,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pick", type=non_negative_int, default=None, metavar="TRIAL",
                         help="multi-objective searches: show this Pareto point's model instead "
                         "of the knee's")  # fmt: skip
+    predict = sub.add_parser(
+        "predict", help="classify images with a trained model",
+        description="Classify image files with a model file (or an experiment directory's "
+        f"{MODEL_FILE}). Each image is converted as the dataset was (grayscale or RGB, "
+        "shorter side resized and centre-cropped to the model's size); one line per image: "
+        "its most probable classes and their probabilities.",
+    )  # fmt: skip
+    predict.add_argument("model", metavar="MODEL", help="a model file, or an experiment "
+                         f"directory (its {MODEL_FILE})")  # fmt: skip
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG...)")
+    predict.add_argument("--top", type=positive_int, default=3, metavar="K",
+                         help="classes shown per image (at most all of them); "
+                         "default %(default)s")  # fmt: skip
+    export = sub.add_parser(
+        "export", help="export a trained model to TorchScript or ONNX",
+        description="Write a model file (or an experiment directory's "
+        f"{MODEL_FILE}) as one TorchScript or ONNX file with the normalization inside: input "
+        "float32 images in [0, 1], shape (batch, C, H, W); output logits (batch, classes). "
+        "ONNX needs the export extra (pip install \"cnn-tuner[export]\").",
+    )  # fmt: skip
+    export.add_argument("source", metavar="DIR|MODEL", help="an experiment directory (its "
+                        f"{MODEL_FILE}) or a model file")  # fmt: skip
+    export.add_argument("--format", dest="fmt", required=True, choices=("torchscript", "onnx"),
+                        help="torchscript (for torch.jit.load) or onnx (for onnxruntime and "
+                        "other runtimes)")  # fmt: skip
+    export.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="where to write it; default next to the model file, named after "
+                        "it (.torchscript.pt or .onnx)")  # fmt: skip
     return parser
 
 
@@ -176,6 +234,24 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _exit_code(result)
 
 
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    from tuner.data import DataError
+    from tuner.driver.disk import DiskFullError
+    from tuner.driver.run import resume
+    from tuner.train.config import ConfigError
+
+    try:
+        result = resume(
+            args.dir, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
+            confirm_only=True,
+        )  # fmt: skip
+    except (ConfigError, DataError, DiskFullError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _stopped_at_once(args.dir)
+    return _exit_code(result)
+
+
 def _exit_code(result: Any) -> int:
     """0 done (or --time-budget spent); 130 interrupted (Ctrl-C); 2 stopped for want of disk
     space."""
@@ -211,6 +287,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tuner.deploy.classifier import load_model
+    from tuner.errors import ConfigError, DataError
+
+    try:
+        prediction = load_model(args.model).predict(args.images, top=args.top)
+    except (ConfigError, DataError) as e:
+        return _fail(str(e))
+    for path, ranked in zip(args.images, prediction.top(), strict=True):
+        print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in ranked))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tuner.deploy.export import export_model
+    from tuner.errors import ConfigError, DataError
+
+    try:
+        path = export_model(args.source, args.fmt, args.output)
+    except (ConfigError, DataError) as e:
+        return _fail(str(e))
+    except OSError as e:  # e.g. an unwritable -o
+        return _fail(f"cannot write the export: {e}")
+    print(f"Exported: {path}")
+    return 0
+
+
 def _warn(message: str) -> None:
     print(f"tuner: warning: {message}", file=sys.stderr)
 
@@ -226,8 +329,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_spaces(args)
     if args.command == "report":
         return _cmd_report(args)
+    if args.command == "confirm":
+        return _cmd_confirm(args)
     if args.command == "resume":
         return _cmd_resume(args)
+    if args.command == "train":
+        from tuner.driver.retrain import run_train_command
+
+        return run_train_command(args)
+    if args.command == "predict":
+        return _cmd_predict(args)
+    if args.command == "export":
+        return _cmd_export(args)
     return _cmd_search(args)
 
 

@@ -6,6 +6,7 @@ NamedTuple from the tables, `_get_X_plot(info)` draws it, and `plot_X` composes 
 
 from analysis.plots._accuracy_cost import plot_accuracy_cost
 from analysis.plots._best_model import plot_best_model
+from analysis.plots._confirm import plot_confirm
 from analysis.plots._diagnoses import plot_diagnoses
 from analysis.plots._importance import plot_param_importance
 from analysis.plots._learning_curves import plot_learning_curves
@@ -19,6 +20,7 @@ __all__ = [
     "plot_accuracy_cost",
     "plot_asha_rungs",
     "plot_best_model",
+    "plot_confirm",
     "plot_diagnoses",
     "plot_learning_curves",
     "plot_param_effects",

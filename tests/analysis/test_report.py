@@ -61,8 +61,9 @@ def test_the_header_answers_the_labs_questions(page, experiment):
     assert "vs lab baseline (trial 0)" in page
     assert "lab report (CIFAR-10, 20 epochs)" in page and "82.94%" in page
     assert "early stopping saved" in page and "compute used" in page
-    assert "Retrain it (exact config)" in page and "tune.Tuner(trainable" in page
-    assert "tuner train" not in page  # no such command: the page must not invent one
+    assert "Retrain it (exact config)" in page
+    retrain = f"tuner train {experiment.resolve()} --trial {best['trial_index']}"
+    assert retrain in page and f"{retrain} --seeds 3 --train-on trainval" in page
 
 
 def test_the_trials_table_is_sortable_with_one_row_per_trial(page):

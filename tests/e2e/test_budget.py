@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 
 def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path):
     max_params = 30_000
-    cfg = SearchConfig(samples=5, epochs=1, scheduler="fifo", seed=3, out=str(tmp_path),
+    cfg = SearchConfig(no_confirm=True,
+                       samples=5, epochs=1, scheduler="fifo", seed=3, out=str(tmp_path),
                        name="budget", max_params=max_params)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
     exp = result.experiment_dir

@@ -16,7 +16,7 @@ def test_a_search_joins_a_ray_start_cluster_and_uses_both_nodes(tmp_path, ray_st
     listening = cluster.listening_ips()
     assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "search", "--address", cluster.address,
+        [sys.executable, "-m", "tuner.cli", "search", "--no-confirm", "--address", cluster.address,
          "--samples", "4", "--epochs", "2", "--scheduler", "fifo", "--searcher", "random",
          "--concurrency", "2", "--out", str(tmp_path), "--name", "two-nodes"],
         capture_output=True, text=True, timeout=600, env=cluster.env,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 OURS = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html",
         "asha_state.json"]  # fmt: skip
-SEARCH = ["--dataset", "digits", "--samples", "5", "--epochs", "6", "--seed", "3",
+SEARCH = ["--no-confirm", "--dataset", "digits", "--samples", "5", "--epochs", "6", "--seed", "3",
           "--concurrency", "2"]  # fmt: skip
 
 

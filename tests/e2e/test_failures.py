@@ -43,7 +43,8 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
 
     skipped = CheckReport("flaky", 0, 0.0, (0, 0), (0, 0))
     monkeypatch.setattr(search_module, "dry_run_space", lambda *args: skipped)
-    cfg = SearchConfig(space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
+    cfg = SearchConfig(no_confirm=True,
+                       space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
                        out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
     trials = result.trials
@@ -86,7 +87,8 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
 
     thread = threading.Thread(target=kill_worker_node_mid_search, daemon=True)
     thread.start()
-    cfg = SearchConfig(samples=3, epochs=EPOCHS, scheduler="fifo", searcher="random", seed=1,
+    cfg = SearchConfig(no_confirm=True,
+                       samples=3, epochs=EPOCHS, scheduler="fifo", searcher="random", seed=1,
                        out=str(tmp_path), name="nodes", address=cluster.address,
                        max_failures=3, checkpoint_interval=0)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
@@ -153,7 +155,8 @@ def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
     exp = tmp_path / "errored"
     killed: list = []
     thread = _kill_first_trial_after(exp, 3, killed)
-    cfg = SearchConfig(space="tiny", samples=2, epochs=30, scheduler="fifo", concurrency=1,
+    cfg = SearchConfig(no_confirm=True,
+                       space="tiny", samples=2, epochs=30, scheduler="fifo", concurrency=1,
                        out=str(tmp_path), name="errored", max_failures=0, seed=1)  # fmt: skip
     out = io.StringIO()
     first = search(cfg, stream=out)
@@ -183,7 +186,8 @@ def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp
     import sys
 
     exp = tmp_path / "cut"
-    command = [sys.executable, "-m", "tuner.cli", "search", "--samples", "3", "--epochs", "30",
+    command = [sys.executable, "-m", "tuner.cli", "search", "--no-confirm",
+        "--samples", "3", "--epochs", "30",
                "--scheduler", "fifo", "--concurrency", "1", "--seed", "2", "--out",
                str(tmp_path), "--name", "cut"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -286,7 +290,8 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
     try:
         space = SearchSpace("tiny", "two tiny nets", tiny_space, baseline=None)
         search_spaces.SPACES["tiny"] = space
-        cfg = SearchConfig(space="tiny", samples=3, epochs=60, scheduler="fifo", seed=4,
+        cfg = SearchConfig(no_confirm=True,
+                           space="tiny", samples=3, epochs=60, scheduler="fifo", seed=4,
                            out=str(tmp_path), name="oom", max_failures=3)  # fmt: skip
         result = search(cfg, stream=log)
     finally:

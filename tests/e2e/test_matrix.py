@@ -91,7 +91,7 @@ def _search(tmp_path, monkeypatch, name: str, data: dict, **options):
     if md5s is not None:
         use_fake_cifar_md5s(monkeypatch, md5s)
     options = {"epochs": 1, "samples": 2, **options}
-    cfg = SearchConfig(out=str(tmp_path), name=name, **data, **options)
+    cfg = SearchConfig(no_confirm=True, out=str(tmp_path), name=name, **data, **options)
     result = search(cfg)
     exp = result.experiment_dir
     for file in COMPLETE:

@@ -33,7 +33,7 @@ def brute_force_front(trials: pd.DataFrame) -> set[int]:
 
 
 def test_a_multi_objective_search_writes_the_pareto_front(tmp_path, capsys):
-    cfg = SearchConfig(samples=8, epochs=3, seed=5, out=str(tmp_path), name="mo",
+    cfg = SearchConfig(no_confirm=True, samples=8, epochs=3, seed=5, out=str(tmp_path), name="mo",
                        objectives="val_acc:max,params:min", reduction_factor=2)  # fmt: skip
     stream = io.StringIO()
     result = search(cfg, stream=stream)

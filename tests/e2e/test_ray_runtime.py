@@ -25,7 +25,7 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 def local_ray(tmp_path):
     import ray
 
-    cfg = SearchConfig(out=str(tmp_path), name="ray")
+    cfg = SearchConfig(no_confirm=True, out=str(tmp_path), name="ray")
     started = start_ray(cfg, io.StringIO())
     assert started
     yield cfg

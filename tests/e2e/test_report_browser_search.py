@@ -17,8 +17,9 @@ def searched_report(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("browser")
     cfg = SearchConfig(
-        dataset="digits", samples=4, epochs=2, out=str(out), name="browser", seed=0, concurrency=2
-    )
+        no_confirm=True, dataset="digits", samples=4, epochs=2, out=str(out), name="browser",
+        seed=0, concurrency=2,
+    )  # fmt: skip
     result = search(cfg, stream=io.StringIO())
     assert result.report == result.experiment_dir / "report.html"  # written by the search
     return result.report
@@ -41,7 +42,8 @@ def test_a_real_searchs_report_renders_offline_without_errors(browser, searched_
 def test_a_multi_objective_budgeted_report_renders_its_front_and_refusals(browser, tmp_path):
     from tuner import SearchConfig, search
 
-    cfg = SearchConfig(samples=5, epochs=2, scheduler="fifo", seed=4, out=str(tmp_path),
+    cfg = SearchConfig(no_confirm=True,
+                       samples=5, epochs=2, scheduler="fifo", seed=4, out=str(tmp_path),
                        name="mo-budget", objectives="val_acc:max,params:min",
                        max_params=60_000)  # fmt: skip
     result = search(cfg, stream=io.StringIO())

@@ -25,7 +25,7 @@ from tuner.driver.asha import PersistentASHA
 pytestmark = pytest.mark.slow
 
 # 8 epochs: long enough (~30 s) that three kills, each after fresh progress, land mid-search.
-SEARCH = ["--dataset", "digits", "--samples", "5", "--epochs", "8", "--seed", "7",
+SEARCH = ["--no-confirm", "--dataset", "digits", "--samples", "5", "--epochs", "8", "--seed", "7",
           "--concurrency", "2"]  # fmt: skip
 
 
@@ -213,7 +213,7 @@ def test_a_search_stopped_by_its_time_budget_leaves_its_unfinished_trials_to_res
     # 4 trials x 30 epochs, the lab's 1.2M-parameter network among them: minutes of work
     # against a 6 s budget.
     search = subprocess.run(
-        tuner("search", "--samples", "4", "--epochs", "30", "--scheduler", "fifo",
+        tuner("search", "--no-confirm", "--samples", "4", "--epochs", "30", "--scheduler", "fifo",
               "--time-budget", "6s", "--out", str(tmp_path), "--name", "clock"),
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

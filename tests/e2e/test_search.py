@@ -40,6 +40,7 @@ def nine_trials(tmp_path_factory):
     out = tmp_path_factory.mktemp("exp")
     log = io.StringIO()
     cfg = SearchConfig(
+        no_confirm=True,
         dataset="digits",
         samples=SAMPLES,
         epochs=3,
@@ -192,6 +193,7 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
     """Kill the trial's worker process mid-run: Tune restarts it from its last checkpoint and
     the trial continues from that epoch instead of starting over."""
     cfg = SearchConfig(
+        no_confirm=True,
         dataset="digits",
         samples=1,
         epochs=40,
@@ -244,7 +246,8 @@ def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick
     from tuner.train.checkpoints import load_best_weights
     from tuner.train.scoring import latest_checkpoint
 
-    cfg = SearchConfig(dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
+    cfg = SearchConfig(no_confirm=True,
+                       dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
                        concurrency=2, out=str(tmp_path), name="ck",
                        checkpoint_interval=3600)  # fmt: skip
     assert scheduler_stop_epochs(cfg) == {1, 2, 4}

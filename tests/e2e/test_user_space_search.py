@@ -17,7 +17,9 @@ def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
         ray.shutdown()
     path = tmp_path / "typo.toml"
     path.write_text("[params]\nlearning_rate = { float = [0.001, 0.1] }\n")
-    code = main(["search", "--space", str(path), "--out", str(tmp_path), "--samples", "2"])
+    code = main(
+        ["search", "--no-confirm", "--space", str(path), "--out", str(tmp_path), "--samples", "2"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "learning_rate" in err and err.count("\n") == 1
     assert not any(tmp_path.glob("typo-*"))  # nothing was created

@@ -194,7 +194,8 @@ def test_every_search_option_reaches_the_search_config():
          "30", "--image-size", "16", "--samples", "7", "--epochs", "5", "--scheduler", "fifo",
          "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "0.5",
          "--address", "head:6379", "--out", "elsewhere", "--name", "mine", "--seed", "9",
-         "--max-failures", "0", "-v"]
+         "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
+         "--no-confirm"]
     )  # fmt: skip
     cfg = config_from_args(args)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)

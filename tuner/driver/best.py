@@ -4,7 +4,7 @@ baseline) on the test split: best.json."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import pandas as pd
 
@@ -18,9 +18,17 @@ from tuner.driver.objectives import (
     parse_objectives,
     values_of,
 )
-from tuner.experiment import BEST_JSON, pick_best, trial_config
-from tuner.experiment.records import BestRecord, TestScore, TrialRecord
-from tuner.io import atomic_write_json
+from tuner.experiment import (
+    BEST_JSON,
+    CONFIRM_CSV,
+    MODEL_FILE,
+    TRIALS_CSV,
+    pick_best,
+    read_params,
+    trial_config,
+)
+from tuner.experiment.records import BestRecord, ProvenanceRecord, TestScore, TrialRecord
+from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.train.trial_data import TrialData
 
 MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
@@ -153,3 +161,87 @@ def write_best(
         }
     atomic_write_json(exp / BEST_JSON, best)
     return best
+
+
+def write_confirmed(
+    cfg: SearchConfig,
+    best: BestRecord,
+    stage: dict[str, Any],
+    bundle: DatasetBundle,
+    trial_data: TrialData,
+    stream: TextIO | None = None,
+) -> int:
+    """The confirm stage's runs scored on the test split (confirm.csv) and summed up in
+    best["confirm"]; returns how many of its runs are still to train."""
+    from tuner.driver import confirm
+
+    exp = cfg.experiment_dir
+    runs = confirm.runs_table(exp, bundle, trial_data, stream)
+    atomic_write_csv(exp / CONFIRM_CSV, runs)
+    planned = len(stage.get("trials", [])) * len(stage.get("seeds", []))
+    left = confirm.unfinished_runs(exp, planned)
+    trials = pd.read_csv(exp / TRIALS_CSV) if (exp / TRIALS_CSV).exists() else pd.DataFrame()
+    search_val = (
+        {int(r.trial_index): float(r.best_val_acc) for r in trials.itertuples()}
+        if not trials.empty else {}
+    )  # fmt: skip
+    knee = best["trial_index"] if cfg.objectives else None
+    summary = confirm.summarize(stage, runs, search_val, knee=knee)
+    if summary is None:
+        return left
+    summary["complete"] = not left
+    best["confirm"] = summary
+    return left
+
+
+def write_model(
+    cfg: SearchConfig,
+    best: BestRecord,
+    bundle: DatasetBundle,
+    trial_data: TrialData,
+    record: ProvenanceRecord,
+) -> None:
+    """model.pt: the winner's weights, standing alone (tuner.deploy.model_file). The confirm
+    stage's winner, from its run with the best validation accuracy, when the stage is complete;
+    else the search's best trial. best["model"] says which, with the file's own scores."""
+    from tuner.deploy.model_file import model_record, write_model_file
+    from tuner.driver import confirm
+    from tuner.train.checkpoints import load_best_weights
+    from tuner.train.config import TrainConfig
+    from tuner.train.trial import normalization
+
+    exp = cfg.experiment_dir
+    confirmed = best.get("confirm")
+    chosen: dict[str, Any] | None = None
+    if confirmed and confirmed.get("complete"):
+        runs = pd.read_csv(exp / CONFIRM_CSV, keep_default_na=True)
+        runs["checkpoint"] = runs["checkpoint"].fillna("")
+        row = confirm.winner_run(runs, int(confirmed["winner"]))
+        if row is not None:
+            params = read_params(exp / row["run_dir"]) or {}
+            chosen = {
+                "config": params["confirm"]["config"], "checkpoint": row["checkpoint"],
+                "trial_index": int(row["trial_index"]), "seed": int(row["seed"]),
+                "val_acc": float(row["val_acc"]), "test_acc": float(row["test_acc"]),
+                "from": "confirm",
+            }  # fmt: skip
+    if chosen is None:
+        if not best.get("checkpoint"):
+            return  # no weights were kept: nothing to hand over
+        chosen = {
+            "config": best["config"], "checkpoint": best["checkpoint"],
+            "trial_index": best["trial_index"], "seed": best["config"].get("seed"),
+            "val_acc": best["val_acc"], "test_acc": best.get("test_acc"), "from": "search",
+        }  # fmt: skip
+    weights, _ = load_best_weights(exp / chosen["checkpoint"])
+    mean, std = normalization(TrainConfig.from_dict(chosen["config"]), trial_data)
+    source = {
+        "experiment": exp.name, "trial_index": chosen["trial_index"], "seed": chosen["seed"],
+        "from": chosen["from"], "checkpoint": chosen["checkpoint"], "dataset": bundle.name,
+    }  # fmt: skip
+    write_model_file(exp / MODEL_FILE, model_record(
+        config=chosen["config"], state_dict=weights, input_shape=bundle.input_shape,
+        classes=bundle.classes, mean=mean, std=std, val_acc=chosen["val_acc"],
+        test_acc=chosen["test_acc"], source=source, provenance=cast(dict, record),
+    ))  # fmt: skip
+    best["model"] = {"file": MODEL_FILE, **{k: v for k, v in chosen.items() if k != "config"}}

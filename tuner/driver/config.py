@@ -30,6 +30,7 @@ from tuner.driver.options import (
     positive_int,
 )
 from tuner.driver.options import parse_duration as parse_duration  # its home before options.py
+from tuner.experiment import MODEL_FILE
 from tuner.train.config import ConfigError
 
 SCHEDULERS = ("asha", "fifo")
@@ -38,8 +39,8 @@ ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # The sections of `tuner search --help`, in the order their first options appear below.
-WHAT, BUDGET, HOW, RESOURCES, OUTPUT = (
-    "what to search", "budget", "how to search", "resources", "output"
+WHAT, BUDGET, HOW, CONFIRM, RESOURCES, OUTPUT = (
+    "what to search", "budget", "how to search", "confirm the winner", "resources", "output"
 )  # fmt: skip
 
 
@@ -183,6 +184,24 @@ class SearchConfig:
         "val_acc:max,params:min; choose from val_acc, val_loss, params, macs, latency, "
         "train_time (ASHA still stops trials on validation loss)",
     )  # fmt: skip
+    # The confirm stage (tuner/driver/confirm.py). On digits' default search it adds 12 runs of
+    # 10 epochs: BENCHMARKS.md has its measured share of the demo's wall time.
+    confirm_top: int = option(
+        3, group=CONFIRM, type=positive_int, metavar="K",
+        help="after the search, train the top K configurations by validation (and the lab's "
+        "baseline) again from scratch over fresh seeds, and name the winner by its mean; "
+        "default %(default)s",
+    )  # fmt: skip
+    confirm_seeds: int = option(
+        3, group=CONFIRM, type=positive_int, metavar="S",
+        help="fresh seeds per confirmed configuration (at least 2: the 95%% intervals need "
+        "two); default %(default)s",
+    )  # fmt: skip
+    no_confirm: bool = option(
+        False, group=CONFIRM,
+        help="skip the confirm stage: the winner is the search's best single run "
+        f"({MODEL_FILE} is still written); `tuner confirm DIR` runs the stage later",
+    )  # fmt: skip
     verbose: bool = option(False, group=OUTPUT, flags=("-v", "--verbose"),
                            help="show Ray's own logs")  # fmt: skip
 
@@ -230,6 +249,7 @@ class SearchConfig:
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)
+        self.validate_confirm()
         for field, maybe in (("concurrency", self.concurrency), ("val-count", self.val_count),
                              ("image-size", self.image_size), ("max-params", self.max_params),
                              ("max-macs", self.max_macs)):  # fmt: skip
@@ -274,6 +294,17 @@ class SearchConfig:
             parse_objectives(self.objectives)
         self._check_data_dir()
         self._check_out_dir()
+
+    def validate_confirm(self) -> None:
+        """The confirm stage's options (also checked by `tuner confirm` and resume)."""
+        for field, value in (("confirm-top", self.confirm_top),
+                             ("confirm-seeds", self.confirm_seeds)):  # fmt: skip
+            _positive_int(field, value)
+        if self.confirm_seeds < 2:
+            raise ConfigError(
+                f"--confirm-seeds must be at least 2 (an interval needs two seeds), got "
+                f"{self.confirm_seeds}; --no-confirm skips the stage"
+            )
 
     def _check_data_dir(self) -> None:
         if self.data_dir is None:

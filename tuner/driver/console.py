@@ -51,6 +51,30 @@ def print_summary(
             say(
                 stream, f"Lab baseline (trial {base['trial_index']}): val acc {base['val_acc']:.4f}"
             )
+    confirmed = best.get("confirm") if best else None
+    if confirmed:
+        done = "" if confirmed.get("complete") else " (unfinished)"
+        say(stream, f"Confirmed over seeds {', '.join(map(str, confirmed['seeds']))}{done}:")
+        for c in confirmed["configs"]:
+            label = "lab baseline" if c["is_baseline"] else f"trial {c['trial_index']}"
+            mark = "  <- winner" if c["trial_index"] == confirmed["winner"] else ""
+            test_text = f", test {_interval(c['test'])}" if c.get("test") else ""
+            say(stream, f"  {label:<14} val {_interval(c['val'])}{test_text}{mark}")
+        say(stream, confirmed["verdict"])
+    model = best.get("model") if best else None
+    if model:
+        seed = f", seed {model['seed']}" if model.get("seed") is not None else ""
+        say(stream, f"Model:   {exp / model['file']} (trial {model['trial_index']}{seed}; "
+            f"`tuner predict {exp / model['file']} IMAGE...`)")  # fmt: skip
     say(stream, f"Results: {exp}")
     if report:
         say(stream, f"Report:  {report}")
+
+
+def _interval(interval: dict | None) -> str:
+    """0.9625 [0.9512, 0.9738] (a mean and its 95 % interval)."""
+    if not interval:
+        return "-"
+    if interval.get("low") is None:
+        return f"{interval['mean']:.4f}"
+    return f"{interval['mean']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"

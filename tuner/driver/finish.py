@@ -11,12 +11,14 @@ from typing import TextIO
 
 import pandas as pd
 
-from tuner.driver.best import write_best
+from tuner.driver.best import write_best, write_confirmed, write_model
 from tuner.driver.console import print_summary, say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.recovery import reconcile_study, study_name
 from tuner.driver.search_run import SearchRun
 from tuner.experiment import (
+    BEST_JSON,
+    CONFIRM_DIR,
     EPOCHS_CSV,
     PROVENANCE_JSON,
     TRIALS_CSV,
@@ -58,17 +60,23 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
         return None
 
 
-def write_results(run: SearchRun, started: float, stopped_by: str | None = None) -> SearchResult:
-    """After fit: the tables, the study settled, best.json (test scoring), the report,
-    provenance.json and the summary. stopped_by: "time-budget" or "disk" when the search
-    stopped itself."""
-    cfg, bundle, trial_data, record, stream, timings = (
-        run.cfg, run.bundle, run.trial_data, run.record, run.stream, run.timings,
-    )  # fmt: skip
+@dataclass
+class Tables:
+    """The search's tables as write_tables left them, and how much of the search is left."""
+
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    unfinished: set[str]  # trial ids Tune left unfinished
+    left: int  # trials still to run (unfinished, or never asked for)
+
+
+def write_tables(run: SearchRun) -> Tables:
+    """trials.csv and epochs.csv from the trial directories, and the study settled once no
+    trial is left to run."""
+    cfg, record, stream = run.cfg, run.record, run.stream
     from search_spaces import get_space
 
     exp = cfg.experiment_dir
-
     states = ray_trial_states(exp)
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
     has_baseline = get_space(cfg.space).baseline is not None
@@ -90,9 +98,32 @@ def write_results(run: SearchRun, started: float, stopped_by: str | None = None)
     left = max(cfg.samples - finished, len(unfinished))
     if not left:
         reconcile_study(exp, study_name(record, cfg))
+    return Tables(trials, epochs, unfinished, left)
+
+
+def write_results(
+    run: SearchRun, tables: Tables, started: float, stopped_by: str | None = None
+) -> SearchResult:
+    """After fit (and the confirm stage): best.json (test scoring, the confirm stage's
+    intervals), model.pt, the report, provenance.json and the summary. stopped_by:
+    "time-budget" or "disk" when the search stopped itself."""
+    cfg, bundle, trial_data, record, stream, timings = (
+        run.cfg, run.bundle, run.trial_data, run.record, run.stream, run.timings,
+    )  # fmt: skip
+    exp = cfg.experiment_dir
+    trials, epochs, unfinished, left = tables.trials, tables.epochs, tables.unfinished, tables.left
     with timings("test_evaluation"):
         best = write_best(cfg, trials, bundle, trial_data, stream)
-    record["finished"] = None if left else datetime.now(timezone.utc).isoformat()
+    confirm_left = 0
+    stage = record.get("confirm")
+    if best is not None and stage is not None and (exp / CONFIRM_DIR).is_dir():
+        with timings("confirm_scoring"):
+            confirm_left = write_confirmed(cfg, best, stage, bundle, trial_data, stream)
+    if best is not None and not left:
+        with timings("model_file"):
+            write_model(cfg, best, bundle, trial_data, record)
+        atomic_write_json(exp / BEST_JSON, best)
+    record["finished"] = None if left or confirm_left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
     say(stream, "Writing the report")
@@ -116,4 +147,8 @@ def write_results(run: SearchRun, started: float, stopped_by: str | None = None)
             "started); continue with:",
         )
         say(stream, f"  tuner resume {exp}")
-    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(left))
+    elif confirm_left:
+        why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
+        say(stream, f"{why} with {confirm_left} confirm run(s) still to train; continue with:")
+        say(stream, f"  tuner resume {exp}")
+    return SearchResult(exp, trials, epochs, best, report, interrupted=bool(left or confirm_left))

@@ -33,10 +33,9 @@ from tuner.train.trial_data import TrialData
 
 
 def fit(run: SearchRun, interrupts: Any) -> None:
-    """Build (or restore) the Tuner and fit it; Ray is shut down after if this run started it.
-    A full disk ends in DiskFullError; what stopped the search is in `interrupts`."""
-    import ray
-
+    """Build (or restore) the Tuner and fit it (Ray stays up: the confirm stage follows; the
+    caller shuts it down). A full disk ends in DiskFullError; what stopped the search is in
+    `interrupts`."""
     cfg, trial_data, record, stream, timings = (
         run.cfg, run.trial_data, run.record, run.stream, run.timings,
     )  # fmt: skip
@@ -87,10 +86,6 @@ def fit(run: SearchRun, interrupts: Any) -> None:
         if is_disk_full(e) or interrupts.stop_kind == "disk":
             raise disk_full_error(exp) from None
         raise
-    finally:
-        if run.we_started_ray:
-            with timings("ray_shutdown"):
-                ray.shutdown()
 
 
 def restored_tuner(

@@ -17,14 +17,14 @@ import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from tuner.data import DatasetBundle
 from tuner.driver import provenance
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
-from tuner.driver.finish import SearchResult, write_results
+from tuner.driver.finish import SearchResult, write_results, write_tables
 from tuner.driver.fit import disk_full_error, fit
 from tuner.driver.interrupt import interrupt_plan
 from tuner.driver.preflight import (
@@ -114,6 +114,9 @@ def resume(
     max_failures: int | None = None,
     retry_errored: bool = False,
     time_budget: float | None = None,
+    confirm_top: int | None = None,
+    confirm_seeds: int | None = None,
+    confirm_only: bool = False,
 ) -> SearchResult:
     """Continue an interrupted search (driver killed, Ctrl-C, machine lost) where it stopped.
 
@@ -121,6 +124,10 @@ def resume(
     trials not yet started are started, up to the search's --samples. retry_errored: trials
     that ended in error are run again from their last checkpoint. Only resume experiment
     directories you trust: Ray's tuner.pkl inside is a pickle.
+
+    confirm_top / confirm_seeds: the confirm stage's K and S (default: as the search had).
+    confirm_only (`tuner confirm DIR`): the search must be finished; its confirm stage runs
+    (again, with these settings, even if the search had --no-confirm).
     """
     stream = stream or sys.stdout
     exp = Path(experiment_dir).expanduser().resolve()
@@ -136,7 +143,20 @@ def resume(
         out=str(exp.parent), name=exp.name,  # the directory may have moved
         max_failures=cfg.max_failures if max_failures is None else max_failures,
         time_budget=time_budget,  # a --time-budget is for one run: the resume has its own, or none
+        confirm_top=cfg.confirm_top if confirm_top is None else confirm_top,
+        confirm_seeds=cfg.confirm_seeds if confirm_seeds is None else confirm_seeds,
+        no_confirm=cfg.no_confirm and not confirm_only,
     )  # fmt: skip
+    cfg.validate_confirm()
+    if confirm_only and record.get("finished") is None and "confirm" not in record:
+        raise ConfigError(
+            f"the search in {exp} is not finished; `tuner resume {exp}` continues it (and "
+            "runs the confirm stage at its end)"
+        )
+    # The stage's settings as this run has them (`tuner confirm --confirm-top 5`); the rest of
+    # the recorded config stays the one the search started with.
+    record["config"].update(confirm_top=cfg.confirm_top, confirm_seeds=cfg.confirm_seeds,
+                            no_confirm=cfg.no_confirm)  # fmt: skip
     retry = errored_trials(exp) if retry_errored else set()
     record["retry_errored"] = sorted(retry)
     timings = Timings()
@@ -154,26 +174,46 @@ def resume(
 
 
 def _run(run: SearchRun) -> SearchResult:
-    """Fit (or restore and fit), then the tables, best.json and the report.
-    Ctrl-C: see tuner/driver/interrupt.py."""
+    """Fit (or restore and fit), the tables, the confirm stage, then best.json, model.pt and
+    the report. Ctrl-C: see tuner/driver/interrupt.py."""
     import time
 
-    from tuner.driver import progress
+    import ray
+
+    from tuner.driver import confirm, progress
     from tuner.driver.interrupt import Interrupts
 
-    cfg, record = run.cfg, run.record
+    cfg, record, timings = run.cfg, run.record, run.timings
     started = time.time()
     plan = functools.partial(interrupt_plan, cfg, run.bundle)
     with Interrupts(run.stream, plan, cfg.time_budget) as interrupts:
-        fit(run, interrupts)
-        shown = progress.ACTIVE
-        if shown is not None and shown.final_status:
-            errors = {t for t, status in shown.final_status.items() if status == "ERROR"}
-            record_errors(cfg.experiment_dir, errors)
-        if shown is not None:  # how many trials really ran at once (--concurrency, resources)
-            record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
         try:
-            result = write_results(run, started, interrupts.stop_kind)
+            fit(run, interrupts)
+            shown = progress.ACTIVE
+            if shown is not None and shown.final_status:
+                errors = {t for t, status in shown.final_status.items() if status == "ERROR"}
+                record_errors(cfg.experiment_dir, errors)
+            if shown is not None:  # how many trials really ran at once (--concurrency, ...)
+                record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
+            tables = write_tables(run)
+            stopped = interrupts.interrupted or interrupts.stop_kind is not None
+            stage = None if cfg.no_confirm or tables.left or stopped else (
+                confirm.plan(cfg, tables.trials)
+            )  # fmt: skip
+            if stage is not None:
+                with timings("confirm"):
+                    confirm.run_stage(cfg, run.trial_data, stage, cast(dict, record),
+                                      run.stream, interrupts)  # fmt: skip
+        except OSError as e:
+            if is_disk_full(e):
+                raise disk_full_error(cfg.experiment_dir) from None
+            raise
+        finally:
+            if run.we_started_ray:
+                with timings("ray_shutdown"):
+                    ray.shutdown()
+        try:
+            result = write_results(run, tables, started, interrupts.stop_kind)
         except OSError as e:
             if is_disk_full(e):
                 raise disk_full_error(cfg.experiment_dir) from None

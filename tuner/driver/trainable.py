@@ -69,6 +69,12 @@ def train_trial(
     pipeline.run(one_trial)
 
 
+def train_confirm_run(config: dict[str, Any], data: TrialData, **bound: Any) -> None:
+    """Tune function trainable of the confirm stage (tuner/driver/confirm.py): its config is
+    {"confirm": {"trial_index", "seed", "config": the flat config to train}}."""
+    train_trial(dict(config["confirm"]["config"]), data, **bound)
+
+
 def _restored_state() -> dict[str, Any] | None:
     """The state to continue from: the newest readable checkpoint of the trial. That is the one
     Tune hands over, or a newer one Tune's last save missed (tuner.train.checkpoints), unless

@@ -46,7 +46,15 @@ def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
 
 
-def make_trainable(cfg: SearchConfig, trial_data: TrialData) -> Any:
+def make_trainable(
+    cfg: SearchConfig,
+    trial_data: TrialData,
+    function: Any = None,
+    stop_epochs: frozenset[int] | None = None,
+) -> Any:
+    """The trainable with its data and resources. function: the Tune function (default the
+    search's train_trial); stop_epochs: where a scheduler may stop a trial (default ASHA's
+    rungs), where a checkpoint is always written."""
     from ray import tune
 
     from tuner.driver.trainable import train_trial
@@ -56,9 +64,10 @@ def make_trainable(cfg: SearchConfig, trial_data: TrialData) -> Any:
         let_trials_use_prestarted_workers()
 
     threads = max(1, int(cfg.cpus_per_trial))
-    checkpoints = CheckpointPolicy(cfg.checkpoint_interval, scheduler_stop_epochs(cfg))
+    stops = scheduler_stop_epochs(cfg) if stop_epochs is None else stop_epochs
+    checkpoints = CheckpointPolicy(cfg.checkpoint_interval, stops)
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
-        train_trial, data=trial_data, threads=threads, gpu_share=cfg.gpus_per_trial,
+        function or train_trial, data=trial_data, threads=threads, gpu_share=cfg.gpus_per_trial,
         checkpoints=checkpoints,
     )  # fmt: skip
     return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})

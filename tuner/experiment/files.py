@@ -5,6 +5,10 @@
         trials.csv, epochs.csv   the tables (tuner.experiment.tables)
         best.json                the best trial, scored on the test split
         report.html              analysis.write_report
+        model.pt                 the winner's weights and everything needed to use them
+        retrain.json             `tuner train`'s own directory only: its seeds and test interval
+        confirm.csv              the confirm stage: the top configurations retrained over seeds
+        confirm/                 its Tune experiment (trial dirs as below; resumed like the search)
         optuna.db                the Optuna study (SQLite); refused configs carry REJECTED_ATTR
         asha_state.json          ASHA's rungs (tuner/driver/asha.py)
         rejected.csv             configurations over --max-params / --max-macs, never trained
@@ -36,6 +40,10 @@ ASHA_STATE_JSON = "asha_state.json"
 REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
 REJECTED_ATTR = "rejected"  # their Optuna user attribute in optuna.db: the reason
 STATE_BACKUP_DIR = ".tuner-state-backup"
+MODEL_FILE = "model.pt"  # the winner, standing alone (tuner.deploy.model_file)
+RETRAIN_JSON = "retrain.json"  # `tuner train`: its configuration, seeds and test interval
+CONFIRM_DIR = "confirm"  # the confirm stage's own Tune experiment: the top configs over seeds
+CONFIRM_CSV = "confirm.csv"  # one row per confirm run: configuration, seed, val and test accuracy
 
 # --- Tune's own state files, which a resume reads back -------------------------------------
 TUNER_PKL = "tuner.pkl"
@@ -62,6 +70,15 @@ def trial_dir_name(trial: Any) -> str:
     """
     counter = int(str(trial.experiment_tag).split("_", 1)[0])
     return f"{TRIAL_PREFIX}{counter - 1:04d}_{trial.trial_id}"
+
+
+CONFIRM_RUN_PREFIX = "run_"  # confirm/run_0002_seed1000: trial 2 of the search, seed 1000
+
+
+def confirm_run_dir_name(trial: Any) -> str:
+    """A confirm run's directory: which search trial it repeats, under which seed."""
+    run = trial.config["confirm"]
+    return f"{CONFIRM_RUN_PREFIX}{int(run['trial_index']):04d}_seed{int(run['seed'])}"
 
 
 def trial_index(trial_dir: str | Path) -> int:

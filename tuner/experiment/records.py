@@ -59,6 +59,12 @@ class BestRecord(TrialRecord, total=False):
     val_images: int
     baseline: BaselineRecord
     pareto_front: list[TrialRecord]
+    # The confirm stage (tuner/driver/confirm.py summarize): per configuration the per-seed
+    # values with mean and 95 % interval, the winner, its differences, a verdict sentence.
+    confirm: dict[str, Any]
+    # model.pt: which run's weights it holds (file, trial_index, seed, from, checkpoint,
+    # val_acc, test_acc)
+    model: dict[str, Any]
 
 
 class DatasetRecord(TypedDict):
@@ -91,3 +97,4 @@ class ProvenanceRecord(TypedDict, total=False):
     retry_errored: list[str]
     peak_concurrent_trials: list[int]
     memory_monitor_restarts: list[int]
+    confirm: dict[str, Any]  # the confirm stage's plan: trials, seeds, epochs

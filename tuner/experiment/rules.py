@@ -85,3 +85,13 @@ def finite(value: Any) -> float | None:
 
 def is_finite(value: Any) -> bool:
     return finite(value) is not None
+
+
+FRESH_SEED_START = 1000  # the lab's seed is 42: the confirm stage's seeds never include it
+
+
+def fresh_seeds(count: int, start: int = FRESH_SEED_START) -> list[int]:
+    """`count` training seeds for runs that repeat a configuration from scratch (the confirm
+    stage, `tuner train`): start, start + 1, ... The same for every configuration, so that
+    each one is retrained under the same seeds."""
+    return list(range(start, start + count))

@@ -227,11 +227,14 @@ def train_epochs(
     setup_s: float = 0.0,
     node_id: str = "",
     batches: Callable[[Iterable[Any]], Iterable[Any]] = _every_batch,
+    validate: bool = True,
 ) -> None:
     """The epochs after `progress.epoch` up to the budget, each one's metrics handed to
     `report`, with the training state where `checkpoints` says one is due. A diverged epoch
     ends the trial. batches: wraps each loader (EpochPipeline.batches stops a stopped trial
-    within a batch)."""
+    within a batch). validate=False: no validation pass (`tuner train --train-on trainval`
+    trains on the validation images too); val_loss and val_acc are NaN and the kept weights
+    are the newest epoch's."""
     cfg, model, optimizer = trial.cfg, trial.model, trial.optimizer
     saved_at, saved_best_epoch = time.monotonic(), progress.best["epoch"]
 
@@ -288,14 +291,23 @@ def train_epochs(
             report(metrics, snapshot() if newer else None)
             return
 
-        val_started = time.perf_counter()
-        val, _ = evaluate(model, batches(trial.val_loader), trial.device)
-        metrics["val_time_s"] = time.perf_counter() - val_started
-        if val.loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
-            progress.best = best = {"val_loss": val.loss, "val_acc": val.acc, "epoch": epoch}
+        if validate:
+            val_started = time.perf_counter()
+            val, _ = evaluate(model, batches(trial.val_loader), trial.device)
+            metrics["val_time_s"] = time.perf_counter() - val_started
+            val_loss, val_acc = val.loss, val.acc
+            if val_loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
+                progress.best = best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": epoch}
+                progress.best_state = _cpu_state(model)
+        else:
+            # The validation images are being trained on, so they cannot choose the weights:
+            # without a figure to compare epochs by, the kept weights are simply the newest.
+            metrics["val_time_s"] = 0.0
+            val_loss = val_acc = math.nan
+            progress.best = best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": epoch}
             progress.best_state = _cpu_state(model)
         metrics.update(
-            val_loss=val.loss, val_acc=val.acc, diverged=False,
+            val_loss=val_loss, val_acc=val_acc, diverged=False,
             best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
             best_epoch=best["epoch"],
         )  # fmt: skip
@@ -321,14 +333,17 @@ def run_trial(
     read_state: Callable[[], dict[str, Any] | None] = lambda: None,
     node_id: str = "",
     batches: Callable[[Iterable[Any]], Iterable[Any]] = _every_batch,
+    validate: bool = True,
 ) -> None:
     """Set up, restore from `read_state()` (the checkpoint's state, or None), train the epochs.
     All in the calling thread: torch work split over two threads gives each its own OpenMP
-    thread pool, and the epochs then trained ~15 % slower."""
+    thread pool, and the epochs then trained ~15 % slower. validate: see train_epochs (the
+    search's trials always validate)."""
     entered = time.perf_counter()
     trial = set_up(config, data, threads=threads, gpu_share=gpu_share)
     progress = restore(trial, read_state())
     setup_s = time.perf_counter() - entered  # model, cost, loaders, restore: before epoch 1
     train_epochs(
-        trial, progress, report, checkpoints, setup_s=setup_s, node_id=node_id, batches=batches
-    )
+        trial, progress, report, checkpoints, setup_s=setup_s, node_id=node_id, batches=batches,
+        validate=validate,
+    )  # fmt: skip

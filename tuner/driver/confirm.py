@@ -1,0 +1,403 @@
+"""The confirm stage: after the search, the top configurations (and the lab's baseline) train
+again from scratch under fresh seeds, so that the winner is named by its mean over seeds rather
+than by one lucky run.
+
+A search's best validation figure is the best of many noisy runs on a few hundred validation
+images (1,000 images at 83 % give a standard error of 1.2 points), so the top of its table is
+partly luck. Here each of the top --confirm-top configurations by validation, and the baseline
+where the space has one, trains --confirm-seeds times at the search's full epoch budget.
+
+The runs are a Tune experiment of their own, DIR/confirm/ (one grid of configuration x seed,
+FIFO, the search's resources, checkpoints and retries), so they run in parallel and
+`tuner resume` continues them like the search's trials. They are not Optuna trials (the
+sampler must not learn from repeated configurations), and ASHA never sees them. Each run's
+kept weights are scored on the test split afterwards (confirm.csv); the record in best.json,
+with Student-t intervals and the differences, is built by `summarize`.
+
+    plan (candidates, seeds) -> fit (Tune) -> runs_table (confirm.csv, test scores) ->
+    summarize (best.json's "confirm")
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+from ray.tune import Callback
+
+from tuner.data import DatasetBundle
+from tuner.driver.config import SearchConfig
+from tuner.driver.console import say
+from tuner.driver.objectives import knee_point, pareto_front, parse_objectives
+from tuner.experiment import (
+    CONFIRM_DIR,
+    checkpoint_dirs,
+    confirm_run_dir_name,
+    fresh_seeds,
+    ray_trial_states,
+    read_params,
+    trial_config,
+    trial_dirs,
+)
+from tuner.experiment.stats import Interval, difference, mean_interval
+from tuner.train.trial_data import TrialData
+
+CONFIG_KEY = "confirm"  # param_space = {CONFIG_KEY: grid of runs}; each run's params.json
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A search trial whose configuration the stage retrains."""
+
+    trial_index: int
+    is_baseline: bool
+    search_val_acc: float  # what the search saw, with the lab's seed
+    config: dict[str, Any]  # the trial's flat config, as it ran
+
+
+@dataclass(frozen=True)
+class Plan:
+    candidates: list[Candidate]
+    seeds: list[int]
+    epochs: int
+
+    def runs(self) -> list[dict[str, Any]]:
+        """One Tune config per (candidate, seed): the flat config with its seed and the full
+        budget, and which trial it repeats."""
+        return [
+            {"trial_index": c.trial_index, "seed": seed, "is_baseline": c.is_baseline,
+             "config": {**c.config, "seed": seed, "epochs": self.epochs}}
+            for c in self.candidates for seed in self.seeds
+        ]  # fmt: skip
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the plan in provenance.json: a changed plan is a new stage."""
+        return {
+            "trials": [c.trial_index for c in self.candidates],
+            "seeds": list(self.seeds),
+            "epochs": self.epochs,
+        }
+
+
+def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
+    """The top --confirm-top configurations by validation accuracy (those that kept weights),
+    and the baseline; None when there is nothing to confirm. With --objectives: the knee of
+    the Pareto front and the front points nearest it, since there the knee is the pick."""
+    if trials.empty or "best_epoch" not in trials:
+        return None
+    exp = cfg.experiment_dir
+    kept = trials[trials["best_epoch"].fillna(0) >= 1]
+    if cfg.objectives:
+        objectives = parse_objectives(cfg.objectives)
+        front = pareto_front(kept, objectives)
+        knee = knee_point(front, objectives)
+        if knee is None:
+            return None
+        positions = list(front["trial_index"])
+        at = positions.index(knee)
+        order = sorted(range(len(positions)), key=lambda p: abs(p - at))
+        top = front.set_index("trial_index", drop=False).loc[
+            [positions[p] for p in order[: cfg.confirm_top]]
+        ]
+    else:
+        ranked = kept.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
+        top = ranked[~ranked["is_baseline"]].head(cfg.confirm_top)
+    rows = [row for _, row in top.iterrows()]
+    baseline = kept[kept["is_baseline"]] if "is_baseline" in kept else kept.iloc[:0]
+    if baseline.empty and "is_baseline" in trials:  # diverged at once: still worth its seeds
+        baseline = trials[trials["is_baseline"]]
+    if not baseline.empty and int(baseline.iloc[0]["trial_index"]) not in {
+        int(r["trial_index"]) for r in rows
+    }:
+        rows.append(baseline.iloc[0])
+    if not rows:
+        return None
+    candidates = [
+        Candidate(
+            trial_index=int(r["trial_index"]),
+            is_baseline=bool(r["is_baseline"]),
+            search_val_acc=float(r["best_val_acc"]) if pd.notna(r["best_val_acc"]) else math.nan,
+            config=trial_config(exp, r),
+        )
+        for r in rows
+    ]
+    return Plan(candidates, fresh_seeds(cfg.confirm_seeds), cfg.epochs)
+
+
+# --- the runs, under Tune -----------------------------------------------------------------------
+
+
+class ConfirmProgress(Callback):
+    """One line per finished run of the stage."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream, self.done = total, stream, 0
+        self.started = time.monotonic()
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: not the stream
+        return {**self.__dict__, "stream": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stream = sys.stdout
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        self.started = time.monotonic()
+
+    def _line(self, trial: Any, outcome: str) -> None:
+        self.done += 1
+        run = trial.config.get(CONFIG_KEY, {})
+        acc = (trial.last_result or {}).get("best_val_acc")
+        acc_text = f"val_acc {acc:.4f}" if isinstance(acc, float) and math.isfinite(acc) else "-"
+        minutes, secs = divmod(int(time.monotonic() - self.started), 60)
+        say(self.stream, f"confirm: trial {run.get('trial_index', '?'):>3} seed "
+            f"{run.get('seed', '?')}  {outcome:<10} {acc_text}  "
+            f"[{self.done}/{self.total} runs, {minutes:02d}:{secs:02d}]")  # fmt: skip
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        diverged = (trial.last_result or {}).get("diverged")
+        self._line(trial, "diverged" if diverged else "done")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        self._line(trial, "error")
+
+
+def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO) -> Any:
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import FIFOScheduler
+
+    from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.trainable import train_confirm_run
+    from tuner.driver.tuner_setup import make_trainable
+
+    runs = stage.runs()
+    return tune.Tuner(
+        # No stop epochs: nothing stops these runs early, so they checkpoint only by
+        # --checkpoint-interval and at their last epoch.
+        make_trainable(cfg, trial_data, function=train_confirm_run, stop_epochs=frozenset()),
+        param_space={CONFIG_KEY: tune.grid_search(runs)},
+        tune_config=tune.TuneConfig(
+            scheduler=FIFOScheduler(),
+            num_samples=1,
+            max_concurrent_trials=cfg.concurrency,
+            trial_dirname_creator=confirm_run_dir_name,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=CONFIRM_DIR,
+            storage_path=str(cfg.experiment_dir),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            verbose=0,
+            callbacks=[
+                ConfirmProgress(len(runs), stream),
+                DiskGuard(cfg.experiment_dir),
+                ClockGuard(),
+                StateBackup(cfg.experiment_dir / CONFIRM_DIR),
+                JsonLoggerCallback(),
+                CSVLoggerCallback(),
+            ],
+        ),
+    )
+
+
+def _set_aside(confirm_dir: Path) -> Path:
+    """An earlier stage of another plan is kept, renamed, never deleted."""
+    n = 1
+    while (aside := confirm_dir.with_name(f"{confirm_dir.name}.previous-{n}")).exists():
+        n += 1
+    confirm_dir.rename(aside)
+    return aside
+
+
+def run_stage(
+    cfg: SearchConfig, trial_data: TrialData, stage: Plan, record: dict[str, Any],
+    stream: TextIO, interrupts: Any,
+) -> None:  # fmt: skip
+    """Fit the stage's runs (continue them when an unfinished stage of the same plan is
+    there). Ray must be up."""
+    from ray import tune
+
+    from tuner.driver.recovery import repair_state
+    from tuner.driver.trainable import train_confirm_run
+    from tuner.driver.tuner_setup import make_trainable
+
+    confirm_dir = cfg.experiment_dir / CONFIRM_DIR
+    same_plan = record.get("confirm") == stage.key()
+    restoring = same_plan and tune.Tuner.can_restore(str(confirm_dir))
+    if confirm_dir.exists() and not restoring:
+        aside = _set_aside(confirm_dir)
+        say(stream, f"An earlier confirm stage (another plan) is kept in {aside.name}")
+    record["confirm"] = stage.key()
+    n, k = len(stage.runs()), len(stage.candidates)
+    say(stream, f"Confirming the top configurations: {k} configuration(s) x "
+        f"{len(stage.seeds)} seeds x {stage.epochs} epochs = {n} runs"
+        + (" (continuing)" if restoring else ""))  # fmt: skip
+    if restoring:
+        for note in repair_state(confirm_dir):
+            say(stream, note)
+        tuner = tune.Tuner.restore(
+            str(confirm_dir),
+            trainable=make_trainable(cfg, trial_data, function=train_confirm_run,
+                                     stop_epochs=frozenset()),
+            resume_unfinished=True, resume_errored=False,
+        )  # fmt: skip
+    else:
+        tuner = _tuner(cfg, trial_data, stage, stream)
+    interrupts.in_fit = True
+    try:
+        tuner.fit()
+    finally:
+        interrupts.in_fit = False
+
+
+# --- reading the runs back ----------------------------------------------------------------------
+
+
+def runs_table(
+    exp: Path, bundle: DatasetBundle, trial_data: TrialData, stream: TextIO | None = None
+) -> pd.DataFrame:
+    """confirm.csv: one row per run of DIR/confirm/, its kept weights scored on the test split
+    (finished runs only; an unfinished one has status running and no scores)."""
+    from tuner.train.scoring import evaluate_on_test
+
+    confirm_dir = exp / CONFIRM_DIR
+    states = {}  # (trial index, seed) -> Tune's status
+    for state in ray_trial_states(confirm_dir).values():
+        run = (state.get("config") or {}).get(CONFIG_KEY)
+        if isinstance(run, dict):
+            states[(int(run["trial_index"]), int(run["seed"]))] = state["status"]
+    rows = []
+    dirs = trial_dirs(confirm_dir)
+    if stream is not None and dirs:
+        say(stream, f"Scoring {len(dirs)} confirm runs on {len(bundle.test.y):,} test images")
+    for run_dir in dirs:
+        params = read_params(run_dir) or {}
+        run = params.get(CONFIG_KEY)
+        if not isinstance(run, dict):
+            continue
+        status = states.get((int(run["trial_index"]), int(run["seed"])), "")
+        row: dict[str, Any] = {
+            "trial_index": int(run["trial_index"]), "seed": int(run["seed"]),
+            "is_baseline": bool(run.get("is_baseline", False)),
+            "status": {"TERMINATED": "done", "ERROR": "error"}.get(status, "running"),
+            "val_acc": math.nan, "val_loss": math.nan, "test_acc": math.nan,
+            "kept_epoch": 0, "run_dir": f"{CONFIRM_DIR}/{run_dir.name}", "checkpoint": "",
+        }  # fmt: skip
+        if row["status"] == "done" and checkpoint_dirs(run_dir):
+            scored = evaluate_on_test(run["config"], run_dir, bundle, trial_data)
+            if scored:
+                row.update(
+                    val_acc=scored["kept_val_acc"], val_loss=scored["kept_val_loss"],
+                    test_acc=scored["test_acc"], kept_epoch=int(scored["kept_epoch"]),
+                    checkpoint=f"{CONFIRM_DIR}/{scored['checkpoint']}",
+                )  # fmt: skip
+        rows.append(row)
+    columns = ["trial_index", "seed", "is_baseline", "status", "val_acc", "val_loss",
+               "test_acc", "kept_epoch", "run_dir", "checkpoint"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["trial_index", "seed"]).reset_index(drop=True)
+
+
+def unfinished_runs(exp: Path, stage_runs: int) -> int:
+    """Runs of the stage not yet done (never started, running or cut off)."""
+    states = ray_trial_states(exp / CONFIRM_DIR)
+    done = sum(1 for s in states.values() if s["status"] in ("TERMINATED", "ERROR"))
+    return max(0, stage_runs - done)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _versus(name: str, diff: dict[str, Any]) -> str:
+    """One clause: how the winner compares with `name` on validation."""
+    if diff["low"] is None:
+        return f"cannot be told apart from {name} with one seed"
+    span = f"{_pct(diff['diff'])} points, 95 % CI {_pct(diff['low'])} to {_pct(diff['high'])}"
+    if diff["tied"]:
+        return f"is tied with {name} at these seeds ({span})"
+    word = "better" if diff["diff"] > 0 else "worse"
+    return f"is {word} than {name} ({span})"
+
+
+def summarize(
+    stage_key: dict[str, Any], runs: pd.DataFrame, search_val: dict[int, float],
+    knee: int | None = None,
+) -> dict[str, Any] | None:  # fmt: skip
+    """best.json's "confirm": per configuration the per-seed values, mean and 95 % interval of
+    validation and test accuracy; the winner (best mean validation accuracy, or the knee of a
+    multi-objective search); its differences to the runner-up and to the baseline; a verdict.
+    None until at least one run is scored."""
+    scored = runs[(runs["status"] == "done") & runs["val_acc"].notna()]
+    if scored.empty:
+        return None
+    configs: list[dict[str, Any]] = []
+    for index, group in scored.groupby("trial_index", sort=False):
+        val: Interval = mean_interval(group["val_acc"].tolist())
+        tests = group["test_acc"].dropna().tolist()
+        configs.append({
+            "trial_index": int(index), "is_baseline": bool(group["is_baseline"].iloc[0]),
+            "search_val_acc": search_val.get(int(index)), "val": val,
+            "test": mean_interval(tests) if tests else None,
+            "per_seed": [{"seed": int(r.seed), "val_acc": float(r.val_acc),
+                          "test_acc": float(r.test_acc), "run": r.run_dir}
+                         for r in group.itertuples()],
+            "runs_failed": int(((runs["trial_index"] == index) & (runs["status"] != "done")).sum()
+                               + group["val_acc"].isna().sum()),
+        })  # fmt: skip
+    configs.sort(key=lambda c: c["val"]["mean"], reverse=True)
+    searched = [c for c in configs if not c["is_baseline"]] or configs
+    by_index = {c["trial_index"]: c for c in configs}
+    winner = by_index[knee] if knee in by_index else searched[0]
+    others = [c for c in searched if c is not winner]
+    baseline = next((c for c in configs if c["is_baseline"] and c is not winner), None)
+
+    def versus(other: dict[str, Any] | None) -> dict[str, Any] | None:
+        if other is None:
+            return None
+        a, b = winner["per_seed"], other["per_seed"]
+        return {
+            "trial_index": other["trial_index"],
+            "val": difference([r["val_acc"] for r in a], [r["val_acc"] for r in b]),
+            "test": difference([r["test_acc"] for r in a], [r["test_acc"] for r in b]),
+        }
+
+    vs_runner_up, vs_baseline = versus(others[0] if others else None), versus(baseline)
+    seeds = len(stage_key.get("seeds", []))
+    mean = winner["val"]
+    sentence = (f"Over {seeds} fresh seeds, trial {winner['trial_index']} has the best mean "
+                f"validation accuracy ({mean['mean']:.2%})" if knee is None else
+                f"Over {seeds} fresh seeds, trial {winner['trial_index']} (the knee of the "
+                f"Pareto front) has a mean validation accuracy of {mean['mean']:.2%}")  # fmt: skip
+    clauses = []
+    if vs_runner_up:
+        clauses.append(_versus(f"trial {vs_runner_up['trial_index']}", vs_runner_up["val"]))
+    if vs_baseline:
+        clauses.append(_versus("the lab's baseline", vs_baseline["val"]))
+    if clauses:
+        sentence += "; it " + ", and ".join(clauses)
+    return {
+        **stage_key,
+        "runs": len(runs), "runs_done": int((runs["status"] == "done").sum()),
+        "configs": configs, "winner": winner["trial_index"],
+        "runner_up": vs_runner_up["trial_index"] if vs_runner_up else None,
+        "vs_runner_up": vs_runner_up, "vs_baseline": vs_baseline,
+        "verdict": sentence + ".",
+    }  # fmt: skip
+
+
+def winner_run(runs: pd.DataFrame, winner: int) -> pd.Series | None:
+    """The winner's run whose kept weights have the best validation accuracy (chosen on
+    validation, never on test): the weights model.pt carries."""
+    mine = runs[(runs["trial_index"] == winner) & (runs["status"] == "done")]
+    mine = mine[mine["val_acc"].notna() & (mine["checkpoint"] != "")]
+    if mine.empty:
+        return None
+    return mine.sort_values(["val_acc", "val_loss"], ascending=[False, True]).iloc[0]
