@@ -177,3 +177,14 @@ def test_a_search_that_has_not_finished_a_trial_yet_gets_a_report(tmp_path):
     page = build_report(exp)
     assert "No trials yet." in page and "Could not read the Optuna study" in page
     assert page.count('<div class="figure"') == len(FIGURES)
+
+
+def test_without_a_confirm_stage_the_report_says_how_to_run_it(tmp_path):
+    exp = write_experiment(tmp_path / "plain", trials=6)
+    html = build_report(exp)
+    section = html[html.index('<section id="confirm">') :]
+    section = section[: section.index("</section>")]
+    assert "Is the winner really better?" in section
+    assert f"tuner confirm {exp.resolve()}" in section
+    # It comes first, right after the header.
+    assert html.index('<section id="confirm">') < html.index('<section id="accuracy-cost">')

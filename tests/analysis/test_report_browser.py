@@ -67,3 +67,54 @@ def test_figures_keep_their_height_when_the_window_is_resized(browser, tmp_path)
             assert width <= 900, fig_id  # and they follow the window's width
     finally:
         visit.close()
+
+
+def _with_confirm(exp, verdict: str):
+    """best.json as a confirm stage leaves it: three configurations over three seeds."""
+    import json
+
+    from tuner.experiment.stats import difference, mean_interval
+
+    best = json.loads((exp / "best.json").read_text())
+    values = {0: [0.30, 0.35, 0.33], best["trial_index"]: [0.90, 0.93, 0.91], 99: [0.89, 0.94, 0.9]}
+    configs = []
+    for index, vals in values.items():
+        configs.append({
+            "trial_index": index, "is_baseline": index == 0, "search_val_acc": max(vals),
+            "val": mean_interval(vals), "test": mean_interval([v - 0.02 for v in vals]),
+            "per_seed": [{"seed": 1000 + i, "val_acc": v, "test_acc": v - 0.02, "run": "r"}
+                         for i, v in enumerate(vals)],
+        })  # fmt: skip
+    win = best["trial_index"]
+    best["confirm"] = {
+        "trials": list(values), "seeds": [1000, 1001, 1002], "epochs": 4, "complete": True,
+        "configs": configs, "winner": win, "runner_up": 99,
+        "vs_runner_up": {"trial_index": 99, "val": difference(values[win], values[99]),
+                         "test": difference(values[win], values[99])},
+        "vs_baseline": {"trial_index": 0, "val": difference(values[win], values[0]),
+                        "test": difference(values[win], values[0])},
+        "verdict": verdict,
+    }  # fmt: skip
+    (exp / "best.json").write_text(json.dumps(best))
+    return exp
+
+
+def test_the_confirm_section_comes_first_and_draws_the_seeds(browser, tmp_path):
+    exp = _with_confirm(write_experiment(tmp_path / "c", trials=8), f"verdict {EVIL}")
+    visit = Visit(browser, write_report(exp))
+    try:
+        assert visit.dialogs == [] and visit.errors == [] and visit.requests == []
+        first = visit.page.evaluate("document.querySelector('main section').id")
+        assert first == "confirm"
+        assert visit.page.inner_text("#confirm h2") == "Is the winner really better?"
+        assert EVIL in visit.page.inner_text("#confirm .verdict")  # shown as text, not run
+        assert visit.svg_counts()["fig-confirm"] >= 1
+        # Per configuration: a diamond for the mean and a point per seed, on both splits.
+        markers = visit.page.evaluate(
+            "document.querySelectorAll('#fig-confirm .scatterlayer .point').length"
+        )
+        assert markers == 2 * (3 * 3 + 3)
+        rows = visit.page.evaluate("document.querySelectorAll('#confirm tbody tr').length")
+        assert rows == 3 + 2  # the configurations, then the two differences
+    finally:
+        visit.close()

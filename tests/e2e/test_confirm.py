@@ -190,7 +190,68 @@ def test_tuner_confirm_on_a_search_without_the_stage(tmp_path):
     assert len(runs) == 4 and set(runs["status"]) == {"done"}
     assert best["confirm"]["complete"] and best["model"]["from"] == "confirm"
     for run_dir in (exp / "confirm").glob("run_*"):  # no epoch trained twice
-        epochs = [json.loads(line)["epoch"] for line in (run_dir / "result.json").open()]
-        assert epochs == [1, 2], (run_dir, epochs)
+        rows = [json.loads(line) for line in (run_dir / "result.json").open()]
+        assert sorted({r["epoch"] for r in rows}) == [1, 2], run_dir
+        # A run restored at its last epoch reports that epoch again (so that Tune hears how it
+        # ended), but trains it once: every report of an epoch is of the same training.
+        for epoch in (1, 2):
+            started = {r["epoch_started_at"] for r in rows if r["epoch"] == epoch}
+            assert len(started) == 1, (run_dir, epoch, started)
     report = (exp / "report.html").read_text()
     assert "Is the winner really better?" in report and best["confirm"]["verdict"][:40] in report
+
+
+def test_tuner_train_retrains_the_winner_on_train_and_val(confirmed, tmp_path):
+    exp = confirmed.experiment_dir
+    proc = subprocess.run(
+        tuner("train", str(exp), "--train-on", "trainval", "--seeds", "2", "--epochs", "2",
+              "--out", str(tmp_path), "--name", "again"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "epoch 2/2" in proc.stdout and "left" in proc.stdout  # the progress lines
+    out = tmp_path / "again"
+    summary = json.loads((out / "retrain.json").read_text())
+    winner = confirmed.best["confirm"]["winner"]
+    winner_dir = next(exp.glob(f"trial_{winner:04d}_*"))
+    searched = json.loads((winner_dir / "params.json").read_text())
+    assert summary["config"] == {k: v for k, v in searched.items() if k != "seed"} | {"epochs": 2}
+    assert summary["train_on"] == "trainval" and len(summary["runs"]) == 2
+    assert [r["seed"] for r in summary["runs"]] == [2000, 2001]
+    assert all(r["val_acc"] is None for r in summary["runs"])
+    tests = [r["test_acc"] for r in summary["runs"]]
+    half = T95[1] * statistics.stdev(tests) / math.sqrt(2)
+    assert summary["test"]["mean"] == pytest.approx(statistics.fmean(tests))
+    assert summary["test"]["low"] == pytest.approx(statistics.fmean(tests) - half)
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert len(epochs) == 2 * 2 and epochs["val_acc"].isna().all()
+    # Its model file scores what it says on the test split, with the same loader as a search's.
+    bundle = load_dataset("digits")
+    model = load_model(out / "model.pt")
+    accuracy = float(np.mean(np.asarray(model.predict(bundle.test.x).indices) == bundle.test.y))
+    assert accuracy == torch.load(out / "model.pt", weights_only=True)["test_acc"]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_models_match_pytorch(confirmed, tmp_path, fmt):
+    exp = confirmed.experiment_dir
+    target = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
+    proc = subprocess.run(tuner("export", str(exp), "--format", fmt, "-o", str(target)),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bundle = load_dataset("digits")
+    batch = torch.tensor(bundle.test.x[:64]).float() / 255  # the exported input: [0, 1] floats
+    with torch.no_grad():
+        expected = load_model(exp)(batch).numpy()
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        got = session.run(None, {name: batch.numpy()})[0]
+    else:
+        got = torch.jit.load(str(target)).eval()(batch).detach().numpy()
+    assert np.abs(got - expected).max() <= 1e-4
+    # The normalization is inside: the same argmax as the classifier's predict on raw pixels.
+    predicted = load_model(exp).predict(bundle.test.x[:64]).indices.numpy()
+    assert (got.argmax(1) == predicted).all()

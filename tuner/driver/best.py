@@ -230,7 +230,8 @@ def write_model(
             return  # no weights were kept: nothing to hand over
         chosen = {
             "config": best["config"], "checkpoint": best["checkpoint"],
-            "trial_index": best["trial_index"], "seed": best["config"].get("seed"),
+            "trial_index": best["trial_index"],
+            "seed": TrainConfig.from_dict(best["config"]).seed,  # the space's, or the lab's 42
             "val_acc": best["val_acc"], "test_acc": best.get("test_acc"), "from": "search",
         }  # fmt: skip
     weights, _ = load_best_weights(exp / chosen["checkpoint"])
