@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -119,9 +120,13 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
         )
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  not a zip, not a torch file, a pickle with classes
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{path} is not a cnn-tuner model file ({first[:160]})") from None
+    except pickle.UnpicklingError:  # weights_only=True refused a pickled object
+        raise ModelFileError(
+            f"{path} is not a cnn-tuner model file (it holds Python objects beyond tensors and "
+            "plain data, which weights_only loading refuses)"
+        ) from None
+    except Exception:  # noqa: BLE001  not a zip, not a torch file, cut short
+        raise ModelFileError(f"{path} is not a cnn-tuner model file (not a torch file)") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a cnn-tuner model file (no {FORMAT!r} format tag)")
     version = record.get("format_version")

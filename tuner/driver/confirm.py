@@ -35,6 +35,7 @@ from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.objectives import knee_point, pareto_front, parse_objectives
 from tuner.experiment import (
+    BEST_JSON,
     CONFIRM_DIR,
     checkpoint_dirs,
     confirm_run_dir_name,
@@ -58,6 +59,7 @@ class Candidate:
     is_baseline: bool
     search_val_acc: float  # what the search saw, with the lab's seed
     config: dict[str, Any]  # the trial's flat config, as it ran
+    epoch_seconds: float = 0.0  # its mean epoch in the search: what orders the runs
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,16 @@ class Plan:
 
     def runs(self) -> list[dict[str, Any]]:
         """One Tune config per (candidate, seed): the flat config with its seed and the full
-        budget, and which trial it repeats."""
+        budget, and which trial it repeats. Slowest configuration first (its mean epoch in
+        the search): started last, a slow configuration's third seed runs alone while the
+        other cores idle; first, the quick runs fill the cores beside it (bench/results/
+        HISTORY.md: on the demo the 1-s runs of small nets ran on one core while a 48-s run
+        of a 2.9M-parameter net ran on the other)."""
+        slowest_first = sorted(self.candidates, key=lambda c: -c.epoch_seconds)
         return [
             {"trial_index": c.trial_index, "seed": seed, "is_baseline": c.is_baseline,
              "config": {**c.config, "seed": seed, "epochs": self.epochs}}
-            for c in self.candidates for seed in self.seeds
+            for c in slowest_first for seed in self.seeds
         ]  # fmt: skip
 
     def key(self) -> dict[str, Any]:
@@ -123,10 +130,19 @@ def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
             is_baseline=bool(r["is_baseline"]),
             search_val_acc=float(r["best_val_acc"]) if pd.notna(r["best_val_acc"]) else math.nan,
             config=trial_config(exp, r),
+            epoch_seconds=_epoch_seconds(r),
         )
         for r in rows
     ]
     return Plan(candidates, fresh_seeds(cfg.confirm_seeds), cfg.epochs)
+
+
+def _epoch_seconds(row: pd.Series) -> float:
+    """A trial's mean training seconds per epoch in the search (0 when unknown)."""
+    seconds, epochs = row.get("train_seconds"), row.get("epochs_run")
+    if pd.isna(seconds) or pd.isna(epochs) or not epochs:
+        return 0.0
+    return float(seconds) / float(epochs)
 
 
 # --- the runs, under Tune -----------------------------------------------------------------------
@@ -251,10 +267,16 @@ def run_stage(
     else:
         tuner = _tuner(cfg, trial_data, stage, stream)
     interrupts.in_fit = True
+    search_plan = interrupts.plan
+    interrupts.plan = lambda in_fit: (  # what the first Ctrl-C leads to, during this stage
+        "Stopping the confirm runs (each keeps its last checkpoint), then writing "
+        f"{BEST_JSON} and the report; `tuner resume {cfg.experiment_dir}` trains the runs left."
+    )
     try:
         tuner.fit()
     finally:
         interrupts.in_fit = False
+        interrupts.plan = search_plan
 
 
 # --- reading the runs back ----------------------------------------------------------------------

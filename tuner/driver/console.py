@@ -64,8 +64,7 @@ def print_summary(
     model = best.get("model") if best else None
     if model:
         seed = f", seed {model['seed']}" if model.get("seed") is not None else ""
-        say(stream, f"Model:   {exp / model['file']} (trial {model['trial_index']}{seed}; "
-            f"`tuner predict {exp / model['file']} IMAGE...`)")  # fmt: skip
+        say(stream, f"Model:   {exp / model['file']} (trial {model['trial_index']}{seed})")
     say(stream, f"Results: {exp}")
     if report:
         say(stream, f"Report:  {report}")

@@ -280,7 +280,7 @@ def _interval_text(interval: Interval, what: str) -> str:
     half = interval["high"] - interval["mean"]
     return (
         f"{what}: {interval['mean']:.4f} ± {half:.4f} (95% CI over {interval['n']} seeds: "
-        f"{interval['low']:.4f}-{interval['high']:.4f})"
+        f"[{interval['low']:.4f}, {interval['high']:.4f}])"
     )
 
 

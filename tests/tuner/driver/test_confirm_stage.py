@@ -129,3 +129,18 @@ def test_bad_confirm_options_are_one_line_and_exit_2(argv, tmp_path, capsys):
 def test_tuner_confirm_refuses_what_is_not_an_experiment(tmp_path, capsys):
     assert main(["confirm", str(tmp_path)]) == 2
     assert "not a search experiment directory" in capsys.readouterr().err
+
+
+def test_the_slowest_configuration_runs_first(tmp_path):
+    """Started last, a slow configuration's runs leave cores idle at the stage's end."""
+    for index in range(3):
+        d = tmp_path / "x" / f"trial_{index:04d}_id{index}"
+        d.mkdir(parents=True)
+        (d / "params.json").write_text(json.dumps({"lr": 0.01 * (index + 1)}))
+    trials = _trials([(0, True, 0.1, 2.0, 3), (1, False, 0.9, 0.3, 3), (2, False, 0.8, 0.4, 3)])
+    trials["trial_dir"] = [f"trial_{i:04d}_id{i}" for i in range(3)]
+    trials["train_seconds"], trials["epochs_run"] = [30.0, 3.0, 6.0], [3, 3, 3]
+    cfg = SearchConfig(out=str(tmp_path), name="x", confirm_top=2, confirm_seeds=2)
+    stage = plan(cfg, trials)
+    assert stage is not None and [c.trial_index for c in stage.candidates] == [1, 2, 0]
+    assert [r["trial_index"] for r in stage.runs()] == [0, 0, 2, 2, 1, 1]

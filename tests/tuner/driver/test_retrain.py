@@ -117,7 +117,7 @@ def test_a_retrain_writes_its_directory_and_the_files_agree(retrained, train_on)
     assert "seed 2000 (1/2) epoch 1/2: train loss" in output
     assert "seed 2001 (2/2) epoch 2/2" in output and "elapsed" in output
     low, high = summary["test"]["low"], summary["test"]["high"]
-    assert f"(95% CI over 2 seeds: {low:.4f}-{high:.4f})" in output
+    assert f"(95% CI over 2 seeds: [{low:.4f}, {high:.4f}])" in output
     assert f"Results: {exp}" in output and str(exp / MODEL_FILE) in output
 
 
