@@ -268,18 +268,66 @@ def _retrain(exp: Experiment, trial_index: int | None) -> str:
     return f"<pre>{esc(text)}</pre>"
 
 
-def _best_config(exp: Experiment, best_index: int | None) -> dict[str, Any]:
-    if exp.best and isinstance(exp.best.get("config"), dict):
-        return dict(exp.best["config"])
-    if best_index is None:
+def _winner_cards(
+    confirm: Mapping[str, Any], searched: int | None, best: Mapping[str, Any]
+) -> list[str]:
+    """The header's first cards when the confirm stage named the winner: its means over seeds,
+    with the search's best single run beside them."""
+    by_index = {c["trial_index"]: c for c in confirm.get("configs", [])}
+    winner = by_index.get(confirm["winner"])
+    if winner is None:
+        return []
+    seeds = len(confirm.get("seeds", []))
+    val, test = winner["val"], winner.get("test") or {}
+
+    def span(interval: Mapping[str, Any]) -> str:
+        if interval.get("low") is None:
+            return ""
+        return f"95 % CI {pct(interval['low'])} to {pct(interval['high'])}; "
+
+    single = (
+        f"the search's best single run: trial {searched}, val {pct(best.get('val_acc'))}"
+        if searched is not None else ""
+    )  # fmt: skip
+    cards = [
+        card(f"winner: trial {confirm['winner']}", f"val {pct(val['mean'])}",
+             f"mean over {seeds} fresh seeds; {span(val)}{single}"),
+        card("winner on the test split", pct(test.get("mean")) if test else "not scored",
+             f"mean over {seeds} seeds; {span(test)}scored once, after choosing on validation"),
+    ]  # fmt: skip
+    versus = confirm.get("vs_baseline")
+    if versus:
+        d = versus["val"]
+        tied = " (tied)" if d.get("tied") else ""
+        cards.append(card(
+            f"vs lab baseline (trial {versus['trial_index']})", f"{100 * d['diff']:+.2f} pts",
+            f"validation, mean over {seeds} seeds{tied}"
+            + (f"; 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}"
+               if d.get("low") is not None else ""),
+        ))  # fmt: skip
+    return cards
+
+
+def _trial_config(exp: Experiment, index: int | None) -> dict[str, Any]:
+    """A trial's configuration from trials.csv's config columns (for display)."""
+    if index is None or exp.trials.empty:
         return {}
-    row = exp.trials[exp.trials["trial_index"] == best_index].iloc[0]
+    rows = exp.trials[exp.trials["trial_index"] == index]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
     out = {}
     for col in exp.trials.columns:
         if col.startswith(CONFIG_PREFIX) and pd.notna(row[col]):
             value = row[col]
             out[col[len(CONFIG_PREFIX) :]] = value.item() if hasattr(value, "item") else value
     return out
+
+
+def _best_config(exp: Experiment, best_index: int | None) -> dict[str, Any]:
+    if exp.best and isinstance(exp.best.get("config"), dict):
+        return dict(exp.best["config"])
+    return _trial_config(exp, best_index)
 
 
 def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) -> str:
@@ -290,7 +338,11 @@ def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) ->
     row = trials[trials["trial_index"] == best_index] if best_index is not None else trials[:0]
     base_row = trials[trials["trial_index"] == base_index] if base_index is not None else row[:0]
     cards = []
-    if len(row):
+    confirm = best.get("confirm")
+    if confirm and confirm.get("winner") is not None:
+        cards += _winner_cards(confirm, best_index, best)
+        best_index = int(confirm["winner"])
+    elif len(row):
         r = row.iloc[0]
         val = best.get("val_acc", r["best_val_acc"])
         detail = f"{int(r['params']):,} parameters" if is_finite(r["params"]) else ""
@@ -351,14 +403,15 @@ def _header(exp: Experiment, compute: ComputeSummary, best_index: int | None) ->
             "directories and the best trial has not been scored on the test split.</p>"
         )
     parts.append(f'<div class="cards">{"".join(cards)}</div>')
-    config = _best_config(exp, best_index)
+    config = _best_config(exp, best_index) if not confirm else _trial_config(exp, best_index)
     if config:
         chips = "".join(
             f'<span class="chip">{esc(k)} = <b>{esc(display_value(v))}</b></span>'
             for k, v in sorted(config.items())
         )
+        title = "The winner's configuration" if confirm else "Best configuration"
         parts.append(
-            f'<h3>Best configuration (trial {esc(best_index)})</h3><div class="chips">{chips}</div>'
+            f'<h3>{title} (trial {esc(best_index)})</h3><div class="chips">{chips}</div>'
             "<details><summary>Retrain it (exact config)</summary>"
             f"{_retrain(exp, best_index)}</details>"
         )
@@ -567,7 +620,7 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
             f"<td>{_seed_values(c, 'val_acc')}</td><td>{_seed_values(c, 'test_acc')}</td></tr>"
         )
     table = (
-        "<table><thead><tr><th>configuration</th><th>search val acc (seed 42)</th>"
+        "<table><thead><tr><th>configuration</th><th>search val acc (one run)</th>"
         "<th>val acc over seeds (95 % CI)</th><th>test acc over seeds (95 % CI)</th>"
         "<th>val acc per seed</th><th>test acc per seed</th></tr></thead><tbody>"
         + "".join(rows)
@@ -712,10 +765,15 @@ def build_report(experiment: Experiment | str | Path, pick: int | None = None) -
         _diagnosis_section(diagnoses, trials, params)
         + plot("diagnoses", plot_diagnoses(diagnoses, epochs)),
     ))  # fmt: skip
+    confirmed = (exp.best or {}).get("confirm") or {}
     sections.append((
         "best-model", "Best model",
         (f'<p>Showing Pareto point trial {pick}, picked with --pick.</p>' if pick is not None
          else "")
+        + (f"<p>The search's best single run, trial {best_index}, with the lab's seed; the "
+           f"confirmed winner is trial {esc(confirmed['winner'])} (see "
+           '<a href="#confirm">Is the winner really better?</a>).</p>'
+           if confirmed.get("winner") not in (None, best_index) else "")
         + plot("best-model", plot_best_model(shown, per_class_table(shown)),
              "" if lab_per_class(exp.classes) is not None else
              "The lab report's per-class figures are for CIFAR-10; here the baseline is the "

@@ -214,3 +214,33 @@ def write_partial_experiment(path: str | Path, epochs: int = 4) -> Path:
         ]  # fmt: skip
         (trial / "result.json").write_text("\n".join(lines) + "\n")
     return path
+
+
+def add_confirm(exp: Path, verdict: str, winner: int | None = None) -> Path:
+    """best.json as a confirm stage leaves it: three configurations over three seeds."""
+    import json
+
+    from tuner.experiment.stats import difference, mean_interval
+
+    best = json.loads((exp / "best.json").read_text())
+    win = best["trial_index"] if winner is None else winner
+    values = {0: [0.30, 0.35, 0.33], win: [0.90, 0.93, 0.91], 99: [0.89, 0.94, 0.9]}
+    configs = []
+    for index, vals in values.items():
+        configs.append({
+            "trial_index": index, "is_baseline": index == 0, "search_val_acc": max(vals),
+            "val": mean_interval(vals), "test": mean_interval([v - 0.02 for v in vals]),
+            "per_seed": [{"seed": 1000 + i, "val_acc": v, "test_acc": v - 0.02, "run": "r"}
+                         for i, v in enumerate(vals)],
+        })  # fmt: skip
+    best["confirm"] = {
+        "trials": list(values), "seeds": [1000, 1001, 1002], "epochs": 4, "complete": True,
+        "configs": configs, "winner": win, "runner_up": 99,
+        "vs_runner_up": {"trial_index": 99, "val": difference(values[win], values[99]),
+                         "test": difference(values[win], values[99])},
+        "vs_baseline": {"trial_index": 0, "val": difference(values[win], values[0]),
+                        "test": difference(values[win], values[0])},
+        "verdict": verdict,
+    }  # fmt: skip
+    (exp / "best.json").write_text(json.dumps(best))
+    return exp

@@ -85,7 +85,45 @@ def _get_confirm_plot(rows: list[ConfirmRow]) -> go.Figure:
                 ), row=1, col=col)  # fmt: skip
     fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1], automargin=True)
     fig.update_xaxes(tickformat=".1%")
+    for col, split in ((1, "val"), (2, "test")):
+        close = _close_range(rows, split)
+        if close is not None:
+            fig.update_xaxes(range=close, row=1, col=col)
+            for r in rows:  # a configuration far below the others: named, not drawn
+                interval = r.val_interval if split == "val" else r.test_interval
+                if interval and interval["mean"] < close[0]:
+                    fig.add_annotation(
+                        x=close[0], y=r.label, xanchor="left", showarrow=False,
+                        text=f"\u2190 {interval['mean']:.1%} (off the scale)",
+                        font={"color": r.color, "size": 11}, row=1, col=col,
+                    )  # fmt: skip
     return base_layout(fig, TITLE, height=max(260, 110 + 55 * len(rows)))
+
+
+def _close_range(rows: list[ConfirmRow], split: str) -> list[float] | None:
+    """An x range that shows the searched configurations' seeds and intervals closely, when a
+    configuration far below them (the lab's baseline on digits: 8 % against 99 %) would
+    otherwise squeeze them into one point. None: the default range shows everything well."""
+    spans = []
+    for r in rows:
+        values = r.val if split == "val" else r.test
+        interval = r.val_interval if split == "val" else r.test_interval
+        ends = [v for v in values if v is not None]
+        if interval and interval.get("low") is not None:
+            ends += [interval["low"], interval["high"]]
+        if ends:
+            spans.append((min(ends), max(ends)))
+    if len(spans) < 2:
+        return None
+    spans.sort(key=lambda lo_hi: lo_hi[1], reverse=True)
+    top_low = min(lo for lo, hi in spans[:-1])
+    low, high = min(lo for lo, _ in spans), max(hi for _, hi in spans)
+    bottom = spans[-1]
+    # Only when the lowest configuration sits apart, far below the rest's whole spread.
+    if bottom[1] >= top_low or (high - top_low) * 4 > (high - low):
+        return None
+    pad = 0.15 * (high - top_low) or 0.01
+    return [top_low - pad, high + pad]
 
 
 def plot_confirm(confirm: Mapping[str, Any] | None) -> go.Figure:

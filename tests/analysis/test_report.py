@@ -188,3 +188,17 @@ def test_without_a_confirm_stage_the_report_says_how_to_run_it(tmp_path):
     assert f"tuner confirm {exp.resolve()}" in section
     # It comes first, right after the header.
     assert html.index('<section id="confirm">') < html.index('<section id="accuracy-cost">')
+
+
+def test_a_confirmed_winner_heads_the_report(tmp_path):
+    from analysis_fixture import add_confirm
+
+    exp = write_experiment(tmp_path / "confirmed", trials=8)
+    searched = json.loads((exp / "best.json").read_text())["trial_index"]
+    other = next(i for i in range(1, 8) if i != searched)
+    html = build_report(add_confirm(exp, "a verdict", winner=other))
+    header = html[: html.index("<nav>")]
+    assert f"winner: trial {other}" in header and "mean over 3 fresh seeds" in header
+    assert f"The winner's configuration (trial {other})" in header
+    assert f"the search's best single run: trial {searched}" in header
+    assert f"tuner train {exp.resolve()} --trial {other}" in header  # retrain the winner

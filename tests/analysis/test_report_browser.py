@@ -3,7 +3,7 @@ table sorts, hostile strings stay text, figures keep their height on resize."""
 
 from __future__ import annotations
 
-from analysis_fixture import write_experiment
+from analysis_fixture import add_confirm, write_experiment
 from browser_fixture import EVIL, Visit
 
 from analysis import write_report
@@ -69,38 +69,8 @@ def test_figures_keep_their_height_when_the_window_is_resized(browser, tmp_path)
         visit.close()
 
 
-def _with_confirm(exp, verdict: str):
-    """best.json as a confirm stage leaves it: three configurations over three seeds."""
-    import json
-
-    from tuner.experiment.stats import difference, mean_interval
-
-    best = json.loads((exp / "best.json").read_text())
-    values = {0: [0.30, 0.35, 0.33], best["trial_index"]: [0.90, 0.93, 0.91], 99: [0.89, 0.94, 0.9]}
-    configs = []
-    for index, vals in values.items():
-        configs.append({
-            "trial_index": index, "is_baseline": index == 0, "search_val_acc": max(vals),
-            "val": mean_interval(vals), "test": mean_interval([v - 0.02 for v in vals]),
-            "per_seed": [{"seed": 1000 + i, "val_acc": v, "test_acc": v - 0.02, "run": "r"}
-                         for i, v in enumerate(vals)],
-        })  # fmt: skip
-    win = best["trial_index"]
-    best["confirm"] = {
-        "trials": list(values), "seeds": [1000, 1001, 1002], "epochs": 4, "complete": True,
-        "configs": configs, "winner": win, "runner_up": 99,
-        "vs_runner_up": {"trial_index": 99, "val": difference(values[win], values[99]),
-                         "test": difference(values[win], values[99])},
-        "vs_baseline": {"trial_index": 0, "val": difference(values[win], values[0]),
-                        "test": difference(values[win], values[0])},
-        "verdict": verdict,
-    }  # fmt: skip
-    (exp / "best.json").write_text(json.dumps(best))
-    return exp
-
-
 def test_the_confirm_section_comes_first_and_draws_the_seeds(browser, tmp_path):
-    exp = _with_confirm(write_experiment(tmp_path / "c", trials=8), f"verdict {EVIL}")
+    exp = add_confirm(write_experiment(tmp_path / "c", trials=8), f"verdict {EVIL}")
     visit = Visit(browser, write_report(exp))
     try:
         assert visit.dialogs == [] and visit.errors == [] and visit.requests == []
