@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FILE_NAMES = (
     "trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html", "optuna.db",
     "asha_state.json", "rejected.csv", "params.json", "result.json", "error.txt", "history.json",
-    "state.pt", ".tuner-state-backup", "tuner.pkl", "model.pt", "confirm.csv", "retrain.json",
+    "state.pt", ".tuner-state-backup", "tuner.pkl", "model.pt", "confirm.csv", "search.toml",
+    "retrain.json",
 )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from tuner.experiment import (
     OPTUNA_DB,
     PROVENANCE_JSON,
     REPORT_HTML,
+    SEARCH_TOML,
     TRIALS_CSV,
     TUNER_PKL,
 )
@@ -51,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"Results go to <out>/<name>/ ({TRIALS_CSV}, {EPOCHS_CSV}, {BEST_JSON}, "
         f"{PROVENANCE_JSON}, {OPTUNA_DB}, {REPORT_HTML}).",
     )
+    search.add_argument(
+        "--config", metavar="FILE", default=None,
+        help="an experiment file (.toml or .yaml) holding any of the options below by name "
+        f"(max_params = \"1.5M\"); flags given here win over it. Every experiment keeps its "
+        f"resolved options as {SEARCH_TOML}: --config OLD/{SEARCH_TOML} --name again reruns it",
+    )  # fmt: skip
     _add_search_args(search)
+    parser.set_defaults(search_parser=search)  # main() reparses with an experiment file's values
     spaces = sub.add_parser(
         "spaces", help="list the search spaces and their parameters",
         description="List the search spaces and the parameters each one samples.",
@@ -83,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--time-budget", type=duration, default=None, metavar="DURATION",
                         help="stop this run after 90s, 15m, 2h... (the search's own budget "
                         "was for its first run; default: no limit)")  # fmt: skip
+    resume.add_argument("--samples", type=positive_int, default=None, metavar="N",
+                        help="raise the search to N trials (finished or not): the study, the "
+                        "sampler's history and ASHA's rungs carry on")  # fmt: skip
     resume.add_argument("--retry-errored", action="store_true",
                         help="run the trials that ended in error again, each from its last "
                         "checkpoint (after you fixed what made them fail)")  # fmt: skip
@@ -225,7 +236,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         result = resume(
             args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored,
-            time_budget=args.time_budget,
+            time_budget=args.time_budget, samples=args.samples,
         )  # fmt: skip
     except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
@@ -324,7 +335,18 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "search" and args.config is not None:
+        from tuner.driver.config_file import apply_to_parser, read_config_file
+        from tuner.errors import ConfigError
+
+        try:
+            values = read_config_file(args.config)
+        except ConfigError as e:
+            return _fail(str(e))
+        apply_to_parser(args.search_parser, values)  # the file's values become the defaults
+        args = parser.parse_args(argv)  # so that the flags given still win
     if args.command == "spaces":
         return _cmd_spaces(args)
     if args.command == "report":

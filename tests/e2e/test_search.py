@@ -26,6 +26,8 @@ EXPERIMENT_FILES = [
     "provenance.json",
     "optuna.db",
     "tuner.pkl",
+    "model.pt",
+    "search.toml",
 ]
 
 
@@ -150,7 +152,8 @@ def test_provenance_records_config_versions_git_and_seed(nine_trials):
     assert prov["finished"] and prov["seconds"] > 0
     (timings,) = prov["timings"]  # one entry per run (a resume adds one)
     phases = {"dataset", "space_check", "provenance", "study_storage", "ray_start",
-              "build_tuner", "fit", "ray_shutdown", "test_evaluation", "report"}  # fmt: skip
+              "build_tuner", "fit", "ray_shutdown", "test_evaluation", "model_file",
+              "report"}  # fmt: skip
     assert set(timings) == phases and all(v >= 0 for v in timings.values())
     assert timings["fit"] > 0
 

@@ -35,7 +35,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+        (["--dataset", "mnist3d"], "invalid choice: 'mnist3d'"),
         (["--space", "nope"], "unknown space 'nope'"),
         (["--samples", "0"], "--samples"),
         (["--epochs", "-3"], "--epochs"),
@@ -195,7 +195,7 @@ def test_every_search_option_reaches_the_search_config():
          "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "0.5",
          "--address", "head:6379", "--out", "elsewhere", "--name", "mine", "--seed", "9",
          "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
-         "--no-confirm"]
+         "--no-confirm", "--decode-workers", "3"]
     )  # fmt: skip
     cfg = config_from_args(args)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
@@ -208,7 +208,8 @@ def test_every_search_option_reaches_the_search_config():
     assert (cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.address) == (2.0, 0.5, "head:6379")
     assert (cfg.out, cfg.name, cfg.seed, cfg.max_failures, cfg.verbose) == (
         "elsewhere", "mine", 9, 0, True)  # fmt: skip
-    flags = {a.dest for a in _search_parser()._actions} - {"help"}
+    # --config is the experiment file the other options may come from (test_config_file.py)
+    flags = {a.dest for a in _search_parser()._actions} - {"help", "config"}
     assert flags <= set(vars(cfg)), flags - set(vars(cfg))  # no flag is dropped on the way
     defaults = vars(SearchConfig())
     assert all(vars(cfg)[k] != defaults[k] for k in flags), "the command line sets every option"
@@ -238,7 +239,7 @@ def test_every_resume_option_reaches_resume(monkeypatch, tmp_path):
 
     monkeypatch.setattr(tuner.driver.run, "resume", fake_resume)
     argv = ["resume", str(tmp_path), "--time-budget", "15m", "--max-failures", "4",
-            "--retry-errored"]  # fmt: skip
+            "--retry-errored", "--samples", "40"]  # fmt: skip
     assert main(argv) == 130
     assert seen == {"directory": str(tmp_path), "max_failures": 4, "retry_errored": True,
-                    "time_budget": 900.0}  # fmt: skip
+                    "time_budget": 900.0, "samples": 40}  # fmt: skip

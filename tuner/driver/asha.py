@@ -109,6 +109,7 @@ class PersistentASHA(ASHAScheduler):
         self._state_path = str(state_path)
         self._loaded = False
         grace, rf = kwargs.get("grace_period", 1), self._reduction_factor  # as Ray set them
+        self._grace, self._paper_rule = grace, samples is not None  # for a raised --samples
         judged = (
             frozenset(judged_rungs(samples, grace, rf, self._max_t)) if samples else frozenset()
         )
@@ -139,6 +140,16 @@ class PersistentASHA(ASHAScheduler):
         if self._loaded:
             return
         self._loaded = True
+        from tuner.driver import internals
+
+        if internals.RAISED_SAMPLES is not None and getattr(self, "_paper_rule", False):
+            # `tuner resume --samples N`: more trials reach each rung, so more rungs are
+            # judged by the paper's rule.
+            judged = frozenset(judged_rungs(internals.RAISED_SAMPLES, self._grace,
+                                            self._reduction_factor, self._max_t))  # fmt: skip
+            for bracket in self._brackets:
+                if isinstance(bracket, PeerJudgedBracket):
+                    bracket.judged = judged
         path = Path(self._state_path)
         if not path.exists():
             return

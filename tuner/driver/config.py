@@ -69,8 +69,8 @@ class SearchConfig:
     )  # fmt: skip
     dataset: str = option(
         "digits", group=WHAT, choices=DATASETS,
-        help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10: "
-        "torchvision's CIFAR-10 in --data-dir, downloaded if missing; "
+        help="digits: 8x8 digits shipped with scikit-learn (offline); cifar10, cifar100, "
+        "mnist, fashion_mnist, svhn: torchvision's, in --data-dir, downloaded if missing; "
         "imagefolder: a class-per-folder tree in --data-dir (with train/ and "
         "test/ or val/ inside, those are the splits). Default %(default)s",
     )  # fmt: skip
@@ -87,6 +87,11 @@ class SearchConfig:
     image_size: int | None = option(
         None, group=WHAT, type=positive_int,
         help="imagefolder: resize and center-crop every image to this side",
+    )  # fmt: skip
+    decode_workers: int | None = option(
+        None, group=WHAT, type=positive_int, metavar="N",
+        help="imagefolder: processes that decode the images the first time (later runs read "
+        "the cache); default: every core",
     )  # fmt: skip
     samples: int = option(
         20, group=BUDGET, type=positive_int,
@@ -210,6 +215,14 @@ class SearchConfig:
             object.__setattr__(self, "address", os.environ["RAY_ADDRESS"])  # frozen
 
     @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
+        """The config an experiment file (TOML or YAML, see tuner/driver/config_file.py)
+        describes, with `overrides` on top (as command-line flags are)."""
+        from tuner.driver.config_file import read_config_file
+
+        return cls(**{**read_config_file(path), **overrides})
+
+    @classmethod
     def options(cls) -> list[Field]:
         """The fields that are `tuner search` options (all of them), in field order."""
         return [f for f in fields(cls) if is_option(f)]
@@ -252,6 +265,7 @@ class SearchConfig:
         self.validate_confirm()
         for field, maybe in (("concurrency", self.concurrency), ("val-count", self.val_count),
                              ("image-size", self.image_size), ("max-params", self.max_params),
+                             ("decode-workers", self.decode_workers),
                              ("max-macs", self.max_macs)):  # fmt: skip
             if maybe is not None:
                 _positive_int(field, maybe)

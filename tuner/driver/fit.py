@@ -44,7 +44,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
     try:
         check_schedulable(cfg)
         if run.restore:
-            tuner = restored_tuner(cfg, trial_data, record, retry, stream)
+            tuner = restored_tuner(cfg, trial_data, record, retry, stream, run.raise_samples)
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, run.bundle, trial_data, stream, run.storage)
@@ -58,7 +58,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
             while True:
                 try:
                     # Tune unpickles the searcher's saved state inside fit() as well.
-                    with restoring_searcher(exp / OPTUNA_DB, retry):
+                    with restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples):
                         tuner.fit()
                     break
                 except Exception as e:
@@ -73,7 +73,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                     say(stream, f"Ray's memory monitor killed a trial (node memory above its "
                         "threshold); the search continues from its last saved state "
                         f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
-                    tuner = restored_tuner(cfg, trial_data, record, set(), None)
+                    tuner = restored_tuner(cfg, trial_data, record, set(), None, run.raise_samples)
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
@@ -94,6 +94,7 @@ def restored_tuner(
     record: ProvenanceRecord,
     retry: set[str],
     stream: TextIO | None,
+    samples: int | None = None,
 ) -> Any:
     """Tune's saved experiment, repaired and brought into line with the study, restored.
     `retry`: errored trials to run again. `stream`: where to say what was repaired (None:
@@ -115,7 +116,7 @@ def restored_tuner(
     if stream is not None:
         for note in notes:
             say(stream, note)
-    with restoring_searcher(exp / OPTUNA_DB, retry):
+    with restoring_searcher(exp / OPTUNA_DB, retry, samples):
         return tune.Tuner.restore(
             str(exp), trainable=make_trainable(cfg, trial_data), resume_unfinished=True,
             resume_errored=bool(retry),

@@ -158,8 +158,13 @@ class ClockGuard(Callback):
         self.started = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list, **_) -> None:
-        from tuner.driver.interrupt import current_time_budget, stop_gracefully
+        from tuner.driver.interrupt import current_run_seconds, current_time_budget, stop_gracefully
 
         budget = current_time_budget()
-        if budget is not None and time.monotonic() - getattr(self, "started", 0) >= budget:
+        # From the run's start, not this fit's: the confirm stage's fit spends what the search
+        # left of the budget, not a budget of its own.
+        spent = current_run_seconds()
+        if spent is None:
+            spent = time.monotonic() - getattr(self, "started", 0)
+        if budget is not None and spent >= budget:
             stop_gracefully(f"the time budget of {budget:g} s is spent", kind="time-budget")

@@ -34,10 +34,36 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "ConcurrencyLimiter state: live_trials, num_unfinished_live_trials",
         "driver/recovery.py",
     ),
+    ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
     ("optuna", "Study._storage and _CachedStorage's caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
 )
+
+# `tuner resume DIR --samples N`: the trial count a restored search runs to, read while Tune
+# restores its state (the search generator's sample count, ASHA's judged rungs, the progress
+# display). None: as the search had it. Set only around one restore and fit (raising_samples).
+RAISED_SAMPLES: int | None = None
+
+
+def install_sample_raise() -> None:
+    """Let a restored search generator run to RAISED_SAMPLES trials. Ray saves the trial count
+    with the generator's state and restores it as it was ("resume can't generate new trials");
+    this wraps SearchGenerator.set_state, once, to put the raised count in."""
+    from ray.tune.search.search_generator import SearchGenerator
+
+    if getattr(SearchGenerator.set_state, "_cnn_tuner_raise", False):
+        return
+    original = SearchGenerator.set_state
+
+    def set_state(self: Any, state: dict) -> None:
+        original(self, state)
+        if RAISED_SAMPLES is not None and RAISED_SAMPLES > self._total_samples:
+            self._total_samples, self._finished = RAISED_SAMPLES, False
+
+    set_state._cnn_tuner_raise = True  # type: ignore[attr-defined]
+    SearchGenerator.set_state = set_state  # type: ignore[method-assign]
+
 
 # Optuna's in-memory copies of the study inside _CachedStorage (emptied after a restore).
 STORAGE_CACHES = (
@@ -232,9 +258,23 @@ def _check_concurrency_limiter() -> list[str]:
     return [f"ConcurrencyLimiter's saved state has no {', '.join(missing)}"] if missing else []
 
 
+def _check_search_generator() -> list[str]:
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.search_generator import SearchGenerator
+
+    generator = SearchGenerator(OptunaSearch(metric="m", mode="max"))
+    state = generator.get_state()
+    missing = [k for k in ("total_samples", "finished", "counter") if k not in state]
+    if missing:
+        return [f"SearchGenerator's state has no {', '.join(missing)}"]
+    generator.set_state(state)
+    gone = _has(generator, "_total_samples", "_finished")
+    return [f"SearchGenerator has no {', '.join(gone)}"] if gone else []
+
+
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
-    _check_checkpoint_manager, _check_concurrency_limiter,
+    _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
 )  # fmt: skip
 
 

@@ -42,6 +42,12 @@ def current_time_budget() -> float | None:
     return _CURRENT.time_budget if _CURRENT is not None else None
 
 
+def current_run_seconds() -> float | None:
+    """Seconds since the run in progress started its fit (the search's, then the confirm
+    stage's: one --time-budget covers both), or None outside a run."""
+    return time.monotonic() - _CURRENT.entered if _CURRENT is not None else None
+
+
 class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
 
@@ -57,6 +63,7 @@ class Interrupts:
         self.stop_reason: str | None = None  # why the search stopped itself
         self.stop_kind: str | None = None  # "disk" or "time-budget"
         self.stopping_since: float | None = None  # monotonic time of the first stop request
+        self.entered = time.monotonic()  # when the run's fit began (reset by __enter__)
 
     def stop(self, reason: str, kind: str = "disk") -> bool:
         """The graceful stop of a first Ctrl-C, for a reason of the search's own."""
@@ -77,6 +84,7 @@ class Interrupts:
     def __enter__(self) -> Interrupts:
         global _CURRENT
         _CURRENT = self
+        self.entered = time.monotonic()
         if threading.current_thread() is threading.main_thread():
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
             self._previous = signal.signal(signal.SIGINT, self._handle)

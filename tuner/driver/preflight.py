@@ -26,7 +26,7 @@ SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray st
 def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialData]:
     bundle = load_dataset(
         cfg.dataset, cfg.data_dir, val_count=cfg.val_count, image_size=cfg.image_size,
-        progress=lambda m: say(stream, m),
+        progress=lambda m: say(stream, m), decode_workers=cfg.decode_workers,
     )  # fmt: skip
     # On a cluster every node opens the dataset from the shared cache itself; the driver sends
     # each trial only where it is. In-process Ray shares the arrays through the object store.

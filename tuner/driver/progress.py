@@ -59,6 +59,10 @@ class SearchProgress(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         global ACTIVE
         ACTIVE = self
+        from tuner.driver import internals
+
+        if internals.RAISED_SAMPLES is not None:  # `tuner resume --samples N`
+            self.samples = max(self.samples, internals.RAISED_SAMPLES)
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
         self.failures = {}
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
-from tuner.data import DATASETS
+from tuner.data import DATASETS, MIRROR_SENSITIVE
 from tuner.driver.config import NAME_PATTERN, SearchConfig
 from tuner.driver.console import say
 from tuner.errors import ConfigError, DataError
@@ -327,6 +327,8 @@ def retrain(
     base = TrainConfig.from_dict(src.config)  # a config TrainConfig rejects fails here
     epochs = base.epochs if epochs is None else epochs
     config = {**src.config, "epochs": epochs}
+    if src.data.dataset in MIRROR_SENSITIVE:  # as a search sets it (tuner_setup.fixed_params)
+        config.setdefault("hflip", False)
     started = datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
     exp = _output_dir(out, name if name is not None else f"{src.name}-retrain-{stamp}")

@@ -22,6 +22,7 @@ from typing import Any, TextIO, cast
 from tuner.data import DatasetBundle
 from tuner.driver import provenance
 from tuner.driver.config import SearchConfig
+from tuner.driver.config_file import to_toml
 from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.finish import SearchResult, write_results, write_tables
@@ -40,9 +41,9 @@ from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import open_study_storage
 from tuner.errors import ConfigError
-from tuner.experiment import PROVENANCE_JSON, TUNER_PKL
+from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
 from tuner.experiment.records import ProvenanceRecord
-from tuner.io import atomic_write_json
+from tuner.io import atomic_write_json, atomic_write_text
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
@@ -90,6 +91,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
             atomic_write_json(exp / PROVENANCE_JSON, record)
+            atomic_write_text(exp / SEARCH_TOML, to_toml(cfg))  # tuner search --config it
         with timings("study_storage"):
             storage = open_study_storage(cfg)
         return bundle, trial_data, record, storage
@@ -117,6 +119,7 @@ def resume(
     confirm_top: int | None = None,
     confirm_seeds: int | None = None,
     confirm_only: bool = False,
+    samples: int | None = None,
 ) -> SearchResult:
     """Continue an interrupted search (driver killed, Ctrl-C, machine lost) where it stopped.
 
@@ -128,6 +131,8 @@ def resume(
     confirm_top / confirm_seeds: the confirm stage's K and S (default: as the search had).
     confirm_only (`tuner confirm DIR`): the search must be finished; its confirm stage runs
     (again, with these settings, even if the search had --no-confirm).
+    samples (`tuner resume DIR --samples N`): raise a finished or interrupted search to N
+    trials; the study, the sampler's history and ASHA's rungs carry on.
     """
     stream = stream or sys.stdout
     exp = Path(experiment_dir).expanduser().resolve()
@@ -148,6 +153,19 @@ def resume(
         no_confirm=cfg.no_confirm and not confirm_only,
     )  # fmt: skip
     cfg.validate_confirm()
+    raised = None
+    if samples is not None and samples != cfg.samples:
+        if samples < cfg.samples:
+            raise ConfigError(
+                f"--samples {samples} is below the search's {cfg.samples}; a resume can only "
+                "raise it"
+            )
+        raised = samples
+        record.setdefault("samples_raised", []).append(
+            {"from": cfg.samples, "to": samples, "at": datetime.now(timezone.utc).isoformat()}
+        )
+        cfg = replace(cfg, samples=samples)
+        record["config"]["samples"] = samples
     if confirm_only and record.get("finished") is None and "confirm" not in record:
         raise ConfigError(
             f"the search in {exp} is not finished; `tuner resume {exp}` continues it (and "
@@ -169,8 +187,10 @@ def resume(
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
     atomic_write_json(exp / PROVENANCE_JSON, record)
     say(stream, f"Resuming {exp}")
+    if raised:
+        say(stream, f"Raising the search to {raised} trials")
     return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
-                          restore=True, retry=retry))  # fmt: skip
+                          restore=True, retry=retry, raise_samples=raised))  # fmt: skip
 
 
 def _run(run: SearchRun) -> SearchResult:

@@ -25,3 +25,4 @@ class SearchRun:
     restore: bool = False  # a resume: Tune's saved experiment is restored, not built
     storage: Any = None  # the study's database, when search() opened it beside Ray's start
     retry: set[str] = field(default_factory=set)  # errored trials a resume runs again
+    raise_samples: int | None = None  # `tuner resume --samples N`: the search runs to N trials

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuner.data import DatasetBundle
+from tuner.data import MIRROR_SENSITIVE, DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.objectives import (
@@ -34,7 +34,7 @@ from tuner.train.trial_data import TrialData
 def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
     """Constants merged into every trial's config (the space's samples go on top)."""
     params: dict[str, Any] = {"epochs": cfg.epochs}
-    if bundle.name == "digits":
+    if bundle.name in MIRROR_SENSITIVE:
         params["hflip"] = False  # a mirrored digit is a different glyph
     return params
 
@@ -182,15 +182,20 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
 
 
 @contextlib.contextmanager
-def restoring_searcher(db: Path, retry: set[str]) -> Iterator[None]:
+def restoring_searcher(db: Path, retry: set[str], samples: int | None = None) -> Iterator[None]:
     """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
     fit): open its study at `db`, where the experiment is now, and listen again to the `retry`
-    trials. Set only for that span: a process may run several searches (tests, notebooks)."""
-    from tuner.driver import searcher
+    trials; `samples`: the raised trial count of `tuner resume --samples` (tuner.driver.
+    internals.RAISED_SAMPLES). Set only for that span: a process may run several searches
+    (tests, notebooks)."""
+    from tuner.driver import internals, searcher
 
-    before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS
+    if samples is not None:
+        internals.install_sample_raise()
+    before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, internals.RAISED_SAMPLES
     searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
+    internals.RAISED_SAMPLES = samples
     try:
         yield
     finally:
-        searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = before
+        searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, internals.RAISED_SAMPLES = before

@@ -2,6 +2,7 @@
 
     <out>/<name>/
         provenance.json          the search's settings, machine, dataset, timings
+        search.toml              the same settings as an experiment file (tuner search --config)
         trials.csv, epochs.csv   the tables (tuner.experiment.tables)
         best.json                the best trial, scored on the test split
         report.html              analysis.write_report
@@ -40,6 +41,7 @@ ASHA_STATE_JSON = "asha_state.json"
 REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
 REJECTED_ATTR = "rejected"  # their Optuna user attribute in optuna.db: the reason
 STATE_BACKUP_DIR = ".tuner-state-backup"
+SEARCH_TOML = "search.toml"  # the resolved options: `tuner search --config DIR/search.toml`
 MODEL_FILE = "model.pt"  # the winner, standing alone (tuner.deploy.model_file)
 RETRAIN_JSON = "retrain.json"  # `tuner train`: its configuration, seeds and test interval
 CONFIRM_DIR = "confirm"  # the confirm stage's own Tune experiment: the top configs over seeds

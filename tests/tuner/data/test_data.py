@@ -93,7 +93,7 @@ def test_default_data_dir_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_unknown_dataset_lists_the_choices() -> None:
     with pytest.raises(DataError) as err:
-        load_dataset("mnist")
+        load_dataset("no_such_set")
     assert all(name in str(err.value) for name in DATASETS)
 
 
@@ -376,6 +376,7 @@ def test_imagefolder_grayscale_files_become_rgb(tmp_path: Path) -> None:
 def test_imagefolder_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tree(tmp_path / "tree", per_class=12)
     monkeypatch.setattr(data, "PROGRESS_EVERY", 10)
+    monkeypatch.setattr(data, "DECODE_CHUNK", 10)  # progress comes as each chunk is decoded
     messages: list[str] = []
     load_dataset("imagefolder", tmp_path / "tree", progress=messages.append)
     assert any(m.startswith("decoding 36 images") for m in messages)

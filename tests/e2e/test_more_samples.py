@@ -1,0 +1,59 @@
+"""`tuner resume DIR --samples N`: a finished search raised to N trials, the study and the
+tables agreeing, and a lower N refused in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+STATES = {"completed": "COMPLETE", "diverged": "FAIL", "error": "FAIL"}
+
+
+def tuner(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tuner.cli", *args]
+
+
+def test_a_finished_search_raised_to_more_trials(tmp_path):
+    first = subprocess.run(
+        tuner("search", "--samples", "3", "--epochs", "2", "--seed", "5", "--no-confirm",
+              "--concurrency", "2", "--out", str(tmp_path), "--name", "grow"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    exp = tmp_path / "grow"
+    before = pd.read_csv(exp / "trials.csv")
+    assert len(before) == 3
+
+    lower = subprocess.run(tuner("resume", str(exp), "--samples", "2"), capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert lower.returncode == 2 and len(lower.stderr.strip().splitlines()) == 1
+    assert "can only raise it" in lower.stderr
+
+    grown = subprocess.run(tuner("resume", str(exp), "--samples", "6"), capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-2000:]
+    assert "Raising the search to 6 trials" in grown.stdout
+    trials = pd.read_csv(exp / "trials.csv")
+    assert sorted(trials["trial_index"]) == list(range(6))
+    # The first three are the same trials as before, not trained again.
+    kept = trials.set_index("trial_index").loc[[0, 1, 2]]
+    assert list(kept["trial_id"]) == list(before.set_index("trial_index")["trial_id"])
+    assert (kept["epochs_run"] == before.set_index("trial_index")["epochs_run"]).all()
+    # Optuna's study holds exactly those six, in states that agree with trials.csv.
+    study = optuna.load_study(study_name="grow", storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert len(study.trials) == 6
+    by_number = {t.number: t.state.name for t in study.trials}
+    for row in trials.itertuples():
+        expected = STATES.get(row.status, "PRUNED")
+        assert by_number[row.trial_index] == expected, (row.trial_index, row.status)
+    record = json.loads((exp / "provenance.json").read_text())
+    assert record["config"]["samples"] == 6 and record["samples_raised"][0]["from"] == 3
+    assert record["finished"] is not None
+    assert "trial 5" in (exp / "report.html").read_text()
