@@ -570,7 +570,12 @@ def _decode_forked(
     import concurrent.futures
     import mmap
 
+    from PIL import Image
+
     global _SHARED
+    # Every PIL format plugin imported here, before the fork: a child then imports nothing
+    # (an import lock another thread of this process held at the fork would stay held there).
+    Image.init()
     first, gray = _decode_one(paths[0], image_size)
     height, width = first.shape[:2]
     buffer = mmap.mmap(-1, len(paths) * 3 * height * width)  # MAP_SHARED | MAP_ANONYMOUS
