@@ -228,38 +228,32 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from tuner.data import DataError
-    from tuner.driver.disk import DiskFullError
-    from tuner.driver.run import resume
-    from tuner.train.config import ConfigError
-
-    try:
-        result = resume(
-            args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored,
-            time_budget=args.time_budget, samples=args.samples,
-        )  # fmt: skip
-    except (ConfigError, DataError, DiskFullError) as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        return _stopped_at_once(args.dir)
-    return _exit_code(result)
+    return _resume(
+        args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored,
+        time_budget=args.time_budget, samples=args.samples,
+    )  # fmt: skip
 
 
 def _cmd_confirm(args: argparse.Namespace) -> int:
+    return _resume(
+        args.dir, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
+        confirm_only=True,
+    )  # fmt: skip
+
+
+def _resume(directory: str, **options: Any) -> int:
+    """`tuner resume` and `tuner confirm`: both continue an experiment (tuner.driver.run)."""
     from tuner.data import DataError
     from tuner.driver.disk import DiskFullError
     from tuner.driver.run import resume
     from tuner.train.config import ConfigError
 
     try:
-        result = resume(
-            args.dir, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
-            confirm_only=True,
-        )  # fmt: skip
+        result = resume(directory, **options)
     except (ConfigError, DataError, DiskFullError) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
-        return _stopped_at_once(args.dir)
+        return _stopped_at_once(directory)
     return _exit_code(result)
 
 
