@@ -227,6 +227,21 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return _exit_code(result)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """0 done, 2 bad input (one line), 130 Ctrl-C (the directory says it is incomplete)."""
+    from tuner.data import DataError
+    from tuner.driver.retrain import retrain_from_args
+    from tuner.train.config import ConfigError
+
+    try:
+        retrain_from_args(args)
+    except (ConfigError, DataError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     return _resume(
         args.dir, max_failures=args.max_failures, retry_errored=args.retry_errored,
@@ -336,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tuner.errors import ConfigError
 
         try:
-            values = read_config_file(args.config)
+            values = read_config_file(args.config, SearchConfig.options())
         except ConfigError as e:
             return _fail(str(e))
         apply_to_parser(args.search_parser, values)  # the file's values become the defaults
@@ -350,9 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "resume":
         return _cmd_resume(args)
     if args.command == "train":
-        from tuner.driver.retrain import run_train_command
-
-        return run_train_command(args)
+        return _cmd_train(args)
     if args.command == "predict":
         return _cmd_predict(args)
     if args.command == "export":

@@ -12,6 +12,7 @@ from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.objectives import (
+    MAX_FRONT_EVALUATIONS,
     SEARCHER_METRIC,
     knee_point,
     pareto_front,
@@ -30,8 +31,6 @@ from tuner.experiment import (
 from tuner.experiment.records import BestRecord, ProvenanceRecord, TestScore, TrialRecord
 from tuner.io import atomic_write_csv, atomic_write_json
 from tuner.train.trial_data import TrialData
-
-MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
 
 
 def _score(

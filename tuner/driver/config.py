@@ -220,7 +220,13 @@ class SearchConfig:
         describes, with `overrides` on top (as command-line flags are)."""
         from tuner.driver.config_file import read_config_file
 
-        return cls(**{**read_config_file(path), **overrides})
+        return cls(**{**read_config_file(path, cls.options()), **overrides})
+
+    def to_toml(self) -> str:
+        """These options as an experiment file (`tuner search --config`): search.toml."""
+        from tuner.driver.config_file import to_toml
+
+        return to_toml(self.to_dict(), self.options())
 
     @classmethod
     def options(cls) -> list[Field]:

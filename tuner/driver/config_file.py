@@ -22,26 +22,22 @@ import argparse
 import difflib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
-from tuner.driver.config import SearchConfig
 from tuner.errors import ConfigError
 from tuner.experiment import SEARCH_TOML
 
 SUFFIXES = (".toml", ".yaml", ".yml")
 
 
-def _fields() -> dict[str, Field]:
-    return {f.name: f for f in SearchConfig.options()}
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The file's options as SearchConfig field names and values, each converted by its flag's
-    own type (so `"1.5M"` becomes 1500000). ConfigError (one line) for a missing or unreadable
-    file, a syntax error, an unknown key or a bad value."""
+def read_config_file(path: str | Path, options: Sequence[Field]) -> dict[str, Any]:
+    """The file's values of `options` (SearchConfig.options(): the fields of `tuner search`),
+    by field name, each converted by its flag's own type (so `"1.5M"` becomes 1500000).
+    ConfigError (one line) for a missing or unreadable file, a syntax error, an unknown key or
+    a bad value."""
     path = Path(path).expanduser()
     if path.suffix.lower() not in SUFFIXES:
         raise ConfigError(f"--config {path}: give a .toml or .yaml file")
@@ -52,12 +48,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     raw = _parse(path, text)
     if not isinstance(raw, dict):
         raise ConfigError(f"--config {path}: expected a table of options, got {type(raw).__name__}")
-    fields = _fields()
+    fields = {f.name: f for f in options}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         if name not in fields:
-            raise ConfigError(f"--config {path}: unknown option {key!r}{_nearest(str(key))}")
+            raise ConfigError(
+                f"--config {path}: unknown option {key!r}{_nearest(str(key), list(fields))}"
+            )
         values[name] = _convert(path, fields[name], value)
     return values
 
@@ -78,8 +76,8 @@ def _parse(path: Path, text: str) -> Any:
         raise ConfigError(f"--config {path}: cannot parse it ({first})") from None
 
 
-def _nearest(key: str) -> str:
-    names = [f.replace("_", "-") for f in _fields()]
+def _nearest(key: str, fields: list[str]) -> str:
+    names = [f.replace("_", "-") for f in fields]
     close = difflib.get_close_matches(key.replace("_", "-"), names, n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -116,15 +114,15 @@ def apply_to_parser(parser: argparse.ArgumentParser, values: Mapping[str, Any]) 
     parser.set_defaults(**dict(values))
 
 
-def to_toml(cfg: SearchConfig) -> str:
-    """The resolved options as a TOML file (the ones left at None are left out: None is their
-    default, and TOML has no null)."""
+def to_toml(values: Mapping[str, Any], options: Sequence[Field]) -> str:
+    """The resolved `values` of `options` as a TOML file (the ones left at None are left out:
+    None is their default, and TOML has no null)."""
     lines = [
         "# The options this search ran with. Run it again with",
         f"#   tuner search --config {SEARCH_TOML} --name another-name",
     ]
-    for name in _fields():
-        value = getattr(cfg, name)
+    for name in (f.name for f in options):
+        value = values.get(name)
         if value is None:
             continue
         lines.append(f"{name} = {_toml_value(value)}")

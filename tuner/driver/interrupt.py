@@ -125,7 +125,7 @@ def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> st
     trial's validation pass, scaled from its validation images to the test split's."""
     from search_spaces import get_space
     from tuner.driver import progress
-    from tuner.driver.best import MAX_FRONT_EVALUATIONS
+    from tuner.driver.objectives import MAX_FRONT_EVALUATIONS
 
     shown = progress.ACTIVE
     steps = []

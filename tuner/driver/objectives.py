@@ -36,6 +36,8 @@ KNOWN: dict[str, tuple[str, str, str]] = {
     "train_time": ("time_total_s", "wall_seconds", "min"),
 }
 
+MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest the knee first)
+
 
 # The single objective: the validation accuracy of the kept (lowest-validation-loss) weights,
 # which the searcher maximises; ASHA compares trials at a rung by validation loss.

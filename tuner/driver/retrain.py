@@ -33,7 +33,7 @@ import pandas as pd
 from tuner.data import DATASETS, MIRROR_SENSITIVE
 from tuner.driver.config import NAME_PATTERN, SearchConfig
 from tuner.driver.console import say
-from tuner.errors import ConfigError, DataError
+from tuner.errors import ConfigError
 from tuner.experiment import (
     BEST_JSON,
     EPOCHS_CSV,
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from tuner.data import DatasetBundle
     from tuner.train.trial_data import TrialData
 
-__all__ = ["RetrainResult", "SeedRun", "add_train_arguments", "retrain", "run_train_command"]
+__all__ = ["RetrainResult", "SeedRun", "add_train_arguments", "retrain", "retrain_from_args"]
 
 # Apart from the lab's 42 (every search's trials) and the confirm stage's 1000s: a retrain
 # never repeats a seed the configuration was chosen under.
@@ -642,19 +642,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default: all cores)")  # fmt: skip
 
 
-def run_train_command(args: argparse.Namespace) -> int:
-    """`tuner train`: 0 done, 2 bad input (one line), 130 Ctrl-C."""
-    from tuner.cli import _fail
-
-    try:
-        retrain(
-            args.source, trial=args.trial, epochs=args.epochs, seeds=args.seeds,
-            train_on=args.train_on, out=args.out, name=args.name, dataset=args.dataset,
-            data_dir=args.data_dir, val_count=args.val_count, image_size=args.image_size,
-            threads=args.threads,
-        )  # fmt: skip
-    except (ConfigError, DataError) as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        return 130
-    return 0
+def retrain_from_args(args: argparse.Namespace) -> RetrainResult:
+    """`tuner train`'s command line (add_train_arguments) as a retrain. The CLI turns its
+    ConfigError / DataError into one line and exit 2."""
+    return retrain(
+        args.source, trial=args.trial, epochs=args.epochs, seeds=args.seeds,
+        train_on=args.train_on, out=args.out, name=args.name, dataset=args.dataset,
+        data_dir=args.data_dir, val_count=args.val_count, image_size=args.image_size,
+        threads=args.threads,
+    )  # fmt: skip

@@ -22,7 +22,6 @@ from typing import Any, TextIO, cast
 from tuner.data import DatasetBundle
 from tuner.driver import provenance
 from tuner.driver.config import SearchConfig
-from tuner.driver.config_file import to_toml
 from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.finish import SearchResult, write_results, write_tables
@@ -91,7 +90,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
             atomic_write_json(exp / PROVENANCE_JSON, record)
-            atomic_write_text(exp / SEARCH_TOML, to_toml(cfg))  # tuner search --config it
+            atomic_write_text(exp / SEARCH_TOML, cfg.to_toml())  # tuner search --config it
         with timings("study_storage"):
             storage = open_study_storage(cfg)
         return bundle, trial_data, record, storage

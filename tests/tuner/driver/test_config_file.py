@@ -7,7 +7,7 @@ import pytest
 
 from tuner.cli import build_parser, config_from_args, main
 from tuner.driver.config import SearchConfig
-from tuner.driver.config_file import read_config_file, to_toml
+from tuner.driver.config_file import read_config_file
 from tuner.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def _args(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
-        args.search_parser.set_defaults(**read_config_file(args.config))
+        args.search_parser.set_defaults(**read_config_file(args.config, SearchConfig.options()))
         args = parser.parse_args(argv)
     return config_from_args(args)
 
@@ -49,7 +49,7 @@ def test_the_resolved_file_reads_back_to_the_same_config(tmp_path):
                        time_budget=90.0, checkpoint_interval=10.0, name="x", out="o",
                        gpus_per_trial=0.5, no_confirm=True)  # fmt: skip
     path = tmp_path / "search.toml"
-    path.write_text(to_toml(cfg))
+    path.write_text(cfg.to_toml())
     assert SearchConfig.from_file(path) == cfg
 
 
@@ -68,7 +68,7 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, capsys, text, words):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError):
-        read_config_file(path)
+        read_config_file(path, SearchConfig.options())
     out = tmp_path / "out"
     assert main(["search", "--config", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
