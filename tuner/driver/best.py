@@ -23,7 +23,6 @@ from tuner.experiment import (
     BEST_JSON,
     CONFIRM_CSV,
     MODEL_FILE,
-    TRIALS_CSV,
     pick_best,
     read_params,
     trial_config,
@@ -166,12 +165,14 @@ def write_confirmed(
     cfg: SearchConfig,
     best: BestRecord,
     stage: dict[str, Any],
+    trials: pd.DataFrame,
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None = None,
-) -> int:
+) -> tuple[int, pd.DataFrame]:
     """The confirm stage's runs scored on the test split (confirm.csv) and summed up in
-    best["confirm"]; returns how many of its runs are still to train."""
+    best["confirm"]; returns how many of its runs are still to train, and the runs' table
+    (write_model picks the winner's weights from it). `trials`: the search's table."""
     from tuner.driver import confirm
 
     exp = cfg.experiment_dir
@@ -179,18 +180,16 @@ def write_confirmed(
     atomic_write_csv(exp / CONFIRM_CSV, runs)
     planned = len(stage.get("trials", [])) * len(stage.get("seeds", []))
     left = confirm.unfinished_runs(exp, planned)
-    trials = pd.read_csv(exp / TRIALS_CSV) if (exp / TRIALS_CSV).exists() else pd.DataFrame()
     search_val = (
         {int(r.trial_index): float(r.best_val_acc) for r in trials.itertuples()}
         if not trials.empty else {}
     )  # fmt: skip
     knee = best["trial_index"] if cfg.objectives else None
     summary = confirm.summarize(stage, runs, search_val, knee=knee)
-    if summary is None:
-        return left
-    summary["complete"] = not left
-    best["confirm"] = summary
-    return left
+    if summary is not None:
+        summary["complete"] = not left
+        best["confirm"] = summary
+    return left, runs
 
 
 def write_model(
@@ -199,10 +198,12 @@ def write_model(
     bundle: DatasetBundle,
     trial_data: TrialData,
     record: ProvenanceRecord,
+    runs: pd.DataFrame | None = None,
 ) -> None:
     """model.pt: the winner's weights, standing alone (tuner.deploy.model_file). The confirm
     stage's winner, from its run with the best validation accuracy, when the stage is complete;
-    else the search's best trial. best["model"] says which, with the file's own scores."""
+    else the search's best trial. best["model"] says which, with the file's own scores.
+    `runs`: the confirm stage's table, as write_confirmed returned it."""
     from tuner.deploy.model_file import model_record, write_model_file
     from tuner.driver import confirm
     from tuner.train.checkpoints import load_best_weights
@@ -212,9 +213,7 @@ def write_model(
     exp = cfg.experiment_dir
     confirmed = best.get("confirm")
     chosen: dict[str, Any] | None = None
-    if confirmed and confirmed.get("complete"):
-        runs = pd.read_csv(exp / CONFIRM_CSV, keep_default_na=True)
-        runs["checkpoint"] = runs["checkpoint"].fillna("")
+    if confirmed and confirmed.get("complete") and runs is not None:
         row = confirm.winner_run(runs, int(confirmed["winner"]))
         if row is not None:
             params = read_params(exp / row["run_dir"]) or {}

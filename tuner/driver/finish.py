@@ -114,14 +114,16 @@ def write_results(
     trials, epochs, unfinished, left = tables.trials, tables.epochs, tables.unfinished, tables.left
     with timings("test_evaluation"):
         best = write_best(cfg, trials, bundle, trial_data, stream)
-    confirm_left = 0
+    confirm_left, runs = 0, None
     stage = record.get("confirm")
     if best is not None and stage is not None and (exp / CONFIRM_DIR).is_dir():
         with timings("confirm_scoring"):
-            confirm_left = write_confirmed(cfg, best, stage, bundle, trial_data, stream)
+            confirm_left, runs = write_confirmed(
+                cfg, best, stage, trials, bundle, trial_data, stream
+            )
     if best is not None and not left:
         with timings("model_file"):
-            write_model(cfg, best, bundle, trial_data, record)
+            write_model(cfg, best, bundle, trial_data, record, runs)
         atomic_write_json(exp / BEST_JSON, best)
     record["finished"] = None if left or confirm_left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
