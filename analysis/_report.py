@@ -224,8 +224,9 @@ def _subtitle(exp: Experiment) -> str:
     parts = []
     if cfg.get("space") or data.get("name") or cfg.get("dataset"):
         parts.append(
-            f"space <b>{esc(cfg.get('space', '?'))}</b> on "
-            f"<b>{esc(data.get('name') or cfg.get('dataset', '?'))}</b>"
+            f"space <b>{esc(cfg.get('space', '?'))}</b>"
+            + (f", network <b>{esc(cfg['model'])}</b>" if cfg.get("model") else "")
+            + f" on <b>{esc(data.get('name') or cfg.get('dataset', '?'))}</b>"
         )
     if data.get("input_shape"):
         shape = " x ".join(esc(x) for x in data["input_shape"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from search_spaces.resnet_cnn import RECIPE as RESNET_RECIPE
@@ -82,6 +82,32 @@ class SearchSpace:
     def for_input(self, input_size: int) -> Callable[[Any], dict[str, Any] | None]:
         """The one-argument function OptunaSearch calls, for a fixed image size."""
         return functools.partial(self.define, input_size=input_size)
+
+    def with_model(self, model: str | None) -> SearchSpace:
+        """This space training the user's network `model` (`file.py:build`): every config it
+        yields carries `model`, so trials, the confirm stage, retraining and model.pt all build
+        that network. The built-in network's baseline and start points do not apply to it."""
+        if not model:
+            return self
+        return replace(
+            self, define=WithModel(self.define, model), baseline=None, start_points=(),
+            summary=f"{self.summary}; network: {model}",
+        )  # fmt: skip
+
+
+class WithModel:
+    """A space's define-by-run function whose constants name the user's network. Plain data
+    around the space's own function, so it pickles as the searcher is saved."""
+
+    def __init__(self, define: DefineByRun, model: str) -> None:
+        self.define = define
+        self.model = model
+
+    def __call__(self, trial: Any, input_size: int = 32) -> dict[str, Any]:
+        constants = self.define(trial, input_size=input_size)
+        if "model" in trial.params or "model" in (constants or {}):
+            raise SpaceError("'model' is reserved for --model; name the parameter otherwise")
+        return {**(constants or {}), "model": self.model}
 
 
 SPACES: dict[str, SearchSpace] = {

@@ -10,7 +10,7 @@ space while Ray starts up.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from search_spaces import SearchSpace, SpaceError
@@ -26,6 +26,8 @@ class CheckReport:
     params: tuple[int, int]  # smallest and largest network sampled
     macs: tuple[int, int]
     mean_params: float = 0.0  # what a trial's checkpoint costs on disk scales with this
+    # Parameters the space samples for a user's build() that it never read: searched for nothing.
+    unread: tuple[str, ...] = ()
 
 
 def _one_line(e: BaseException) -> str:
@@ -76,20 +78,28 @@ def check_space(
 
     from tuner.train.config import TrainConfig
     from tuner.train.cost import run_and_count
-    from tuner.train.model import ConvNet
+    from tuner.train.model import build_network
+    from tuner.train.user_model import ModelBuildError, ReadRecorder
 
     start = time.perf_counter()
     channels, height, width = input_shape
     params, macs = [], []
+    sampled: set[str] = set()  # the space's parameters handed to a user's build()
+    read: set[str] = set()  # those its build() looked at
     for i, (values, config) in enumerate(sample_configs(space, height, samples, seed), 1):
         try:
             cfg = TrainConfig.from_dict(config)
+            recorder = ReadRecorder(cfg.model_params)
+            if cfg.model:
+                cfg = replace(cfg, model_params=recorder)  # type: ignore[arg-type]
             with torch.device(device):
-                model = ConvNet(cfg.arch, channels, num_classes, height)
+                model = build_network(cfg, input_shape, num_classes)
                 batch = torch.zeros(DUMMY_BATCH, channels, height, width)
             cost, out = run_and_count(model, batch)  # the forward pass prices it too
             if out.shape != (DUMMY_BATCH, num_classes):
                 raise ValueError(f"output shape {tuple(out.shape)}, expected (2, {num_classes})")
+        except ModelBuildError as e:  # names the build, its parameters and the shape itself
+            raise SpaceError(str(e)) from e
         except Exception as e:
             raise SpaceError(
                 f"space {space.name}: sample {i} ({_values(values)}) at "
@@ -97,6 +107,9 @@ def check_space(
             ) from e
         params.append(cost.params)
         macs.append(cost.macs)
+        if cfg.model:
+            sampled.update(set(values) & set(recorder.given))
+            read.update(recorder.read)
     return CheckReport(
         space=space.name,
         samples=samples,
@@ -104,6 +117,7 @@ def check_space(
         params=(min(params), max(params)),
         macs=(min(macs), max(macs)),
         mean_params=sum(params) / len(params),
+        unread=tuple(sorted(sampled - read)),
     )
 
 

@@ -26,7 +26,6 @@ when an earlier parameter took that value. Errors name the file and the paramete
 from __future__ import annotations
 
 import functools
-import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
@@ -56,32 +55,17 @@ def load_user_space(spec: str) -> SearchSpace:
 
 
 def _import_function(spec: str) -> Callable[..., Any]:
-    path_text, _, func_name = spec.rpartition(":")
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise SpaceError(f"--space {spec}: no such file {path}")
-    if not func_name.isidentifier():
-        raise SpaceError(f"--space {spec}: {func_name!r} is not a function name")
-    module_name = f"_tuner_user_space_{abs(hash(str(path.resolve())))}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise SpaceError(f"--space {spec}: cannot import {path}")
-        module = importlib.util.module_from_spec(loader_spec)
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as e:
-            detail = " ".join(str(e).split())
-            raise SpaceError(
-                f"--space {spec}: importing {path} failed: {type(e).__name__}: {detail}"
-            ) from e
-        sys.modules[module_name] = module
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v))
-        raise SpaceError(f"--space {spec}: {path} has no function {func_name!r} (found: {found})")
-    return func
+    """The function `file.py:function` names (one import per file and process, shared with
+    --model's: a file may hold both a network and its space)."""
+    from tuner.errors import ConfigError
+    from tuner.train.user_model import import_callable
+
+    if not spec.rpartition(":")[0].endswith(".py"):
+        raise SpaceError(f"--space {spec}: expected path/to/file.py:function")
+    try:
+        return import_callable(spec, flag="--space")
+    except ConfigError as e:
+        raise SpaceError(str(e)) from e
 
 
 class FunctionSpace:

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image channels for --check; default %(default)s")  # fmt: skip
     spaces.add_argument("--classes", type=positive_int, default=10,
                         help="classes for --check; default %(default)s")  # fmt: skip
+    spaces.add_argument("--model", metavar="FILE.py:FUNC", default=None,
+                        help="--check: build your own network (as tuner search --model) from "
+                        "the space's samples")  # fmt: skip
     resume = sub.add_parser(
         "resume", help="continue an interrupted search",
         description="Continue a search that was interrupted (Ctrl-C, a killed driver, a lost "
@@ -164,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="FILE", default=None,
                         help="where to write it; default next to the model file, named after "
                         "it (.torchscript.pt or .onnx)")  # fmt: skip
+    for command in (predict, export):
+        command.add_argument("--build", metavar="FILE.py:FUNC", default=None,
+                             help="a model of your own network (--model): import its build "
+                             "function from here instead of the path the model file records "
+                             "(when the code has moved)")  # fmt: skip
     return parser
 
 
@@ -190,13 +198,20 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 def _check_spaces(chosen: list, args: argparse.Namespace) -> int:
     from search_spaces import SpaceError
     from search_spaces.check import check_space
+    from tuner.errors import ConfigError
+    from tuner.train.user_model import absolute_spec, import_callable
 
     shape = (args.channels, args.input_size, args.input_size)
+    model = absolute_spec(args.model) if args.model else None
     for space in chosen:
         try:
-            r = check_space(space, shape, args.classes, args.samples)
-        except SpaceError as e:
+            if model:
+                import_callable(model)
+            r = check_space(space.with_model(model), shape, args.classes, args.samples)
+        except (SpaceError, ConfigError) as e:
             raise SystemExit(_fail(str(e))) from None
+        if r.unread:
+            _warn(f"{model} never read {', '.join(r.unread)}, which {space.name} samples")
         print(
             f"{space.name}: {r.samples} samples OK at {'x'.join(map(str, shape))} in "
             f"{r.seconds:.1f} s; {r.params[0]:,}-{r.params[1]:,} params, "
@@ -312,7 +327,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tuner.errors import ConfigError, DataError
 
     try:
-        prediction = load_model(args.model).predict(args.images, top=args.top)
+        classifier = load_model(args.model, build=args.build)
+        prediction = classifier.predict(args.images, top=args.top)
     except (ConfigError, DataError) as e:
         return _fail(str(e))
     for path, ranked in zip(args.images, prediction.top(), strict=True):
@@ -325,7 +341,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from tuner.errors import ConfigError, DataError
 
     try:
-        path = export_model(args.source, args.fmt, args.output)
+        path = export_model(args.source, args.fmt, args.output, build=args.build)
     except (ConfigError, DataError) as e:
         return _fail(str(e))
     except OSError as e:  # e.g. an unwritable -o

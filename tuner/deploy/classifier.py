@@ -165,22 +165,34 @@ class Classifier(nn.Module):
         )
 
 
-def load_model(path: str | Path, device: str | torch.device | None = None) -> Classifier:
+def load_model(
+    path: str | Path, device: str | torch.device | None = None, build: str | None = None
+) -> Classifier:
     """The classifier in a model file (or an experiment directory's), weights loaded, in eval
-    mode, on `device` (default the CPU). ModelFileError (one line) for anything unreadable."""
+    mode, on `device` (default the CPU). ModelFileError (one line) for anything unreadable.
+
+    A model of your own network (`--model file.py:build`) is rebuilt by importing that `build`
+    again from the path the file records; `build` names another (`new/place/net.py:build`,
+    `package.module:build`) when the code has moved. The file itself never holds code."""
     from tuner.train.config import TrainConfig
-    from tuner.train.model import ConvNet
+    from tuner.train.model import build_network
 
     path = model_path(path)
     record = read_model_file(path)
     try:
-        cfg = TrainConfig.from_dict(dict(record["config"]))
+        config = dict(record["config"])
+        if build is not None:
+            config["model"] = build
+        cfg = TrainConfig.from_dict(config)
         channels, height, width = (int(v) for v in record["input_shape"])
         classes = [str(c) for c in record["classes"]]
         mean, std = record["normalization"]["mean"], record["normalization"]["std"]
-        net = ConvNet(cfg.arch, channels, len(classes), height)
+        net = build_network(cfg, (channels, height, width), len(classes))
     except (ConfigError, KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{path}: cannot rebuild its network ({_one_line(e)})") from None
+        hint = ""
+        if record.get("config", {}).get("model") and build is None:
+            hint = "; if its code moved, pass build='path/to/file.py:build' (CLI: --build)"
+        raise ModelFileError(f"{path}: cannot rebuild its network ({_one_line(e)}){hint}") from None
     try:
         net.load_state_dict(record["state_dict"], strict=True)
     except (RuntimeError, TypeError, AttributeError) as e:

@@ -47,9 +47,12 @@ def default_output(model_file: Path, fmt: str) -> Path:
     return model_file.with_name(model_file.stem + SUFFIXES[fmt])
 
 
-def export_model(source: str | Path, fmt: str, output: str | Path | None = None) -> Path:
+def export_model(
+    source: str | Path, fmt: str, output: str | Path | None = None, build: str | None = None
+) -> Path:
     """Write `source` (a model file, or an experiment directory's) as `fmt` ("torchscript" or
     "onnx") to `output` (default next to the model file), atomically. The path written.
+    `build`: where a user network's build function is now (see load_model).
     ModelFileError / ConfigError (one line) for a bad source, format or missing extra."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -61,7 +64,7 @@ def export_model(source: str | Path, fmt: str, output: str | Path | None = None)
         raise ConfigError(f"{target} is a directory; give -o a file name")
     if target.exists() and source_file.exists() and target.resolve() == source_file.resolve():
         raise ConfigError(f"{target} is the model file itself; give -o another file name")
-    clf = load_model(source_file)
+    clf = load_model(source_file, build=build)
     metadata = _metadata(clf)
     data = _torchscript(clf, metadata) if fmt == "torchscript" else _onnx(clf, metadata)
     return atomic_write_bytes(target, data)

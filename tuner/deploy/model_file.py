@@ -5,10 +5,13 @@ A plain dict of tensors, strings, numbers, lists and dicts, so that
 someone else runs no code of theirs). It holds everything needed to rebuild and use the
 network: its configuration (the search space's flat keys, which rebuild the architecture), the
 input shape, the class names, the normalization, the weights, and what it scored, with the
-provenance of the run that trained it.
+provenance of the run that trained it. A network of the user's own (`--model file.py:build`)
+is rebuilt by importing that build() again: the file records its import path and the hash of
+its source, never its code.
 
     {"format": "cnn-tuner-model", "format_version": 1,
-     "config": {...flat trial config...}, "arch": {...ArchSpec fields...},
+     "config": {...flat trial config...}, "arch": {...ArchSpec fields...} | None,
+     "build": None | {"spec": "path/net.py:build", "source": {"path", "sha256"} | None},
      "input_shape": [C, H, W], "classes": [...], "normalization": {"mean": [...], "std": [...]},
      "state_dict": {...}, "train_config": {...TrainConfig fields...},
      "val_acc": float | None, "test_acc": float | None, "source": {...}, "provenance": {...}}
@@ -46,10 +49,10 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, float):  # float() too: numpy.float64 is a float subclass
+        return float(value) if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
-        return value
+        return type(value)(value) if value is not None else None  # str/int subclasses too
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return _plain(value.item())
     return str(value)
@@ -74,15 +77,21 @@ def model_record(
     import torch
 
     from tuner.train.config import TrainConfig
+    from tuner.train.user_model import source_digest
 
     train_config = TrainConfig.from_dict(dict(config))  # a config that cannot build fails here
     train_fields = asdict(train_config)
     arch = train_fields.pop("arch")
+    build = None
+    if train_config.model:  # the user's network: where its code is, never the code itself
+        arch = None
+        build = {"spec": train_config.model, "source": source_digest(train_config.model)}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": _plain(dict(config)),
         "arch": _plain(arch),
+        "build": _plain(build),
         "train_config": _plain(train_fields),
         "input_shape": [int(v) for v in input_shape],
         "classes": [str(c) for c in classes],

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import Field, asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner.data import DATASETS
 from tuner.driver.objectives import parse_objectives
@@ -32,6 +32,10 @@ from tuner.driver.options import (
 from tuner.driver.options import parse_duration as parse_duration  # its home before options.py
 from tuner.experiment import MODEL_FILE
 from tuner.train.config import ConfigError
+from tuner.train.user_model import absolute_spec, import_callable
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
@@ -66,6 +70,12 @@ class SearchConfig:
         help="a built-in space (see `tuner spaces`), your own define-by-run function "
         "(path/to/file.py:function) or a declarative file (space.toml, space.yaml); "
         "default %(default)s",
+    )  # fmt: skip
+    model: str | None = option(
+        None, group=WHAT, metavar="FILE.py:FUNC",
+        help="train your own network: build(params, input_shape, num_classes) -> nn.Module in "
+        "path/to/file.py:build or package.module:build; it gets every sampled key that is not "
+        "a training setting (lr, batch_size, optimizer, ...). Default: the built-in CNN",
     )  # fmt: skip
     dataset: str = option(
         "digits", group=WHAT, choices=DATASETS,
@@ -213,6 +223,14 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.address is None and os.environ.get("RAY_ADDRESS"):
             object.__setattr__(self, "address", os.environ["RAY_ADDRESS"])  # frozen
+        if self.model:  # trials run in directories of their own: a relative path breaks there
+            object.__setattr__(self, "model", absolute_spec(self.model))
+
+    def search_space(self) -> SearchSpace:
+        """The space this search samples: --space, training --model's network when given."""
+        from search_spaces import get_space
+
+        return get_space(self.space).with_model(self.model)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
@@ -265,6 +283,8 @@ class SearchConfig:
             get_space(self.space)
         except SpaceError as e:
             raise ConfigError(str(e)) from e
+        if self.model:
+            import_callable(self.model)  # ConfigError: no such file, no such function
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)

@@ -74,12 +74,11 @@ def write_tables(run: SearchRun) -> Tables:
     """trials.csv and epochs.csv from the trial directories, and the study settled once no
     trial is left to run."""
     cfg, record, stream = run.cfg, run.record, run.stream
-    from search_spaces import get_space
 
     exp = cfg.experiment_dir
     states = ray_trial_states(exp)
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
-    has_baseline = get_space(cfg.space).baseline is not None
+    has_baseline = cfg.search_space().baseline is not None
     damage = Damage()
     from tuner.driver import progress
 

@@ -123,7 +123,6 @@ class Interrupts:
 def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> str:
     """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
     trial's validation pass, scaled from its validation images to the test split's."""
-    from search_spaces import get_space
     from tuner.driver import progress
     from tuner.driver.objectives import MAX_FRONT_EVALUATIONS
 
@@ -145,7 +144,7 @@ def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> st
     else:
         scoring = "scoring the best trial"
     scoring += f" on {tests:,} test images"
-    if get_space(cfg.space).baseline is not None:
+    if cfg.search_space().baseline is not None:
         scoring += " (and the lab baseline)"
     if shown and shown.best and not cfg.objectives:
         val_seconds = shown.kept_result(shown.best[1]).get("val_time_s")

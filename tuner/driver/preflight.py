@@ -40,12 +40,12 @@ def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialDa
 
 def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> Any:
     """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
-    from search_spaces import SpaceError, get_space
+    from search_spaces import SpaceError
     from search_spaces.check import check_space
 
     try:
         report = check_space(
-            get_space(cfg.space), bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES,
+            cfg.search_space(), bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES,
             device="cpu",  # 6x quicker than "meta" here: meta kernels import sympy (~1.4 s)
         )  # fmt: skip
     except SpaceError as e:
@@ -55,6 +55,12 @@ def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> A
         f"Checked {report.samples} samples of {cfg.space} in {report.seconds:.1f} s: "
         f"{report.params[0]:,}-{report.params[1]:,} params",
     )
+    if report.unread:
+        say(
+            stream,
+            f"warning: {cfg.model} never read {', '.join(report.unread)}, which {cfg.space} "
+            "samples: the search spends trials on values that change nothing",
+        )
     return report
 
 
@@ -76,12 +82,11 @@ def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO
 def check_budget(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
     """ConfigError (one line) when no configuration the space samples at this dataset's shape
     fits --max-params / --max-macs."""
-    from search_spaces import get_space
     from search_spaces.check import BUDGET_SAMPLES, smallest_cost
     from tuner.train.cost import Budget
 
     budget = Budget(cfg.max_params, cfg.max_macs)
-    space = get_space(cfg.space)
+    space = cfg.search_space()
     shape = bundle.input_shape
     fits, params, macs = smallest_cost(space, shape, bundle.num_classes, budget)
     if fits is not None:

@@ -73,7 +73,9 @@ def collect(config: dict[str, Any], seed: int) -> ProvenanceRecord:
         user = getpass.getuser()
     except Exception:
         user = None
-    return {
+    from tuner.train.user_model import source_digest
+
+    record: ProvenanceRecord = {
         "config": config,
         "seed": seed,
         "command": sys.argv,
@@ -82,6 +84,9 @@ def collect(config: dict[str, Any], seed: int) -> ProvenanceRecord:
         "git": git_revision(),
         "hardware": hardware(),
     }
+    if config.get("model"):  # which code built the network: its file and its hash
+        record["model_source"] = source_digest(config["model"]) or {"import": config["model"]}
+    return record
 
 
 class Timings:

@@ -244,14 +244,16 @@ def _output_dir(out: str | Path, name: str) -> Path:
 def _check_buildable(config: dict[str, Any], data: TrialData, given: str) -> None:
     """A network that cannot take this dataset's images fails here, before anything is
     written (e.g. a 32x32 architecture asked to retrain on 8x8 digits)."""
+    import torch
+
     from tuner.train.arch import ArchError
     from tuner.train.config import TrainConfig
-    from tuner.train.model import ConvNet
+    from tuner.train.model import build_network
 
-    channels, height, _ = data.input_shape
     try:
-        ConvNet(TrainConfig.from_dict(config).arch, channels, data.num_classes, height)
-    except ArchError as e:
+        with torch.device("meta"):  # shapes only: nothing allocated for a big network
+            build_network(TrainConfig.from_dict(config), data.input_shape, data.num_classes)
+    except (ArchError, ConfigError) as e:
         raise ConfigError(f"{given}: {e}") from None
 
 

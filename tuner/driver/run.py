@@ -100,7 +100,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     )
     say(
         stream,
-        f"Searching {cfg.space} on {bundle.name} {bundle.input_shape} "
+        f"Searching {cfg.space}{f' with {cfg.model}' if cfg.model else ''} on {bundle.name} "
+        f"{bundle.input_shape} "
         f"({len(bundle.train.y)} train / {len(bundle.val.y)} val / {len(bundle.test.y)} test): "
         f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
         f"{cfg.scheduler.upper()}, seed {cfg.seed}",

@@ -92,14 +92,13 @@ def build_tuner(
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from search_spaces import get_space
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.driver.progress import SearchProgress
     from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
     from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = get_space(cfg.space)
+    space = cfg.search_space()
     side = bundle.input_shape[1]
     points, notes = space.fit_points(side)
     for note in notes:

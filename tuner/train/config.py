@@ -46,6 +46,11 @@ class TrainConfig:
     cutout: int = 0  # side of a random zeroed square; 0 = off
     normalize: str = "half"  # half: mean 0.5 std 0.5 like the lab; dataset: train-split stats
     seed: int = 42  # the lab's seed
+    # A user's network (tuner/train/user_model.py): `file.py:build` or `package.module:build`.
+    # With one, `arch` is unused and every key that is not a training field above goes to
+    # build() as it is, in `model_params`.
+    model: str | None = None
+    model_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,11 +75,19 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
         """Build from a flat search-space dict (as Optuna/Ray produce it)."""
+        known = {f for f in cls.__dataclass_fields__ if f not in ("arch", "model_params")}
+        if config.get("model"):
+            train = {k: v for k, v in config.items() if k in known}
+            rest = {k: v for k, v in config.items() if k not in known}
+            try:
+                return cls(**train, model_params=rest)
+            except TypeError as e:
+                raise ConfigError(str(e)) from e
         arch_items = {
             k: v for k, v in config.items() if k in ARCH_KEYS or k.startswith(INDEXED_ARCH_KEYS)
         }
         train_items = {k: v for k, v in config.items() if k not in arch_items}
-        known = {f for f in cls.__dataclass_fields__ if f != "arch"}
+        train_items.pop("model", None)  # None: the built-in network
         unknown = sorted(set(train_items) - known)
         if unknown:
             raise ConfigError(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tuner.train.config import TrainConfig
-from tuner.train.model import ConvNet
+from tuner.train.model import build_network
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,18 @@ def model_cost(
     """Parameters and per-image MACs of the network `config` describes (ConfigError /
     ArchError for a configuration that cannot be built)."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    channels, height, _ = input_shape
-    with torch.device("meta"):
-        model = ConvNet(cfg.arch, channels, num_classes, height)
-        x = torch.empty(1, *input_shape)
-    cost, _ = run_and_count(model, x)
+    try:
+        with torch.device("meta"):
+            model = build_network(cfg, input_shape, num_classes)
+            x = torch.empty(1, *input_shape)
+        cost, _ = run_and_count(model, x)
+    except Exception:
+        if not cfg.model:
+            raise
+        # A user's network may do what the meta device cannot (read a value with .item(),
+        # build from data): price it for real on the CPU instead, once.
+        model = build_network(cfg, input_shape, num_classes)
+        cost, _ = run_and_count(model, torch.zeros(1, *input_shape))
     return cost
 
 

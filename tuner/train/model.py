@@ -8,6 +8,8 @@ the input size, so one spec works from 8x8 digits to 32x32 CIFAR-10.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -21,6 +23,9 @@ from tuner.train.arch import (  # noqa: F401  (re-exported: the spec lives in tu
     conv_output_size,
     feature_size,
 )
+
+if TYPE_CHECKING:
+    from tuner.train.config import TrainConfig
 
 
 class ConvBlock(nn.Module):
@@ -123,3 +128,17 @@ class ConvNet(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters, the figure the lab quotes (2,211,338 for its network)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_network(
+    cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> nn.Module:
+    """The network `cfg` describes for images of `input_shape` (C, H, W): the user's
+    `build(params, input_shape, num_classes)` when cfg.model names one, else ConvNet(cfg.arch).
+    Builds on the current default device (the meta device prices a network without memory)."""
+    if cfg.model:
+        from tuner.train.user_model import build_user_model
+
+        return build_user_model(cfg.model, cfg.model_params, input_shape, num_classes)
+    channels, height, _ = input_shape
+    return ConvNet(cfg.arch, channels, num_classes, height)

@@ -36,7 +36,7 @@ from tuner.train.loop import (
     pick_device,
     train_epoch,
 )
-from tuner.train.model import ConvNet, count_parameters
+from tuner.train.model import build_network, count_parameters
 from tuner.train.trial_data import TrialData
 
 EVAL_BATCH = 1024  # validation needs no small batches; bigger ones amortise per-batch overhead
@@ -69,8 +69,7 @@ def normalization(cfg: TrainConfig, data: TrialData) -> tuple[tuple, tuple]:
 
 
 def build_model(cfg: TrainConfig, data: TrialData, device: torch.device) -> nn.Module:
-    channels, height, _ = data.input_shape
-    model = ConvNet(cfg.arch, channels, data.num_classes, height).to(device)
+    model = build_network(cfg, data.input_shape, data.num_classes).to(device)
     if device.type == "cuda":  # NHWC lets cuDNN use tensor-core kernels for bf16 convs
         model = model.to(memory_format=torch.channels_last)
     return model
