@@ -22,6 +22,7 @@ from tuner.experiment import (
     BEST_JSON,
     CONFIG_PREFIX,
     EPOCHS_CSV,
+    IMPORTED_ATTR,
     OPTUNA_DB,
     PROVENANCE_JSON,
     REJECTED_ATTR,
@@ -258,8 +259,9 @@ def display_value(value: Any) -> str:
     return str(value)
 
 
-def load_study(exp: Experiment) -> Any | None:
-    """The experiment's Optuna study (read from optuna.db), or None when there is none."""
+def load_study(exp: Experiment, imported: bool = False) -> Any | None:
+    """The experiment's Optuna study (read from optuna.db), or None when there is none: its
+    trials that trained here, or with `imported` only those told to it by --warm-start."""
     if not exp.study_path.is_file():
         return None
     import optuna  # only here: loading tables and drawing most figures needs no Optuna
@@ -270,10 +272,16 @@ def load_study(exp: Experiment) -> Any | None:
         return None
     name = exp.config.get("name")
     study = optuna.load_study(study_name=name if name in names else names[0], storage=storage)
-    trained = [t for t in study.trials if REJECTED_ATTR not in t.user_attrs]
+    if not imported:
+        trained = [
+            t for t in study.trials if not {REJECTED_ATTR, IMPORTED_ATTR} & set(t.user_attrs)
+        ]
+    else:
+        trained = [t for t in study.trials if IMPORTED_ATTR in t.user_attrs]
     if len(trained) == len(study.trials):
         return study
-    # Configurations refused for the size budget never trained: leave them out (in memory).
+    # Configurations refused for the size budget never trained, and those of another experiment
+    # (--warm-start) did not train here: each kind is left out of the other (in memory).
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     clean = optuna.create_study(study_name=study.study_name, directions=study.directions)
     clean.add_trials(trained)

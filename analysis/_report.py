@@ -511,6 +511,42 @@ def _rejected_section(rejected: pd.DataFrame, cfg: dict[str, Any]) -> str:
     )
 
 
+def _imported_section(exp: Experiment) -> str:
+    """The trials --warm-start told to the study: where from, their values and parameters."""
+    warm = exp.provenance.get("warm_start") or {}
+    intro = (
+        f"<p>{esc(warm.get('trials', '?'))} completed trial(s) of the experiment "
+        f"<code>{esc(warm.get('from', '?'))}</code> were told to this search's Optuna study "
+        "before it began, so its sampler started from them. They did not train here: they are "
+        "not in the tables, figures, parameter importances or the confirm stage above."
+    )
+    if warm.get("over_budget_left_out"):
+        intro += (f" {esc(warm['over_budget_left_out'])} more were over this search's size "
+                  "budget and were left out.")  # fmt: skip
+    intro += "</p>"
+    try:
+        study = load_study(exp, imported=True)
+    except Exception as e:  # a damaged optuna.db must not cost the whole report
+        return intro + f'<p class="muted">Could not read the Optuna study: {esc(e)}</p>'
+    trials = [] if study is None else study.trials
+    if not trials:
+        return intro
+    names = sorted({k for t in trials for k in t.params})
+    heads = ["trial there", *(["value"] if len(trials[0].values) == 1 else ["values"]), *names]
+    th = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    rows = []
+    for t in trials:
+        values = t.values[0] if len(t.values) == 1 else ", ".join(f"{v:.4g}" for v in t.values)
+        cells = [_cell(t.user_attrs.get("imported_number", "")), _cell(values)]
+        cells += [_cell(t.params.get(n, ""), cls="" if is_finite(t.params.get(n)) else "t")
+                  for n in names]  # fmt: skip
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        intro + f'<div class="table-wrap"><table class="sortable" id="imported-table"><thead>'
+        f"<tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
 # --- provenance ---------------------------------------------------------------------------------
 
 
@@ -785,6 +821,8 @@ def build_report(experiment: Experiment | str | Path, pick: int | None = None) -
         sections.append(
             ("rejected", "Refused by the size budget", _rejected_section(exp.rejected, cfg))
         )
+    if exp.provenance.get("warm_start"):
+        sections.append(("imported", "Imported by --warm-start", _imported_section(exp)))
     sections.append(("provenance", "Provenance", _provenance(exp)))
 
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections)

@@ -168,12 +168,10 @@ def _nearest(value: Any, dist: Any) -> Any:
     return float(clamped)
 
 
-def fit_point(
-    space: SearchSpace, point: dict[str, Any], input_size: int
-) -> tuple[dict[str, Any], list[tuple[str, Any, Any]]]:
-    """Replay `point` through the space at `input_size` in an in-memory Optuna study whose
-    sampler answers each parameter with the point's value, or the nearest allowed one.
-    Returns the point as the space samples it there, and (name, given, used) for each change."""
+def _replay(space: SearchSpace, point: dict[str, Any], input_size: int) -> tuple[Any, dict]:
+    """Run the space at `input_size` in an in-memory Optuna study whose sampler answers each
+    parameter with the point's value, or the nearest allowed one. Returns the trial and the
+    constants the space returned."""
     import optuna
 
     class _PointSampler(optuna.samplers.BaseSampler):
@@ -191,9 +189,25 @@ def fit_point(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=_PointSampler())
     trial = study.ask()
-    space.for_input(input_size)(trial)
+    constants = space.for_input(input_size)(trial)
+    return trial, dict(constants or {})
+
+
+def fit_point(
+    space: SearchSpace, point: dict[str, Any], input_size: int
+) -> tuple[dict[str, Any], list[tuple[str, Any, Any]]]:
+    """Replay `point` through the space at `input_size` (see `_replay`). Returns the point as
+    the space samples it there, and (name, given, used) for each change."""
+    trial, _ = _replay(space, point, input_size)
     kept = {k: v for k, v in trial.params.items() if k in point}
     return kept, [(k, point[k], v) for k, v in kept.items() if v != point[k]]
+
+
+def config_of(space: SearchSpace, params: dict[str, Any], input_size: int) -> dict[str, Any]:
+    """The whole flat config a trial with these sampled `params` trains: the params and the
+    constants the space adds (what Tune hands the trainable)."""
+    trial, constants = _replay(space, params, input_size)
+    return {**trial.params, **constants}
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,8 @@ class ParamInfo:
     conditional: bool  # absent from some samples
 
 
-def _describe_distribution(dist: Any) -> str:
+def describe_distribution(dist: Any) -> str:
+    """e.g. "int 1..3", "log-float 0.0001..0.1", "one of [3, 5]"."""
     import optuna.distributions as od
 
     if isinstance(dist, od.CategoricalDistribution):
@@ -214,13 +229,24 @@ def _describe_distribution(dist: Any) -> str:
     return f"{kind} {dist.low:g}..{dist.high:g}"
 
 
-def describe_space(space: SearchSpace, input_size: int = 32, samples: int = 200) -> list[ParamInfo]:
-    """Parameters of a define-by-run space, found by sampling it (in memory, no training).
+def widest(dists: list[Any]) -> Any:
+    """One distribution covering `dists` (all of one parameter): a range from the lowest low to
+    the highest high (bounds that depend on other choices vary), or the first's choices."""
+    first = dists[0]
+    if not hasattr(first, "low"):
+        return first
+    kwargs: dict[str, Any] = {"log": first.log}
+    if getattr(first, "step", None) is not None and not first.log:
+        kwargs["step"] = first.step
+    return type(first)(low=min(d.low for d in dists), high=max(d.high for d in dists), **kwargs)
 
-    Define-by-run spaces have no static description, so this asks an in-memory Optuna study for
-    `samples` random trials and records each parameter's distribution and whether it is
-    conditional. Integer bounds that depend on other choices show their widest range.
-    """
+
+def space_distributions(
+    space: SearchSpace, input_size: int = 32, samples: int = 200
+) -> dict[str, tuple[Any, bool]]:
+    """{parameter: (its widest distribution, conditional)} of a define-by-run space, found by
+    sampling it `samples` times in an in-memory study (no training). Conditional: absent from
+    some samples."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -233,11 +259,17 @@ def describe_space(space: SearchSpace, input_size: int = 32, samples: int = 200)
         for name, dist in trial.distributions.items():
             seen.setdefault(name, []).append(dist)
         study.tell(trial, 0.0)
-    out = []
-    for name, dists in seen.items():
-        widest = dists[0]
-        if hasattr(widest, "low"):
-            lows, highs = [d.low for d in dists], [d.high for d in dists]
-            widest = type(widest)(low=min(lows), high=max(highs), log=widest.log)
-        out.append(ParamInfo(name, _describe_distribution(widest), len(dists) < samples))
-    return out
+    return {name: (widest(dists), len(dists) < samples) for name, dists in seen.items()}
+
+
+def describe_space(space: SearchSpace, input_size: int = 32, samples: int = 200) -> list[ParamInfo]:
+    """Parameters of a define-by-run space, found by sampling it (in memory, no training).
+
+    Define-by-run spaces have no static description, so this asks an in-memory Optuna study for
+    `samples` random trials and records each parameter's distribution and whether it is
+    conditional. Integer bounds that depend on other choices show their widest range.
+    """
+    return [
+        ParamInfo(name, describe_distribution(dist), conditional)
+        for name, (dist, conditional) in space_distributions(space, input_size, samples).items()
+    ]

@@ -103,6 +103,12 @@ class SearchConfig:
         help="imagefolder: processes that decode the images the first time (later runs read "
         "the cache); default: every core",
     )  # fmt: skip
+    warm_start: str | None = option(
+        None, group=HOW, metavar="DIR",
+        help="start from an earlier experiment: its completed trials are told to this search's "
+        "Optuna study first (marked imported, never retrained), so TPE starts informed. Its "
+        "space and --objectives must match this search's",
+    )  # fmt: skip
     samples: int = option(
         20, group=BUDGET, type=positive_int,
         help="number of trials, the lab's baseline included; default %(default)s",
@@ -225,6 +231,10 @@ class SearchConfig:
             object.__setattr__(self, "address", os.environ["RAY_ADDRESS"])  # frozen
         if self.model:  # trials run in directories of their own: a relative path breaks there
             object.__setattr__(self, "model", absolute_spec(self.model))
+        if self.warm_start:  # search.toml runs the same search again from anywhere
+            object.__setattr__(
+                self, "warm_start", str(Path(self.warm_start).expanduser().absolute())
+            )
 
     def search_space(self) -> SearchSpace:
         """The space this search samples: --space, training --model's network when given."""
@@ -285,6 +295,10 @@ class SearchConfig:
             raise ConfigError(str(e)) from e
         if self.model:
             import_callable(self.model)  # ConfigError: no such file, no such function
+        if self.warm_start:
+            from tuner.driver.warm_start import check_source
+
+            check_source(self.warm_start)  # the rest needs the dataset's shape: run.search()
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from tuner.data import DatasetBundle
-from tuner.driver import provenance
+from tuner.driver import provenance, warm_start
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
@@ -78,6 +78,10 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             bundle, trial_data = loaded
         with timings("space_check"):
             checked = dry_run_space(cfg, bundle, stream)
+        warm = None
+        if cfg.warm_start:  # checked before anything is written
+            with timings("warm_start"):
+                warm = warm_start.plan(cfg, bundle.input_shape, bundle.num_classes)
         warn_if_short_of_space(cfg, checked.mean_params, stream)
         with timings("provenance"):
             exp = cfg.experiment_dir
@@ -89,10 +93,22 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
                 "val": len(bundle.val.y), "test": len(bundle.test.y),
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
+            if warm is not None:
+                record["warm_start"] = warm.record()
             atomic_write_json(exp / PROVENANCE_JSON, record)
             atomic_write_text(exp / SEARCH_TOML, cfg.to_toml())  # tuner search --config it
         with timings("study_storage"):
             storage = open_study_storage(cfg)
+        if warm is not None:
+            told = warm_start.tell(warm, storage, str(cfg.name), warm_start.directions_of(cfg))
+            left = (
+                f" ({warm.over_budget} over this search's budget left out)"
+                if warm.over_budget
+                else ""
+            )
+            say(
+                stream, f"Warm start: {told} completed trials of {warm.source} told to Optuna{left}"
+            )
         return bundle, trial_data, record, storage
 
     (bundle, trial_data, record, storage), we_started = while_ray_starts(

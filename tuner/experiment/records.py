@@ -87,6 +87,7 @@ class ProvenanceRecord(TypedDict, total=False):
     libraries: dict[str, str | None]
     git: dict[str, Any]  # commit, dirty
     hardware: dict[str, Any]
+    warm_start: dict[str, Any]  # --warm-start: the source and the trials told to Optuna
     model_source: dict[str, Any]  # --model: {path, sha256} of its file, or {import: spec}
     dataset: DatasetRecord
     started: str  # ISO 8601, UTC

@@ -1,0 +1,154 @@
+"""--warm-start DIR: reading an earlier experiment's study, checking it against this search, and
+telling its completed trials to the new study. A real Optuna study on SQLite; no Ray."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from tuner.driver import warm_start
+from tuner.driver.config import SearchConfig
+from tuner.errors import ConfigError
+from tuner.experiment import IMPORTED_ATTR, REJECTED_ATTR
+
+SPACE = """
+[constants]
+n_blocks = 1
+fc_layers = 0
+[params]
+channels_b0 = { choices = [4, 8, 16] }
+lr = { float = [0.001, 0.1], log = true }
+optimizer = { choices = ["sgd", "adam"] }
+momentum = { float = [0.5, 0.99], when = { optimizer = "sgd" } }
+"""
+DISTRIBUTIONS = {
+    "channels_b0": CategoricalDistribution([4, 8, 16]),
+    "lr": FloatDistribution(0.001, 0.1, log=True),
+    "optimizer": CategoricalDistribution(["sgd", "adam"]),
+    "momentum": FloatDistribution(0.5, 0.99),
+}
+
+
+def _source(tmp_path, params_list, objectives=None, distributions=DISTRIBUTIONS, extra=()):
+    """An experiment directory with a study of completed trials, as `tuner search` leaves it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    config = {"name": "src", "objectives": objectives}
+    (src / "provenance.json").write_text(json.dumps({"config": config}))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{src / 'optuna.db'}", study_name="src",
+                                direction="maximize")  # fmt: skip
+    for i, params in enumerate(params_list):
+        dists = {k: distributions[k] for k in params}
+        study.add_trial(create_trial(params=params, distributions=dists, value=0.1 * i,
+                                     intermediate_values={1: 0.05 * i, 2: 0.1 * i}))  # fmt: skip
+    for trial in extra:
+        study.add_trial(trial)
+    return src
+
+
+def _config(tmp_path, src, **kw):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    return SearchConfig(space=str(space), warm_start=str(src), name="new",
+                        out=str(tmp_path / "out"), **kw)  # fmt: skip
+
+
+SGD = {"channels_b0": 8, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9}
+ADAM = {"channels_b0": 16, "lr": 0.003, "optimizer": "adam"}
+
+
+def test_completed_trials_are_told_to_the_new_study_marked_imported(tmp_path):
+    rejected = create_trial(params=SGD, distributions={k: DISTRIBUTIONS[k] for k in SGD},
+                            value=0.0, user_attrs={REJECTED_ATTR: "over budget"})  # fmt: skip
+    pruned = create_trial(params=ADAM, distributions={k: DISTRIBUTIONS[k] for k in ADAM},
+                          state=TrialState.PRUNED, intermediate_values={1: 0.3})  # fmt: skip
+    src = _source(tmp_path, [SGD, ADAM, SGD], extra=[rejected, pruned])
+    cfg = _config(tmp_path, src)
+    plan = warm_start.plan(cfg, (1, 8, 8), 10)
+    assert [t.number for t in plan.trials] == [0, 1, 2]  # neither refused nor stopped trials
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert warm_start.tell(plan, storage, "new", warm_start.directions_of(cfg)) == 3
+    study = optuna.load_study(study_name="new", storage=storage)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert [t.user_attrs[IMPORTED_ATTR] for t in study.trials] == ["src"] * 3
+    assert [t.params for t in study.trials] == [SGD, ADAM, SGD]
+    assert [t.value for t in study.trials] == pytest.approx([0.0, 0.1, 0.2])
+    assert study.trials[2].intermediate_values == {1: pytest.approx(0.1), 2: pytest.approx(0.2)}
+    assert plan.record()["trials"] == 3 and plan.record()["best_value"] == pytest.approx(0.2)
+    # TPE learns from them: past its startup trials, the same seed suggests otherwise than on
+    # an empty study
+    def first_lr(target):
+        target.sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=3)
+        return target.ask({"lr": DISTRIBUTIONS["lr"]}).params["lr"]
+
+    assert first_lr(study) != first_lr(optuna.create_study(direction="maximize"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra_param": True}, r"parameter 'width' of its trials is not in this search's space"),
+        (
+            {"lr_range": True},
+            r"parameter 'lr' has another range: log-float 0\.0001\.\.0\.1 "
+            r"there, log-float 0\.001\.\.0\.1 here",
+        ),
+        ({"missing": True}, r"parameter 'channels_b0' of this search's space is missing"),
+        (
+            {"objectives": "val_acc:max,params:min"},
+            r"scored on val_acc:max,params:min, this "
+            r"search on val_acc:max",
+        ),
+    ],
+)
+def test_a_mismatch_is_one_line_naming_the_parameter(tmp_path, change, message):
+    dists = dict(DISTRIBUTIONS)
+    trials = [dict(SGD), dict(ADAM)]
+    if change.get("extra_param"):
+        dists["width"] = IntDistribution(1, 4)
+        trials[0]["width"] = 2
+    if change.get("lr_range"):
+        dists["lr"] = FloatDistribution(0.0001, 0.1, log=True)
+    if change.get("missing"):
+        for t in trials:
+            del t["channels_b0"]
+    src = _source(tmp_path, trials, objectives=change.get("objectives"), distributions=dists)
+    with pytest.raises(ConfigError, match=message) as info:
+        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sources_that_are_not_experiments_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no such experiment directory"):
+        _config(tmp_path, tmp_path / "nowhere").validate()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not an experiment directory"):
+        _config(tmp_path, tmp_path / "empty").validate()
+    src = _source(tmp_path, [])
+    with pytest.raises(ConfigError, match="its study has no completed trials"):
+        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+    (src / "optuna.db").write_bytes(b"not a database")
+    with pytest.raises(ConfigError, match="cannot read its study"):
+        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+
+
+def test_trials_over_this_searchs_budget_are_left_out(tmp_path):
+    big = {**ADAM, "channels_b0": 16}
+    small = {**SGD, "channels_b0": 4}
+    src = _source(tmp_path, [big, small, big])
+    # one block on 1x8x8: 5,050 params at 16 channels, 838 at 4 (tuner.train.cost)
+    plan = warm_start.plan(_config(tmp_path, src, max_params=1000), (1, 8, 8), 10)
+    assert [t.params["channels_b0"] for t in plan.trials] == [4] and plan.over_budget == 2
+    with pytest.raises(ConfigError, match="none of its 3 completed trials fits"):
+        warm_start.plan(_config(tmp_path, src, max_params=100), (1, 8, 8), 10)
+
+
+def test_the_source_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert SearchConfig(warm_start="old").warm_start == str(tmp_path / "old")
