@@ -80,6 +80,7 @@ def test_completed_trials_are_told_to_the_new_study_marked_imported(tmp_path):
     assert [t.value for t in study.trials] == pytest.approx([0.0, 0.1, 0.2])
     assert study.trials[2].intermediate_values == {1: pytest.approx(0.1), 2: pytest.approx(0.2)}
     assert plan.record()["trials"] == 3 and plan.record()["best_value"] == pytest.approx(0.2)
+
     # TPE learns from them: past its startup trials, the same seed suggests otherwise than on
     # an empty study
     def first_lr(target):
