@@ -156,3 +156,22 @@ def test_model_file_records_the_build_and_reproduces_its_test_accuracy(searched,
     batch = torch.tensor(bundle.test.x).float() / 255
     got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
     assert float(np.mean(got.argmax(1) == bundle.test.y)) == raw["test_acc"]
+
+
+def test_a_build_that_fails_in_the_dry_run_is_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "net.py").write_text(
+        NET.replace(
+            'width, depth = params["width"], params["depth"]',
+            'width, depth = params["width"], params["deep"]',
+        )
+    )
+    proc = subprocess.run(
+        tuner("search", "--model", "net.py:build", "--space", "net.py:space", "--samples", "2",
+              "--out", "out", "--name", "broken"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    error = [line for line in proc.stderr.splitlines() if line.startswith("tuner: error:")]
+    assert len(error) == 1 and f"--model {tmp_path / 'net.py'}:build failed for width=" in error[0]
+    assert error[0].endswith("KeyError: 'deep'") and "at 1x8x8" in error[0]
+    assert not (tmp_path / "out" / "broken").exists()
