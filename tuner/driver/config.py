@@ -295,10 +295,6 @@ class SearchConfig:
             raise ConfigError(str(e)) from e
         if self.model:
             import_callable(self.model)  # ConfigError: no such file, no such function
-        if self.warm_start:
-            from tuner.driver.warm_start import check_source
-
-            check_source(self.warm_start)  # the rest needs the dataset's shape: run.search()
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)

@@ -59,6 +59,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     stream = stream or sys.stdout
     cfg = cfg.named(datetime.now())  # the run starts: a config without a --name gets its name
     cfg.validate()
+    if cfg.warm_start:  # the rest of its checks need the dataset's shape: prepare() below
+        warm_start.check_source(cfg.warm_start)
     timings = Timings()
     loaded: tuple[DatasetBundle, TrialData] | None = None
     if cfg.max_params is not None or cfg.max_macs is not None:

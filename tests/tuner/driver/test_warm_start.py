@@ -127,10 +127,10 @@ def test_a_mismatch_is_one_line_naming_the_parameter(tmp_path, change, message):
 
 def test_sources_that_are_not_experiments_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="no such experiment directory"):
-        _config(tmp_path, tmp_path / "nowhere").validate()
+        warm_start.check_source(str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an experiment directory"):
-        _config(tmp_path, tmp_path / "empty").validate()
+        warm_start.plan(_config(tmp_path, tmp_path / "empty"), (1, 8, 8), 10)
     src = _source(tmp_path, [])
     with pytest.raises(ConfigError, match="its study has no completed trials"):
         warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
