@@ -248,11 +248,16 @@ def _check_buildable(config: dict[str, Any], data: TrialData, given: str) -> Non
 
     from tuner.train.arch import ArchError
     from tuner.train.config import TrainConfig
+    from tuner.train.cost import model_cost
     from tuner.train.model import build_network
 
     try:
-        with torch.device("meta"):  # shapes only: nothing allocated for a big network
-            build_network(TrainConfig.from_dict(config), data.input_shape, data.num_classes)
+        cfg = TrainConfig.from_dict(config)
+        if cfg.model:  # run once: on the meta device, or on the CPU where a build needs values
+            model_cost(cfg, data.input_shape, data.num_classes)
+        else:  # the built-in network checks its shapes as it is built
+            with torch.device("meta"):
+                build_network(cfg, data.input_shape, data.num_classes)
     except (ArchError, ConfigError) as e:
         raise ConfigError(f"{given}: {e}") from None
 
