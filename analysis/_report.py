@@ -16,6 +16,7 @@ import json
 import math
 import shlex
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -115,6 +116,8 @@ th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
 td.t, th.t { text-align: left; } td.why { white-space: normal; min-width: 280px;
   text-align: left; color: var(--muted); }
 tr.best td { background: #e8f5e9; } tr.baseline td { background: #f1f1f1; }
+.live-banner { position: sticky; top: 0; z-index: 10; background: #fff3cd; color: #664d03;
+  border-bottom: 1px solid #e0c36a; padding: 0.5em 1em; font-weight: 600; }
 dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; font-size: 13px; }
 dl.prov dt { color: var(--muted); } dl.prov dd { margin: 0; word-break: break-word; }
 """
@@ -723,11 +726,45 @@ def _pareto_section(best: Mapping[str, Any], trials: pd.DataFrame, pick: int | N
     )
 
 
-def build_report(experiment: Experiment | str | Path, pick: int | None = None) -> str:
+@dataclass(frozen=True)
+class Running:
+    """A search still running: the report says so in a banner and reloads itself."""
+
+    finished: int  # trials finished
+    total: int  # trials the search will run
+    updated: datetime  # when this copy of the report was written
+    reload_s: float  # the page reloads itself after this long (the rewrite interval)
+    stage: str = ""  # e.g. "confirming the winner over seeds", after the search's trials
+
+    def banner(self) -> str:
+        stage = f"; {self.stage}" if self.stage else ""
+        return (
+            f"running: {self.finished} of {self.total} trials finished{stage}, updated "
+            f"{self.updated.astimezone().strftime('%H:%M')}"
+        )
+
+
+# While a search runs the page reloads itself; the scroll position survives the reload.
+LIVE_SCRIPT = """
+(function () {
+  var key = "cnn-tuner-scroll:" + location.pathname;
+  var y = sessionStorage.getItem(key);
+  if (y !== null) { window.scrollTo(0, parseInt(y, 10)); }
+  window.addEventListener("beforeunload", function () {
+    sessionStorage.setItem(key, String(window.scrollY));
+  });
+})();
+"""
+
+
+def build_report(
+    experiment: Experiment | str | Path, pick: int | None = None, live: Running | None = None
+) -> str:
     """The report's HTML for an experiment (an Experiment or its directory).
 
     pick: in a multi-objective search, the Pareto point (trial index) the best-model section
-    shows instead of the knee.
+    shows instead of the knee. live: the search is still running (a banner, and the page
+    reloads itself every live.reload_s seconds); None for a finished or stopped search.
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     shown = exp.best
@@ -831,14 +868,22 @@ def build_report(experiment: Experiment | str | Path, pick: int | None = None) -
         for sid, title, html_body in sections
     )
     specs = {div: figure_spec(fig) for div, fig in figures.items()}
+    refresh = banner = ""
+    if live is not None:
+        refresh = f'<meta http-equiv="refresh" content="{max(5, round(live.reload_s))}">'
+        banner = (
+            f'<div class="live-banner" id="live-banner" role="status">{esc(live.banner())}'
+            f"</div><script>{LIVE_SCRIPT}</script>\n"
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(exp.name)}: search report</title>"
+        f"{refresh}<title>{esc(exp.name)}: search report</title>"
         f"<style>{CSS}</style>\n"
         f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
-        "</head><body><main>\n"
+        "</head><body>\n"
+        f"{banner}<main>\n"
         f"{_header(exp, compute, best_index)}\n<nav>{nav}</nav>\n{body}\n</main>\n"
         f'<script type="application/json" id="figure-data">{script_json(specs)}</script>\n'
         f"<script>{SCRIPT % json.dumps(PLOT_CONFIG)}</script>\n"
@@ -851,13 +896,14 @@ def write_report(
     output: str | Path | None = None,
     pick: int | None = None,
     warn: Callable[[str], None] | None = None,
+    live: Running | None = None,
 ) -> Path:
     """Build the report and write it atomically to `output` (default
-    <experiment>/report.html). Returns the path written. pick: see build_report. warn: told
-    each line of what reading the experiment skipped (files cut short)."""
+    <experiment>/report.html). Returns the path written. pick, live: see build_report. warn:
+    told each line of what reading the experiment skipped (files cut short)."""
     exp = load_experiment(experiment_dir)
     for line in exp.warnings:
         if warn is not None:
             warn(line)
     path = Path(output) if output is not None else exp.path / REPORT_HTML
-    return tuner.io.atomic_write_text(path, build_report(exp, pick))
+    return tuner.io.atomic_write_text(path, build_report(exp, pick, live))

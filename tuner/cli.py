@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuner.driver.config import SearchConfig
-from tuner.driver.options import add_options, duration, non_negative_int, positive_int
+from tuner.driver.options import add_options, duration, non_negative_int, number, positive_int
 from tuner.experiment import (
     BEST_JSON,
     CONFIRM_DIR,
@@ -128,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--confirm-seeds", type=positive_int, default=None, metavar="S",
                          help="fresh seeds each, at least 2 (default: the search's, "
                          "3)")  # fmt: skip
+    status = sub.add_parser(
+        "status", help="where a running or finished search stands",
+        description="Print a search's state from its files (no Ray needed, from any shell): "
+        "trials finished, running and pending, the best so far with its configuration, the "
+        "epochs trained, and the time left under --time-budget (or at the pace so far).",
+    )  # fmt: skip
+    status.add_argument("dir", metavar="DIR", help="the experiment directory")
+    status.add_argument("--watch", nargs="?", type=number, const=2.0, default=None,
+                        metavar="SECONDS", help="refresh every SECONDS (default 2) until the "
+                        "search is no longer running; Ctrl-C stops watching")  # fmt: skip
+    status.add_argument(
+        "--json", action="store_true", help="print it as JSON (with --watch, one object per line)"
+    )
     report = sub.add_parser(
         "report", help="(re)write an experiment's HTML report",
         description="Write the self-contained HTML report of an experiment directory (finished, "
@@ -322,6 +335,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from tuner.errors import ConfigError
+    from tuner.experiment.status import format_status, read_status
+
+    if args.watch is not None and not args.watch > 0:
+        return _fail(f"--watch must be a number of seconds > 0, got {args.watch:g}")
+    screen = None
+    if args.watch is not None and sys.stdout.isatty() and not args.json:
+        from rich.console import Console
+
+        screen = Console()  # redrawn in place on a terminal; a log gets one block per refresh
+    try:
+        while True:
+            status = read_status(args.dir)
+            text = json.dumps(status) if args.json else format_status(status)
+            if screen is not None:
+                screen.clear()
+                screen.print(text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                print(text, flush=True)
+            if args.watch is None or status["state"] not in ("running", "starting"):
+                return 0
+            time.sleep(args.watch)
+    except ConfigError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tuner.deploy.classifier import load_model
     from tuner.errors import ConfigError, DataError
@@ -376,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_spaces(args)
     if args.command == "report":
         return _cmd_report(args)
+    if args.command == "status":
+        return _cmd_status(args)
     if args.command == "confirm":
         return _cmd_confirm(args)
     if args.command == "resume":

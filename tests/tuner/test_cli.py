@@ -195,7 +195,9 @@ def test_every_search_option_reaches_the_search_config():
          "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "0.5",
          "--address", "head:6379", "--out", "elsewhere", "--name", "mine", "--seed", "9",
          "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
-         "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build"]
+         "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build",
+         "--warm-start", "/old/experiment", "--report-every", "5s",
+         "--mlflow", "file:///tmp/mlruns"]
     )  # fmt: skip
     cfg = config_from_args(args)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
@@ -209,6 +211,7 @@ def test_every_search_option_reaches_the_search_config():
     assert (cfg.out, cfg.name, cfg.seed, cfg.max_failures, cfg.verbose) == (
         "elsewhere", "mine", 9, 0, True)  # fmt: skip
     assert cfg.model == "mypkg.nets:build"  # an import path stays as given (files: absolute)
+    assert (cfg.warm_start, cfg.report_every) == ("/old/experiment", 5.0)
     # --config is the experiment file the other options may come from (test_config_file.py)
     flags = {a.dest for a in _search_parser()._actions} - {"help", "config"}
     assert flags <= set(vars(cfg)), flags - set(vars(cfg))  # no flag is dropped on the way

@@ -39,6 +39,9 @@ def is_baseline(trial: Any) -> bool:
     return str(getattr(trial, "experiment_tag", "")).split("_", 1)[0] == "1"
 
 
+WORST_REWARD = -1e300  # finite: below every real (negated) validation loss
+
+
 class PeerJudgedBracket(_Bracket):
     """An ASHA bracket whose rungs in `judged` continue only the best floor(n/rf) trials."""
 
@@ -49,6 +52,10 @@ class PeerJudgedBracket(_Bracket):
 
     def on_result(self, trial: Any, cur_iter: int, cur_rew: float | None) -> str:
         action = TrialScheduler.CONTINUE
+        if cur_rew is not None and cur_rew == -math.inf:  # a diverged trial's val_loss of inf
+            # Recorded as -inf, it made Ray's cutoff (np.nanpercentile) compute inf - inf and
+            # warn "invalid value" for every trial after it at that rung; it ranks last anyway.
+            cur_rew = WORST_REWARD
         for milestone, recorded in self._rungs:  # highest first
             if cur_iter < milestone or trial.trial_id in recorded:
                 continue

@@ -30,7 +30,7 @@ from tuner.driver.options import (
     positive_int,
 )
 from tuner.driver.options import parse_duration as parse_duration  # its home before options.py
-from tuner.experiment import MODEL_FILE
+from tuner.experiment import MODEL_FILE, REPORT_HTML
 from tuner.train.config import ConfigError
 from tuner.train.user_model import absolute_spec, import_callable
 
@@ -223,6 +223,19 @@ class SearchConfig:
         help="skip the confirm stage: the winner is the search's best single run "
         f"({MODEL_FILE} is still written); `tuner confirm DIR` runs the stage later",
     )  # fmt: skip
+    mlflow: str | None = option(
+        None, group=OUTPUT, metavar="URI",
+        help="also log every trial (its config and each epoch's metrics) to MLflow at this "
+        "tracking URI (file:///path/mlruns, http://host:5000), through Ray Tune's MLflow "
+        "callback; needs mlflow: pip install \"cnn-tuner[mlflow]\"",
+    )  # fmt: skip
+    # A copy costs about a second at 200 trials (bench/live_report.py, BENCHMARKS.md): once a
+    # minute is under 2 % of the driver's time.
+    report_every: float = option(  # seconds
+        60.0, group=OUTPUT, type=interval, metavar="DURATION",
+        help=f"while the search runs, rewrite {REPORT_HTML} this often (e.g. 30s, 5m), with a "
+        "banner, reloading itself in the browser; 0 = only at the end; default %(default)g",
+    )  # fmt: skip
     verbose: bool = option(False, group=OUTPUT, flags=("-v", "--verbose"),
                            help="show Ray's own logs")  # fmt: skip
 
@@ -295,6 +308,14 @@ class SearchConfig:
             raise ConfigError(str(e)) from e
         if self.model:
             import_callable(self.model)  # ConfigError: no such file, no such function
+        if self.mlflow:
+            import importlib.util
+
+            if importlib.util.find_spec("mlflow") is None:
+                raise ConfigError(
+                    "--mlflow needs MLflow, which is not installed: "
+                    'pip install "cnn-tuner[mlflow]" (or mlflow)'
+                )
         for field, value in (("samples", self.samples), ("epochs", self.epochs),
                              ("grace-period", self.grace_period)):  # fmt: skip
             _positive_int(field, value)

@@ -189,6 +189,8 @@ def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO
     from ray.tune.schedulers import FIFOScheduler
 
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.live_report import LiveReport
+    from tuner.driver.tensorboard import TensorBoardLogger
     from tuner.driver.trainable import train_confirm_run
     from tuner.driver.tuner_setup import make_trainable
 
@@ -218,6 +220,10 @@ def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO
                 StateBackup(cfg.experiment_dir / CONFIRM_DIR),
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
+                TensorBoardLogger(wrapped=CONFIG_KEY),
+                LiveReport(
+                    cfg.experiment_dir, len(runs), cfg.report_every, confirm_of=cfg.samples
+                ),  # fmt: skip
             ],
         ),
     )

@@ -1,9 +1,15 @@
 """A compact progress display for a running search (a Ray Tune callback in the driver).
 
 Ray's own trial table is long and scrolls; users want to know how far along the search is and
-what the best result is so far. On a terminal one status line is redrawn in place; in a log
+what the best result is so far. In an interactive terminal one live bar (drawn by rich) shows
+trials and epochs done, the best so far, the time elapsed and the time left; in a log or CI
 (not a TTY) a status line is printed at most every `log_every_s`. Every finished trial gets
 one permanent line either way.
+
+The bar's progress is counted in epochs: a finished trial counts its whole budget (ASHA stops
+most trials early, so epochs trained alone would never reach the end), a running one the
+epochs it has trained. Time left is rich's estimate from that pace, or what is left of
+--time-budget when that is sooner.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ ACTIVE: SearchProgress | None = None  # the running search's display (read by Ct
 
 class SearchProgress(Callback):
     def __init__(
-        self, samples: int, epochs: int, stream: TextIO | None = None, log_every_s: float = 15.0
+        self,
+        samples: int,
+        epochs: int,
+        stream: TextIO | None = None,
+        log_every_s: float = 15.0,
     ) -> None:
         self.samples, self.epochs = samples, epochs
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
+        self._bar: _Bar | None = None  # the live bar (TTY only), made when the search starts
         self.log_every_s = log_every_s
         self.start = time.monotonic()
         self.last_log = 0.0
@@ -43,6 +54,7 @@ class SearchProgress(Callback):
         log file) may not pickle, and a resumed search prints to its own stdout anyway."""
         state = self.__dict__.copy()
         state["stream"] = None
+        state["_bar"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -51,6 +63,7 @@ class SearchProgress(Callback):
                             ("failures", dict)):  # fmt: skip
             state.setdefault(name, empty())
         state.setdefault("peak_running", 0)
+        state["_bar"] = None
         self.__dict__.update(state)
         self.stream = sys.stdout
         self.tty = self.stream.isatty()
@@ -65,6 +78,9 @@ class SearchProgress(Callback):
             self.samples = max(self.samples, internals.RAISED_SAMPLES)
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
         self.failures = {}
+        self.start = time.monotonic()  # a resumed run's clock (and --time-budget) starts now
+        if self.tty and self._bar is None:
+            self._bar = _Bar(self.stream, self.samples * self.epochs)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self.running.add(trial.trial_id)
@@ -109,9 +125,10 @@ class SearchProgress(Callback):
         # Tune's own saved state can lag behind: a trial whose worker died with no retries
         # left was saved as RUNNING (Ray 2.60), although Tune had ended it in ERROR.
         self.final_status = {t.trial_id: t.status for t in trials}
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(self._progress(trials), self._summary(trials, bar=True))
+            self._bar.stop()
+            self._bar = None
 
     # -- output -------------------------------------------------------------------------------
     def _finish(self, trials: list, trial: Any, outcome: str, result: dict) -> None:
@@ -131,36 +148,92 @@ class SearchProgress(Callback):
         )
         self._write_line(line)
 
-    def _summary(self, trials: list) -> str:
+    def _summary(self, trials: list, bar: bool = False) -> str:
         # Counted from Tune's trial list, not from this object's history: after `tuner resume`
         # the restored trials are in the list but this callback never saw them finish.
         running = sum(1 for t in trials if t.status == "RUNNING")
         done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
         epochs = sum(int((t.last_result or {}).get("epoch", 0)) for t in trials)
-        elapsed = time.monotonic() - self.start
         best = (
             f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})"
             if self.best
             else "no result yet"
         )
-        return (
-            f"[{_clock(elapsed)}] {done}/{self.samples} trials done, "
-            f"{running} running, {epochs} epochs trained, {best}"
-        )
+        if bar:  # short, beside the bar, which draws the clock itself
+            best_text = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else ""
+            return f"{done}/{self.samples} trials, {running} running, {epochs} epochs {best_text}"
+        counts = f"{done}/{self.samples} trials done, {running} running, {epochs} epochs trained"
+        return f"[{_clock(time.monotonic() - self.start)}] {counts}, {best}"
+
+    def _progress(self, trials: list) -> int:
+        """Epochs of the whole budget accounted for: a finished trial's every epoch, a running
+        trial's epochs trained."""
+        total = 0
+        for t in trials:
+            if t.status in ("TERMINATED", "ERROR"):
+                total += self.epochs
+            else:
+                total += min(self.epochs, int((t.last_result or {}).get("epoch", 0)))
+        return total
 
     def _status(self, trials: list) -> None:
         now = time.monotonic()
-        if self.tty:
-            self.stream.write("\r\033[K" + self._summary(trials))
-            self.stream.flush()
+        if self._bar is not None:
+            from tuner.driver.interrupt import current_run_seconds, current_time_budget
+
+            # The run in progress's budget (a resume's own, or none), as ClockGuard applies it.
+            budget, spent = current_time_budget(), current_run_seconds()
+            left = None
+            if budget is not None:
+                left = max(0.0, budget - (spent if spent is not None else now - self.start))
+            self._bar.update(self._progress(trials), self._summary(trials, bar=True), left)
         elif now - self.last_log >= self.log_every_s:
             self.last_log = now
             self._write_line(self._summary(trials))
 
     def _write_line(self, line: str) -> None:
-        prefix = "\r\033[K" if self.tty else ""
-        self.stream.write(prefix + line + "\n")
+        if self._bar is not None:  # above the live bar, which stays at the bottom
+            self._bar.print(line)
+            return
+        self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class _Bar:
+    """rich's live progress bar on the terminal `stream`: one line, redrawn in place."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+
+        self.console = Console(file=stream)
+        self.progress = Progress(
+            BarColumn(bar_width=20), TimeElapsedColumn(), TextColumn("left"),
+            TimeRemainingColumn(),
+            # the text gives way (an ellipsis) on a narrow terminal; the bar and clocks do not
+            TextColumn("{task.fields[left]}{task.description}",
+                       table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+            console=self.console, transient=False, refresh_per_second=4, expand=True,
+        )  # fmt: skip
+        self.task = self.progress.add_task("starting", total=max(1, total), left="")
+        self.progress.start()
+
+    def update(self, completed: int, text: str, budget_left: float | None = None) -> None:
+        left = f"(budget {_clock(budget_left)}) " if budget_left is not None else ""
+        self.progress.update(self.task, completed=completed, description=text, left=left)
+
+    def print(self, line: str) -> None:
+        self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self.progress.stop()
 
 
 def _clock(seconds: float) -> str:

@@ -38,7 +38,7 @@ from tuner.driver.provenance import Timings
 from tuner.driver.ray_runtime import while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
-from tuner.driver.tuner_setup import open_study_storage
+from tuner.driver.tuner_setup import check_mlflow, open_study_storage
 from tuner.errors import ConfigError
 from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
 from tuner.experiment.records import ProvenanceRecord
@@ -61,6 +61,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     cfg.validate()
     if cfg.warm_start:  # the rest of its checks need the dataset's shape: prepare() below
         warm_start.check_source(cfg.warm_start)
+    if cfg.mlflow:
+        check_mlflow(cfg.mlflow)
     timings = Timings()
     loaded: tuple[DatasetBundle, TrialData] | None = None
     if cfg.max_params is not None or cfg.max_macs is not None:
@@ -218,7 +220,7 @@ def _run(run: SearchRun) -> SearchResult:
 
     import ray
 
-    from tuner.driver import confirm, progress
+    from tuner.driver import confirm, live_report, progress
     from tuner.driver.interrupt import Interrupts
 
     cfg, record, timings = run.cfg, run.record, run.timings
@@ -247,6 +249,8 @@ def _run(run: SearchRun) -> SearchResult:
                 raise disk_full_error(cfg.experiment_dir) from None
             raise
         finally:
+            # every live copy of the report written before the final one replaces it
+            record.setdefault("live_report", []).append(live_report.wait_all())
             if run.we_started_ray:
                 with timings("ray_shutdown"):
                     ray.shutdown()

@@ -93,8 +93,10 @@ def build_tuner(
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.live_report import LiveReport
     from tuner.driver.progress import SearchProgress
     from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.driver.tensorboard import TensorBoardLogger
     from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -154,9 +156,55 @@ def build_tuner(
                 StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
                 JsonLoggerCallback(),  # result.json: what tuner.experiment reads
                 CSVLoggerCallback(),  # progress.csv
+                TensorBoardLogger(),  # events.out.tfevents.*: tensorboard --logdir DIR
+                LiveReport(cfg.experiment_dir, cfg.samples, cfg.report_every),
+                *_mlflow(cfg),
             ],
         ),
     )
+
+
+def check_mlflow(uri: str) -> None:
+    """ConfigError (one line) unless MLflow answers at `uri`, before anything starts.
+
+    A file:// URI is a file store, which MLflow 3 keeps only in maintenance mode and refuses
+    unless MLFLOW_ALLOW_FILE_STORE is set: asked for by name here, it is allowed (for this
+    process and the callback's).
+    """
+    import os
+
+    from tuner.errors import ConfigError
+
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    # MLflow's HTTP client retries for minutes by default: this check asks once, for 10 s.
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    before = {k: os.environ.get(k) for k in quick}
+    os.environ.update(quick)
+    try:
+        import mlflow
+
+        mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as e:  # a refused store, an unreachable server, a bad URI: one line
+        detail = " ".join(str(e).split())[:300]
+        raise ConfigError(f"--mlflow {uri}: MLflow does not answer there: {detail}") from None
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _mlflow(cfg: SearchConfig) -> list[Any]:
+    """Ray Tune's own MLflow callback, with --mlflow: a run per trial in the MLflow experiment
+    named after this search, its config as params and every epoch's metrics."""
+    if not cfg.mlflow:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    return [MLflowLoggerCallback(tracking_uri=cfg.mlflow, experiment_name=cfg.name,
+                                 save_artifact=False)]  # fmt: skip
 
 
 def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:

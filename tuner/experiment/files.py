@@ -69,7 +69,8 @@ def trial_dir_name(trial: Any) -> str:
     """Short trial directory names, `trial_0003_<id>`, numbered from 0 in creation order.
 
     Ray's experiment tag starts with a 1-based counter; trial 0 is the first suggestion (the
-    lab's baseline) and matches the Optuna trial number.
+    lab's baseline). Its Optuna trial is found by the `tune_trial_id` user attribute, not by
+    number: a --warm-start study holds the imported trials first.
     """
     counter = int(str(trial.experiment_tag).split("_", 1)[0])
     return f"{TRIAL_PREFIX}{counter - 1:04d}_{trial.trial_id}"

@@ -64,3 +64,17 @@ def test_the_baseline_is_judged_by_rays_rule(tmp_path):
     assert baseline == ["CONTINUE"]  # trial 0, first at the rung: the reference runs on
     unprotected = decisions(make(tmp_path / "u", samples=27), [2.0])
     assert unprotected == ["STOP"]
+
+
+def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_path):
+    import json
+    import math
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Ray's cutoff warned "invalid value" after an inf
+        ray = decisions(make(tmp_path / "r", samples=None), [2.0, math.inf, 1.5, 3.0, 1.0])
+    # Ray's rule: the median of the rung so far; the inf is its worst value, not a NaN
+    assert ray == ["CONTINUE", "STOP", "CONTINUE", "STOP", "CONTINUE"]
+    saved = json.loads((tmp_path / "r" / "asha.json").read_text())
+    assert "Infinity" not in json.dumps(saved)  # a finite floor, valid JSON

@@ -1,0 +1,240 @@
+"""Watching a search while it runs, for real: one 4-trial digits search (one trial made to
+diverge), run in a pseudo-terminal, with the live report rewritten every second and every
+trial logged to MLflow. While it runs: the report's banner, `tuner status`, and optuna-dashboard
+reading the study over HTTP. After it: TensorBoard's own reader on the event files, the report
+without its banner, `tuner status` against trials.csv, the MLflow runs, and the progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pty
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SPACE = """
+import os
+import time
+from pathlib import Path
+
+import optuna
+
+
+def space(trial):
+    trial.suggest_int("channels_b0", 4, 16)
+    constants = {"n_blocks": 1, "fc_layers": 0, "optimizer": "sgd", "momentum": 0.9}
+    # The test holds the search mid-run: the driver asks for trial 3 only once the test has
+    # looked (the dry run's in-memory studies pass straight through).
+    search = not isinstance(trial.study._storage, optuna.storages.InMemoryStorage)
+    if search and trial.number == 3:
+        gate, deadline = Path(os.environ["LIVE_TEST_GATE"]), time.monotonic() + 300
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if trial.number == 1:  # this one diverges: its loss turns non-finite in epoch 1
+        return {**constants, "lr": 1e6}
+    trial.suggest_float("lr", 0.02, 0.1, log=True)
+    return constants
+"""
+EPOCHS = 3
+BANNER = 'id="live-banner"'
+
+
+def tuner(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tuner.cli", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_json(exp: Path) -> dict:
+    proc = subprocess.run(tuner("status", str(exp), "--json"), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
+        return json.loads(response.read())
+
+
+def read_dashboard(db: Path) -> list[dict]:
+    """Start optuna-dashboard on the study, read its trials over HTTP, stop it by its pid."""
+    port = free_port()
+    dashboard = subprocess.Popen(
+        [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{db}",
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = get_json(f"http://127.0.0.1:{port}/api/studies")
+                break
+            except OSError:
+                if time.monotonic() > deadline or dashboard.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        assert isinstance(studies, dict) and len(studies["study_summaries"]) == 1
+        study_id = studies["study_summaries"][0]["study_id"]
+        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study_id}?after=0")
+        assert isinstance(detail, dict)
+        return list(detail["trials"])
+    finally:
+        dashboard.terminate()  # by its own handle: nothing else is touched
+        dashboard.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    work = tmp_path_factory.mktemp("live")
+    (work / "space.py").write_text(SPACE)
+    exp = work / "out" / "watched"
+    mlruns = work / "mlruns"
+    gate = work / "go"
+    primary, secondary = pty.openpty()  # the search's stdout is a terminal
+    proc = subprocess.Popen(
+        tuner("search", "--space", "space.py:space", "--dataset", "digits", "--samples", "4",
+              "--epochs", str(EPOCHS), "--searcher", "random", "--seed", "3", "--concurrency",
+              "2", "--no-confirm", "--report-every", "1s", "--mlflow", mlruns.as_uri(),
+              "--out", "out", "--name", "watched"),
+        cwd=work, stdout=secondary, stderr=subprocess.PIPE, close_fds=True,
+        env={**os.environ, "COLUMNS": "120", "LIVE_TEST_GATE": str(gate)},
+    )  # fmt: skip
+    os.close(secondary)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    seen = {"banner": None, "status": None, "dashboard": None}
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (exp / "optuna.db").is_file():
+            status = status_json(exp)
+            if status["state"] == "running" and status["finished"] >= 1:
+                break  # held before trial 3: it stays so until the gate opens
+        time.sleep(0.5)
+    assert proc.poll() is None, "the search ended before the test could look at it"
+    seen["status"] = status_json(exp)
+    seen["banner"] = (exp / "report.html").read_text()
+    seen["dashboard"] = read_dashboard(exp / "optuna.db")
+    gate.touch()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    code = proc.wait()
+    reader.join(timeout=10)
+    os.close(primary)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert code == 0, (stderr + terminal)[-3000:]
+    return {"exp": exp, "mlruns": mlruns, "terminal": terminal, "stderr": stderr, **seen}
+
+
+def test_event_files_hold_one_scalar_per_epoch_and_no_nan(watched):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    exp = watched["exp"]
+    trials = pd.read_csv(exp / "trials.csv")
+    assert set(trials["status"]) >= {"diverged"}  # trial 1
+    for _, row in trials.iterrows():
+        events = EventAccumulator(str(exp / row["trial_dir"]))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        values = {tag: events.Scalars(tag) for tag in tags}
+        assert all(math.isfinite(e.value) for scalars in values.values() for e in scalars)
+        if row["status"] == "diverged":
+            assert "loss/val" not in tags  # inf: never written
+            texts = events.Tensors("status/text_summary")
+            assert b"diverged at epoch 1" in texts[0].tensor_proto.string_val[0]
+        else:
+            for tag in ("loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr",
+                        "images_per_s", "epoch_time_s"):  # fmt: skip
+                assert [e.step for e in values[tag]] == list(range(1, row["epochs_run"] + 1))
+            assert values["accuracy/val"][-1].value == pytest.approx(row["val_acc"])
+        # the HParams plugin's records, written when the trial ended
+        assert set(events.PluginTagToContent("hparams")) == {
+            "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"
+        }  # fmt: skip
+
+
+def test_the_report_had_a_banner_while_running_and_none_after(watched):
+    live = watched["banner"]
+    assert BANNER in live and '<meta http-equiv="refresh"' in live
+    import re
+
+    shown = re.search(r"running: (\d) of 4 trials finished, updated \d\d:\d\d", live)
+    assert shown is not None and int(shown.group(1)) <= watched["status"]["finished"]
+    final = (watched["exp"] / "report.html").read_text()
+    assert BANNER not in final and 'http-equiv="refresh"' not in final
+
+
+def test_tuner_status_agrees_with_trials_csv_mid_run_and_at_the_end(watched):
+    exp = watched["exp"]
+    trials = pd.read_csv(exp / "trials.csv")
+    mid = watched["status"]
+    assert mid["state"] == "running" and mid["finished"] + mid["running"] + mid["pending"] == 4
+    assert 1 <= mid["finished"] <= 3 and mid["pending"] >= 1  # trial 3 not yet asked for
+    # what had finished then is in trials.csv with the same outcome
+    for status, count in mid["by_status"].items():
+        if status != "running":
+            assert (trials["status"] == status).sum() >= count
+    end = status_json(exp)
+    assert end["state"] == "finished" and end["finished"] == 4 and end["pending"] == 0
+    assert end["by_status"] == trials["status"].value_counts().to_dict()
+    assert end["epochs_trained"] == trials["epochs_run"].sum()
+    best = trials.loc[trials["best_val_acc"].idxmax()]
+    assert end["best"]["trial_index"] == best["trial_index"]
+    assert mid["epochs_trained"] <= end["epochs_trained"]
+
+
+def test_optuna_dashboard_read_the_running_study(watched):
+    trials = watched["dashboard"]
+    assert trials is not None and 1 <= len(trials) <= 4
+    assert all("params" in t and "state" in t for t in trials)
+
+
+def test_mlflow_lists_every_trial(watched, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: a file store on request
+    client = mlflow.MlflowClient(tracking_uri=watched["mlruns"].as_uri())
+    experiment = client.get_experiment_by_name("watched")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 4
+    trials = pd.read_csv(watched["exp"] / "trials.csv")
+    for run in runs:
+        assert "channels_b0" in run.data.params
+    finished = [r for r in runs if "val_acc" in r.data.metrics]
+    assert len(finished) >= len(trials[trials["status"] != "diverged"])
+
+
+def test_the_terminal_got_a_live_bar_and_the_trial_lines(watched):
+    terminal = watched["terminal"]
+    assert "━" in terminal  # rich's bar
+    assert "[4/4 done]" in terminal and "4/4 trials" in terminal  # a trial line, the bar's text
+    for index in range(4):
+        assert f"trial {index:>3}" in terminal

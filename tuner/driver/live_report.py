@@ -1,0 +1,135 @@
+"""A report that fills in while the search runs (a Ray Tune callback in the driver).
+
+report.html is rewritten, atomically, at most once every --report-every seconds (default 60),
+whenever something changed since the last copy: an epoch reported or a trial ended. The copy
+carries a banner ("running: 7 of 20 trials finished, updated 14:02") and reloads itself; the
+final report, written when the search ends (tuner/driver/finish.py), has neither.
+
+Each copy is written in a thread of its own, so Tune's loop goes on while the tables are read
+from the trial directories and the page is drawn; a copy still being written when the next is
+due is not doubled. Its cost is measured by bench/live_report.py (write time at 200 and 1,000
+trials, and its share of a 200-trial search's driver time): see BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from tuner.driver.asha import experiment_path
+
+DONE = ("TERMINATED", "ERROR")
+ACTIVE: list[LiveReport] = []  # this run's live reports (the search's, the confirm stage's)
+
+
+def wait_all() -> dict[str, float]:
+    """Wait for every copy being written (the final report comes after them); forget this
+    run's live reports and return what they cost: {"writes", "seconds"} (provenance.json)."""
+    writes, seconds = 0, 0.0
+    for live in ACTIVE:
+        live.wait()
+        writes, seconds = writes + live.writes, seconds + live.seconds
+    ACTIVE.clear()
+    return {"writes": writes, "seconds": round(seconds, 3)}
+
+
+class LiveReport(Callback):
+    """Rewrites `experiment_dir`/report.html while trials run. total: the search's trial count.
+    confirm_of: set for the confirm stage's runs (the search's trial count), whose banner then
+    counts the stage's runs."""
+
+    def __init__(
+        self, experiment_dir: Path, total: int, every: float, confirm_of: int | None = None
+    ) -> None:
+        self.experiment_dir = Path(experiment_dir)
+        self.total = total
+        self.every = every
+        self.confirm_of = confirm_of
+        self.writes = 0  # copies written in this run, and the seconds they took
+        self.seconds = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._last = -float("inf")
+        self._changed = True  # the first step writes a copy: the page exists from the start
+        self._thread: threading.Thread | None = None
+        self._warned = False
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks into tuner.pkl
+        state = self.__dict__.copy()
+        state["_thread"] = None
+        return state
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        from tuner.driver import internals
+
+        if internals.RAISED_SAMPLES is not None and self.confirm_of is None:
+            self.total = max(self.total, internals.RAISED_SAMPLES)  # tuner resume --samples
+        self._reset()
+        self.writes, self.seconds = 0, 0.0
+        ACTIVE.append(self)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
+        self._changed = True
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self._changed = True
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
+        self._changed = True
+
+    def on_step_end(self, iteration: int, trials: list, **_) -> None:
+        if self.every <= 0 or not self._changed:
+            return
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return  # the last copy is still being written
+        self._last, self._changed = now, False
+        done = sum(1 for t in trials if t.status in DONE)
+        # Where the trials run now: a resume restores this object from tuner.pkl with the path
+        # the experiment had when it started, and the directory may have moved since.
+        here = experiment_path(trials[0]) if trials else None
+        if here is not None:
+            self.experiment_dir = Path(here).parent if self.confirm_of is not None else Path(here)
+        self._thread = threading.Thread(
+            target=self._write, args=(done,), name="live-report", daemon=True
+        )
+        self._thread.start()
+
+    def on_experiment_end(self, trials: list, **_) -> None:
+        self.wait()
+
+    def wait(self) -> None:
+        """Until the copy being written is written: the final report must come after it."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _write(self, done: int) -> None:
+        from analysis import Running, write_report
+
+        if self.confirm_of is None:
+            running = Running(done, self.total, datetime.now(), self.every)
+        else:
+            running = Running(
+                self.confirm_of, self.confirm_of, datetime.now(), self.every,
+                stage=f"confirming the winner over seeds: {done} of {self.total} runs done",
+            )  # fmt: skip
+        start = time.perf_counter()
+        try:
+            write_report(self.experiment_dir, live=running)
+        except Exception as e:  # a copy that fails must not stop the search; the final one
+            if not self._warned:  # is written (and its errors shown) when the search ends
+                self._warned = True
+                print(f"cnn-tuner: the live report could not be written: {e}", file=sys.stderr)
+            return
+        self.seconds += time.perf_counter() - start
+        self.writes += 1

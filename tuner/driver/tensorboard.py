@@ -1,0 +1,136 @@
+"""TensorBoard event files for every trial: `tensorboard --logdir EXPERIMENT_DIR`.
+
+Ray's own TBXLoggerCallback is off in this service: it logs every reported key, warns for every
+NaN a diverged trial reports, and flooded the log. This callback writes a fixed set of scalars
+per epoch into each trial's directory (events.out.tfevents.*), through tensorboardX, which Ray
+Tune already depends on:
+
+    loss/train, loss/val, accuracy/train, accuracy/val, lr, images_per_s, epoch_time_s
+
+A non-finite value is not written (TensorBoard draws it as a spike to infinity, or drops the
+whole run's axis); a diverged trial is tagged instead: a `status` text ("diverged at epoch 3")
+and status=diverged among its hyperparameters. When a trial ends, its hyperparameters and
+final metrics go to the HParams plugin, so the HParams tab compares trials side by side.
+
+Runs in the driver, on Tune's result callbacks: a few scalars per epoch, flushed when a trial
+ends and otherwise every FLUSH_SECS.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from tuner.experiment import finite
+
+# tag -> the reported metric it shows
+SCALARS = {
+    "loss/train": "train_loss",
+    "loss/val": "val_loss",
+    "accuracy/train": "train_acc",
+    "accuracy/val": "val_acc",
+    "lr": "lr",
+    "images_per_s": "images_per_s",
+    "epoch_time_s": "epoch_time_s",
+}
+# The HParams plugin's metrics: each trial's final figures (tags of their own, written once).
+FINAL_METRICS = {
+    "final/best_val_acc": "best_val_acc",
+    "final/best_val_loss": "best_val_loss",
+    "final/epochs": "epoch",
+}
+FLUSH_SECS = 30  # tensorboardX's own background flush; a trial's end flushes at once
+HPARAM_TYPES = (bool, int, float, str)
+
+
+def _hparam(value: Any) -> bool | int | float | str | None:
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, HPARAM_TYPES):
+        return value
+    return None if value is None else str(value)
+
+
+class TensorBoardLogger(Callback):
+    """One tensorboardX SummaryWriter per trial, in the trial's directory. wrapped: the key
+    under which a trial's config holds the configuration it trains (the confirm stage's runs:
+    {key: {"config": ..., "seed": ...}})."""
+
+    def __init__(self, wrapped: str | None = None) -> None:
+        self._wrapped = wrapped
+        self._writers: dict[str, Any] = {}
+        self._last: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks into tuner.pkl
+        return {"_wrapped": self._wrapped, "_writers": {}, "_last": {}}
+
+    def _writer(self, trial: Any) -> Any:
+        writer = self._writers.get(trial.trial_id)
+        if writer is None:
+            from tensorboardX import SummaryWriter
+
+            trial.init_local_path()
+            writer = SummaryWriter(str(Path(trial.local_path)), flush_secs=FLUSH_SECS)
+            self._writers[trial.trial_id] = writer
+        return writer
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if "epoch" not in result:
+            return
+        writer = self._writer(trial)
+        step = int(result["epoch"])
+        for tag, key in SCALARS.items():
+            value = finite(result.get(key))
+            if value is not None:  # NaN and inf are left out, without a warning
+                writer.add_scalar(tag, value, global_step=step)
+        if result.get("diverged"):
+            writer.add_text("status", f"diverged at epoch {step}", global_step=step)
+        self._last[trial.trial_id] = result
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        self._close(trial, failed=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        self._close(trial, failed=True)
+
+    def on_experiment_end(self, trials: list, **info):
+        for trial in trials:
+            if trial.trial_id in self._writers:
+                self._close(trial, failed=False)
+
+    def _close(self, trial: Any, failed: bool) -> None:
+        writer = self._writers.pop(trial.trial_id, None)
+        last = self._last.pop(trial.trial_id, None)
+        if writer is None:
+            return
+        try:
+            if last is not None:
+                self._write_hparams(writer, trial, last, failed)
+        finally:
+            writer.close()
+
+    def _write_hparams(self, writer: Any, trial: Any, last: dict[str, Any], failed: bool) -> None:
+        from tensorboardX.summary import hparams
+
+        config = trial.config or {}
+        if self._wrapped and self._wrapped in config:  # a confirm run: its config and seed
+            run = config[self._wrapped]
+            config = {**run["config"], "seed": run["seed"]}
+        params = {k: _hparam(v) for k, v in config.items()}
+        status = "error" if failed else "diverged" if last.get("diverged") else "finished"
+        params = {k: v for k, v in params.items() if v is not None}
+        params["status"] = status
+        metrics = {tag: finite(last.get(key)) for tag, key in FINAL_METRICS.items()}
+        metrics = {tag: value for tag, value in metrics.items() if value is not None}
+        experiment, start, end = hparams(hparam_dict=params, metric_dict=metrics)
+        writer.file_writer.add_summary(experiment)
+        writer.file_writer.add_summary(start)
+        writer.file_writer.add_summary(end)
+        step = int(last.get("epoch", 0))
+        for tag, value in metrics.items():  # the HParams tab reads these tags' scalars
+            writer.add_scalar(tag, value, global_step=step)
