@@ -190,3 +190,36 @@ def test_status_counts_the_trial_dirs_of_an_interrupted_search(tmp_path):
     assert running["state"] == "running" and running["time_left_is"] == "budget"
     started = datetime.fromisoformat("2026-12-01T10:00:00+00:00").timestamp()
     assert running["time_left_s"] == pytest.approx(max(0.0, 600 - (fresh - started)))
+
+
+def test_live_copies_keep_to_a_twentieth_of_the_drivers_time(tmp_path, monkeypatch):
+    from tuner.driver import live_report
+    from tuner.experiment import PROVENANCE_JSON, REPORT_HTML
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / PROVENANCE_JSON).write_text(json.dumps({"config": {"samples": 3, "epochs": 2}}))
+    clock = [1000.0]  # Tune's loop time, as the callback reads it
+    monkeypatch.setattr(live_report.time, "monotonic", lambda: clock[0])
+    live = live_report.LiveReport(exp, total=3, every=1.0)
+    live.setup()
+    live.on_step_end(0, [])
+    live.wait()
+    assert live.writes == 1 and 'id="live-banner"' in (exp / REPORT_HTML).read_text()
+    gap = live._gap
+    assert gap == pytest.approx(live_report.SHARE_LIMIT * live.seconds) and gap > 0
+    live.every = gap / 4  # a --report-every shorter than 20x what a copy takes
+    live.on_trial_complete(0, [], None)  # something changed
+    clock[0] += gap * 0.99  # past --report-every, not past 20x the last copy's time
+    live.on_step_end(0, [])
+    live.wait()
+    assert live.writes == 1
+    clock[0] += gap * 0.02
+    live.on_step_end(0, [])
+    live.wait()
+    assert live.writes == 2
+    clock[0] += 1e6
+    live.on_step_end(0, [])  # nothing changed since: no copy, however long it has been
+    live.wait()
+    assert live.writes == 2
+    assert live_report.wait_all()["writes"] == 2
