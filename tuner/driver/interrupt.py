@@ -48,6 +48,14 @@ def current_run_seconds() -> float | None:
     return time.monotonic() - _CURRENT.entered if _CURRENT is not None else None
 
 
+def time_budget_left() -> float | None:
+    """Seconds left of the run in progress's --time-budget (>= 0), or None without one."""
+    budget, spent = current_time_budget(), current_run_seconds()
+    if budget is None or spent is None:
+        return None
+    return max(0.0, budget - spent)
+
+
 class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ray.tune import Callback
@@ -33,8 +34,12 @@ class SearchProgress(Callback):
         epochs: int,
         stream: TextIO | None = None,
         log_every_s: float = 15.0,
+        budget_left: Callable[[], float | None] | None = None,
     ) -> None:
+        """budget_left: seconds left of --time-budget, shown beside the bar (a module-level
+        function: Tune pickles this callback into tuner.pkl)."""
         self.samples, self.epochs = samples, epochs
+        self.budget_left = budget_left
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self._bar: _Bar | None = None  # the live bar (TTY only), made when the search starts
@@ -179,13 +184,9 @@ class SearchProgress(Callback):
     def _status(self, trials: list) -> None:
         now = time.monotonic()
         if self._bar is not None:
-            from tuner.driver.interrupt import current_run_seconds, current_time_budget
-
             # The run in progress's budget (a resume's own, or none), as ClockGuard applies it.
-            budget, spent = current_time_budget(), current_run_seconds()
-            left = None
-            if budget is not None:
-                left = max(0.0, budget - (spent if spent is not None else now - self.start))
+            budget_left = getattr(self, "budget_left", None)
+            left = budget_left() if budget_left is not None else None
             self._bar.update(self._progress(trials), self._summary(trials, bar=True), left)
         elif now - self.last_log >= self.log_every_s:
             self.last_log = now

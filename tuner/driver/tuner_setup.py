@@ -93,6 +93,7 @@ def build_tuner(
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
+    from tuner.driver.interrupt import time_budget_left
     from tuner.driver.live_report import LiveReport
     from tuner.driver.progress import SearchProgress
     from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
@@ -150,7 +151,9 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             verbose=0,
             callbacks=[
-                SearchProgress(cfg.samples, cfg.epochs, stream=stream),
+                SearchProgress(
+                    cfg.samples, cfg.epochs, stream=stream, budget_left=time_budget_left
+                ),  # fmt: skip
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
                 StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
