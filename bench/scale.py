@@ -1,0 +1,135 @@
+"""The driver's own costs as a search grows ([scale], part 1): real searches of tiny trials.
+
+For each size (default 100, 300 and 1,000 trials) a fresh process runs one real search through
+the Python API: digits, a one-block CNN (a few ms an epoch), 2 epochs a trial, TPE + ASHA, the
+confirm stage off, concurrency 2 on this machine's 2 cores. It measures:
+
+- the wall clock per trial beyond the trials' own seconds: (the fit's wall time - the trials'
+  own wall seconds / concurrency) / trials;
+- the time of every Optuna suggestion (TruthfulOptunaSearch.suggest, timed in the driver)
+  against the trial's number: its median over the first and the last 50 trials, and its worst;
+- the driver process's peak RSS (the trials run in Ray's worker processes);
+- the time to build trials.csv and epochs.csv from the trial directories and their sizes.
+
+    python bench/scale.py --json bench/results/scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from _machine import HelpFormatter, cpu_model  # bench/ is sys.path[0]
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = """
+[constants]
+n_blocks = 1
+fc_layers = 0
+optimizer = "adam"
+[params]
+channels_b0 = { choices = [4, 8, 16] }
+lr = { float = [0.001, 0.1], log = true }
+batch_size = { choices = [64, 128, 256] }
+"""
+CONCURRENCY = 2
+
+
+def child(samples: int, out: Path) -> None:
+    """One search in this process; its figures to `out` (JSON)."""
+    import resource
+
+    sys.path.insert(0, str(ROOT))
+    from tuner import SearchConfig, search
+    from tuner.driver import searcher
+    from tuner.experiment import EPOCHS_CSV, TRIALS_CSV, collect_tables
+    from tuner.io import atomic_write_csv
+
+    timed: list[float] = []
+    original = searcher.TruthfulOptunaSearch.suggest
+
+    def suggest(self, trial_id: str):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return original(self, trial_id)
+        finally:
+            timed.append(time.perf_counter() - start)
+
+    searcher.TruthfulOptunaSearch.suggest = suggest  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "space.toml").write_text(SPACE)
+        cfg = SearchConfig(space=str(Path(d) / "space.toml"), dataset="digits",
+                           samples=samples, epochs=2, no_confirm=True, out=str(Path(d) / "out"),
+                           name="scale", concurrency=CONCURRENCY, seed=0)  # fmt: skip
+        start = time.perf_counter()
+        result = search(cfg, stream=open("/dev/null", "w"))
+        wall = time.perf_counter() - start
+        exp = result.experiment_dir
+        prov = json.loads((exp / "provenance.json").read_text())
+        fit = next((t.get("fit") or t.get("search") for t in prov.get("timings", [])), None)
+        trials = result.trials
+        own = float(trials["wall_seconds"].fillna(0).sum())
+        start = time.perf_counter()
+        rebuilt, epochs = collect_tables(exp, cfg.epochs)
+        atomic_write_csv(exp / "rebuilt-trials.csv", rebuilt)
+        atomic_write_csv(exp / "rebuilt-epochs.csv", epochs)
+        tables_s = time.perf_counter() - start
+        sizes = {name: (exp / name).stat().st_size for name in (TRIALS_CSV, EPOCHS_CSV)}
+    # suggest() is asked for every trial, and again after each refusal (none here)
+    first, last = timed[:50], timed[-50:]
+    figures = {
+        "samples": samples, "wall_s": wall, "fit_s": fit, "trials_own_s": own,
+        "overhead_per_trial_ms": None if fit is None else
+        1000 * (fit - own / CONCURRENCY) / samples,
+        "suggest_ms": {"first_50_median": 1000 * statistics.median(first),
+                       "last_50_median": 1000 * statistics.median(last),
+                       "max": 1000 * max(timed), "count": len(timed),
+                       "max_at": timed.index(max(timed))},
+        "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tables_s": tables_s, "trials_csv_bytes": sizes[TRIALS_CSV],
+        "epochs_csv_bytes": sizes[EPOCHS_CSV],
+    }  # fmt: skip
+    out.write_text(json.dumps(figures))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, Path(args.child_out))
+        return
+    out: dict = {"cpu": cpu_model(), "date": datetime.now().isoformat(timespec="seconds"),
+                 "targets": "1,000 trials: <= 20 ms driver overhead a trial; no suggestion "
+                 "over 200 ms at trial 1,000", "runs": []}  # fmt: skip
+    for n in args.sizes:
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            subprocess.run([sys.executable, __file__, "--child", str(n), "--child-out", f.name],
+                           check=True, cwd=ROOT)  # fmt: skip
+            r = json.loads(Path(f.name).read_text())
+        out["runs"].append(r)
+        s = r["suggest_ms"]
+        overhead = r["overhead_per_trial_ms"]
+        print(f"{n:>5} trials: {r['wall_s']:.0f} s; overhead "
+              f"{'?' if overhead is None else f'{overhead:.0f}'} ms a trial; suggest median "
+              f"{s['first_50_median']:.1f} ms (first 50) -> {s['last_50_median']:.1f} ms (last 50),"
+              f" max {s['max']:.0f} ms (at #{s['max_at']}); driver peak "
+              f"{r['driver_peak_rss_mb']:.0f} MB; tables {r['tables_s']:.2f} s, trials.csv "
+              f"{r['trials_csv_bytes'] / 1e3:.0f} kB, epochs.csv "
+              f"{r['epochs_csv_bytes'] / 1e3:.0f} kB", flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
