@@ -58,9 +58,9 @@ def _import_function(spec: str) -> Callable[..., Any]:
     """The function `file.py:function` names (one import per file and process, shared with
     --model's: a file may hold both a network and its space)."""
     from tuner.errors import ConfigError
-    from tuner.train.user_model import import_callable
+    from tuner.train.user_model import import_callable, is_file_spec
 
-    if not spec.rpartition(":")[0].endswith(".py"):
+    if not is_file_spec(spec):
         raise SpaceError(f"--space {spec}: expected path/to/file.py:function")
     try:
         return import_callable(spec, flag="--space")

@@ -94,9 +94,10 @@ def read_status(experiment_dir: str | Path, now: float | None = None) -> dict[st
         if newest is None:
             state = "starting" if provenance.get("started") else "interrupted"
 
-    best = None
-    done = trials[trials["status"].isin(FINISHED)] if not trials.empty else trials
-    row = pick_best(done if not done.empty else trials) if not trials.empty else None
+    best, row = None, None
+    if not trials.empty:  # the best of the finished trials, else of those running
+        done = trials[trials["status"].isin(FINISHED)]
+        row = pick_best(done if not done.empty else trials)
     if row is not None:
         best = {
             "trial_index": int(row["trial_index"]),
