@@ -242,15 +242,37 @@ print("allocated", flush=True)
 time.sleep(600)
 """
 
+# The trials' network: a layer that waits while the hold file exists, in a trial's process only
+# (the driver prices each configuration by running the network once, and must not wait). The
+# trials are then surely training while the hog's pages come in: an event, not a race (with
+# 60 free-running epochs, a quiet CI machine once finished them all before the kill).
+HOLD_NET = """
+import os, time
+from torch import nn
+
+
+class Hold(nn.Module):
+    def forward(self, x):
+        while os.getpid() != {driver} and os.path.exists({hold!r}):
+            time.sleep(0.05)
+        return x
+
+
+def build(params, input_shape, num_classes):
+    c, width = input_shape[0], params["channels_b0"]
+    return nn.Sequential(Hold(), nn.Conv2d(c, width, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+"""
+EPOCHS = 6
+
 
 def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(tmp_path):
     """Ray's memory monitor kills a worker when the node's memory use passes its threshold.
     Here the threshold is set 5 GB above what the machine uses now (room for Ray's own
-    processes and whatever else runs here), and a process outside Ray takes 10 GB once the
-    trials are training, 5 GB past the threshold; the monitor kills a trial, the hog is ended
-    as soon as a trial has failed, and the killed trial continues from its checkpoint. The
-    trials run 60 epochs so that they are still training when the hog's pages are in (CI,
-    with 40 epochs under outside load: the trials ended first and nothing was killed)."""
+    processes and whatever else runs here). Once a trial has a checkpoint, the trials are
+    held (HOLD_NET) and a process outside Ray takes 10 GB, 5 GB past the threshold; the
+    monitor kills a trial, the hog is ended and the hold lifted as soon as a trial has failed,
+    and the killed trial continues from its checkpoint."""
     import subprocess
     import sys
 
@@ -264,6 +286,9 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
         pytest.skip("needs 16 GB of free memory to push the node over a threshold safely")
     used = 1 - memory.available / memory.total
     threshold = min(0.95, used + 5 * 2**30 / memory.total)
+    hold = tmp_path / "hold"
+    net = tmp_path / "hold_net.py"
+    net.write_text(HOLD_NET.format(driver=os.getpid(), hold=str(hold)))
     keep_local_ray_on_loopback()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              _system_config={"memory_usage_threshold": threshold,
@@ -273,32 +298,39 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
     log = io.StringIO()
 
     def squeeze() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            results = list(exp.glob("trial_*/result.json"))
-            if not hog and any(len(f.read_text().splitlines()) >= 2 for f in results):
-                hog.append(subprocess.Popen([sys.executable, "-c", HOG, str(10 * 2**30)]))
-            # A kill shows as a trial's error.txt, or (when Tune's actor manager chokes on it)
-            # as the driver's line that it restored the search.
-            if hog and (any(exp.glob("trial_*/error.txt")) or "memory monitor" in log.getvalue()):
-                hog[0].kill()  # pressure off: the retried trial can finish
-                return
-            time.sleep(0.05)
+        deadline = time.monotonic() + 300  # ends only a test whose monitor never kills
+        try:
+            while time.monotonic() < deadline:
+                results = list(exp.glob("trial_*/result.json"))
+                if not hog and any(len(f.read_text().splitlines()) >= 2 for f in results):
+                    hold.touch()
+                    hog.append(subprocess.Popen([sys.executable, "-c", HOG, str(10 * 2**30)]))
+                # A kill shows as a trial's error.txt, or (when Tune's actor manager chokes on
+                # it) as the driver's line that it restored the search.
+                if hog and (
+                    any(exp.glob("trial_*/error.txt")) or "memory monitor" in log.getvalue()
+                ):
+                    return
+                time.sleep(0.05)
+        finally:
+            for proc in hog:
+                proc.kill()  # pressure off, hold lifted: the retried trial can finish
+            hold.unlink(missing_ok=True)
 
     thread = threading.Thread(target=squeeze, daemon=True)
     thread.start()
     try:
         space = SearchSpace("tiny", "two tiny nets", tiny_space, baseline=None)
         search_spaces.SPACES["tiny"] = space
-        cfg = SearchConfig(no_confirm=True,
-                           space="tiny", samples=3, epochs=60, scheduler="fifo", seed=4,
+        cfg = SearchConfig(no_confirm=True, model=f"{net}:build",
+                           space="tiny", samples=3, epochs=EPOCHS, scheduler="fifo", seed=4,
                            out=str(tmp_path), name="oom", max_failures=3)  # fmt: skip
         result = search(cfg, stream=log)
     finally:
         search_spaces.SPACES.pop("tiny", None)
+        thread.join(timeout=310)
         for proc in hog:
             proc.kill()
-        thread.join(timeout=5)
         ray.shutdown()
     assert hog, "the trials never got going"
     errors = {f.parent.name: f.read_text() for f in exp.glob("trial_*/error.txt")}
@@ -311,7 +343,7 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
     assert all("memory" in text for text in errors.values())
     trials = result.trials.set_index("trial_dir")
     assert (trials["status"] == "completed").all(), (trials["status"], log.getvalue()[-2000:])
-    assert (trials["epochs_run"] == 60).all()
+    assert (trials["epochs_run"] == EPOCHS).all()
     # Every epoch of every trial was reported once in the end, the killed ones included.
     per_trial = result.epochs.groupby("trial_index")["epoch"].apply(list)
-    assert all(epochs == list(range(1, 61)) for epochs in per_trial)
+    assert all(epochs == list(range(1, EPOCHS + 1)) for epochs in per_trial)
