@@ -6,18 +6,27 @@ confirm stage off, concurrency 2 on this machine's 2 cores. It measures:
 
 - the wall clock per trial beyond the trials' own seconds: (the fit's wall time - the trials'
   own wall seconds / concurrency) / trials;
+- the driver process's CPU time per trial (all its threads: Tune's loop, callbacks, searcher);
 - the time of every Optuna suggestion (TruthfulOptunaSearch.suggest, timed in the driver)
-  against the trial's number: its median over the first and the last 50 trials, and its worst;
+  against the trial's number: its median over the first and the last 50 trials, and its worst,
+  in wall time and in the driver thread's CPU time (on 2 cores shared with 2 training workers,
+  the difference is time spent waiting for a core);
+- each save of the searcher's state by Tune (TruthfulOptunaSearch.__getstate__): its time and
+  size, which grew with the study before the fix in tuner/driver/searcher.py;
 - the driver process's peak RSS (the trials run in Ray's worker processes);
 - the time to build trials.csv and epochs.csv from the trial directories and their sizes.
 
     python bench/scale.py --json bench/results/scale.json
+
+Before and after a change, side by side: check the old revision out in a worktree, copy this
+script into it, and run both (each measures its own tree's code).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import statistics
 import subprocess
 import sys
@@ -52,25 +61,41 @@ def child(samples: int, out: Path) -> None:
     from tuner.experiment import EPOCHS_CSV, TRIALS_CSV, collect_tables
     from tuner.io import atomic_write_csv
 
-    timed: list[float] = []
+    timed: list[float] = []  # wall seconds of each suggestion
+    timed_cpu: list[float] = []  # the driver thread's CPU seconds in it (the rest: no core free)
+    saves: list[tuple[float, int]] = []  # each save of the searcher's state: seconds, bytes
     original = searcher.TruthfulOptunaSearch.suggest
+    original_getstate = searcher.TruthfulOptunaSearch.__getstate__
 
     def suggest(self, trial_id: str):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return original(self, trial_id)
         finally:
             timed.append(time.perf_counter() - start)
+            timed_cpu.append(time.thread_time() - cpu)
+
+    def getstate(self):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        state = original_getstate(self)
+        saves.append((time.perf_counter() - start, len(pickle.dumps(state))))
+        return state
 
     searcher.TruthfulOptunaSearch.suggest = suggest  # type: ignore[method-assign]
+    searcher.TruthfulOptunaSearch.__getstate__ = getstate  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "space.toml").write_text(SPACE)
         cfg = SearchConfig(space=str(Path(d) / "space.toml"), dataset="digits",
                            samples=samples, epochs=2, no_confirm=True, out=str(Path(d) / "out"),
                            name="scale", concurrency=CONCURRENCY, seed=0)  # fmt: skip
         start = time.perf_counter()
+        cpu_start = resource.getrusage(resource.RUSAGE_SELF)
         result = search(cfg, stream=open("/dev/null", "w"))
         wall = time.perf_counter() - start
+        cpu_end = resource.getrusage(resource.RUSAGE_SELF)
+        driver_cpu = sum(
+            getattr(cpu_end, f) - getattr(cpu_start, f) for f in ("ru_utime", "ru_stime")
+        )
         exp = result.experiment_dir
         prov = json.loads((exp / "provenance.json").read_text())
         fit = next((t.get("fit") or t.get("search") for t in prov.get("timings", [])), None)
@@ -88,10 +113,20 @@ def child(samples: int, out: Path) -> None:
         "samples": samples, "wall_s": wall, "fit_s": fit, "trials_own_s": own,
         "overhead_per_trial_ms": None if fit is None else
         1000 * (fit - own / CONCURRENCY) / samples,
+        # Everything the driver process spent, per trial (its threads, Tune's loop included;
+        # the trials train in other processes): what a core of its own would have to give.
+        "driver_cpu_per_trial_ms": 1000 * driver_cpu / samples,
         "suggest_ms": {"first_50_median": 1000 * statistics.median(first),
                        "last_50_median": 1000 * statistics.median(last),
                        "max": 1000 * max(timed), "count": len(timed),
                        "max_at": timed.index(max(timed))},
+        "suggest_cpu_ms": {"first_50_median": 1000 * statistics.median(timed_cpu[:50]),
+                           "last_50_median": 1000 * statistics.median(timed_cpu[-50:]),
+                           "max": 1000 * max(timed_cpu),
+                           "max_at": timed_cpu.index(max(timed_cpu))},
+        "searcher_saves": {"count": len(saves), "total_s": sum(t for t, _ in saves),
+                           "last_ms": 1000 * saves[-1][0] if saves else None,
+                           "last_bytes": saves[-1][1] if saves else None},
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tables_s": tables_s, "trials_csv_bytes": sizes[TRIALS_CSV],
         "epochs_csv_bytes": sizes[EPOCHS_CSV],
@@ -127,6 +162,12 @@ def main() -> None:
               f"{r['driver_peak_rss_mb']:.0f} MB; tables {r['tables_s']:.2f} s, trials.csv "
               f"{r['trials_csv_bytes'] / 1e3:.0f} kB, epochs.csv "
               f"{r['epochs_csv_bytes'] / 1e3:.0f} kB", flush=True)  # fmt: skip
+        c, v = r["suggest_cpu_ms"], r["searcher_saves"]
+        print(f"       driver CPU {r['driver_cpu_per_trial_ms']:.0f} ms a trial; suggest CPU "
+              f"{c['first_50_median']:.1f} -> {c['last_50_median']:.1f} ms, max {c['max']:.0f} ms"
+              f" (at #{c['max_at']}); {v['count']} searcher saves, {v['total_s']:.1f} s in all, "
+              f"last {v['last_ms'] or 0:.0f} ms / {(v['last_bytes'] or 0) / 1e3:.0f} kB",
+              flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

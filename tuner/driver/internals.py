@@ -35,7 +35,7 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "driver/recovery.py",
     ),
     ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
-    ("optuna", "Study._storage and _CachedStorage's caches", "driver/searcher.py"),
+    ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
 )
@@ -81,6 +81,13 @@ def study_storage(study: Any) -> Any:
 def trial_id(trial: Any) -> int:
     """Optuna's storage id of a Trial or FrozenTrial (not its number)."""
     return int(trial._trial_id)
+
+
+def cached_storage_class() -> type:
+    """Optuna's _CachedStorage, which every Study opened on an RDBStorage wraps it in."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return _CachedStorage
 
 
 def clear_storage_caches(storage: Any) -> None:
@@ -199,6 +206,8 @@ def _check_optuna() -> list[str]:
         problems.append("optuna.Study has no _storage")
     elif not hasattr(storage, "_backend") or _has(storage, *STORAGE_CACHES):
         problems.append(f"optuna's _CachedStorage lost _backend or one of {STORAGE_CACHES}")
+    elif type(storage) is not cached_storage_class():
+        problems.append("optuna's Study no longer wraps an RDBStorage in _CachedStorage")
     trial = study.ask()
     if not hasattr(trial, "_trial_id") or not hasattr(study.trials[0], "_trial_id"):
         problems.append("optuna's Trial / FrozenTrial have no _trial_id")

@@ -28,10 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import RandomSampler, TPESampler
-from optuna.trial import TrialState
+from optuna.storages import RDBStorage
+from optuna.trial import Trial, TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from tuner.driver.internals import clear_storage_caches, reseed_sampler, study_storage
+from tuner.driver.internals import (
+    cached_storage_class,
+    clear_storage_caches,
+    reseed_sampler,
+    study_storage,
+)
 from tuner.driver.internals import trial_id as trial_id_of
 from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
@@ -88,8 +94,17 @@ class TruthfulOptunaSearch(OptunaSearch):
     # place, or failed to open it. Here the storage is pickled as a reference and opened again
     # from the experiment directory it is restored from.
     def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # A finished trial's Optuna Trial object (and its copy of params and intermediate
+        # values, ~1.3 kB) is never used again: only its storage id is kept, so a save's size
+        # follows the running trials, not the study (300 trials: 731 kB -> see BENCHMARKS.md).
+        trials = state.get("_ot_trials")
+        done = state.get("_completed_trials")
+        if isinstance(trials, dict) and isinstance(done, set):
+            state["_ot_trials"] = {k: v for k, v in trials.items() if k not in done}
+            state[_FINISHED_IDS] = {k: trial_id_of(v) for k, v in trials.items() if k in done}
         buffer = io.BytesIO()
-        _StoragePickler(buffer).dump(self.__dict__.copy())
+        _StoragePickler(buffer).dump(state)
         return {_PICKLED: buffer.getvalue()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -97,6 +112,7 @@ class TruthfulOptunaSearch(OptunaSearch):
             self.__dict__.update(state)
             return
         loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), RESTORE_DB).load()
+        finished: dict[str, int] = loaded.pop(_FINISHED_IDS, {})
         self.__dict__.update(loaded)
         completed = self.__dict__.get("_completed_trials")
         if isinstance(completed, set):
@@ -104,7 +120,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
         # moved on since (trials told after Tune's last save, trials reopened for a retry).
         # Emptied, the cache reads everything from the database again.
-        clear_storage_caches(study_storage(self.__dict__.get("_ot_study")))
+        study = self.__dict__.get("_ot_study")
+        clear_storage_caches(study_storage(study))
+        # A retried trial is listened to again: its Trial object comes back from the database
+        # (reopened there by tuner.driver.recovery.reopen_trials).
+        for tune_id in RETRY_TUNE_IDS & finished.keys():
+            self._ot_trials[tune_id] = Trial(study, finished[tune_id])
 
     @property
     def study(self) -> Any:
@@ -149,12 +170,10 @@ class TruthfulOptunaSearch(OptunaSearch):
         Tune's last saved state. Reusing it (its params are stored, so the define-by-run space
         returns them again) runs the configuration an uninterrupted search would have run, and
         leaves no trial RUNNING forever."""
-        import optuna
-
         owned = {trial_id_of(t) for t in self._ot_trials.values()}
         for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial_id_of(frozen) not in owned:
-                return optuna.trial.Trial(self.study, trial_id_of(frozen))
+                return Trial(self.study, trial_id_of(frozen))
         return None
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -236,6 +255,7 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 
 _PICKLED = "cnn_tuner_pickled"
+_FINISHED_IDS = "cnn_tuner_finished_trial_ids"  # Tune trial id -> Optuna storage id, finished
 # Where the experiment being resumed keeps its study: set by restoring_searcher (tuner_setup)
 # before Ray unpickles tuner.pkl. None: the path the storage had when it was pickled.
 RESTORE_DB: Path | None = None
@@ -245,12 +265,23 @@ RETRY_TUNE_IDS: set[str] = set()
 
 
 class _StoragePickler(pickle.Pickler):
-    """Pickles Optuna's RDBStorage as its URL only, whatever refers to it."""
+    """Pickles Optuna's storages as their URLs only, whatever refers to them.
+
+    The cached storage too: its copy of every trial (params, intermediate values) is what the
+    database holds, and pickling it made each of Tune's saves of the searcher grow with the
+    study (py-spy, 300 trials: 10.5 % of the driver's samples in __getstate__, 70 % of that
+    here); __setstate__ emptied that copy on a restore anyway. persistent_id runs for every
+    object pickled, so it does two type checks and nothing else.
+    """
+
+    _cached = cached_storage_class()
 
     def persistent_id(self, obj: Any) -> tuple[str, str] | None:
-        from optuna.storages import RDBStorage
-
-        return ("optuna-storage", obj.url) if isinstance(obj, RDBStorage) else None
+        if isinstance(obj, RDBStorage):
+            return ("optuna-storage", obj.url)
+        if isinstance(obj, self._cached) and isinstance(obj._backend, RDBStorage):
+            return ("optuna-cached-storage", obj._backend.url)
+        return None
 
 
 class _StorageUnpickler(pickle.Unpickler):
@@ -259,17 +290,20 @@ class _StorageUnpickler(pickle.Unpickler):
     def __init__(self, file: Any, db: Path | None) -> None:
         super().__init__(file)
         self._db = db
-        self._storages: dict[str, Any] = {}
+        self._storages: dict[tuple[str, str], Any] = {}
 
     def persistent_load(self, pid: Any) -> Any:
         kind, url = pid
-        if kind != "optuna-storage":
+        if kind not in ("optuna-storage", "optuna-cached-storage"):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        if url not in self._storages:  # one storage per URL, as when it was pickled
-            from optuna.storages import RDBStorage
-
-            self._storages[url] = RDBStorage(f"sqlite:///{self._db}" if self._db else url)
-        return self._storages[url]
+        if (kind, url) not in self._storages:  # one storage per URL, as when it was pickled
+            if ("optuna-storage", url) not in self._storages:
+                db_url = f"sqlite:///{self._db}" if self._db else url
+                self._storages["optuna-storage", url] = RDBStorage(db_url)
+            backend = self._storages["optuna-storage", url]
+            if kind == "optuna-cached-storage":
+                self._storages[kind, url] = cached_storage_class()(backend)
+        return self._storages[kind, url]
 
 
 # For the type checker only: the mixin's super() is the sampler it is mixed into.

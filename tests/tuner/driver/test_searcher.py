@@ -85,3 +85,119 @@ def test_a_resumed_half_stored_trial_draws_what_an_uninterrupted_run_draws(kind,
     define(orphan)
     assert [t.params for t in study.trials[:3]] == reference[:3]
     assert orphan.params == reference[3]
+
+
+def _searcher(db, study_name="s"):
+    import functools
+
+    import optuna
+
+    from search_spaces import get_space
+    from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.train.cost import Budget, model_cost
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = TruthfulOptunaSearch(
+        epoch_budget=2, space=get_space("seed_cnn").for_input(8), metric="m", mode="max",
+        sampler=make_sampler("tpe", 0), storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
+        study_name=study_name, budget=Budget(None, None),
+        pricer=functools.partial(model_cost, input_shape=(1, 8, 8), num_classes=10),
+    )  # fmt: skip
+    searcher.set_search_properties(None, None, {})
+    return searcher
+
+
+def _run(searcher, tune_id, finish=True):
+    assert isinstance(searcher.suggest(tune_id), dict)
+    for epoch in (1, 2):
+        searcher.on_trial_result(tune_id, {"m": 0.1 * epoch, "epoch": epoch})
+    if finish:
+        searcher.on_trial_complete(tune_id, {"m": 0.2, "epoch": 2})
+
+
+def _restored(state, db):
+    from tuner.driver import searcher as searcher_module
+
+    searcher_module.RESTORE_DB = db
+    try:
+        restored = searcher_module.TruthfulOptunaSearch.__new__(
+            searcher_module.TruthfulOptunaSearch
+        )
+        restored.__setstate__(state)
+        return restored
+    finally:
+        searcher_module.RESTORE_DB = None
+
+
+def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
+    """Tune saves the searcher every few seconds: the save holds the running trials' Optuna
+    Trial objects and the storage's URL, never Optuna's cached copy of the study nor the
+    finished trials' objects, so its size does not grow with the study; a restore goes on
+    telling the running trial and opens the database where the experiment now is."""
+    import pickle
+
+    from optuna.trial import TrialState
+
+    from tuner.driver.internals import cached_storage_class, study_storage
+
+    db = tmp_path / "optuna.db"
+    searcher = _searcher(db)
+    for i in range(3):
+        _run(searcher, f"t{i}")
+    _run(searcher, "running", finish=False)
+    small = len(pickle.dumps(searcher.__getstate__()))
+    for i in range(3, 23):
+        _run(searcher, f"t{i}")
+    state = searcher.__getstate__()
+    # 20 more finished trials cost their ids only (a Trial object and its params: ~1.3 kB).
+    assert len(pickle.dumps(state)) - small < 20 * 200
+    moved = tmp_path / "copied.db"
+    moved.write_bytes(db.read_bytes())
+    restored = _restored(state, moved)
+    assert set(restored._ot_trials) == {"running"}
+    storage = study_storage(restored.study)
+    assert type(storage) is cached_storage_class() and str(moved) in storage._backend.url
+    restored.on_trial_complete("running", {"m": 0.9, "epoch": 2})
+    import optuna
+
+    told = optuna.load_study(study_name="s", storage=f"sqlite:///{moved}").trials
+    assert [t.state for t in told].count(TrialState.COMPLETE) == 24
+    assert max(t.value for t in told) == 0.9
+    # The first database was left as it was.
+    before = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert [t.state for t in before].count(TrialState.RUNNING) == 1
+
+
+def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
+    """`tuner resume --retry-errored`: the Optuna trial of a finished Tune trial is reopened in
+    the database, and the restored searcher (whose save kept only that trial's id) tells its
+    new outcome."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.driver import searcher as searcher_module
+    from tuner.driver.recovery import TUNE_TRIAL_ID
+
+    db = tmp_path / "optuna.db"
+    searcher = _searcher(db)
+    _run(searcher, "t0")
+    assert isinstance(searcher.suggest("t1"), dict)
+    searcher.on_trial_complete("t1", None, error=True)
+    state = searcher.__getstate__()
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    failed = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
+    assert failed.state == TrialState.FAIL
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # what recovery.reopen_trials does
+        conn.execute("UPDATE trials SET state = 'RUNNING' WHERE trial_id = ?", (failed._trial_id,))
+    searcher_module.RETRY_TUNE_IDS.add("t1")
+    try:
+        restored = _restored(state, db)
+    finally:
+        searcher_module.RETRY_TUNE_IDS.discard("t1")
+    assert "t1" in restored._ot_trials and "t1" not in restored._completed_trials
+    restored.on_trial_complete("t1", {"m": 0.7, "epoch": 2})
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    retried = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
+    assert retried.state == TrialState.COMPLETE and retried.value == 0.7
