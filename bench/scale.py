@@ -51,7 +51,7 @@ batch_size = { choices = [64, 128, 256] }
 CONCURRENCY = 2
 
 
-def child(samples: int, out: Path) -> None:
+def child(samples: int, out: Path, epochs: int = 2) -> None:
     """One search in this process; its figures to `out` (JSON)."""
     import resource
 
@@ -86,8 +86,9 @@ def child(samples: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "space.toml").write_text(SPACE)
         cfg = SearchConfig(space=str(Path(d) / "space.toml"), dataset="digits",
-                           samples=samples, epochs=2, no_confirm=True, out=str(Path(d) / "out"),
-                           name="scale", concurrency=CONCURRENCY, seed=0)  # fmt: skip
+                           samples=samples, epochs=epochs, no_confirm=True,
+                           out=str(Path(d) / "out"), name="scale", concurrency=CONCURRENCY,
+                           seed=0)  # fmt: skip
         start = time.perf_counter()
         cpu_start = resource.getrusage(resource.RUSAGE_SELF)
         result = search(cfg, stream=open("/dev/null", "w"))
@@ -110,7 +111,7 @@ def child(samples: int, out: Path) -> None:
     # suggest() is asked for every trial, and again after each refusal (none here)
     first, last = timed[:50], timed[-50:]
     figures = {
-        "samples": samples, "wall_s": wall, "fit_s": fit, "trials_own_s": own,
+        "samples": samples, "epochs": epochs, "wall_s": wall, "fit_s": fit, "trials_own_s": own,
         "overhead_per_trial_ms": None if fit is None else
         1000 * (fit - own / CONCURRENCY) / samples,
         # Everything the driver process spent, per trial (its threads, Tune's loop included;
@@ -138,18 +139,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=2,
+        help="epochs a trial (two values apart give the cost a result adds)",
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, Path(args.child_out))
+        child(args.child, Path(args.child_out), args.epochs)
         return
     out: dict = {"cpu": cpu_model(), "date": datetime.now().isoformat(timespec="seconds"),
                  "targets": "1,000 trials: <= 20 ms driver overhead a trial; no suggestion "
                  "over 200 ms at trial 1,000", "runs": []}  # fmt: skip
     for n in args.sizes:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--child", str(n), "--child-out", f.name],
+            subprocess.run([sys.executable, __file__, "--child", str(n), "--child-out", f.name,
+                            "--epochs", str(args.epochs)],
                            check=True, cwd=ROOT)  # fmt: skip
             r = json.loads(Path(f.name).read_text())
         out["runs"].append(r)

@@ -120,7 +120,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
         # moved on since (trials told after Tune's last save, trials reopened for a retry).
         # Emptied, the cache reads everything from the database again.
-        study = self.__dict__.get("_ot_study")
+        study: Any = self.__dict__.get("_ot_study")
         clear_storage_caches(study_storage(study))
         # A retried trial is listened to again: its Trial object comes back from the database
         # (reopened there by tuner.driver.recovery.reopen_trials).
@@ -274,7 +274,7 @@ class _StoragePickler(pickle.Pickler):
     object pickled, so it does two type checks and nothing else.
     """
 
-    _cached = cached_storage_class()
+    _cached: Any = cached_storage_class()
 
     def persistent_id(self, obj: Any) -> tuple[str, str] | None:
         if isinstance(obj, RDBStorage):
