@@ -25,6 +25,7 @@ script into it, and run both (each measures its own tree's code).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import pickle
 import statistics
@@ -51,7 +52,7 @@ batch_size = { choices = [64, 128, 256] }
 CONCURRENCY = 2
 
 
-def child(samples: int, out: Path, epochs: int = 2) -> None:
+def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
     """One search in this process; its figures to `out` (JSON)."""
     import resource
 
@@ -81,12 +82,26 @@ def child(samples: int, out: Path, epochs: int = 2) -> None:
         saves.append((time.perf_counter() - start, len(pickle.dumps(state))))
         return state
 
+    # Python's collector, generation 2 (a full pass over the driver's heap): how often and
+    # how long, to tell its pauses from the suggestions' own spikes.
+    full_collections: list[float] = []
+    collecting: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            collecting[:] = [time.perf_counter()]
+        elif collecting:
+            full_collections.append(time.perf_counter() - collecting[0])
+
+    gc.callbacks.append(on_gc)
     searcher.TruthfulOptunaSearch.suggest = suggest  # type: ignore[method-assign]
     searcher.TruthfulOptunaSearch.__getstate__ = getstate  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "space.toml").write_text(SPACE)
         cfg = SearchConfig(space=str(Path(d) / "space.toml"), dataset="digits",
-                           samples=samples, epochs=epochs, no_confirm=True,
+                           samples=samples, epochs=trial_epochs, no_confirm=True,
                            out=str(Path(d) / "out"), name="scale", concurrency=CONCURRENCY,
                            seed=0)  # fmt: skip
         start = time.perf_counter()
@@ -111,7 +126,8 @@ def child(samples: int, out: Path, epochs: int = 2) -> None:
     # suggest() is asked for every trial, and again after each refusal (none here)
     first, last = timed[:50], timed[-50:]
     figures = {
-        "samples": samples, "epochs": epochs, "wall_s": wall, "fit_s": fit, "trials_own_s": own,
+        "samples": samples, "epochs": trial_epochs, "wall_s": wall, "fit_s": fit,
+        "trials_own_s": own,
         "overhead_per_trial_ms": None if fit is None else
         1000 * (fit - own / CONCURRENCY) / samples,
         # Everything the driver process spent, per trial (its threads, Tune's loop included;
@@ -125,6 +141,9 @@ def child(samples: int, out: Path, epochs: int = 2) -> None:
                            "last_50_median": 1000 * statistics.median(timed_cpu[-50:]),
                            "max": 1000 * max(timed_cpu),
                            "max_at": timed_cpu.index(max(timed_cpu))},
+        "full_gc": {"count": len(full_collections),
+                    "total_s": sum(full_collections),
+                    "max_ms": 1000 * max(full_collections, default=0.0)},
         "searcher_saves": {"count": len(saves), "total_s": sum(t for t, _ in saves),
                            "last_ms": 1000 * saves[-1][0] if saves else None,
                            "last_bytes": saves[-1][1] if saves else None},
@@ -174,7 +193,8 @@ def main() -> None:
         print(f"       driver CPU {r['driver_cpu_per_trial_ms']:.0f} ms a trial; suggest CPU "
               f"{c['first_50_median']:.1f} -> {c['last_50_median']:.1f} ms, max {c['max']:.0f} ms"
               f" (at #{c['max_at']}); {v['count']} searcher saves, {v['total_s']:.1f} s in all, "
-              f"last {v['last_ms'] or 0:.0f} ms / {(v['last_bytes'] or 0) / 1e3:.0f} kB",
+              f"last {v['last_ms'] or 0:.0f} ms / {(v['last_bytes'] or 0) / 1e3:.0f} kB; "
+              f"{r['full_gc']['count']} full collections, longest {r['full_gc']['max_ms']:.0f} ms",
               flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
