@@ -242,19 +242,28 @@ print("allocated", flush=True)
 time.sleep(600)
 """
 
-# The trials' network: a layer that waits while the hold file exists, in a trial's process only
-# (the driver prices each configuration by running the network once, and must not wait). The
-# trials are then surely training while the hog's pages come in: an event, not a race (with
-# 60 free-running epochs, a quiet CI machine once finished them all before the kill).
+# The trials' network: a layer that, once a trial has trained two epochs (60 training batches
+# of digits, 23 a batch of 64), waits until the release file exists. Every trial is then surely
+# running while the hog's pages come in: an event, not a race. (With 60 free-running epochs a
+# quiet CI machine once finished them all before the kill; with a hold file the test touched
+# when the driver had written a trial's second epoch, the trials were already past it, since
+# the driver writes result.json behind the trials, and none was left running to kill.) Only in
+# a trial's process: the driver prices each configuration by running the network once.
 HOLD_NET = """
 import os, time
 from torch import nn
 
 
 class Hold(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
     def forward(self, x):
-        while os.getpid() != {driver} and os.path.exists({hold!r}):
-            time.sleep(0.05)
+        if self.training and os.getpid() != {driver}:
+            self.calls += 1
+            while self.calls > 60 and not os.path.exists({release!r}):
+                time.sleep(0.05)
         return x
 
 
@@ -269,10 +278,10 @@ EPOCHS = 6
 def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(tmp_path):
     """Ray's memory monitor kills a worker when the node's memory use passes its threshold.
     Here the threshold is set 5 GB above what the machine uses now (room for Ray's own
-    processes and whatever else runs here). Once a trial has a checkpoint, the trials are
-    held (HOLD_NET) and a process outside Ray takes 10 GB, 5 GB past the threshold; the
-    monitor kills a trial, the hog is ended and the hold lifted as soon as a trial has failed,
-    and the killed trial continues from its checkpoint."""
+    processes and whatever else runs here). The trials hold in their third epoch (HOLD_NET);
+    once the driver has a trial's two epochs, a process outside Ray takes 10 GB, 5 GB past the
+    threshold; the monitor kills a trial, the hog is ended and the trials released as soon as
+    a trial has failed, and the killed trial continues from its checkpoint."""
     import subprocess
     import sys
 
@@ -286,9 +295,9 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
         pytest.skip("needs 16 GB of free memory to push the node over a threshold safely")
     used = 1 - memory.available / memory.total
     threshold = min(0.95, used + 5 * 2**30 / memory.total)
-    hold = tmp_path / "hold"
+    release = tmp_path / "release"
     net = tmp_path / "hold_net.py"
-    net.write_text(HOLD_NET.format(driver=os.getpid(), hold=str(hold)))
+    net.write_text(HOLD_NET.format(driver=os.getpid(), release=str(release)))
     keep_local_ray_on_loopback()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              _system_config={"memory_usage_threshold": threshold,
@@ -303,7 +312,6 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
             while time.monotonic() < deadline:
                 results = list(exp.glob("trial_*/result.json"))
                 if not hog and any(len(f.read_text().splitlines()) >= 2 for f in results):
-                    hold.touch()
                     hog.append(subprocess.Popen([sys.executable, "-c", HOG, str(10 * 2**30)]))
                 # A kill shows as a trial's error.txt, or (when Tune's actor manager chokes on
                 # it) as the driver's line that it restored the search.
@@ -314,8 +322,8 @@ def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(
                 time.sleep(0.05)
         finally:
             for proc in hog:
-                proc.kill()  # pressure off, hold lifted: the retried trial can finish
-            hold.unlink(missing_ok=True)
+                proc.kill()  # pressure off, trials released: the retried one can finish
+            release.touch()
 
     thread = threading.Thread(target=squeeze, daemon=True)
     thread.start()

@@ -3,7 +3,6 @@ with the study before a restore, and a fit that Ray's memory monitor ends restor
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -11,7 +10,6 @@ from typing import Any, TextIO
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import DiskFullError, is_disk_full
-from tuner.driver.internals import install_lazy_state_sync
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
     forget_missing_checkpoints,
@@ -56,37 +54,26 @@ def fit(run: SearchRun, interrupts: Any) -> None:
             quiet_disk_full_logs()
         interrupts.in_fit = True
         memory_kills = 0
-        install_lazy_state_sync()
-        # Everything alive now (torch, Ray, pandas, the dataset's objects) lives as long as the
-        # driver: kept out of the collector's full passes, which otherwise walked it all (a
-        # 364 ms pause at 300 trials, stalling every thread of the driver: bench/scale.py).
-        gc.freeze()
-        try:
-            with timings("fit"):
-                while True:
-                    try:
-                        # Tune unpickles the searcher's saved state inside fit() as well.
-                        with restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples):
-                            tuner.fit()
-                        break
-                    except Exception as e:
-                        # Ray's memory monitor killed a trial's worker. Tune 2.60 does not count
-                        # that as a trial failure: its actor manager raises "Caught unexpected
-                        # exception" and the whole fit() ends. The experiment is as a killed
-                        # driver leaves it, so it is restored here and carries on; the killed
-                        # trial continues from its last checkpoint, as a retry would.
-                        allowed = max(1, cfg.max_failures)
-                        if not killed_by_memory_monitor(e) or memory_kills >= allowed:
-                            raise
-                        memory_kills += 1
-                        say(stream, f"Ray's memory monitor killed a trial (node memory above its "
-                            "threshold); the search continues from its last saved state "
-                            f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
-                        tuner = restored_tuner(
-                            cfg, trial_data, record, set(), None, run.raise_samples
-                        )
-        finally:
-            gc.unfreeze()  # a notebook or test may run more searches in this process
+        with timings("fit"):
+            while True:
+                try:
+                    # Tune unpickles the searcher's saved state inside fit() as well.
+                    with restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples):
+                        tuner.fit()
+                    break
+                except Exception as e:
+                    # Ray's memory monitor killed a trial's worker. Tune 2.60 does not count
+                    # that as a trial failure: its actor manager raises "Caught unexpected
+                    # exception" and the whole fit() ends. The experiment is as a killed
+                    # driver leaves it, so it is restored here and carries on; the killed
+                    # trial continues from its last checkpoint, as a retry would.
+                    if not killed_by_memory_monitor(e) or memory_kills >= max(1, cfg.max_failures):
+                        raise
+                    memory_kills += 1
+                    say(stream, f"Ray's memory monitor killed a trial (node memory above its "
+                        "threshold); the search continues from its last saved state "
+                        f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
+                    tuner = restored_tuner(cfg, trial_data, record, set(), None, run.raise_samples)
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since

@@ -35,11 +35,6 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "driver/recovery.py",
     ),
     ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
-    (
-        "ray",
-        "tune.execution.experiment_state._ExperimentCheckpointManager.on_trial_checkpoint",
-        "driver/fit.py",
-    ),
     ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
@@ -68,31 +63,6 @@ def install_sample_raise() -> None:
 
     set_state._cnn_tuner_raise = True  # type: ignore[attr-defined]
     SearchGenerator.set_state = set_state  # type: ignore[method-assign]
-
-
-def install_lazy_state_sync() -> None:
-    """Save Tune's experiment state on its own clock only, not after each trial checkpoint.
-
-    With CheckpointConfig(num_to_keep=k), Ray 2.60 forces a save of the whole experiment state
-    (every trial, the searcher, the callbacks) after every k-th checkpoint of each trial, so
-    that the saved state never names a checkpoint it has deleted. With k = 1 and a checkpoint
-    each epoch, that was a save per epoch of every trial, each one growing with the trial count
-    (bench/scale.py, 300 tiny trials: 436 saves in 95 s). The resume path does not need it: a
-    state that names a deleted checkpoint is repaired (recovery.forget_missing_checkpoints) and
-    a trial continues from its newest readable checkpoint on disk, newer than Tune's record or
-    not (trainable._restored_state). Tune still saves every 10 s or more ("auto" period) and
-    at the end. Wraps the method once, per process.
-    """
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as manager
-
-    if getattr(manager.on_trial_checkpoint, "_cnn_tuner_lazy", False):
-        return
-
-    def on_trial_checkpoint(self: Any, trial: Any) -> None:
-        return None
-
-    on_trial_checkpoint._cnn_tuner_lazy = True  # type: ignore[attr-defined]
-    manager.on_trial_checkpoint = on_trial_checkpoint  # type: ignore[method-assign]
 
 
 # Optuna's in-memory copies of the study inside _CachedStorage (emptied after a restore).
@@ -297,20 +267,6 @@ def _check_concurrency_limiter() -> list[str]:
     return [f"ConcurrencyLimiter's saved state has no {', '.join(missing)}"] if missing else []
 
 
-def _check_experiment_state() -> list[str]:
-    import inspect
-
-    from ray.tune.execution import experiment_state
-
-    manager = getattr(experiment_state, "_ExperimentCheckpointManager", None)
-    if manager is None or not callable(getattr(manager, "on_trial_checkpoint", None)):
-        return ["ray.tune.execution.experiment_state._ExperimentCheckpointManager."
-                "on_trial_checkpoint is gone"]  # fmt: skip
-    if "sync_every_n_trial_checkpoints" not in inspect.signature(manager.__init__).parameters:
-        return ["Tune's experiment state no longer syncs every n trial checkpoints"]
-    return []
-
-
 def _check_search_generator() -> list[str]:
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.search_generator import SearchGenerator
@@ -328,7 +284,6 @@ def _check_search_generator() -> list[str]:
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
     _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
-    _check_experiment_state,
 )  # fmt: skip
 
 

@@ -43,22 +43,3 @@ def test_the_checkpoint_bookkeeping_accessors_round_trip_tunes_json():
     internals.set_checkpoint_results(back, kept[:1], kept[0])
     assert internals.latest_checkpoint_result(back).checkpoint.path == "/t/c_0"
     assert [r.checkpoint.path for r in internals.checkpoint_results(back)] == ["/t/c_0"]
-
-
-def test_lazy_state_sync_leaves_tunes_save_to_its_own_clock():
-    """After install_lazy_state_sync, a trial checkpoint no longer forces Tune to save the whole
-    experiment state (Ray forces one every num_to_keep checkpoints of each trial: with
-    num_to_keep=1, after every epoch of every trial)."""
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-
-    from tuner.driver.internals import install_lazy_state_sync
-
-    install_lazy_state_sync()
-    install_lazy_state_sync()  # once per process, however often it is called
-    manager = _ExperimentCheckpointManager(
-        storage=None, checkpoint_period="auto", sync_every_n_trial_checkpoints=1
-    )
-    for _ in range(3):
-        manager.on_trial_checkpoint("trial")
-    assert manager._should_force_sync_up is False
-    assert manager._checkpoint_period == 10.0  # Tune's own clock, unchanged
