@@ -147,20 +147,26 @@ def expected_state(epochs_run: int, budget: int, failed: bool, rejected: bool) -
 # --- the four methods, each in a child process ------------------------------------------------
 
 
+def data_flags(args: argparse.Namespace) -> list[str]:
+    """The dataset and budget options a run passes on, as `tuner search` spells them."""
+    flags = ["--dataset", args.dataset]
+    if args.data_dir:
+        flags += ["--data-dir", str(args.data_dir)]
+    if args.val_count:
+        flags += ["--val-count", str(args.val_count)]
+    if args.max_macs:
+        flags += ["--max-macs", args.max_macs]
+    return flags
+
+
 def run_ours(args: argparse.Namespace, seed: int, sweep: bool) -> dict[str, Any]:
     import pandas as pd
 
     out = Path(tempfile.mkdtemp(prefix="peers-", suffix=f"-{PID_TAG}"))
-    cmd = [sys.executable, "-m", "tuner.cli", "search", "--dataset", args.dataset,
+    cmd = [sys.executable, "-m", "tuner.cli", "search", *data_flags(args),
            "--space", args.space, "--samples", str(args.samples), "--epochs", str(args.epochs),
            "--seed", str(seed), "--concurrency", str(args.concurrency), "--no-confirm",
            "--out", str(out), "--name", "run"]  # fmt: skip
-    if args.data_dir:
-        cmd += ["--data-dir", str(args.data_dir)]
-    if args.val_count:
-        cmd += ["--val-count", str(args.val_count)]
-    if args.max_macs:
-        cmd += ["--max-macs", args.max_macs]
     if sweep:
         cmd += ["--searcher", "random", "--scheduler", "fifo"]
     proc = subprocess.run(cmd, text=True, capture_output=True, cwd=REPO)
@@ -422,15 +428,9 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def run_all(args: argparse.Namespace) -> None:
     rows = []
-    passthrough = ["--dataset", args.dataset, "--space", args.space, "--samples",
-                   str(args.samples), "--epochs", str(args.epochs), "--concurrency",
+    passthrough = [*data_flags(args), "--space", args.space, "--samples", str(args.samples),
+                   "--epochs", str(args.epochs), "--concurrency",
                    str(args.concurrency)]  # fmt: skip
-    if args.data_dir:
-        passthrough += ["--data-dir", str(args.data_dir)]
-    if args.val_count:
-        passthrough += ["--val-count", str(args.val_count)]
-    if args.max_macs:
-        passthrough += ["--max-macs", args.max_macs]
     for seed in args.seeds:
         for method in args.methods:  # alternated, seed by seed: the machine's noise is shared
             cmd = [sys.executable, __file__, "--one", method, "--seed", str(seed), *passthrough]
