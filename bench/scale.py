@@ -96,6 +96,34 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
             full_collections.append(time.perf_counter() - collecting[0])
 
     gc.callbacks.append(on_gc)
+
+    # Tune's saves of the whole experiment state (every trial's state as JSON, the searcher,
+    # the callbacks) and the copy of it from Ray's staging directory into the experiment:
+    # each one's seconds (the save itself; the save with the wait for the copy when forced)
+    # and the state file's bytes.
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+    from ray.tune.execution.tune_controller import TuneController
+
+    state_saves: list[tuple[float, int]] = []
+    state_syncs: list[tuple[float, bool]] = []
+    original_save = TuneController.save_to_dir
+    original_sync = _ExperimentCheckpointManager.sync_up_experiment_state
+
+    def save_to_dir(self):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        original_save(self)
+        path = Path(self._storage.experiment_driver_staging_path, self.experiment_state_file_name)
+        state_saves.append((time.perf_counter() - start, path.stat().st_size))
+
+    def sync_up(self, save_fn, force=False, wait=False):  # type: ignore[no-untyped-def]
+        before, forced = len(state_saves), force or self._should_force_sync_up
+        start = time.perf_counter()
+        original_sync(self, save_fn, force=force, wait=wait)
+        if len(state_saves) > before:
+            state_syncs.append((time.perf_counter() - start, forced))
+
+    TuneController.save_to_dir = save_to_dir  # type: ignore[method-assign]
+    _ExperimentCheckpointManager.sync_up_experiment_state = sync_up  # type: ignore[method-assign]
     searcher.TruthfulOptunaSearch.suggest = suggest  # type: ignore[method-assign]
     searcher.TruthfulOptunaSearch.__getstate__ = getstate  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as d:
@@ -147,6 +175,12 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
         "searcher_saves": {"count": len(saves), "total_s": sum(t for t, _ in saves),
                            "last_ms": 1000 * saves[-1][0] if saves else None,
                            "last_bytes": saves[-1][1] if saves else None},
+        "tune_state_saves": {"count": len(state_saves),
+                             "forced": sum(1 for _, f in state_syncs if f),
+                             "save_s": sum(t for t, _ in state_saves),
+                             "with_sync_s": sum(t for t, _ in state_syncs),
+                             "last_ms": 1000 * state_saves[-1][0] if state_saves else None,
+                             "last_bytes": state_saves[-1][1] if state_saves else None},
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "tables_s": tables_s, "trials_csv_bytes": sizes[TRIALS_CSV],
         "epochs_csv_bytes": sizes[EPOCHS_CSV],

@@ -22,6 +22,7 @@ from tuner.driver.objectives import parse_objectives
 from tuner.driver.options import (
     count,
     duration,
+    gpus_or_auto,
     interval,
     is_option,
     non_negative_int,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
 ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
+COMPILE_BACKENDS = ("off", "inductor", "aot_eager", "cudagraphs")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # The sections of `tuner search --help`, in the order their first options appear below.
@@ -145,9 +147,23 @@ class SearchConfig:
         1.0, group=RESOURCES, type=number,
         help="CPU cores per trial (also its torch thread count); default %(default)s",
     )  # fmt: skip
-    gpus_per_trial: float = option(
-        0.0, group=RESOURCES, type=number,
-        help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; default %(default)s",
+    gpus_per_trial: float | str = option(
+        0.0, group=RESOURCES, type=gpus_or_auto,
+        help="GPUs per trial; fractions share a GPU, 0.25 = 4 trials per GPU; auto: each trial "
+        "the share its configuration's estimated peak memory needs (at most 4 trials a GPU); "
+        "default %(default)s",
+    )  # fmt: skip
+    gpu_memory: float | None = option(
+        None, group=RESOURCES, type=number, metavar="GIB",
+        help="with --gpus-per-trial auto: the memory of one GPU, in GiB (default: the first "
+        "GPU this process sees; needed when the GPUs are on other nodes)",
+    )  # fmt: skip
+    compile: str = option(
+        "off", group=RESOURCES, choices=COMPILE_BACKENDS,
+        help="torch.compile each trial's network with this backend: inductor (torch's default; "
+        "generates fused kernels, and on the CPU needs a C++ compiler), aot_eager (traces only: "
+        "checks that a network compiles), cudagraphs; the first epoch pays the compile time; "
+        "default %(default)s",
     )  # fmt: skip
     concurrency: int | None = option(
         None, group=RESOURCES, type=positive_int,
@@ -346,10 +362,28 @@ class SearchConfig:
             raise ConfigError(f"--searcher must be one of {', '.join(SEARCHERS)}")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0:
+        if isinstance(self.gpus_per_trial, str):
+            if self.gpus_per_trial != "auto":
+                raise ConfigError(
+                    f"--gpus-per-trial must be a number or 'auto', got {self.gpus_per_trial!r}"
+                )
+        elif self.gpus_per_trial < 0:
             raise ConfigError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
-        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+        elif self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             raise ConfigError("--gpus-per-trial above 1 must be a whole number of GPUs")
+        if self.gpus_per_trial == "auto" and self.gpu_memory is None:
+            from tuner.driver.gpu_packing import gpu_memory_bytes
+
+            gpu_memory_bytes(None)  # ConfigError where no GPU is in sight
+        if self.gpu_memory is not None:
+            if self.gpus_per_trial != "auto":
+                raise ConfigError("--gpu-memory applies only with --gpus-per-trial auto")
+            if not self.gpu_memory > 0:
+                raise ConfigError(f"--gpu-memory must be > 0 GiB, got {self.gpu_memory}")
+        if self.compile not in COMPILE_BACKENDS:
+            raise ConfigError(
+                f"--compile must be one of {', '.join(COMPILE_BACKENDS)}, got {self.compile!r}"
+            )
         if not (isinstance(self.checkpoint_interval, (int, float))
                 and self.checkpoint_interval >= 0):  # fmt: skip
             raise ConfigError(

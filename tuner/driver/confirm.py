@@ -33,7 +33,13 @@ from ray.tune import Callback
 from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
-from tuner.driver.objectives import knee_point, pareto_front, parse_objectives
+from tuner.driver.internals import lean_run_metadata
+from tuner.driver.objectives import (
+    TUNE_SUMMARY_METRICS,
+    knee_point,
+    pareto_front,
+    parse_objectives,
+)
 from tuner.experiment import (
     BEST_JSON,
     CONFIRM_DIR,
@@ -279,7 +285,8 @@ def run_stage(
         f"{BEST_JSON} and the report; `tuner resume {cfg.experiment_dir}` trains the runs left."
     )
     try:
-        tuner.fit()
+        with lean_run_metadata(TUNE_SUMMARY_METRICS):
+            tuner.fit()
     finally:
         interrupts.in_fit = False
         interrupts.plan = search_plan

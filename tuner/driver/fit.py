@@ -10,6 +10,8 @@ from typing import Any, TextIO
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import DiskFullError, is_disk_full
+from tuner.driver.internals import lean_run_metadata
+from tuner.driver.objectives import TUNE_SUMMARY_METRICS
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
     forget_missing_checkpoints,
@@ -58,7 +60,10 @@ def fit(run: SearchRun, interrupts: Any) -> None:
             while True:
                 try:
                     # Tune unpickles the searcher's saved state inside fit() as well.
-                    with restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples):
+                    with (
+                        restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples),
+                        lean_run_metadata(TUNE_SUMMARY_METRICS),
+                    ):
                         tuner.fit()
                     break
                 except Exception as e:

@@ -15,8 +15,9 @@ and optuna to the versions on which it passes (Ray 2.60, Optuna 5.0).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 # (library, internal, used by): what check() verifies, listed for the reader.
@@ -35,6 +36,7 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "driver/recovery.py",
     ),
     ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
+    ("ray", "tune.trainable.metadata._TrainingRunMetadata.update_metric", "driver/internals.py"),
     ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
@@ -63,6 +65,47 @@ def install_sample_raise() -> None:
 
     set_state._cnn_tuner_raise = True  # type: ignore[attr-defined]
     SearchGenerator.set_state = set_state  # type: ignore[method-assign]
+
+
+# The metrics whose running summaries (min, max, mean, last-5 and last-10 means) Tune keeps in
+# each trial's saved state, while one of our fits runs (lean_run_metadata); None: all of them,
+# as Tune does. Tune summarises every number a trial reports (25 of ours) and writes all trials'
+# summaries in every save of its experiment state, which Ray forces after each trial checkpoint:
+# at 300 tiny trials that was 431 saves growing to 7.7 MB (25 kB a trial, 13 kB of it these
+# summaries), 15 s of a 91 s search (bench/scale.py). Nothing in this project reads them: the
+# tables come from result.json. The ones kept are those a user could ask of Tune's ResultGrid.
+LEAN_METRICS: frozenset[str] | None = None
+
+
+def install_lean_run_metadata() -> None:
+    """Let Tune skip the summaries of metrics outside LEAN_METRICS (once per process)."""
+    from ray.tune.trainable.metadata import _TrainingRunMetadata
+
+    if getattr(_TrainingRunMetadata.update_metric, "_cnn_tuner_lean", False):
+        return
+    original = _TrainingRunMetadata.update_metric
+
+    def update_metric(self: Any, metric: str, value: Any, step: Any = 1) -> None:
+        if LEAN_METRICS is not None and metric not in LEAN_METRICS:
+            return
+        original(self, metric, value, step)
+
+    update_metric._cnn_tuner_lean = True  # type: ignore[attr-defined]
+    _TrainingRunMetadata.update_metric = update_metric  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def lean_run_metadata(metrics: Iterable[str]) -> Iterator[None]:
+    """Within: Tune summarises only `metrics` (and training_iteration). Set only around one fit:
+    a process may run other Tune experiments (tests, notebooks)."""
+    global LEAN_METRICS
+    install_lean_run_metadata()
+    before = LEAN_METRICS
+    LEAN_METRICS = frozenset(metrics) | {"training_iteration"}
+    try:
+        yield
+    finally:
+        LEAN_METRICS = before
 
 
 # Optuna's in-memory copies of the study inside _CachedStorage (emptied after a restore).
@@ -281,9 +324,30 @@ def _check_search_generator() -> list[str]:
     return [f"SearchGenerator has no {', '.join(gone)}"] if gone else []
 
 
+def _check_run_metadata() -> list[str]:
+    import inspect
+
+    try:
+        from ray.tune.experiment.trial import Trial
+        from ray.tune.trainable.metadata import _TrainingRunMetadata
+    except ImportError as e:
+        return [f"Tune's run metadata moved: {e}"]
+    if "update_metric" not in inspect.getsource(Trial.update_last_result):
+        return ["Trial.update_last_result no longer summarises through update_metric"]
+    metadata: Any = _TrainingRunMetadata()
+    with lean_run_metadata(["kept"]):
+        metadata.update_metric("kept", 1.0)
+        metadata.update_metric("skipped", 2.0)
+    metadata.update_metric("outside", 3.0)
+    if set(metadata.metric_analysis) != {"kept", "outside"}:
+        return ["_TrainingRunMetadata.update_metric no longer fills metric_analysis"]
+    return []
+
+
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
     _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
+    _check_run_metadata,
 )  # fmt: skip
 
 

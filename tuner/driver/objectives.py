@@ -44,6 +44,13 @@ MAX_FRONT_EVALUATIONS = 25  # Pareto points scored on the test split (nearest th
 SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"
 SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
 
+# The reported metrics Tune keeps running summaries of in its saved state (the searcher's, the
+# scheduler's and every --objectives one): tuner.driver.internals.lean_run_metadata.
+TUNE_SUMMARY_METRICS = frozenset(
+    {SEARCHER_METRIC, SCHEDULER_METRIC, "val_acc", "time_total_s"}
+    | {metric for metric, _, _ in KNOWN.values()}
+)
+
 
 @dataclass(frozen=True)
 class Objective:

@@ -139,12 +139,14 @@ def check_schedulable(cfg: SearchConfig) -> None:
     """
     import ray
 
+    from tuner.driver.gpu_packing import TRIALS_PER_GPU
     from tuner.train.config import ConfigError
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    # auto: every trial asks for at least this share (its configuration's may be more)
+    gpus = 1.0 / TRIALS_PER_GPU if cfg.gpus_per_trial == "auto" else float(cfg.gpus_per_trial)
     fits = any(
-        n["Resources"].get("CPU", 0) >= cfg.cpus_per_trial
-        and n["Resources"].get("GPU", 0) >= cfg.gpus_per_trial
+        n["Resources"].get("CPU", 0) >= cfg.cpus_per_trial and n["Resources"].get("GPU", 0) >= gpus
         for n in nodes
     )
     if not fits:
@@ -155,6 +157,6 @@ def check_schedulable(cfg: SearchConfig) -> None:
         )
         raise ConfigError(
             f"no node can run a trial with {cfg.cpus_per_trial:g} CPU and "
-            f"{cfg.gpus_per_trial:g} GPU (cluster has {have}); "
+            f"{gpus:g} GPU (cluster has {have}); "
             "lower --cpus-per-trial or --gpus-per-trial"
         )

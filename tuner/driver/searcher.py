@@ -86,6 +86,8 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._budget = budget or Budget()
         self._pricer = pricer
         self._rejections = rejections
+        self._orphans: list[int] | None = None  # see _take_orphan
+        self._unchecked: set[str] = set()  # see _finished
 
     # -- pickling: the study's database is found where the experiment is now -------------
     # Ray pickles this searcher twice: into tuner.pkl once (with the whole Tuner) and into
@@ -95,6 +97,8 @@ class TruthfulOptunaSearch(OptunaSearch):
     # from the experiment directory it is restored from.
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        state.pop("_orphans", None)  # found again in the restoring process
+        state.pop("_unchecked", None)
         # A finished trial's Optuna Trial object (and its copy of params and intermediate
         # values, ~1.3 kB) is never used again: only its storage id is kept, so a save's size
         # follows the running trials, not the study (300 trials: 731 kB -> see BENCHMARKS.md).
@@ -114,6 +118,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), RESTORE_DB).load()
         finished: dict[str, int] = loaded.pop(_FINISHED_IDS, {})
         self.__dict__.update(loaded)
+        self._orphans = None
         completed = self.__dict__.get("_completed_trials")
         if isinstance(completed, set):
             completed -= RETRY_TUNE_IDS
@@ -126,6 +131,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         # (reopened there by tuner.driver.recovery.reopen_trials).
         for tune_id in RETRY_TUNE_IDS & finished.keys():
             self._ot_trials[tune_id] = Trial(study, finished[tune_id])
+        self._unchecked = set(self._ot_trials)
 
     @property
     def study(self) -> Any:
@@ -161,20 +167,34 @@ class TruthfulOptunaSearch(OptunaSearch):
             steps.add(step)
 
     def _finished(self, trial_id: str) -> bool:
-        """Already finished in storage: told before a crash that Tune's saved state predates."""
+        """Already finished in storage: told before a crash that Tune's saved state predates.
+        Only a trial this searcher was restored with can be (a new one is told by this process
+        alone, and then it is in _completed_trials), and once found running it stays so until
+        told here: the database is read once per restored trial, not at every result (a read a
+        result was 2.5 % of the driver's time at 300 trials, bench/scale.py under py-spy)."""
+        if trial_id not in getattr(self, "_unchecked", ()):
+            return False
         ot_trial = self._ot_trials[trial_id]
-        return study_storage(self._ot_study).get_trial(trial_id_of(ot_trial)).state.is_finished()
+        told = study_storage(self._ot_study).get_trial(trial_id_of(ot_trial)).state.is_finished()
+        if not told:
+            self._unchecked.discard(trial_id)
+        return told
 
     def _take_orphan(self) -> Any:
         """A RUNNING Optuna trial that no Tune trial owns: asked for just before a crash, after
         Tune's last saved state. Reusing it (its params are stored, so the define-by-run space
         returns them again) runs the configuration an uninterrupted search would have run, and
-        leaves no trial RUNNING forever."""
-        owned = {trial_id_of(t) for t in self._ot_trials.values()}
-        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial_id_of(frozen) not in owned:
-                return Trial(self.study, trial_id_of(frozen))
-        return None
+        leaves no trial RUNNING forever.
+
+        Orphans are made only by an earlier process, so they are looked for once, at this
+        process's first suggestion: a scan of the study at every one was ~10 % of each
+        suggestion's time at 300 trials (bench/scale.py under py-spy)."""
+        if getattr(self, "_orphans", None) is None:
+            owned = {trial_id_of(t) for t in self._ot_trials.values()}
+            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            self._orphans = [trial_id_of(t) for t in running if trial_id_of(t) not in owned]
+        assert self._orphans is not None
+        return Trial(self.study, self._orphans.pop(0)) if self._orphans else None
 
     def suggest(self, trial_id: str) -> dict | None:
         for _ in range(MAX_REJECTIONS):

@@ -33,14 +33,16 @@ def train_trial(
     config: dict[str, Any],
     data: TrialData,
     threads: int = 1,
-    gpu_share: float = 0.0,
+    gpu_share: float | str = 0.0,
     checkpoints: CheckpointPolicy = EVERY_EPOCH,
+    compile_backend: str = "off",
 ) -> None:
     """Tune function trainable. `config` is the flat dict a search space produced.
 
     `data` (see TrialData.from_bundle), `threads` (torch CPU threads), `gpu_share` (the trial's
-    --gpus-per-trial; a fraction caps its CUDA memory at that share) and `checkpoints` (when
-    to write one) are bound once per search with `tune.with_parameters`.
+    --gpus-per-trial; a fraction caps its CUDA memory at that share; "auto": the share Tune
+    gave this trial), `checkpoints` (when to write one) and `compile_backend` (--compile) are
+    bound once per search with `tune.with_parameters`.
 
     Tune runs this in a thread of its own, which here only reports: the set-up and the epochs
     run in a training thread (tuner/train/pipeline.py), so an epoch trains while the last one's
@@ -49,6 +51,8 @@ def train_trial(
     from ray import tune
 
     data = data.opened()  # numpy only: no torch work in this thread (see run_trial)
+    if gpu_share == "auto":  # the share tuner.driver.gpu_packing asked for this configuration
+        gpu_share = float(tune.get_context().get_trial_resources().required_resources["GPU"])
 
     def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         """tune.report, with a checkpoint of `state` when the epoch handed one over."""
@@ -62,9 +66,9 @@ def train_trial(
     pipeline = EpochPipeline(report)
     node_id = _node_id()  # fixed for this process: asked once, not every epoch
     one_trial = functools.partial(
-        run_trial, config, data, pipeline.hand_over, threads=threads, gpu_share=gpu_share,
+        run_trial, config, data, pipeline.hand_over, threads=threads, gpu_share=float(gpu_share),
         checkpoints=checkpoints, read_state=_restored_state, node_id=node_id,
-        batches=pipeline.batches,
+        batches=pipeline.batches, compile_backend=compile_backend,
     )  # fmt: skip
     pipeline.run(one_trial)
 

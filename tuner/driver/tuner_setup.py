@@ -68,9 +68,35 @@ def make_trainable(
     checkpoints = CheckpointPolicy(cfg.checkpoint_interval, stops)
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
         function or train_trial, data=trial_data, threads=threads, gpu_share=cfg.gpus_per_trial,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, compile_backend=cfg.compile,
     )  # fmt: skip
-    return tune.with_resources(trainable, {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+    if cfg.gpus_per_trial == "auto":
+        return tune.with_resources(trainable, auto_gpu_shares(cfg, trial_data))
+    return tune.with_resources(
+        trainable, {"cpu": cfg.cpus_per_trial, "gpu": float(cfg.gpus_per_trial)}
+    )
+
+
+def auto_gpu_shares(cfg: SearchConfig, trial_data: TrialData) -> Any:
+    """--gpus-per-trial auto: each trial's request from its configuration's estimated memory
+    (tuner/driver/gpu_packing.py)."""
+    from tuner.driver.gpu_packing import AutoGpuShares, gpu_memory_bytes
+
+    data = trial_data.opened()  # memory-mapped when only the cache's place travelled
+    train, val = data.splits()
+    estimate = functools.partial(
+        _estimated_peak_of_run, input_shape=data.input_shape, num_classes=data.num_classes,
+        images=(len(train.y), len(val.y)),
+    )  # fmt: skip
+    return AutoGpuShares(estimate, gpu_memory_bytes(cfg.gpu_memory), cfg.cpus_per_trial)
+
+
+def _estimated_peak_of_run(config: dict[str, Any], **shape: Any) -> int:
+    """A search trial's config is flat; a confirm run's holds it under "confirm"."""
+    from tuner.train.memory import estimated_peak
+
+    flat = config["confirm"]["config"] if "confirm" in config else config
+    return estimated_peak(flat, **shape)
 
 
 def open_study_storage(cfg: SearchConfig) -> Any:

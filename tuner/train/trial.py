@@ -113,7 +113,8 @@ class Trial:
     cfg: TrainConfig
     device: torch.device
     gpu_share: float
-    model: nn.Module
+    model: nn.Module  # its state is what checkpoints and the kept weights hold
+    forward: nn.Module  # what trains and validates: `model`, or torch.compile(model)
     train_loader: DeviceLoader
     val_loader: DeviceLoader
     optimizer: torch.optim.Optimizer
@@ -126,10 +127,15 @@ class Trial:
 
 
 def set_up(
-    config: dict[str, Any], data: TrialData, threads: int = 1, gpu_share: float = 0.0
+    config: dict[str, Any],
+    data: TrialData,
+    threads: int = 1,
+    gpu_share: float = 0.0,
+    compile_backend: str = "off",
 ) -> Trial:
     """The trial's pieces for `config` (the flat dict a search space produced) on `data`
-    (opened: its arrays here). threads: torch CPU threads; gpu_share: its share of a GPU."""
+    (opened: its arrays here). threads: torch CPU threads; gpu_share: its share of a GPU;
+    compile_backend: torch.compile's backend for the network, or "off" (--compile)."""
     cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
     torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
     device = pick_device(prefer_gpu=gpu_share > 0)
@@ -149,8 +155,15 @@ def set_up(
     latency_ms = inference_latency_ms(model, data.input_shape, device)
     train_loader, val_loader = make_loaders(cfg, data, device)
     optimizer = build_optimizer(model, cfg)
+    # The compiled module shares the model's parameters, so the optimizer, the checkpoints and
+    # the kept weights use `model` (whose state_dict has no "_orig_mod." prefix). It compiles
+    # on its first batch, inside epoch 1, and again once for validation's eval mode.
+    forward: Any = model
+    if compile_backend != "off":
+        forward = torch.compile(model, backend=compile_backend)
     return Trial(
-        cfg=cfg, device=device, gpu_share=gpu_share, model=model, train_loader=train_loader,
+        cfg=cfg, device=device, gpu_share=gpu_share, model=model, forward=forward,
+        train_loader=train_loader,
         val_loader=val_loader, optimizer=optimizer,
         schedule=build_schedule(optimizer, cfg, len(train_loader)),
         loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
@@ -234,7 +247,7 @@ def train_epochs(
     within a batch). validate=False: no validation pass (`tuner train --train-on trainval`
     trains on the validation images too); val_loss and val_acc are NaN and the kept weights
     are the newest epoch's."""
-    cfg, model, optimizer = trial.cfg, trial.model, trial.optimizer
+    cfg, model, optimizer = trial.cfg, trial.forward, trial.optimizer
     saved_at, saved_best_epoch = time.monotonic(), progress.best["epoch"]
 
     def snapshot() -> dict[str, Any]:
@@ -297,14 +310,17 @@ def train_epochs(
             val_loss, val_acc = val.loss, val.acc
             if val_loss < best["val_loss"]:  # the lab kept the lowest-validation-loss weights
                 progress.best = best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": epoch}
-                progress.best_state = _cpu_state(model)
+                progress.best_state = _cpu_state(trial.model)
         else:
             # The validation images are being trained on, so they cannot choose the weights:
             # without a figure to compare epochs by, the kept weights are simply the newest.
             metrics["val_time_s"] = 0.0
             val_loss = val_acc = math.nan
             progress.best = best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": epoch}
-            progress.best_state = _cpu_state(model)
+            progress.best_state = _cpu_state(trial.model)
+        if trial.device.type == "cuda":  # what --gpus-per-trial auto's estimate is held to
+            metrics["gpu_share"] = trial.gpu_share
+            metrics["gpu_peak_mb"] = torch.cuda.max_memory_allocated(trial.device) / 2**20
         metrics.update(
             val_loss=val_loss, val_acc=val_acc, diverged=False,
             best_val_loss=best["val_loss"], best_val_acc=best["val_acc"],
@@ -333,13 +349,16 @@ def run_trial(
     node_id: str = "",
     batches: Callable[[Iterable[Any]], Iterable[Any]] = _every_batch,
     validate: bool = True,
+    compile_backend: str = "off",
 ) -> None:
     """Set up, restore from `read_state()` (the checkpoint's state, or None), train the epochs.
     All in the calling thread: torch work split over two threads gives each its own OpenMP
     thread pool, and the epochs then trained ~15 % slower. validate: see train_epochs (the
     search's trials always validate)."""
     entered = time.perf_counter()
-    trial = set_up(config, data, threads=threads, gpu_share=gpu_share)
+    trial = set_up(
+        config, data, threads=threads, gpu_share=gpu_share, compile_backend=compile_backend
+    )
     progress = restore(trial, read_state())
     setup_s = time.perf_counter() - entered  # model, cost, loaders, restore: before epoch 1
     train_epochs(

@@ -201,3 +201,51 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     retried = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
     assert retried.state == TrialState.COMPLETE and retried.value == 0.7
+
+
+def test_orphans_from_before_a_crash_are_reused_once_each_then_new_trials_are_asked(tmp_path):
+    """Two Optuna trials were asked just after Tune's last save, and the driver died: the
+    restored searcher hands each to one new Tune trial (their stored params come back), then
+    asks Optuna for new ones; no trial is handed out twice or left RUNNING."""
+    import optuna
+    from optuna.trial import TrialState
+
+    db = tmp_path / "optuna.db"
+    searcher = _searcher(db)
+    _run(searcher, "t0")
+    state = searcher.__getstate__()  # Tune's last save
+    orphaned = [searcher.suggest(f"lost{i}") for i in range(2)]  # then the crash
+    restored = _restored(state, db)
+    configs = [restored.suggest(f"t{i}") for i in (1, 2, 3)]
+    assert configs[:2] == orphaned
+    for tune_id in ("t1", "t2", "t3"):
+        restored.on_trial_complete(tune_id, {"m": 0.5, "epoch": 2})
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert len(trials) == 4
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+
+
+def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tmp_path):
+    """Tune saved the searcher while "t1" ran; the driver then told Optuna t1's outcome and
+    died. Tune restores t1 as running and replays its last result and its completion: the
+    restored searcher, checking the database once, tells Optuna nothing twice (Optuna would
+    raise), and still tells a trial it starts itself."""
+    import optuna
+    from optuna.trial import TrialState
+
+    db = tmp_path / "optuna.db"
+    searcher = _searcher(db)
+    assert isinstance(searcher.suggest("t1"), dict)
+    searcher.on_trial_result("t1", {"m": 0.1, "epoch": 1})
+    state = searcher.__getstate__()
+    searcher.on_trial_complete("t1", {"m": 0.3, "epoch": 2})
+    restored = _restored(state, db)
+    restored.on_trial_result("t1", {"m": 0.3, "epoch": 2})
+    restored.on_trial_complete("t1", {"m": 0.3, "epoch": 2})
+    _run(restored, "t2")
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    assert [(t.state, t.value) for t in trials] == [
+        (TrialState.COMPLETE, 0.3),
+        (TrialState.COMPLETE, 0.2),
+    ]
+    assert trials[0].intermediate_values == {1: 0.1, 2: 0.3}

@@ -164,3 +164,32 @@ def test_a_trial_restored_from_its_last_epoch_reports_how_it_ended(data):
     reported = []
     train_epochs(trial, progress, lambda metrics, state, wait=False: reported.append(metrics))
     assert reported == [{"epoch": 2, "val_acc": 0.75}]
+
+
+def test_a_compiled_trial_trains_the_same_network_and_checkpoints_it_plainly(data):
+    """--compile: the trial trains and validates through torch.compile (here its aot_eager
+    backend, which traces without generating kernels: no C++ compiler needed), and gets the
+    same losses as without; its checkpoints hold the plain network's state (no _orig_mod.),
+    which a trial without --compile restores."""
+    config = {**TINY, "epochs": 2}
+    trial = set_up(config, data, compile_backend="aot_eager")
+    assert type(trial.forward).__name__ == "OptimizedModule"
+    assert trial.forward._orig_mod is trial.model
+
+    def reports(backend: str) -> list[tuple[dict, dict | None, bool]]:
+        torch._dynamo.reset()
+        out: list[tuple[dict, dict | None, bool]] = []
+        run_trial(config, data, lambda m, s, wait=False: out.append((m, s, wait)),
+                  compile_backend=backend)  # fmt: skip
+        return out
+
+    compiled, plain = reports("aot_eager"), reports("off")
+    for (c, state, _), (p, _, _) in zip(compiled, plain, strict=True):
+        assert c["train_loss"] == pytest.approx(p["train_loss"], rel=1e-4)
+        assert c["val_loss"] == pytest.approx(p["val_loss"], rel=1e-4)
+        assert state is not None
+        assert not any(k.startswith("_orig_mod") for k in state["model"])
+    resumed = set_up(config, data)
+    restore(resumed, compiled[0][1])  # loads the compiled trial's checkpoint into a plain one
+    assert torch.equal(next(iter(resumed.model.state_dict().values())),
+                       next(iter(compiled[0][1]["model"].values())))  # fmt: skip
