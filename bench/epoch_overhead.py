@@ -37,6 +37,7 @@ shuts it down at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -88,60 +89,84 @@ def subset(bundle: DatasetBundle, n_train: int) -> DatasetBundle:
 # bare loop
 
 
-def bare_run(bundle: DatasetBundle, config: dict[str, Any], threads: int) -> list[dict]:
-    """A hand-written loop; returns per-epoch {"train_s", "val_s", "total_s", "val_acc"}."""
+def bare_run(
+    bundle: DatasetBundle, config: dict[str, Any], threads: int, device: str = "cpu"
+) -> list[dict]:
+    """A hand-written loop; returns per-epoch {"train_s", "val_s", "total_s", "val_acc"}.
+    On a GPU it is the bare bf16 loop a careful user writes: the images on the device,
+    channels_last, bf16 autocast, and no host sync inside the epoch."""
     cfg = TrainConfig.from_dict(config)
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
-    x = torch.from_numpy(np.array(bundle.train.x))  # (N, 3, H, W) uint8
-    y = torch.from_numpy(np.array(bundle.train.y))  # (N,) int64
-    vx = torch.from_numpy(np.array(bundle.val.x))
-    vy = torch.from_numpy(np.array(bundle.val.y))
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    x = torch.from_numpy(np.array(bundle.train.x)).to(dev)  # (N, 3, H, W) uint8
+    y = torch.from_numpy(np.array(bundle.train.y)).to(dev)  # (N,) int64
+    vx = torch.from_numpy(np.array(bundle.val.x)).to(dev)
+    vy = torch.from_numpy(np.array(bundle.val.y)).to(dev)
     c, h, _ = bundle.input_shape
-    model = ConvNet(cfg.arch, c, bundle.num_classes, h)
+    model = ConvNet(cfg.arch, c, bundle.num_classes, h).to(dev)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     loss_fn = nn.CrossEntropyLoss()
-    gray = torch.tensor(GRAY).view(1, 3, 1, 1)
+    gray = torch.tensor(GRAY, device=dev).view(1, 3, 1, 1)
     n, bs = len(y), cfg.batch_size
+
+    def autocast() -> Any:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+
+    def synced() -> float:
+        if cuda:
+            torch.cuda.synchronize(dev)
+        return time.perf_counter()
 
     epochs = []
     for _ in range(cfg.epochs):
-        start = time.perf_counter()
+        start = synced()
         model.train()
-        perm = torch.randperm(n)
-        train_loss = 0.0
+        perm = torch.randperm(n, device=dev)
+        train_loss = torch.zeros((), device=dev)
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
             xb, yb = x[idx].float().div_(255), y[idx]  # (B, 3, H, W) in [0, 1]
             b = len(idx)
-            flip = (torch.rand(b) < cfg.hflip * 0.5).view(b, 1, 1, 1)
+            flip = (torch.rand(b, device=dev) < cfg.hflip * 0.5).view(b, 1, 1, 1)
             xb = torch.where(flip, xb.flip(3), xb)
-            to_gray = (torch.rand(b) < cfg.grayscale_p).view(b, 1, 1, 1)
+            to_gray = (torch.rand(b, device=dev) < cfg.grayscale_p).view(b, 1, 1, 1)
             xb = torch.where(to_gray, (xb * gray).sum(1, keepdim=True).expand_as(xb), xb)
             xb = (xb - 0.5) / 0.5
-            loss = loss_fn(model(xb), yb)
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                loss = loss_fn(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            train_loss += loss.item() * b
-        mid = time.perf_counter()
+            train_loss += loss.detach().float() * b
+        mid = synced()
         model.eval()
-        correct, val_loss = 0, 0.0
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        val_loss = torch.zeros((), device=dev)
         with torch.no_grad():
             for i in range(0, len(vy), VAL_BATCH):
                 xb = (vx[i : i + VAL_BATCH].float() / 255 - 0.5) / 0.5
-                logits = model(xb)
+                if cuda:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with autocast():
+                    logits = model(xb).float()
                 val_loss += nn.functional.cross_entropy(
                     logits, vy[i : i + VAL_BATCH], reduction="sum"
-                ).item()
-                correct += (logits.argmax(1) == vy[i : i + VAL_BATCH]).sum().item()
-        end = time.perf_counter()
+                )
+                correct += (logits.argmax(1) == vy[i : i + VAL_BATCH]).sum()
+        acc = correct.item() / len(vy)
+        end = synced()
         epochs.append(
             {
                 "train_s": mid - start,
                 "val_s": end - mid,
                 "total_s": end - start,
-                "val_acc": correct / len(vy),
+                "val_acc": acc,
             }
         )
     return epochs
@@ -168,13 +193,20 @@ def start_ray() -> str:
 
 
 def tune_run(
-    data: TrialData, config: dict[str, Any], threads: int, storage: str, name: str
+    data: TrialData,
+    config: dict[str, Any],
+    threads: int,
+    storage: str,
+    name: str,
+    gpus: float = 0.0,
 ) -> tuple[list[dict], float]:
-    """One real Tune run of train_trial; per-epoch metrics and the wall time of Tuner.fit."""
+    """One real Tune run of train_trial; per-epoch metrics and the wall time of Tuner.fit.
+    gpus: the trial's GPUs (1: the whole GPU, as the bare loop has it)."""
     from ray import tune
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=data, threads=threads), {"cpu": threads}
+        tune.with_parameters(train_trial, data=data, threads=threads, gpu_share=gpus),
+        {"cpu": threads, "gpu": gpus},
     )
     tuner = tune.Tuner(
         trainable,
@@ -184,9 +216,7 @@ def tune_run(
             storage_path=storage,
             name=name,
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2
-            ),  # as tuner/driver/tuner_setup.py
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # as tuner_setup.py
         ),
     )
     start = time.perf_counter()
@@ -236,6 +266,10 @@ def main() -> None:
         "--idle-wait", type=float, default=180.0,
         help="longest wait for that, in seconds, before running anyway (0: never wait)",
     )  # fmt: skip
+    parser.add_argument(
+        "--device", default="cpu",
+        help="cuda: the Tune trial on one GPU against a bare bf16 loop on the same GPU",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     load_start = os.getloadavg()[0]  # the machine is shared: note how busy it was
@@ -266,9 +300,11 @@ def main() -> None:
             for side in order:
                 busy.append((f"{side}{r + 1}", wait_for_idle(args.max_busy, args.idle_wait)))
                 if side == "bare":
-                    bare.append(bare_run(bundle, config, args.threads))
+                    bare.append(bare_run(bundle, config, args.threads, args.device))
                 else:
-                    epochs, wall = tune_run(data, config, args.threads, storage, f"round{r}")
+                    gpus = 1.0 if args.device.startswith("cuda") else 0.0
+                    epochs, wall = tune_run(data, config, args.threads, storage, f"round{r}",
+                                            gpus)  # fmt: skip
                     tune_runs.append(epochs)
                     fit_walls.append(wall)
             print(
@@ -348,7 +384,11 @@ def main() -> None:
             "busy_before": dict(busy),
             "bare_epochs": bare,
             "tune_epochs": tune_runs,
-            "machine": {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu_model()},
+            "machine": {
+                "nproc": len(os.sched_getaffinity(0)),
+                "cpu": cpu_model(),
+                "device": args.device,
+            },
             "loadavg_1min": {"start": load_start, "end": os.getloadavg()[0]},
             "torch": torch.__version__,
             "date": time.strftime("%Y-%m-%d"),

@@ -272,6 +272,11 @@ def run_stock(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         rejected = frame is not None and bool((frame["epochs_trained"] == 0).any())
         ran.append((tune_id, len(trained), result.error is not None, rejected))
     best = grid.get_best_result(metric="val_acc", mode="max", scope="all")
+    if best.checkpoint is None:
+        # Tune's pick can be a trial with no checkpoint (its summary's max is NaN when its
+        # first epoch diverged): the user's glue then takes the best trial that has one.
+        kept = [r for r in grid if r.checkpoint is not None and r.metrics_dataframe is not None]
+        best = max(kept, key=lambda r: float(r.metrics_dataframe["val_acc"].max()))
     with best.checkpoint.as_directory() as d:
         weights = torch.load(Path(d) / "weights.pt", weights_only=True)
     config = {**base, **best.config}
@@ -445,14 +450,20 @@ def run_all(args: argparse.Namespace) -> None:
                   f"{row['anytime'][-1][2]:.4f}, winner held-out {row['held_out_acc']:.4f}, "
                   f"{row['epochs']} epochs, {row['wall_s']:.0f} s, "
                   f"{len(row['bookkeeping_errors'])} bookkeeping errors", flush=True)  # fmt: skip
+        write_result(args, rows)  # after every seed: a long run keeps what it measured
+
+
+def write_result(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     result = {
         "date": datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
         "dataset": args.dataset, "data_dir": str(args.data_dir) if args.data_dir else None,
         "space": args.space, "samples": args.samples, "epochs": args.epochs,
-        "concurrency": args.concurrency, "max_macs": args.max_macs, "seeds": args.seeds,
+        "concurrency": args.concurrency, "max_macs": args.max_macs,
+        "seeds": sorted({r["seed"] for r in rows}),
         "summary": summarize(rows), "runs": rows,
     }  # fmt: skip
-    print(json.dumps(result["summary"], indent=1))
+    if len(rows) == len(args.seeds) * len(args.methods):
+        print(json.dumps(result["summary"], indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
 ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
-COMPILE_BACKENDS = ("off", "inductor", "aot_eager", "cudagraphs")
+COMPILE_BACKENDS = ("off", "inductor", "reduce-overhead", "aot_eager")  # tuner.train.trial
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # The sections of `tuner search --help`, in the order their first options appear below.
@@ -160,9 +160,10 @@ class SearchConfig:
     )  # fmt: skip
     compile: str = option(
         "off", group=RESOURCES, choices=COMPILE_BACKENDS,
-        help="torch.compile each trial's network with this backend: inductor (torch's default; "
-        "generates fused kernels, and on the CPU needs a C++ compiler), aot_eager (traces only: "
-        "checks that a network compiles), cudagraphs; the first epoch pays the compile time; "
+        help="torch.compile each trial's network: inductor (torch's default: fused, generated "
+        "kernels; on the CPU it needs a C++ compiler), reduce-overhead (inductor and CUDA "
+        "graphs: for small batches, where launching kernels is the cost), aot_eager (traces "
+        "only: checks that a network compiles); the first epoch pays the compile time; "
         "default %(default)s",
     )  # fmt: skip
     concurrency: int | None = option(

@@ -33,7 +33,7 @@ from ray.tune import Callback
 from tuner.data import DatasetBundle
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
-from tuner.driver.internals import lean_run_metadata
+from tuner.driver.internals import lean_tune_state
 from tuner.driver.objectives import (
     TUNE_SUMMARY_METRICS,
     knee_point,
@@ -285,7 +285,7 @@ def run_stage(
         f"{BEST_JSON} and the report; `tuner resume {cfg.experiment_dir}` trains the runs left."
     )
     try:
-        with lean_run_metadata(TUNE_SUMMARY_METRICS):
+        with lean_tune_state(TUNE_SUMMARY_METRICS):
             tuner.fit()
     finally:
         interrupts.in_fit = False

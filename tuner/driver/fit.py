@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from tuner.driver.config import SearchConfig
 from tuner.driver.console import say
 from tuner.driver.disk import DiskFullError, is_disk_full
-from tuner.driver.internals import lean_run_metadata
+from tuner.driver.internals import lean_tune_state
 from tuner.driver.objectives import TUNE_SUMMARY_METRICS
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
@@ -62,7 +62,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                     # Tune unpickles the searcher's saved state inside fit() as well.
                     with (
                         restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples),
-                        lean_run_metadata(TUNE_SUMMARY_METRICS),
+                        lean_tune_state(TUNE_SUMMARY_METRICS),
                     ):
                         tuner.fit()
                     break

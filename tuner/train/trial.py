@@ -99,6 +99,16 @@ def make_loaders(
     return train, val
 
 
+def compiled(model: nn.Module, backend: str) -> Any:
+    """`model` through torch.compile as --compile says: "off" (the model itself), a backend
+    (inductor, aot_eager), or "reduce-overhead" (inductor's kernels replayed as CUDA graphs)."""
+    if backend == "off":
+        return model
+    if backend == "reduce-overhead":
+        return torch.compile(model, mode="reduce-overhead")
+    return torch.compile(model, backend=backend)
+
+
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -135,7 +145,8 @@ def set_up(
 ) -> Trial:
     """The trial's pieces for `config` (the flat dict a search space produced) on `data`
     (opened: its arrays here). threads: torch CPU threads; gpu_share: its share of a GPU;
-    compile_backend: torch.compile's backend for the network, or "off" (--compile)."""
+    compile_backend: --compile: "off", a torch.compile backend (inductor, aot_eager) or
+    "reduce-overhead" (inductor's mode of that name)."""
     cfg = TrainConfig.from_dict(config)  # typed once; nothing below reads `config`
     torch.set_num_threads(max(1, threads))  # concurrent trials must not oversubscribe cores
     device = pick_device(prefer_gpu=gpu_share > 0)
@@ -158,9 +169,7 @@ def set_up(
     # The compiled module shares the model's parameters, so the optimizer, the checkpoints and
     # the kept weights use `model` (whose state_dict has no "_orig_mod." prefix). It compiles
     # on its first batch, inside epoch 1, and again once for validation's eval mode.
-    forward: Any = model
-    if compile_backend != "off":
-        forward = torch.compile(model, backend=compile_backend)
+    forward = compiled(model, compile_backend)
     return Trial(
         cfg=cfg, device=device, gpu_share=gpu_share, model=model, forward=forward,
         train_loader=train_loader,

@@ -43,8 +43,8 @@ def _shares() -> AutoGpuShares:
     return AutoGpuShares(estimate, gpu_bytes=8 * GIB, cpus=2)  # a small GPU, so shares differ
 
 
-SMALL = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "fc_layers": 0,
-         "batch_size": 64, "optimizer": "sgd", "momentum": 0.9, "lr": 0.05, "epochs": 10}  # fmt: skip
+SMALL = {"n_blocks": 2, "channels_b0": 16, "channels_b1": 32, "fc_layers": 0, "batch_size": 64,
+         "optimizer": "sgd", "momentum": 0.9, "lr": 0.05, "epochs": 10}  # fmt: skip
 BIG = {**SMALL, "n_blocks": 3, "channels_b0": 256, "channels_b1": 512, "channels_b2": 1024,
        "batch_size": 1024}  # fmt: skip
 

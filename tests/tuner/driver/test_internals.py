@@ -43,3 +43,60 @@ def test_the_checkpoint_bookkeeping_accessors_round_trip_tunes_json():
     internals.set_checkpoint_results(back, kept[:1], kept[0])
     assert internals.latest_checkpoint_result(back).checkpoint.path == "/t/c_0"
     assert [r.checkpoint.path for r in internals.checkpoint_results(back)] == ["/t/c_0"]
+
+
+class _Controller:
+    """What TuneController.save_to_dir reads of its controller, with real trial states."""
+
+    def __init__(self, staging, trials):
+        from types import SimpleNamespace
+
+        self._storage = SimpleNamespace(experiment_driver_staging_path=str(staging))
+        self.experiment_state_file_name = "experiment_state-x.json"
+        self._session_str = "x"
+        self._start_time = 1796167519.25
+        self._trial_metadata = trials
+        saved = []
+        self._search_alg = SimpleNamespace(save_to_dir=lambda d, session_str: saved.append(d))
+        self._callbacks = SimpleNamespace(save_to_dir=lambda d, session_str: saved.append(d))
+        self.saved = saved
+
+    def _get_trial_checkpoints(self):
+        return self._trial_metadata
+
+    def __getstate__(self):
+        return {"_iteration": 7, "_global_time_limit": float("inf"), "_name": 'x "y" ü'}
+
+
+def test_the_fast_state_save_writes_the_bytes_rays_save_writes(tmp_path):
+    """install_fast_state_save: the same experiment_state file as Ray's own save_to_dir, byte
+    for byte, from real trial states (quotes, newlines, non-ASCII, NaN), before and after one
+    trial changes; and the searcher's and callbacks' saves still happen."""
+    import json
+
+    from ray.tune.execution.tune_controller import TuneController
+
+    internals.install_fast_state_save()
+    fast = TuneController.save_to_dir
+    original = fast._cnn_tuner_original
+
+    def state(i, loss):
+        meta = json.dumps({"last_result": {"val_loss": loss, "tag": f'trial "{i}"\nü'}}, indent=2)
+        return (json.dumps({"trial_id": f"t{i}", "status": "RUNNING"}, indent=2), meta)
+
+    trials = {f"t{i}": state(i, 0.5 / (i + 1)) for i in range(5)}
+    trials["t4"] = state(4, float("nan"))
+    controller = _Controller(tmp_path, trials)  # one controller: its cache carries over
+    for change in (False, True):
+        if change:
+            trials["t2"] = state(2, 0.01)  # Tune makes a new pair for a changed trial
+            del trials["t3"]
+        ours, rays = tmp_path / f"ours{change}", tmp_path / f"rays{change}"
+        controller._storage.experiment_driver_staging_path = str(ours)
+        controller.saved.clear()
+        fast(controller)
+        fast(controller)  # the second save from the cache
+        original(_Controller(rays, trials))
+        name = "experiment_state-x.json"
+        assert (ours / name).read_bytes() == (rays / name).read_bytes()
+        assert controller.saved == [str(ours)] * 4

@@ -15,8 +15,8 @@ from tuner.train.memory import (
 )
 from tuner.train.model import build_network, count_parameters
 
-LAB = {"n_blocks": 3, "channels_b0": 32, "channels_b1": 64, "channels_b2": 128,
-       "fc_layers": 1, "fc_width_0": 256, "batch_size": 64, "optimizer": "adam", "lr": 1e-3}  # fmt: skip
+LAB = {"n_blocks": 3, "channels_b0": 32, "channels_b1": 64, "channels_b2": 128, "fc_layers": 1,
+       "fc_width_0": 256, "batch_size": 64, "optimizer": "adam", "lr": 1e-3}  # fmt: skip
 SHAPE, CLASSES, IMAGES = (3, 32, 32), 10, (45_000, 5_000)
 
 
@@ -31,8 +31,8 @@ def test_the_estimate_holds_every_tensor_a_trial_keeps_on_its_device():
     # one batch as float32, at least, and the first conv's output (64 x 32 x 32 x 32 fp32),
     # which autograd keeps for the backward pass
     assert estimate.step >= 64 * 3 * 32 * 32 * 4 + 64 * 32 * 32 * 32 * 4
-    assert estimate.total == (estimate.weights + estimate.data
-                              + max(estimate.step, estimate.evaluation) + WORKSPACE_BYTES)  # fmt: skip
+    transient = max(estimate.step, estimate.evaluation)
+    assert estimate.total == estimate.weights + estimate.data + transient + WORKSPACE_BYTES
     assert estimated_peak(LAB, SHAPE, CLASSES, IMAGES) == estimate.total
 
 
