@@ -104,6 +104,11 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
     from ray.tune.execution.tune_controller import TuneController
 
+    from tuner.driver import internals
+
+    if hasattr(internals, "install_fast_state_save"):  # timed under the wrappers below
+        internals.install_fast_state_save()
+
     state_saves: list[tuple[float, int]] = []
     state_syncs: list[tuple[float, bool]] = []
     original_save = TuneController.save_to_dir

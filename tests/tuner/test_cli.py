@@ -192,7 +192,8 @@ def test_every_search_option_reaches_the_search_config():
          "--checkpoint-interval", "10s", "--searcher", "random", "--reduction-factor", "4",
          "--space", "resnet_cnn", "--dataset", "cifar10", "--data-dir", "/data", "--val-count",
          "30", "--image-size", "16", "--samples", "7", "--epochs", "5", "--scheduler", "fifo",
-         "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "0.5",
+         "--grace-period", "2", "--cpus-per-trial", "2", "--gpus-per-trial", "auto",
+         "--gpu-memory", "40", "--compile", "inductor",
          "--address", "head:6379", "--out", "elsewhere", "--name", "mine", "--seed", "9",
          "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
          "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build",
@@ -207,7 +208,8 @@ def test_every_search_option_reaches_the_search_config():
     assert (cfg.space, cfg.dataset, cfg.data_dir, cfg.val_count, cfg.image_size) == (
         "resnet_cnn", "cifar10", "/data", 30, 16)  # fmt: skip
     assert (cfg.samples, cfg.epochs, cfg.scheduler, cfg.grace_period) == (7, 5, "fifo", 2)
-    assert (cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.address) == (2.0, 0.5, "head:6379")
+    assert (cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.address) == (2.0, "auto", "head:6379")
+    assert (cfg.gpu_memory, cfg.compile) == (40.0, "inductor")
     assert (cfg.out, cfg.name, cfg.seed, cfg.max_failures, cfg.verbose) == (
         "elsewhere", "mine", 9, 0, True)  # fmt: skip
     assert cfg.model == "mypkg.nets:build"  # an import path stays as given (files: absolute)

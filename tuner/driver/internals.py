@@ -127,7 +127,7 @@ def install_fast_state_save() -> None:
     from ray.tune.utils.serialization import TuneFunctionEncoder
 
     global _ENCODED
-    if getattr(TuneController.save_to_dir, "_cnn_tuner_fast", False):
+    if _ENCODED is not None:  # installed (a flag on the module: a wrapper may sit on top)
         return
     _ENCODED = weakref.WeakKeyDictionary()
     original = TuneController.save_to_dir
@@ -160,7 +160,6 @@ def install_fast_state_save() -> None:
         self._search_alg.save_to_dir(driver_staging_path, session_str=self._session_str)
         self._callbacks.save_to_dir(driver_staging_path, session_str=self._session_str)
 
-    save_to_dir._cnn_tuner_fast = True  # type: ignore[attr-defined]
     save_to_dir._cnn_tuner_original = original  # type: ignore[attr-defined]
     TuneController.save_to_dir = save_to_dir  # type: ignore[method-assign]
 
