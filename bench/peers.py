@@ -272,13 +272,15 @@ def run_stock(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         rejected = frame is not None and bool((frame["epochs_trained"] == 0).any())
         ran.append((tune_id, len(trained), result.error is not None, rejected))
     best = grid.get_best_result(metric="val_acc", mode="max", scope="all")
-    if best.checkpoint is None:
+    kept = [r for r in grid if r.checkpoint is not None and r.metrics_dataframe is not None]
+    if best.checkpoint is None and kept:
         # Tune's pick can be a trial with no checkpoint (its summary's max is NaN when its
         # first epoch diverged): the user's glue then takes the best trial that has one.
-        kept = [r for r in grid if r.checkpoint is not None and r.metrics_dataframe is not None]
         best = max(kept, key=lambda r: float(r.metrics_dataframe["val_acc"].max()))
-    with best.checkpoint.as_directory() as d:
-        weights = torch.load(Path(d) / "weights.pt", weights_only=True)
+    weights = None
+    if best.checkpoint is not None:  # None: every configuration was over --max-macs
+        with best.checkpoint.as_directory() as d:
+            weights = torch.load(Path(d) / "weights.pt", weights_only=True)
     config = {**base, **best.config}
     ray.shutdown()
     # Optuna's trial numbers follow the order Tune asked for them, as do Tune's trial ids.
@@ -288,9 +290,10 @@ def run_stock(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         want = expected_state(epochs_run, args.epochs, failed, rejected)
         if t.state.name != want:
             errors.append(f"trial {t.number}: {t.state.name}, ran {epochs_run} epochs")
-    score = held_out(config, weights, bundle, data)
+    score = held_out(config, weights, bundle, data) if weights is not None else 0.0
+    winner_val = float(best.metrics["val_acc"]) if weights is not None else 0.0
     return {"wall_s": wall, "events": events, "held_out_acc": score,
-            "winner_val_acc": float(best.metrics["val_acc"]), "bookkeeping_errors": errors,
+            "winner_val_acc": winner_val, "bookkeeping_errors": errors,
             "trials": len(ran), "epochs": sum(r[1] for r in ran)}  # fmt: skip
 
 
@@ -444,7 +447,10 @@ def run_all(args: argparse.Namespace) -> None:
             if proc.returncode != 0 or line is None:
                 raise SystemExit(f"{method} seed {seed} failed:\n{proc.stderr[-3000:]}")
             row = json.loads(line.removeprefix("PEERS-ROW "))
-            row["anytime"] = anytime([tuple(e) for e in row.pop("events")])
+            # nothing trained (every configuration over --max-macs): 0 throughout
+            row["anytime"] = anytime([tuple(e) for e in row.pop("events")]) or [
+                (row["wall_s"], 0, 0.0)
+            ]
             rows.append(row)
             print(f"{args.dataset}/{args.space} {method:6s} seed {seed}: best val "
                   f"{row['anytime'][-1][2]:.4f}, winner held-out {row['held_out_acc']:.4f}, "
