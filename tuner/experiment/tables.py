@@ -43,6 +43,7 @@ EPOCH_COLUMNS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "best_val_loss", "best_val_acc",
     "best_epoch", "epoch_time_s", "val_time_s", "images_per_s", "lr", "params", "diverged",
     "time_total_s", "node_id",
+    "gpu_share", "gpu_peak_mb",  # on a GPU only: the share a trial had, and what it allocated
 ]  # fmt: skip
 EPOCH_KEYS = ["trial_index", "trial_id"]
 # rejected.csv: one row per configuration refused for the size budget, then config/ columns.
