@@ -315,6 +315,7 @@ def run_optuna(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     lock = threading.Lock()
     events: list[tuple[float, float]] = []
     kept: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # trial number -> its best epoch
+    kept_acc: dict[int, float] = {}
     ran: dict[int, tuple[int, bool, bool]] = {}  # trial number -> (epochs, diverged, rejected)
 
     def objective(trial: optuna.Trial) -> float:
@@ -331,6 +332,7 @@ def run_optuna(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 raise optuna.TrialPruned("diverged")  # as a user's objective would stop it
             if weights is not None:
                 best, kept[trial.number] = acc, (config, weights)
+                kept_acc[trial.number] = acc
             trial.report(acc, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -345,10 +347,18 @@ def run_optuna(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         if t.state.name != want:
             errors.append(f"trial {t.number}: {t.state.name}, ran {epochs_run} epochs")
     winner = study.best_trial  # Optuna's pick: the best COMPLETE trial
-    config, weights = kept[winner.number]
-    score = held_out(config, weights, bundle, data)
+    number, value = winner.number, float(winner.value)
+    if number not in kept and kept:
+        # Optuna's pick scored 0 without training (over --max-macs): every trained trial was
+        # pruned. The user's glue then takes the best trained one.
+        number = max(kept_acc, key=kept_acc.__getitem__)
+        value = kept_acc[number]
+    score = 0.0
+    if number in kept:
+        config, weights = kept[number]
+        score = held_out(config, weights, bundle, data)
     return {"wall_s": wall, "events": events, "held_out_acc": score,
-            "winner_val_acc": float(winner.value), "bookkeeping_errors": errors,
+            "winner_val_acc": value, "bookkeeping_errors": errors,
             "trials": len(study.trials), "epochs": sum(r[0] for r in ran.values())}  # fmt: skip
 
 
