@@ -5,7 +5,7 @@ It downloads the wheels of those packages and of the dependencies the image lack
 target's Python and platform (pip download --only-binary, no resolver: the versions are pinned
 to the ones this project's tests pass on), unpacks them into one site-packages tree
 (pip install --target --no-deps), removes what a Tune search never imports (Ray's Java jars,
-RLlib, Serve, the dashboard's web client: 79 MB of Ray's wheel -> about half), and packs the
+RLlib, Serve, the dashboard's web client; ray.data stays: ray.air imports it), and packs the
 tree as devsite.tar.xz beside a copy of the CIFAR tarball. The whole must fit the device tool's
 64 MiB carry; the script refuses to finish otherwise.
 
@@ -40,7 +40,7 @@ PACKAGES = (
 )  # fmt: skip
 # Parts of the unpacked tree a Tune search never imports (relative to site-packages).
 TRIM = (
-    "ray/jars", "ray/rllib", "ray/serve", "ray/dashboard/client/build", "ray/data",
+    "ray/jars", "ray/rllib", "ray/serve", "ray/dashboard/client/build",
     "ray/llm", "ray/cpp",
 )  # fmt: skip
 TRIM_SUFFIXES = (".pyc",)
@@ -97,11 +97,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         wheels, site = Path(tmp) / "wheels", Path(tmp) / "site"
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "download", "--only-binary=:all:", "--no-deps",
-                        "--python-version", args.python_version, "--platform", args.platform,
-                        "--platform", "manylinux_2_28_x86_64", "--platform", "any",
-                        "-d", str(wheels), *PACKAGES], check=True)  # fmt: skip
-        subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(site),
+        target = ["--only-binary=:all:", "--no-deps", "--python-version", args.python_version,
+                  "--platform", args.platform, "--platform", "manylinux_2_28_x86_64",
+                  "--platform", "any"]  # fmt: skip
+        subprocess.run([*pip, "download", *target, "-d", str(wheels), *PACKAGES], check=True)
+        # For another Python than this one: pip installs the wheels for the target's tags.
+        subprocess.run([*pip, "install", *target, "--no-compile", "--target", str(site),
                         *map(str, sorted(wheels.glob("*.whl")))], check=True)  # fmt: skip
         unpacked = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
         removed = trim(site)

@@ -52,6 +52,26 @@ def test_a_gpu_request_on_a_cpu_only_cluster_is_refused(local_ray):
     with pytest.raises(ConfigError, match="no node can run a trial"):
         check_schedulable(replace(local_ray, gpus_per_trial=1))
     check_schedulable(replace(local_ray, gpus_per_trial=0))  # the same request without a GPU fits
+    with pytest.raises(ConfigError, match="0.25 GPU"):  # auto asks for at least 1/4 of one
+        check_schedulable(replace(local_ray, gpus_per_trial="auto", gpu_memory=80))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_a_search_refused_for_its_resources_leaves_no_directory(tmp_path):
+    """The request is checked once Ray is up; the experiment directory made just before (its
+    provenance, search.toml and an empty study) is removed, so the same command can run again
+    once the resources are right."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "search", "--gpus-per-trial", "1", "--out",
+         str(tmp_path), "--name", "nogpu", "--samples", "2", "--epochs", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "no node can run a trial" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "nogpu").exists()
 
 
 def test_trials_run_in_the_workers_ray_started_with_the_cluster(local_ray, tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -35,7 +36,7 @@ from tuner.driver.preflight import (
     warn_if_short_of_space,
 )
 from tuner.driver.provenance import Timings
-from tuner.driver.ray_runtime import while_ray_starts
+from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import check_mlflow, open_study_storage
@@ -118,6 +119,17 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     (bundle, trial_data, record, storage), we_started = while_ray_starts(
         cfg, stream, prepare, timings
     )
+    try:
+        check_schedulable(cfg)  # needs Ray's view of the nodes
+    except ConfigError:
+        # Refused before any trial: the directory made a moment ago by prepare() (provenance,
+        # search.toml, an empty study) goes too, so the same command can run again as it is.
+        shutil.rmtree(cfg.experiment_dir, ignore_errors=True)
+        if we_started:
+            import ray
+
+            ray.shutdown()
+        raise
     say(
         stream,
         f"Searching {cfg.space}{f' with {cfg.model}' if cfg.model else ''} on {bundle.name} "
