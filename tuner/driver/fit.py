@@ -44,8 +44,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
     retry = run.retry
     exp = cfg.experiment_dir
     try:
-        check_schedulable(cfg)
-        if run.restore:
+        if run.restore:  # a new search checked its request in search(), before any trial
+            check_schedulable(cfg)
             tuner = restored_tuner(cfg, trial_data, record, retry, stream, run.raise_samples)
         else:
             with timings("build_tuner"):

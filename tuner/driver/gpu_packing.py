@@ -57,8 +57,9 @@ def gpu_memory_bytes(given_gib: float | None) -> int:
 
 class AutoGpuShares:
     """Tune's per-trial resource request under --gpus-per-trial auto: {"cpu", "gpu"} for a
-    trial's config, from its estimated peak memory. Each share is kept by config, so a
-    restored or retried trial asks for what it had; `shares` is what the search recorded."""
+    trial's config, from its estimated peak memory. Each share is kept by config, so a config
+    asked about again (a restored or retried trial) is not estimated again. Tune calls its own
+    unpickled copy of this object: a trial's share reaches the trial through Tune's context."""
 
     def __init__(
         self,

@@ -21,14 +21,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from tuner.data import Split
 from tuner.train.config import TrainConfig
+from tuner.train.loader import _DRAWS as AUGMENT_DRAWS  # float32 draws per image and epoch
+from tuner.train.loop import autocast_for, build_optimizer
 from tuner.train.model import build_network
+from tuner.train.trial import EVAL_BATCH, build_model, make_loaders
+from tuner.train.trial_data import TrialData
 
-EVAL_BATCH = 1024  # as tuner.train.trial.EVAL_BATCH (no import: trial imports the loaders)
-AUGMENT_DRAWS = 6  # float32 draws per image and epoch (tuner.train.loader._DRAWS)
 # cuDNN's convolution workspace, allocated through PyTorch's allocator: cudnn picks algorithms
 # within what is free, and 256 MiB covers the ones it picks for these networks' sizes.
 WORKSPACE_BYTES = 256 * 2**20
@@ -151,13 +155,6 @@ def measure_peak_bytes(
     (torch.cuda.max_memory_allocated), from the trial's own code: its loaders on random data
     of `images` = (train, validation), two training steps (the optimizer's state appears in
     the first) and one validation batch, under bf16 autocast as a trial trains."""
-    import numpy as np
-
-    from tuner.data import Split
-    from tuner.train.loop import autocast_for, build_optimizer
-    from tuner.train.trial import build_model, make_loaders
-    from tuner.train.trial_data import TrialData
-
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     rng = np.random.default_rng(0)
 
