@@ -39,6 +39,7 @@ from tuner.experiment import (
     trial_dirs,
 )
 from tuner.experiment.records import BestRecord
+from tuner.experiment.stats import accuracy_interval, difference, verdict_clauses
 
 # Config keys that are constants of the search, not choices of the searcher.
 FIXED_KEYS = ("epochs",)
@@ -210,7 +211,7 @@ def load_experiment(path: str | Path) -> Experiment:
         trials = read_table(path / TRIALS_CSV)
         epochs = read_table(path / EPOCHS_CSV)
     trials, epochs = _tidy_trials(trials, scheduler), _tidy_epochs(epochs)
-    best = cast("BestRecord | None", read_json(path / BEST_JSON))
+    best = _sound_confirm(cast("BestRecord | None", read_json(path / BEST_JSON)), provenance)
     name = str((provenance.get("config") or {}).get("name") or path.name)
     return Experiment(
         path=path,
@@ -225,6 +226,54 @@ def load_experiment(path: str | Path) -> Experiment:
         rejected=read_table(path / REJECTED_CSV),
         warnings=tuple(warnings),
     )
+
+
+def _sound_confirm(best: BestRecord | None, provenance: Mapping[str, Any]) -> BestRecord | None:
+    """best.json as tuner.experiment.stats scores it now. A confirm record written before its
+    accuracy intervals were t intervals on the logit (plain t ones could pass 100 %) and before
+    its differences said "too few seeds" has them recomputed from its per-seed values, and its
+    verdict's clauses rewritten; a current record is left as it is."""
+    confirm = (best or {}).get("confirm")
+    if not best or not isinstance(confirm, dict) or not confirm.get("configs"):
+        return best
+    configs = confirm["configs"]
+    diffs = [confirm[k] for k in ("vs_runner_up", "vs_baseline") if confirm.get(k)]
+    if all((c.get("val") or {}).get("method") for c in configs) and all(
+        "call" in (d.get("val") or {}) for d in diffs
+    ):
+        return best
+    dataset = provenance.get("dataset") or {}
+    images = {"val": best.get("val_images") or dataset.get("val"),
+              "test": best.get("test_images") or dataset.get("test")}  # fmt: skip
+    seeds: dict[int, dict[str, list[float]]] = {}
+    fresh = []
+    for c in configs:
+        c = dict(c)
+        per_seed = c.get("per_seed") or []
+        mine = seeds[int(c["trial_index"])] = {}
+        for split in ("val", "test"):
+            values = [r.get(f"{split}_acc") for r in per_seed]
+            mine[split] = [float(v) for v in values if v is not None and math.isfinite(v)]
+            if mine[split]:
+                c[split] = accuracy_interval(mine[split], images[split])
+        fresh.append(c)
+    confirm = {**confirm, "configs": fresh}
+    winner = seeds.get(int(confirm.get("winner", -1)))
+    for key in ("vs_runner_up", "vs_baseline"):
+        versus = confirm.get(key)
+        other = seeds.get(int(versus["trial_index"])) if versus else None
+        if versus and winner and other:
+            versus = {**versus}
+            for split in ("val", "test"):
+                if winner[split] and other[split]:
+                    versus[split] = difference(winner[split], other[split])
+            confirm[key] = versus
+    verdict = str(confirm.get("verdict") or "")
+    if verdict:
+        first = verdict.split("; it ")[0].removesuffix(".")
+        clauses = verdict_clauses(confirm.get("vs_runner_up"), confirm.get("vs_baseline"))
+        confirm["verdict"] = first + clauses + "."
+    return cast(BestRecord, {**best, "confirm": confirm})
 
 
 def best_trial_index(exp: Experiment) -> int | None:

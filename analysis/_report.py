@@ -63,6 +63,7 @@ from analysis.plots._importance import (
     ImportanceInfo,
     _get_importance_info,
     _get_importance_plot,
+    objective_names,
 )
 from tuner.experiment import (
     BEST_JSON,
@@ -74,6 +75,7 @@ from tuner.experiment import (
     is_finite,
 )
 from tuner.experiment.records import BestRecord
+from tuner.experiment.stats import MIN_SEEDS, describe, seeds_text
 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False}
 
@@ -287,7 +289,7 @@ def _winner_cards(
     def span(interval: Mapping[str, Any]) -> str:
         if interval.get("low") is None:
             return ""
-        return f"95 % CI {pct(interval['low'])} to {pct(interval['high'])}; "
+        return f"{describe(interval)}: {pct(interval['low'])} to {pct(interval['high'])}; "
 
     single = (
         f"the search's best single run: trial {searched}, val {pct(best.get('val_acc'))}"
@@ -302,11 +304,14 @@ def _winner_cards(
     versus = confirm.get("vs_baseline")
     if versus:
         d = versus["val"]
-        tied = " (tied)" if d.get("tied") else ""
+        call = _call(d)
+        notes = {"tied": " (tied)", "too few seeds": " (too few seeds to tell them apart)"}
+        note = notes.get(call or "", "")
+        over = seeds_text(d) if d.get("seeds") else f"{seeds} seeds"
         cards.append(card(
             f"vs lab baseline (trial {versus['trial_index']})", f"{100 * d['diff']:+.2f} pts",
-            f"validation, mean over {seeds} seeds{tied}"
-            + (f"; 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f}"
+            f"validation, means over {over}{note}"
+            + (f"; 95 % CI {100 * d['low']:+.1f} to {100 * d['high']:+.1f} (Welch)"
                if d.get("low") is not None else ""),
         ))  # fmt: skip
     return cards
@@ -599,8 +604,14 @@ def _diagnosis_section(diagnoses: pd.DataFrame, trials: pd.DataFrame, params: li
     return f'<ul class="findings">{items}</ul><p class="muted">{rules}</p>'
 
 
+def _call(diff: Mapping[str, Any]) -> str | None:
+    """A difference's call (tuner.experiment.stats.difference): better, worse, tied or "too few
+    seeds"."""
+    return diff.get("call") or ("tied" if diff.get("tied") else None)
+
+
 def _span(interval: Mapping[str, Any] | None) -> str:
-    """A mean and its 95 % interval, in percent: `96.3 % (86.7 to 100.0)`."""
+    """A mean and its 95 % interval, in percent: `96.3 % (86.7 to 99.9)`."""
     if not interval:
         return "-"
     if interval.get("low") is None:
@@ -615,7 +626,10 @@ def _diff_cell(diff: Mapping[str, Any] | None) -> str:
     text = f"{100 * diff['diff']:+.1f} points"
     if diff.get("low") is not None:
         text += f" ({100 * diff['low']:+.1f} to {100 * diff['high']:+.1f})"
-    return esc(text) + (" <strong>tied</strong>" if diff.get("tied") else "")
+    call = _call(diff)
+    if call == "too few seeds":
+        return esc(f"{text} on {seeds_text(diff)}") + " <strong>too few seeds to tell</strong>"
+    return esc(text) + (" <strong>tied</strong>" if call == "tied" else "")
 
 
 def _seed_values(config: Mapping[str, Any], key: str) -> str:
@@ -644,7 +658,10 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
         f"trained again from scratch with {len(confirm.get('seeds', []))} fresh seeds each "
         f"({esc(', '.join(map(str, confirm.get('seeds', []))))}), {confirm.get('epochs')} epochs, "
         "not as Optuna trials and never stopped by ASHA. The winner is the best mean validation "
-        "accuracy; bars are 95 % intervals (Student t), which are wide with few seeds."
+        "accuracy; bars are 95 % t intervals on the logit of the per-seed accuracies, mapped "
+        "back (so they stay inside 0 to 100 %), which are wide with few seeds. Differences "
+        "are Welch's 95 % intervals; with fewer than "
+        f"{MIN_SEEDS} seeds on either side no verdict is drawn (too few seeds to tell)."
         f"{unfinished}</p>"
         f'<p class="verdict"><strong>{esc(confirm.get("verdict", ""))}</strong></p>'
     )
@@ -661,7 +678,8 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
         )
     table = (
         "<table><thead><tr><th>configuration</th><th>search val acc (one run)</th>"
-        "<th>val acc over seeds (95 % CI)</th><th>test acc over seeds (95 % CI)</th>"
+        "<th>val acc over seeds (95 % t interval on the logit)</th>"
+        "<th>test acc over seeds (95 % t interval on the logit)</th>"
         "<th>val acc per seed</th><th>test acc per seed</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
@@ -781,7 +799,10 @@ def build_report(
     )  # fmt: skip
     compute = compute_summary(trials, budget)
     try:
-        importance = _get_importance_info(load_study(exp))
+        importance = _get_importance_info(
+            load_study(exp), trials=trials, epochs=epochs,
+            scheduler=str(cfg.get("scheduler") or "asha"), objectives=objective_names(cfg),
+        )  # fmt: skip
     except Exception as e:  # a damaged or foreign optuna.db must not cost the whole report
         importance = ImportanceInfo([], [], 0, f"Could not read the Optuna study: {e}")
 

@@ -1,9 +1,10 @@
 """Synthetic but realistic experiment directories for the analysis tests (no Ray, no training).
 
 `write_experiment` lays out what `tuner search` leaves behind (trials.csv, epochs.csv,
-best.json, provenance.json) for any number of trials: seed_cnn-like configs drawn by a seeded
-numpy generator, loss curves that learn, overfit, plateau or blow up depending on the config,
-and outcomes as ASHA would give them (stopped at rungs 1, 3, 9 of a 10-epoch budget).
+best.json, provenance.json and, asked for, optuna.db) for any number of trials: seed_cnn-like
+configs drawn by a seeded numpy generator, loss curves that learn, overfit, plateau or blow up
+depending on the config, and outcomes as ASHA would give them (stopped at rungs 1, 3, 9 of a
+10-epoch budget) or as the test says (`reached`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,69 @@ import pandas as pd
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck")  # fmt: skip
 RUNGS = (1, 3, 9)
+# seed_cnn-like Optuna distributions of the configs _config draws (for optuna.db)
+_CHANNELS, _WIDTHS = [16, 32, 64, 128, 256], [32, 64, 128, 256, 512]
+# --objectives names -> trials.csv column, for a multi-objective optuna.db
+_OBJECTIVE_COLUMNS = {"val_acc": "best_val_acc", "val_loss": "best_val_loss", "params": "params"}
+
+
+def _distributions() -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    Cat = CategoricalDistribution
+
+    return {
+        "kernel_size": Cat([3, 5]), "dilation": Cat([1, 2]), "stride": Cat([1, 2]),
+        "padding": Cat(["same", "valid"]), "pool": Cat(["max", "avg"]),
+        "convs_per_block": IntDistribution(1, 3), "n_blocks": IntDistribution(1, 3),
+        **{f"channels_b{b}": Cat(_CHANNELS) for b in range(3)},
+        "batch_norm": Cat([False, True]), "fc_layers": IntDistribution(0, 2),
+        **{f"fc_width_{j}": Cat(_WIDTHS) for j in range(2)},
+        "dropout": Cat([False, True]), "dropout_rate": FloatDistribution(0.1, 0.6),
+        "dropout_layers": IntDistribution(1, 2), "batch_size": Cat([32, 64, 128, 256, 512]),
+        "optimizer": Cat(["sgd", "adam", "adamw"]), "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "momentum": FloatDistribution(0.0, 0.99),
+        "weight_decay": Cat([0.0, 1e-5, 1e-4, 5e-4, 1e-3]),
+    }  # fmt: skip
+
+
+def _write_study(
+    path: Path,
+    name: str,
+    runs: list[tuple[dict[str, Any], dict[str, Any]]],
+    objectives: str | None,
+) -> None:
+    """optuna.db as TruthfulOptunaSearch leaves it: one trial per Tune trial (user attribute
+    tune_trial_id), COMPLETE when it ran its budget, PRUNED when stopped, FAIL when diverged;
+    single-objective best_val_acc (maximize) with each epoch as an intermediate value, or the
+    --objectives values."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.experiment import TUNE_TRIAL_ID
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parts = [p.strip().split(":") for p in objectives.split(",")] if objectives else []
+    study = optuna.create_study(
+        study_name=name, storage=f"sqlite:///{path / 'optuna.db'}",
+        directions=[f"{m}imize" for _, m in parts] if parts else ["maximize"],
+    )  # fmt: skip
+    space = _distributions()
+    states = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
+              "diverged": TrialState.FAIL}  # fmt: skip
+    for cfg, row in runs:
+        params = {k: _plain({k: v})[k] for k, v in cfg.items() if k in space}
+        state = states[row["status"]]
+        values = None
+        if state == TrialState.COMPLETE:
+            values = [float(row[_OBJECTIVE_COLUMNS[n]]) for n, _ in parts] or [
+                float(row["best_val_acc"])
+            ]
+        study.add_trial(optuna.trial.create_trial(
+            state=state, params=params, distributions={k: space[k] for k in params},
+            values=values, user_attrs={TUNE_TRIAL_ID: row["trial_id"]},
+            intermediate_values={} if parts else row["curve"],
+        ))  # fmt: skip
 
 
 def _config(rng: np.random.Generator, index: int) -> dict[str, Any]:
@@ -106,21 +170,31 @@ def write_experiment(
     name: str | None = None,
     classes: tuple[str, ...] = CIFAR_CLASSES,
     overrides: dict[int, dict[str, Any]] | None = None,
+    reached: list[int] | None = None,
+    study: bool = False,
+    objectives: str | None = None,
+    scheduler: str = "asha",
 ) -> Path:
     """Write a finished experiment to `path` (created) and return it.
 
     overrides: trial index -> config values to force (e.g. a malicious categorical value).
+    reached: each trial's epochs, instead of the ASHA-like draw (fewer than `epochs`: stopped;
+    a diverging config may still end sooner). study: write optuna.db too; objectives: make it
+    multi-objective, e.g. "val_acc:max,params:min" (recorded in provenance). scheduler:
+    provenance's.
     """
     rng = np.random.default_rng(seed)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    trial_rows, epoch_rows = [], []
+    trial_rows, epoch_rows, runs = [], [], []
     alive_at = {}  # ASHA-like: at each rung keep roughly the better third by val loss
     for index in range(trials):
         cfg = {**_config(rng, index), "epochs": epochs, **(overrides or {}).get(index, {})}
         rows = _curves(rng, cfg, epochs)
         stop = None
-        for rung in RUNGS:
+        if reached is not None:
+            stop = reached[index] if reached[index] < epochs else None
+        for rung in RUNGS if reached is None else ():
             if rung < epochs and len(rows) > rung:
                 seen = alive_at.setdefault(rung, [])
                 loss = rows[rung - 1]["val_loss"]
@@ -149,6 +223,8 @@ def write_experiment(
             "num_failures": 0, "error": "", "trial_dir": f"trial_{index:04d}_{trial_id}",
             **{f"config/{k}": v for k, v in sorted(cfg.items())},
         })  # fmt: skip
+        curve = {int(r["epoch"]): float(r["best_val_acc"]) for r in rows}
+        runs.append((cfg, {**trial_rows[-1], "curve": curve}))
     table = pd.DataFrame(trial_rows)
     table.to_csv(path / "trials.csv", index=False)
     pd.DataFrame(epoch_rows).to_csv(path / "epochs.csv", index=False)
@@ -174,9 +250,10 @@ def write_experiment(
     (path / "best.json").write_text(json.dumps(record))
     provenance = {
         "config": {"space": "seed_cnn", "dataset": "cifar10", "samples": trials,
-                   "epochs": epochs, "scheduler": "asha", "searcher": "tpe", "grace_period": 1,
-                   "reduction_factor": 3, "name": name or path.name, "seed": seed,
-                   "data_dir": None},
+                   "epochs": epochs, "scheduler": scheduler, "searcher": "tpe",
+                   "grace_period": 1, "reduction_factor": 3, "name": name or path.name,
+                   "seed": seed, "data_dir": None,
+                   **({"objectives": objectives} if objectives else {})},
         "libraries": {"python": "3.11", "plotly": "7"}, "git": {"commit": "abc", "dirty": False},
         "hardware": {"cpu_count": 2}, "started": "2026-01-01T00:00:00+00:00",
         "finished": "2026-01-01T01:00:00+00:00", "seconds": 3600.0,
@@ -184,6 +261,8 @@ def write_experiment(
                     "train": 49000, "val": 1000, "test": 10000},
     }  # fmt: skip
     (path / "provenance.json").write_text(json.dumps(provenance))
+    if study:
+        _write_study(path, name or path.name, runs, objectives)
     return path
 
 
@@ -216,31 +295,43 @@ def write_partial_experiment(path: str | Path, epochs: int = 4) -> Path:
     return path
 
 
-def add_confirm(exp: Path, verdict: str, winner: int | None = None) -> Path:
-    """best.json as a confirm stage leaves it: three configurations over three seeds."""
+def add_confirm(
+    exp: Path, verdict: str, winner: int | None = None,
+    values: dict[int, list[float]] | None = None, images: int = 1000,
+) -> Path:  # fmt: skip
+    """best.json as a confirm stage leaves it: by default three configurations over three
+    seeds (`values`: per trial index, its seeds' validation accuracies; trial 0 is the lab's
+    baseline, 99 the runner-up; test: each 0.02 lower, at least 0)."""
     import json
 
-    from tuner.experiment.stats import difference, mean_interval
+    from tuner.experiment.stats import accuracy_interval, difference
 
     best = json.loads((exp / "best.json").read_text())
     win = best["trial_index"] if winner is None else winner
-    values = {0: [0.30, 0.35, 0.33], win: [0.90, 0.93, 0.91], 99: [0.89, 0.94, 0.9]}
+    if values is None:
+        values = {0: [0.30, 0.35, 0.33], win: [0.90, 0.93, 0.91], 99: [0.89, 0.94, 0.9]}
     configs = []
     for index, vals in values.items():
+        tests = [max(0.0, v - 0.02) for v in vals]
         configs.append({
             "trial_index": index, "is_baseline": index == 0, "search_val_acc": max(vals),
-            "val": mean_interval(vals), "test": mean_interval([v - 0.02 for v in vals]),
-            "per_seed": [{"seed": 1000 + i, "val_acc": v, "test_acc": v - 0.02, "run": "r"}
-                         for i, v in enumerate(vals)],
+            "val": accuracy_interval(vals, images), "test": accuracy_interval(tests, images),
+            "per_seed": [{"seed": 1000 + i, "val_acc": v, "test_acc": t, "run": "r"}
+                         for i, (v, t) in enumerate(zip(vals, tests, strict=True))],
         })  # fmt: skip
+
+    def versus(other: int) -> dict[str, Any] | None:
+        if other not in values:
+            return None
+        return {"trial_index": other, "val": difference(values[win], values[other]),
+                "test": difference(values[win], values[other])}  # fmt: skip
+
+    runner_up = next((i for i in values if i not in (0, win)), -1)
     best["confirm"] = {
-        "trials": list(values), "seeds": [1000, 1001, 1002], "epochs": 4, "complete": True,
-        "configs": configs, "winner": win, "runner_up": 99,
-        "vs_runner_up": {"trial_index": 99, "val": difference(values[win], values[99]),
-                         "test": difference(values[win], values[99])},
-        "vs_baseline": {"trial_index": 0, "val": difference(values[win], values[0]),
-                        "test": difference(values[win], values[0])},
-        "verdict": verdict,
+        "trials": list(values), "seeds": [1000 + i for i in range(max(map(len, values.values())))],
+        "epochs": 4, "complete": True, "configs": configs, "winner": win,
+        "runner_up": runner_up if runner_up in values else None,
+        "vs_runner_up": versus(runner_up), "vs_baseline": versus(0), "verdict": verdict,
     }  # fmt: skip
     (exp / "best.json").write_text(json.dumps(best))
     return exp

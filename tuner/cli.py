@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the top K configurations of a finished search (and the lab's "
         "baseline) again from scratch with S fresh seeds each, as Ray Tune trials in "
         f"DIR/{CONFIRM_DIR}/, then name the winner by its mean validation accuracy, with 95%% "
-        f"intervals (Student t) of validation and test accuracy, and rewrite {BEST_JSON}, "
+        "intervals (Student t on the logit, inside 0 to 1) of validation and test accuracy, "
+        f"and rewrite {BEST_JSON}, "
         f"{MODEL_FILE} and the report. A search runs this stage itself unless it had "
         "--no-confirm; "
         "an interrupted stage continues with `tuner resume DIR`.",

@@ -1,6 +1,7 @@
 """Is the winner really better? Each confirmed configuration's per-seed accuracies (validation
-and test) as points, with their mean and 95 % interval (Student t) as a bar, from best.json's
-"confirm" record (tuner/driver/confirm.py)."""
+and test) as points, with their mean and 95 % interval (a t interval on the logit, inside
+[0, 1]: tuner.experiment.stats) as a bar, from best.json's "confirm" record
+(tuner/driver/confirm.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.plots._style import BASELINE, BEST, PALETTE, base_layout, empty_figure, esc
+from tuner.experiment.stats import describe
 
 TITLE = "The confirmed configurations over fresh seeds"
 
@@ -74,7 +76,8 @@ def _get_confirm_plot(rows: list[ConfirmRow]) -> go.Figure:
             ), row=1, col=col)  # fmt: skip
             if interval:
                 low, high = interval.get("low"), interval.get("high")
-                span = ("<br>95% CI %{customdata[0]:.4f} to %{customdata[1]:.4f}"
+                span = (f"<br>{esc(describe(interval))}:<br>"
+                        "%{customdata[0]:.4f} to %{customdata[1]:.4f}"
                         if low is not None else "")  # fmt: skip
                 fig.add_trace(go.Scatter(
                     x=[interval["mean"]], y=[r.label], mode="markers",

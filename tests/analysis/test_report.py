@@ -202,3 +202,95 @@ def test_a_confirmed_winner_heads_the_report(tmp_path):
     assert f"The winner's configuration (trial {other})" in header
     assert f"the search's best single run: trial {searched}" in header
     assert f"tuner train {exp.resolve()} --trial {other}" in header  # retrain the winner
+
+
+def _confirm_section(html: str) -> str:
+    section = html[html.index('<section id="confirm">') :]
+    return section[: section.index("</section>")]
+
+
+def test_accuracy_intervals_stay_inside_0_to_100_percent_and_name_their_method(tmp_path):
+    """The default demo's seeds at 100, 100, 98, 99, 100 % gave "95 % CI 98.26 % to 100.74 %"
+    in the first card and figure; the lab's baseline cut to 2 seeds gave [-0.66, 1.01] and a
+    37-point lead called a tie."""
+    from analysis_fixture import add_confirm
+
+    from analysis.plots import plot_confirm
+
+    exp = write_experiment(tmp_path / "demo", trials=8)
+    win = json.loads((exp / "best.json").read_text())["trial_index"]
+    values = {0: [0.10, 0.25], win: [1.0, 1.0, 0.98, 0.99, 1.0], 99: [0.97, 0.99, 0.98, 0.99, 0.98]}
+    add_confirm(exp, "a verdict", values=values, images=360)
+    confirm = json.loads((exp / "best.json").read_text())["confirm"]
+    for c in confirm["configs"]:  # best.json's fields
+        for split in ("val", "test"):
+            assert 0.0 <= c[split]["low"] <= c[split]["mean"] <= c[split]["high"] <= 1.0
+            assert c[split]["method"] == "t on logit"
+    vs_base = confirm["vs_baseline"]["val"]
+    assert vs_base["call"] == "too few seeds" and not vs_base["tied"]
+    assert -1.0 <= vs_base["low"] and vs_base["high"] <= 1.0
+
+    html = build_report(exp)
+    header = html[: html.index("<nav>")]
+    winner = next(c for c in confirm["configs"] if c["trial_index"] == win)["val"]
+    low, high = f"{winner['low']:.2%}", f"{winner['high']:.2%}"
+    assert f"95 % t interval on the logit over 5 seeds: {low} to {high}" in header
+    assert float(high.rstrip("%")) < 100.0 and "100.74" not in html
+    assert "too few seeds to tell them apart" in header and "(tied)" not in header
+    section = _confirm_section(html)
+    assert "t intervals on the logit" in section and "95 % t interval on the logit" in section
+    row = section[section.index("winner - the lab&#x27;s baseline") :].split("</tr>")[0]
+    assert "on 5 and 2 seeds <strong>too few seeds to tell</strong>" in row
+    assert "<strong>tied</strong>" not in row and "+100.0)" in row  # cut at +100 points
+    bars = [t for t in plot_confirm(confirm).data
+            if t.error_x.array is not None and t.error_x.visible is not False]  # fmt: skip
+    assert len(bars) == 6
+    for bar in bars:  # the figure's
+        mean, up, down = bar.x[0], bar.error_x.array[0], bar.error_x.arrayminus[0]
+        assert -1e-12 <= mean - down and mean + up <= 1.0 + 1e-12
+        assert "t interval on the logit" in bar.hovertemplate
+
+
+def test_an_old_best_json_with_plain_t_intervals_is_rescored(tmp_path):
+    """best.json written before the logit intervals: its intervals, differences and verdict
+    are recomputed from the per-seed values when the report loads it."""
+    from analysis_fixture import add_confirm
+
+    from analysis import load_experiment
+
+    exp = write_experiment(tmp_path / "old", trials=8)
+    win = json.loads((exp / "best.json").read_text())["trial_index"]
+    values = {0: [0.10, 0.25], win: [1.0, 1.0, 0.98, 0.99, 1.0], 99: [0.97, 0.99, 0.98, 0.99, 0.98]}
+    add_confirm(exp, "", values=values)
+    best = json.loads((exp / "best.json").read_text())
+    confirm = best["confirm"]
+    for c in confirm["configs"]:  # as the plain t interval wrote them
+        for split in ("val", "test"):
+            mean = c[split]["mean"]
+            c[split] = {"mean": mean, "low": mean - 0.0124, "high": mean + 0.0074, "n": 5,
+                        "std": 0.01}  # fmt: skip
+    for key in ("vs_runner_up", "vs_baseline"):
+        for split in ("val", "test"):
+            d = confirm[key][split]
+            confirm[key][split] = {"diff": d["diff"], "low": -0.43, "high": 1.17, "tied": True}
+    confirm["verdict"] = (
+        f"Over 5 fresh seeds, trial {win} has the best mean validation accuracy (99.40%); it is "
+        "tied with trial 99 at these seeds (+1.2 points, 95 % CI -43.0 to +117.0), and is tied "
+        "with the lab's baseline at these seeds (+81.9 points, 95 % CI -43.0 to +117.0)."
+    )
+    (exp / "best.json").write_text(json.dumps(best))
+
+    loaded = load_experiment(exp).best
+    assert loaded is not None
+    fresh = loaded["confirm"]
+    for c in fresh["configs"]:
+        for split in ("val", "test"):
+            assert c[split]["method"] == "t on logit"
+            assert 0.0 <= c[split]["low"] <= c[split]["high"] <= 1.0
+    assert fresh["vs_baseline"]["val"]["call"] == "too few seeds"
+    verdict = fresh["verdict"]
+    assert verdict.startswith(f"Over 5 fresh seeds, trial {win} has the best mean validation")
+    assert "over the lab's baseline on 5 and 2 seeds; too few seeds to tell them apart" in verdict
+    assert "tied with the lab's baseline" not in verdict and "+117.0" not in verdict
+    html = build_report(exp)
+    assert "95 % t interval on the logit over 5 seeds" in html[: html.index("<nav>")]

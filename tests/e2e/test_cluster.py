@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
+from cli_fixture import run, tail, tuner
 
 pytestmark = pytest.mark.slow
 
@@ -15,13 +13,13 @@ def test_a_search_joins_a_ray_start_cluster_and_uses_both_nodes(tmp_path, ray_st
     cluster = ray_start_cluster
     listening = cluster.listening_ips()
     assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
-    proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "search", "--no-confirm", "--address", cluster.address,
-         "--samples", "4", "--epochs", "2", "--scheduler", "fifo", "--searcher", "random",
-         "--concurrency", "2", "--out", str(tmp_path), "--name", "two-nodes"],
-        capture_output=True, text=True, timeout=600, env=cluster.env,
+    proc = run(
+        tuner("search", "--no-confirm", "--address", cluster.address, "--samples", "4",
+              "--epochs", "2", "--scheduler", "fifo", "--searcher", "random", "--concurrency",
+              "2", "--out", str(tmp_path), "--name", "two-nodes"),
+        env=cluster.env,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, tail(proc.stderr)
     assert f"Connecting to the Ray cluster at {cluster.address}" in proc.stdout
     # The driver sent each trial the cache's location, not the arrays.
     assert "trials open the dataset on their own node from" in proc.stdout

@@ -4,18 +4,13 @@ search.toml, and that file, run again under another name, proposes the same conf
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from cli_fixture import run, tail, tuner
 
 from tuner.driver.config import SearchConfig
 
 pytestmark = pytest.mark.slow
-
-
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
 
 
 def _configs(exp):
@@ -31,22 +26,19 @@ def test_the_resolved_file_reruns_the_same_search(tmp_path):
         f"out: {tmp_path}\nname: first\nsamples: 4\nepochs: 1\nscheduler: fifo\nseed: 11\n"
         "no-confirm: true\nconcurrency: 2\n"
     )
-    first = subprocess.run(tuner("search", "--config", str(first_file), "--max-params", "400k"),
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    first = run(tuner("search", "--config", str(first_file), "--max-params", "400k"))
+    assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
     exp = tmp_path / "first"
     resolved = exp / "search.toml"
     cfg = SearchConfig.from_file(resolved)
     assert (cfg.samples, cfg.epochs, cfg.seed, cfg.max_params, cfg.name) == (
         4, 1, 11, 400_000, "first")  # fmt: skip
-    again = subprocess.run(tuner("search", "--config", str(resolved), "--name", "again"),
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    again = run(tuner("search", "--config", str(resolved), "--name", "again"))
+    assert again.returncode == 0, tail(again.stdout) + tail(again.stderr)
     # TPE's first trials are its seeded start-up draws: the same seed proposes the same ones.
     assert _configs(tmp_path / "again") == _configs(exp)
     assert len(_configs(exp)) == 4
     # The same name again is refused in one line, and nothing is written.
-    same = subprocess.run(tuner("search", "--config", str(resolved)), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    same = run(tuner("search", "--config", str(resolved)), timeout=120)
     assert same.returncode == 2 and "already exists" in same.stderr
     assert len(same.stderr.strip().splitlines()) == 1

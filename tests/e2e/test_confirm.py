@@ -9,15 +9,15 @@ import json
 import math
 import signal
 import statistics
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
 import torch
+from cli_fixture import Child, run, tail, tuner
+from gate_fixture import Gate, write_net
 from PIL import Image
 
 from tuner import load_model
@@ -30,8 +30,15 @@ pytestmark = pytest.mark.slow
 T95 = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305}  # two-sided 95 % Student t quantiles
 
 
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
+def _logit_t(values: list[float], images: int) -> tuple[float, float]:
+    """The 95 % t interval on the logit of the seeds' accuracies (each moved off 0 and 1 by
+    half an image), mapped back and holding the plain mean: tuner.experiment.stats's, by hand."""
+    eps = 0.5 / images
+    logits = [math.log(p / (1 - p)) for p in (min(max(v, eps), 1 - eps) for v in values)]
+    half = T95[len(values) - 1] * statistics.stdev(logits) / math.sqrt(len(values))
+    centre, mean = statistics.fmean(logits), statistics.fmean(values)
+    low, high = (1 / (1 + math.exp(-(centre + s * half))) for s in (-1, 1))
+    return max(0.0, min(low, mean)), min(1.0, max(high, mean))
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +83,9 @@ def test_the_stage_trains_k_x_s_runs_apart_from_the_study(confirmed):
     assert "confirm" not in json.dumps(rungs)
 
 
-def test_the_winner_is_the_best_mean_and_the_intervals_are_students(confirmed):
+def test_the_winner_is_the_best_mean_and_the_intervals_are_t_on_the_logit(confirmed):
     stage = confirmed.best["confirm"]
+    dataset = json.loads((confirmed.experiment_dir / "provenance.json").read_text())["dataset"]
     runs = pd.read_csv(confirmed.experiment_dir / "confirm.csv")
     means = runs[~runs["is_baseline"]].groupby("trial_index")["val_acc"].mean()
     assert stage["winner"] == int(means.idxmax())
@@ -86,26 +94,30 @@ def test_the_winner_is_the_best_mean_and_the_intervals_are_students(confirmed):
         for split, column in (("val", "val_acc"), ("test", "test_acc")):
             values = mine[column].tolist()
             assert [r[f"{split}_acc"] for r in c["per_seed"]] == pytest.approx(values)
-            mean, sd = statistics.fmean(values), statistics.stdev(values)
-            half = T95[2] * sd / math.sqrt(3)
-            assert c[split]["mean"] == pytest.approx(mean)
-            assert c[split]["low"] == pytest.approx(mean - half)
-            assert c[split]["high"] == pytest.approx(mean + half)
+            low, high = _logit_t(values, dataset[split])
+            assert c[split]["mean"] == pytest.approx(statistics.fmean(values))
+            assert c[split]["low"] == pytest.approx(low) and c[split]["high"] == pytest.approx(high)
+            assert 0.0 <= c[split]["low"] <= c[split]["high"] <= 1.0
     # The difference to the runner-up: Welch's interval, by hand.
     d = stage["vs_runner_up"]
     a = runs[runs["trial_index"] == stage["winner"]]["val_acc"].to_numpy()
     b = runs[runs["trial_index"] == d["trial_index"]]["val_acc"].to_numpy()
     va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 3
-    assert d["val"]["diff"] == pytest.approx(a.mean() - b.mean())
-    if va + vb > 0:
-        from scipy.stats import t
+    diff = a.mean() - b.mean()
+    assert d["val"]["diff"] == pytest.approx(diff)
+    from scipy.stats import t
 
-        df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
-        half = t.ppf(0.975, df) * math.sqrt(va + vb)
-        assert d["val"]["low"] == pytest.approx(a.mean() - b.mean() - half)
-        assert d["val"]["tied"] == (d["val"]["low"] <= 0 <= d["val"]["high"])
-        if d["val"]["tied"]:
-            assert "tied with trial" in stage["verdict"]
+    se = math.sqrt(va + vb)  # 0 when every seed gave the same figure on both sides
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2) if se > 0 else math.inf
+    half = t.ppf(0.975, df) * se
+    low, high = max(-1.0, diff - half), min(1.0, diff + half)
+    assert d["val"]["low"] == pytest.approx(low) and d["val"]["high"] == pytest.approx(high)
+    tied = low <= 0 <= high
+    assert d["val"]["tied"] == tied
+    # The verdict says which: the winner's mean is the best, so it is never worse.
+    runner_up = f"trial {d['trial_index']}"
+    said = f"is tied with {runner_up}" if tied else f"is better than {runner_up}"
+    assert said in stage["verdict"], stage["verdict"]
     assert stage["vs_baseline"]["trial_index"] == 0
     assert f"trial {stage['winner']}" in stage["verdict"]
 
@@ -140,8 +152,7 @@ def test_tuner_predict_on_png_and_jpeg_files(confirmed, tmp_path):
     Image.fromarray(bundle.test.x[0, 0]).convert("RGB").resize((24, 24)).save(tmp_path / "big.png")
     paths.append(str(tmp_path / "big.png"))
     model_file = str(confirmed.experiment_dir / "model.pt")
-    proc = subprocess.run(tuner("predict", model_file, *paths, "--top", "2"),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = run(tuner("predict", model_file, *paths, "--top", "2"), timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == len(paths)
@@ -151,63 +162,78 @@ def test_tuner_predict_on_png_and_jpeg_files(confirmed, tmp_path):
         assert line.startswith(path) and line.count(",") == 1  # two classes
 
 
+def trained_epochs(run_dir: Path) -> dict[int, set[float]]:
+    """When each epoch of a confirm run started training (epoch_started_at), from its reports
+    and its checkpoints' histories (which also hold an epoch trained and saved as the stage
+    stopped, before the driver heard of it)."""
+    epochs: dict[int, set[float]] = {}
+    rows = [json.loads(line) for line in (run_dir / "result.json").read_text().splitlines()]
+    for history in run_dir.glob("checkpoint_*/history.json"):
+        rows += json.loads(history.read_text())
+    for row in rows:
+        epochs.setdefault(row["epoch"], set()).add(row["epoch_started_at"])
+    return epochs
+
+
 def test_tuner_confirm_on_a_search_without_the_stage(tmp_path):
+    # The gated network (tests/gate_fixture.py): free in this process's search; the confirm
+    # stage below trains only the epochs the test hands it.
+    net = write_net(tmp_path)
     cfg = SearchConfig(dataset="digits", samples=3, epochs=2, seed=4, no_confirm=True,
-                       scheduler="fifo", out=str(tmp_path), name="later")  # fmt: skip
+                       model=f"{net}:build", space=f"{net}:space", scheduler="fifo",
+                       concurrency=1, out=str(tmp_path), name="later")  # fmt: skip
     first = search(cfg)
     exp = first.experiment_dir
     assert "confirm" not in first.best and first.best["model"]["from"] == "search"
     assert not (exp / "confirm").exists()
     before = (exp / "best.json").read_bytes()
-    bad = subprocess.run(tuner("confirm", str(exp), "--confirm-top", "0"),
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = run(tuner("confirm", str(exp), "--confirm-top", "0"), timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert (exp / "best.json").read_bytes() == before and not (exp / "confirm").exists()
 
     # Started, interrupted by one Ctrl-C once a run has reported, then continued by resume.
-    proc = subprocess.Popen(tuner("confirm", str(exp), "--confirm-top", "1", "--confirm-seeds",
-                                  "2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not any(f.stat().st_size for f in (exp / "confirm").glob("run_*/result.json")):
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() < deadline, "no confirm run reported"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=300)
+    # One epoch is handed out: the first of the stage's 2 x 2 runs (one at a time, as the
+    # search ran) reports it and waits, with every run unfinished, when the Ctrl-C comes. Once
+    # the stage says it is stopping, the gate opens and that run finishes its epoch in hand.
+    gate = Gate(tmp_path / "gate")
+    gate.give(1)
+    stage = Child(tuner("confirm", str(exp), "--confirm-top", "2", "--confirm-seeds", "2"),
+                  tmp_path / "confirm.log", env=gate.env())  # fmt: skip
+    stage.wait_for(
+        lambda: any(f.stat().st_size for f in (exp / "confirm").glob("run_*/result.json")),
+        "a confirm run's first epoch on disk",
+    )
+    stage.proc.send_signal(signal.SIGINT)
+    stage.wait_for_output("\nCtrl-C: ")
+    gate.open()
+    assert stage.wait() == 130, tail(stage.output())
+    assert "tuner resume" in stage.output()
     runs = pd.read_csv(exp / "confirm.csv")
-    if proc.returncode == 130:  # stopped with runs left (they may all have ended first)
-        assert "tuner resume" in out
-        assert (runs["status"] != "done").any()
-        resumed = subprocess.run(tuner("resume", str(exp)), capture_output=True, text=True,
-                                 timeout=600)  # fmt: skip
-        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    else:
-        assert proc.returncode == 0, out[-3000:]
+    assert (runs["status"] == "done").sum() <= 1  # of 4: the stage stopped with runs left
+    held = {d.name: trained_epochs(d) for d in (exp / "confirm").glob("run_*")}
+    resumed = run(tuner("resume", str(exp)))
+    assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
+
     runs = pd.read_csv(exp / "confirm.csv")
     best = json.loads((exp / "best.json").read_text())
-    # Trial 0 is the baseline, so the stage is the best searched trial plus the baseline.
+    # Without a baseline (the network is the user's), the stage is the 2 best trials x 2 seeds.
     assert len(runs) == 4 and set(runs["status"]) == {"done"}
     assert best["confirm"]["complete"] and best["model"]["from"] == "confirm"
-    for run_dir in (exp / "confirm").glob("run_*"):  # no epoch trained twice
-        rows = [json.loads(line) for line in (run_dir / "result.json").open()]
-        assert sorted({r["epoch"] for r in rows}) == [1, 2], run_dir
-        # A run restored at its last epoch reports that epoch again (so that Tune hears how it
-        # ended), but trains it once: every report of an epoch is of the same training.
-        for epoch in (1, 2):
-            started = {r["epoch_started_at"] for r in rows if r["epoch"] == epoch}
-            assert len(started) == 1, (run_dir, epoch, started)
+    for run_dir in (exp / "confirm").glob("run_*"):  # no epoch trained twice, none missing
+        epochs = trained_epochs(run_dir)
+        assert sorted(epochs) == [1, 2] and all(len(s) == 1 for s in epochs.values()), epochs
+        # What a run had trained when the stage stopped, the resume did not train again (a
+        # run restored at its last epoch reports that epoch again, with the same start).
+        for epoch, started in held.get(run_dir.name, {}).items():
+            assert epochs[epoch] == started, (run_dir, epoch)
     report = (exp / "report.html").read_text()
     assert "Is the winner really better?" in report and best["confirm"]["verdict"][:40] in report
 
 
 def test_tuner_train_retrains_the_winner_on_train_and_val(confirmed, tmp_path):
     exp = confirmed.experiment_dir
-    proc = subprocess.run(
-        tuner("train", str(exp), "--train-on", "trainval", "--seeds", "2", "--epochs", "2",
-              "--out", str(tmp_path), "--name", "again"),
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = run(tuner("train", str(exp), "--train-on", "trainval", "--seeds", "2", "--epochs",
+                     "2", "--out", str(tmp_path), "--name", "again"))  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "epoch 2/2" in proc.stdout and "left" in proc.stdout  # the progress lines
     out = tmp_path / "again"
@@ -220,9 +246,10 @@ def test_tuner_train_retrains_the_winner_on_train_and_val(confirmed, tmp_path):
     assert [r["seed"] for r in summary["runs"]] == [2000, 2001]
     assert all(r["val_acc"] is None for r in summary["runs"])
     tests = [r["test_acc"] for r in summary["runs"]]
-    half = T95[1] * statistics.stdev(tests) / math.sqrt(2)
+    test_images = json.loads((out / "provenance.json").read_text())["dataset"]["test"]
     assert summary["test"]["mean"] == pytest.approx(statistics.fmean(tests))
-    assert summary["test"]["low"] == pytest.approx(statistics.fmean(tests) - half)
+    assert summary["test"]["low"] == pytest.approx(_logit_t(tests, test_images)[0])
+    assert "t interval on the logit over 2 seeds" in proc.stdout
     epochs = pd.read_csv(out / "epochs.csv")
     assert len(epochs) == 2 * 2 and epochs["val_acc"].isna().all()
     # Its model file scores what it says on the test split, with the same loader as a search's.
@@ -236,8 +263,7 @@ def test_tuner_train_retrains_the_winner_on_train_and_val(confirmed, tmp_path):
 def test_exported_models_match_pytorch(confirmed, tmp_path, fmt):
     exp = confirmed.experiment_dir
     target = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
-    proc = subprocess.run(tuner("export", str(exp), "--format", fmt, "-o", str(target)),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = run(tuner("export", str(exp), "--format", fmt, "-o", str(target)), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     bundle = load_dataset("digits")
     batch = torch.tensor(bundle.test.x[:64]).float() / 255  # the exported input: [0, 1] floats

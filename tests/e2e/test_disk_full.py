@@ -10,6 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
+from cli_fixture import run, tail, tuner
 
 
 @pytest.fixture
@@ -50,9 +51,9 @@ def test_a_search_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_roo
     command = [sys.executable, "-c", CLI, guard, "search", "--no-confirm",
         "--samples", "4", "--epochs", "3",
                "--concurrency", "2", "--out", str(small_tmpfs), "--name", "full"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = run(command)
     exp = small_tmpfs / "full"
-    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.returncode == 2, tail(done.stdout) + tail(done.stderr)
     assert "warning: " in done.stdout and "free and this search may write" in done.stdout
     errors = done.stderr.strip().splitlines()
     assert errors == [errors[-1]], done.stderr[-3000:]  # one line: no tracebacks of Ray's
@@ -60,9 +61,8 @@ def test_a_search_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_roo
     assert "Traceback" not in done.stdout
 
     subprocess.run(["mount", "-o", "remount,size=400m", str(small_tmpfs)], check=True)
-    resumed = subprocess.run([sys.executable, "-m", "tuner.cli", "resume", str(exp)],
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    resumed = run(tuner("resume", str(exp)))
+    assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 4 and "running" not in set(trials["status"])
     assert (exp / "report.html").stat().st_size > 1_000_000

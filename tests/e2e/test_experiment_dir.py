@@ -9,24 +9,18 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_fixture import Child, run, tail, tuner
+from gate_fixture import Gate, gated_search_args, write_net
 
 pytestmark = pytest.mark.slow
 
 OURS = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html",
         "asha_state.json"]  # fmt: skip
-SEARCH = ["--no-confirm", "--dataset", "digits", "--samples", "5", "--epochs", "6", "--seed", "3",
-          "--concurrency", "2"]  # fmt: skip
-
-
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
+SEARCH = ["--no-confirm", "--samples", "5", "--epochs", "6", "--seed", "3", "--concurrency", "2"]
 
 
 def epochs_reported(exp: Path) -> int:
@@ -39,17 +33,19 @@ def epochs_reported(exp: Path) -> int:
 def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_resumes(tmp_path):
     exp = tmp_path / "first" / "shared"
     (tmp_path / "first").mkdir()
-    proc = subprocess.Popen(
-        tuner("search", *SEARCH, "--out", str(tmp_path / "first"), "--name", "shared"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=lambda: os.umask(0o027),
+    # The gated network (tests/gate_fixture.py): 3 epochs, then the trials wait for the Ctrl-C.
+    gate = Gate(tmp_path / "gate")
+    gate.give(3)
+    search = Child(
+        tuner("search", *gated_search_args(write_net(tmp_path)), *SEARCH, "--out",
+              str(tmp_path / "first"), "--name", "shared"),
+        tmp_path / "search.log", env=gate.env(), preexec_fn=lambda: os.umask(0o027),
     )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and epochs_reported(exp) < 3:  # progress, then Ctrl-C
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 130, out[-2000:]
+    search.wait_for(lambda: epochs_reported(exp) >= 3, "3 epochs on disk")
+    search.proc.send_signal(signal.SIGINT)
+    search.wait_for_output("\nCtrl-C: ")
+    gate.open()  # the trials finish the epoch in hand; there the search stops them
+    assert search.wait() == 130, tail(search.output())
 
     for name in OURS:  # what a plain open() under umask 027 would make: rw-r-----
         assert stat.S_IMODE((exp / name).stat().st_mode) == 0o640, name
@@ -62,12 +58,10 @@ def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_r
     shutil.move(str(exp), str(moved))
     shutil.rmtree(tmp_path / "first")  # nothing may still point there
 
-    reported = subprocess.run(tuner("report", str(moved)), capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
-    assert reported.returncode == 0, reported.stderr[-2000:]
-    resumed = subprocess.run(tuner("resume", str(moved)), capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    reported = run(tuner("report", str(moved)), timeout=300)
+    assert reported.returncode == 0, tail(reported.stderr)
+    resumed = run(tuner("resume", str(moved)))  # no gate: the rest trains straight through
+    assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     assert not (tmp_path / "first").exists()  # the old place was not recreated
     trials = pd.read_csv(moved / "trials.csv")
     assert len(trials) == 5 and set(trials["status"]) <= {"completed", "stopped", "diverged"}
@@ -76,8 +70,7 @@ def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_r
 
     # Other users could have changed the pickles a resume loads: refused, in one line.
     (moved / "tuner.pkl").chmod(0o646)
-    refused = subprocess.run(tuner("resume", str(moved)), capture_output=True, text=True,
-                             timeout=120)  # fmt: skip
+    refused = run(tuner("resume", str(moved)), timeout=120)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "writable by other users" in refused.stderr
     assert "tuner.pkl" in refused.stderr

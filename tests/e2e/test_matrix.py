@@ -18,6 +18,9 @@ import pandas as pd
 import pytest
 from cifar_fixture import use_fake_cifar_md5s, write_fake_cifar10
 from PIL import Image
+from torchvision_fixture import DATASETS as TORCHVISION_SETS
+from torchvision_fixture import SHAPES as TORCHVISION_SHAPES
+from torchvision_fixture import accept_fake_md5s, write_fake
 
 from search_spaces import SPACES
 
@@ -113,6 +116,20 @@ def test_every_space_runs_on_every_dataset_shape(
     result, provenance = _search(tmp_path, monkeypatch, f"{space}-{shape}", datasets[shape],
                                  space=space)  # fmt: skip
     assert tuple(provenance["dataset"]["input_shape"]) == SHAPES[shape]
+
+
+@pytest.mark.parametrize("name", TORCHVISION_SETS)
+def test_each_torchvision_dataset_is_searched_to_a_finished_experiment(
+    shared_ray, tmp_path, monkeypatch, name
+):
+    """MNIST, Fashion-MNIST, CIFAR-100 and SVHN, a few dozen images each in their real formats,
+    read by torchvision's own readers (no download), through a search to its report."""
+    fake = write_fake(name, tmp_path / "data")
+    accept_fake_md5s(monkeypatch, fake)
+    data = {"dataset": name, "data_dir": str(tmp_path / "data"), "val_count": 8}
+    _, provenance = _search(tmp_path, monkeypatch, name, data, space="seed_cnn")
+    assert tuple(provenance["dataset"]["input_shape"]) == TORCHVISION_SHAPES[name]
+    assert provenance["dataset"]["name"] == name
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))

@@ -4,41 +4,31 @@ tables agreeing, and a lower N refused in one line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import optuna
 import pandas as pd
 import pytest
+from cli_fixture import run, tail, tuner
 
 pytestmark = pytest.mark.slow
 
 STATES = {"completed": "COMPLETE", "diverged": "FAIL", "error": "FAIL"}
 
 
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
-
-
 def test_a_finished_search_raised_to_more_trials(tmp_path):
-    first = subprocess.run(
-        tuner("search", "--samples", "3", "--epochs", "2", "--seed", "5", "--no-confirm",
-              "--concurrency", "2", "--out", str(tmp_path), "--name", "grow"),
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    first = run(tuner("search", "--samples", "3", "--epochs", "2", "--seed", "5", "--no-confirm",
+                      "--concurrency", "2", "--out", str(tmp_path), "--name", "grow"))  # fmt: skip
+    assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
     exp = tmp_path / "grow"
     before = pd.read_csv(exp / "trials.csv")
     assert len(before) == 3
 
-    lower = subprocess.run(tuner("resume", str(exp), "--samples", "2"), capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+    lower = run(tuner("resume", str(exp), "--samples", "2"), timeout=120)
     assert lower.returncode == 2 and len(lower.stderr.strip().splitlines()) == 1
     assert "can only raise it" in lower.stderr
 
-    grown = subprocess.run(tuner("resume", str(exp), "--samples", "6"), capture_output=True,
-                           text=True, timeout=600)  # fmt: skip
-    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-2000:]
+    grown = run(tuner("resume", str(exp), "--samples", "6"))
+    assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
     assert "Raising the search to 6 trials" in grown.stdout
     trials = pd.read_csv(exp / "trials.csv")
     assert sorted(trials["trial_index"]) == list(range(6))

@@ -61,14 +61,10 @@ def test_a_search_refused_for_its_resources_leaves_no_directory(tmp_path):
     """The request is checked once Ray is up; the experiment directory made just before (its
     provenance, search.toml and an empty study) is removed, so the same command can run again
     once the resources are right."""
-    import subprocess
-    import sys
+    from cli_fixture import run, tuner
 
-    out = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "search", "--gpus-per-trial", "1", "--out",
-         str(tmp_path), "--name", "nogpu", "--samples", "2", "--epochs", "1"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    out = run(tuner("search", "--gpus-per-trial", "1", "--out", str(tmp_path), "--name",
+                    "nogpu", "--samples", "2", "--epochs", "1"), timeout=300)  # fmt: skip
     assert out.returncode == 2, out.stderr[-2000:]
     assert "no node can run a trial" in out.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "nogpu").exists()
@@ -104,6 +100,12 @@ def test_trials_run_in_the_workers_ray_started_with_the_cluster(local_ray, tmp_p
 
 
 def test_in_process_ray_sends_no_usage_statistics(local_ray):
-    import os
+    """The cluster's metadata in its GCS, which Ray's usage reporter sends, holds only the
+    versions Ray records in any case: none of the details (commit, OS, start time) that it
+    adds when usage statistics are on."""
+    import ray
+    from ray._common.usage import usage_lib
 
-    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    metadata = usage_lib.get_cluster_metadata(ray._private.worker.global_worker.gcs_client)
+    assert metadata["ray_init_cluster"] is True  # the cluster start_ray started
+    assert set(metadata) == {"ray_version", "python_version", "ray_init_cluster"}, metadata

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from cli_fixture import Child, run, tail, tuner
 
 from tuner import load_model
 from tuner.data import load_dataset
@@ -49,10 +47,6 @@ def space(trial):
 MAX_PARAMS = 20_000  # depth 3 at width 64 has ~75k: some of the space is over the budget
 
 
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
-
-
 def epochs_on_disk(exp: Path) -> int:
     return sum(
         sum(1 for line in f.read_text().splitlines() if line.strip().endswith("}"))
@@ -74,18 +68,12 @@ def searched(tmp_path_factory):
     )  # fmt: skip
     # Relative paths, from the user's directory: trials run elsewhere, so --model must be
     # resolved before they start.
-    proc = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and epochs_on_disk(exp) < 3 and proc.poll() is None:
-        time.sleep(0.2)
-    killed = proc.poll() is None
-    if killed:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert killed, "the search ended before it could be killed: " + proc.stderr.read().decode()
-    resumed = subprocess.run(tuner("resume", str(exp)), cwd=work, capture_output=True,
-                             text=True, timeout=900)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    child = Child(command, work / "search.log", cwd=work)
+    child.wait_for(lambda: epochs_on_disk(exp) >= 3, "3 epochs on disk")  # fails if it ended
+    os.kill(child.proc.pid, signal.SIGKILL)
+    child.proc.wait()
+    resumed = run(tuner("resume", str(exp)), cwd=work)
+    assert resumed.returncode == 0, tail(resumed.stderr)
     return work, exp, resumed.stdout
 
 
@@ -142,11 +130,8 @@ def test_model_file_records_the_build_and_reproduces_its_test_accuracy(searched,
         again = load_model(copy, build=f"{moved}:build")
         assert (again.predict(bundle.test.x).indices == model.predict(bundle.test.x).indices).all()
         target = tmp_path / "m.onnx"
-        proc = subprocess.run(
-            tuner("export", str(copy), "--format", "onnx", "-o", str(target), "--build",
-                  f"{moved}:build"),
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        proc = run(tuner("export", str(copy), "--format", "onnx", "-o", str(target), "--build",
+                         f"{moved}:build"), timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     finally:
         (work / "net.py.away").rename(work / "net.py")
@@ -165,11 +150,9 @@ def test_a_build_that_fails_in_the_dry_run_is_one_line_and_writes_nothing(tmp_pa
             'width, depth = params["width"], params["deep"]',
         )
     )
-    proc = subprocess.run(
-        tuner("search", "--model", "net.py:build", "--space", "net.py:space", "--samples", "2",
-              "--out", "out", "--name", "broken"),
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    command = tuner("search", "--model", "net.py:build", "--space", "net.py:space", "--samples",
+                    "2", "--out", "out", "--name", "broken")  # fmt: skip
+    proc = run(command, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2
     error = [line for line in proc.stderr.splitlines() if line.startswith("tuner: error:")]
     assert len(error) == 1 and f"--model {tmp_path / 'net.py'}:build failed for width=" in error[0]

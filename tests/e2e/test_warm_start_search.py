@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
+import cli_fixture
 import optuna
 import pandas as pd
 import pytest
@@ -29,12 +29,8 @@ optimizer = { choices = ["sgd", "adam"] }
 SOURCE_TRIALS = 11  # past TPE's 10 startup trials: a warm start samples from a model at once
 
 
-def tuner(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tuner.cli", *args]
-
-
-def run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(tuner(*args), cwd=cwd, capture_output=True, text=True, timeout=900)
+def run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
+    return cli_fixture.run(cli_fixture.tuner(*args), cwd=cwd)
 
 
 def study_of(exp):

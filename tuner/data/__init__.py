@@ -51,6 +51,8 @@ IMAGEFOLDER_TEST_FRACTION = Fraction(1, 6)
 VAL_FRACTION = 0.02
 # Fewer than ~20 images per class makes per-trial val accuracy too noisy to rank trials.
 MIN_VAL_PER_CLASS = 20
+# A classifier of one class scores 100 % on anything: an image folder needs at least two.
+MIN_CLASSES = 2
 
 CACHE_DIRNAME = "tuner-cache"
 # Bump when the cached arrays' meaning changes (scaling, split rule) so old caches are rebuilt.
@@ -458,6 +460,53 @@ def _list_folder(root: Path, class_to_idx: dict[str, int] | None) -> tuple[list[
     return classes, samples
 
 
+def _class_folders(folder: Path) -> list[str]:
+    """The class folders torchvision's find_classes lists: every sub-folder, sorted."""
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+
+
+def _refuse_too_few_classes(root: Path, folder: Path, classes: list[str]) -> None:
+    """DataError (one line) unless `folder` (the root, or its train/) holds at least two class
+    folders: with one, every trial would score 100 %; with none, there is nothing to learn."""
+    if len(classes) >= MIN_CLASSES:
+        return
+    where = f"--data-dir {root}" if folder == root else f"--data-dir {root}: {folder.name}/"
+    need = f"a classifier needs at least {MIN_CLASSES} class folders"
+    if classes:
+        only = folder / classes[0]
+        hint = (
+            f"is --data-dir one level too high? try --data-dir {only}"
+            if _has_folders(only)
+            else "is --data-dir one level too deep?"
+        )
+        raise DataError(f"{where} has 1 class folder ({classes[0]}): {need}; {hint}")
+    if any(entry.is_file() for entry in os.scandir(folder)):
+        raise DataError(
+            f"{where} holds files but no class folders: {need} (one sub-folder of images per "
+            f"class); is --data-dir one level too deep? try --data-dir {folder.parent}"
+        )
+    raise DataError(f"no images in {where} (expected one sub-folder of images per class)")
+
+
+def _has_folders(path: Path) -> bool:
+    try:
+        return any(entry.is_dir() for entry in os.scandir(path))
+    except OSError:
+        return False
+
+
+def check_image_folder(root: str | Path) -> None:
+    """Refuse, before anything is decoded or Ray starts, an image tree that is not a dataset
+    to classify: fewer than two class folders (in train/ for a train/ + test/ layout). Lists
+    folders only; DataError (one line)."""
+    root = Path(root).expanduser().absolute()
+    try:
+        trainval_dir, _ = _folder_layout(root)
+        _refuse_too_few_classes(root, trainval_dir, _class_folders(trainval_dir))
+    except OSError as exc:
+        raise DataError(f"cannot read --data-dir {root}: {_one_line(exc)}") from exc
+
+
 def _folder_layout(root: Path) -> tuple[Path, Path | None]:
     """(train+val folder, test folder or None when a test split must be held out)."""
     subdirs = {p.name for p in root.iterdir() if p.is_dir()}
@@ -722,6 +771,10 @@ def _load_imagefolder(
         raise DataError(f"--data-dir {root} is not a directory")
     try:
         trainval_dir, test_dir = _folder_layout(root)
+    except OSError as exc:
+        raise DataError(f"cannot read --data-dir {root}: {_one_line(exc)}") from exc
+    try:
+        _refuse_too_few_classes(root, trainval_dir, _class_folders(trainval_dir))
     except OSError as exc:
         raise DataError(f"cannot read --data-dir {root}: {_one_line(exc)}") from exc
     classes, trainval_samples = _list_folder(trainval_dir, None)

@@ -185,7 +185,10 @@ def write_confirmed(
         if not trials.empty else {}
     )  # fmt: skip
     knee = best["trial_index"] if cfg.objectives else None
-    summary = confirm.summarize(stage, runs, search_val, knee=knee)
+    summary = confirm.summarize(
+        stage, runs, search_val, knee=knee,
+        val_images=len(bundle.val.y), test_images=len(bundle.test.y),
+    )  # fmt: skip
     if summary is not None:
         summary["complete"] = not left
         best["confirm"] = summary

@@ -9,6 +9,7 @@ started, downloaded or written for a request that cannot run.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -43,6 +44,10 @@ SEARCHERS = ("tpe", "random")
 ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
 COMPILE_BACKENDS = ("off", "inductor", "reduce-overhead", "aot_eager")  # tuner.train.trial
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Bytes of path kept free under <out>/<name>/ for what Ray and the search write there
+# (trial_0003_<id>/checkpoint_000000/state.pt, confirm/run_0002_seed1000/..., Tune's
+# .tuner-state-backup/experiment_state-<date>.json): about 70 today.
+PATH_ROOM = 128
 
 # The sections of `tuner search --help`, in the order their first options appear below.
 WHAT, BUDGET, HOW, CONFIRM, RESOURCES, OUTPUT = (
@@ -400,6 +405,13 @@ class SearchConfig:
             parse_objectives(self.objectives)
         self._check_data_dir()
         self._check_out_dir()
+        if self.dataset == "imagefolder":  # fewer than two classes: before Ray and decoding
+            from tuner.data import DataError, check_image_folder
+
+            try:
+                check_image_folder(str(self.data_dir))
+            except DataError as e:
+                raise ConfigError(str(e)) from None
 
     def validate_confirm(self) -> None:
         """The confirm stage's options (also checked by `tuner confirm` and resume)."""
@@ -427,9 +439,7 @@ class SearchConfig:
 
     def _check_out_dir(self) -> None:
         out = Path(self.out).expanduser()
-        existing = out
-        while not existing.exists():  # the nearest existing ancestor must be writable
-            existing = existing.parent
+        existing = nearest_existing(out, "--out")  # it must be a writable directory
         if not existing.is_dir():
             raise ConfigError(f"--out {out}: {existing} is not a directory")
         try:  # really try: os.access says yes to root even on read-only filesystems
@@ -437,10 +447,88 @@ class SearchConfig:
                 pass
         except OSError:
             raise ConfigError(f"--out {out} is not writable") from None
-        if self.name is not None and self.experiment_dir.exists():  # unnamed: see named()
+        if self.name is None:  # unnamed: see named()
+            check_path_lengths(out, None, existing)
+            return
+        check_path_lengths(out, str(self.name), existing)
+        if _exists(self.experiment_dir, "--out"):
             raise ConfigError(
                 f"experiment {self.experiment_dir} already exists; choose another --name"
             )
+
+
+def _exists(path: Path, flag: str) -> bool:
+    """Path.exists(), False for a name too long to exist (check_path_lengths names it), and a
+    ConfigError for a path that cannot be looked at (a folder on the way is not searchable)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return False
+        raise ConfigError(f"{flag}: cannot look at {path}: {e.strerror}") from None
+    return True
+
+
+def nearest_existing(path: Path, flag: str) -> Path:
+    """`path`, or its nearest ancestor that exists."""
+    while not _exists(path, flag) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _limit(directory: Path, name: str, default: int) -> int:
+    try:
+        value = os.pathconf(directory, name)
+    except (OSError, ValueError):  # unknown here: the usual Linux limit
+        return default
+    return value if value > 0 else default  # -1: no limit known
+
+
+def check_path_lengths(out: Path, name: str | None, existing: Path) -> None:
+    """ConfigError (one line) unless --out's new folders and --name fit the filesystem of
+    `existing` (out's nearest existing ancestor): each at most PC_NAME_MAX bytes (255 where
+    unknown), and <out>/<name> short enough for the trial directories inside it to stay under
+    PC_PATH_MAX."""
+    name_max = _limit(existing, "PC_NAME_MAX", 255)
+    path_max = _limit(existing, "PC_PATH_MAX", 4096)
+    absolute = out.absolute()
+    new_parts = absolute.parts[len(existing.absolute().parts) :]
+    for flag, part in [*(("--out", p) for p in new_parts), *([("--name", name)] if name else [])]:
+        size = len(os.fsencode(part))
+        if size > name_max:
+            raise ConfigError(
+                f"{flag}: the name {_shortened(part)!r} is {size} bytes long and the filesystem of "
+                f"{existing} allows at most {name_max} bytes in a file name; choose a shorter one"
+            )
+    exp = absolute / name if name else absolute / ("x" * 24)  # an unnamed one gets ~24 bytes
+    size = len(os.fsencode(str(exp)))
+    if size + PATH_ROOM > path_max:
+        raise ConfigError(
+            f"--out {_shortened(str(out))}: the experiment path is {size} bytes long and "
+            f"the trial files inside it need {PATH_ROOM} more, over the filesystem's limit of "
+            f"{path_max}; choose a shorter --out or --name"
+        )
+
+
+def _shortened(text: str, keep: int = 40) -> str:
+    """`text`, or its start and end around '...' when it is longer than `keep` characters."""
+    return text if len(text) <= keep else f"{text[: keep - 8]}...{text[-5:]}"
+
+
+def claim_experiment_dir(exp: Path, user: str = "search") -> None:
+    """Make the experiment directory, atomically: one os.mkdir that fails when it exists. Of
+    two runs given the same --name at once exactly one makes it; the other gets a ConfigError
+    (one line) and must leave the directory alone. Nothing may be written into it before."""
+    exp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        exp.mkdir()
+    except FileExistsError:
+        raise ConfigError(
+            f"experiment {exp} already exists (another {user} is using this name); choose "
+            "another --name"
+        ) from None
 
 
 def _positive_int(field: str, value: Any) -> None:

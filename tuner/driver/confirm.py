@@ -12,7 +12,9 @@ FIFO, the search's resources, checkpoints and retries), so they run in parallel 
 `tuner resume` continues them like the search's trials. They are not Optuna trials (the
 sampler must not learn from repeated configurations), and ASHA never sees them. Each run's
 kept weights are scored on the test split afterwards (confirm.csv); the record in best.json,
-with Student-t intervals and the differences, is built by `summarize`.
+with its intervals (tuner.experiment.stats: accuracies' t intervals on the logit, inside
+[0, 1]; Welch's for differences, with no verdict below 3 seeds a side), is built by
+`summarize`.
 
     plan (candidates, seeds) -> fit (Tune) -> runs_table (confirm.csv, test scores) ->
     summarize (best.json's "confirm")
@@ -37,6 +39,7 @@ from tuner.driver.internals import lean_tune_state
 from tuner.driver.objectives import (
     TUNE_SUMMARY_METRICS,
     knee_point,
+    nearest_first,
     pareto_front,
     parse_objectives,
 )
@@ -51,7 +54,7 @@ from tuner.experiment import (
     trial_config,
     trial_dirs,
 )
-from tuner.experiment.stats import Interval, difference, mean_interval
+from tuner.experiment.stats import Interval, accuracy_interval, difference, verdict_clauses
 from tuner.train.trial_data import TrialData
 
 CONFIG_KEY = "confirm"  # param_space = {CONFIG_KEY: grid of runs}; each run's params.json
@@ -111,12 +114,10 @@ def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
         knee = knee_point(front, objectives)
         if knee is None:
             return None
-        positions = list(front["trial_index"])
-        at = positions.index(knee)
-        order = sorted(range(len(positions)), key=lambda p: abs(p - at))
-        top = front.set_index("trial_index", drop=False).loc[
-            [positions[p] for p in order[: cfg.confirm_top]]
-        ]
+        # Nearest in the scaled objectives the knee is picked in, not by rank along the front
+        # (which took the neighbour on the first objective's better side, however far).
+        nearest = nearest_first(front, objectives, knee)
+        top = front.set_index("trial_index", drop=False).loc[nearest[: cfg.confirm_top]]
     else:
         ranked = kept.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True])
         top = ranked[~ranked["is_baseline"]].head(cfg.confirm_top)
@@ -347,40 +348,27 @@ def unfinished_runs(exp: Path, stage_runs: int) -> int:
     return max(0, stage_runs - done)
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def _versus(name: str, diff: dict[str, Any]) -> str:
-    """One clause: how the winner compares with `name` on validation."""
-    if diff["low"] is None:
-        return f"cannot be told apart from {name} with one seed"
-    span = f"{_pct(diff['diff'])} points, 95 % CI {_pct(diff['low'])} to {_pct(diff['high'])}"
-    if diff["tied"]:
-        return f"is tied with {name} at these seeds ({span})"
-    word = "better" if diff["diff"] > 0 else "worse"
-    return f"is {word} than {name} ({span})"
-
-
 def summarize(
     stage_key: dict[str, Any], runs: pd.DataFrame, search_val: dict[int, float],
-    knee: int | None = None,
+    knee: int | None = None, val_images: int | None = None, test_images: int | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """best.json's "confirm": per configuration the per-seed values, mean and 95 % interval of
-    validation and test accuracy; the winner (best mean validation accuracy, or the knee of a
-    multi-objective search); its differences to the runner-up and to the baseline; a verdict.
+    validation and test accuracy (accuracy_interval: inside [0, 1]; `val_images` and
+    `test_images`, the splits' sizes, set its clipping off 0 and 1); the winner (best mean
+    validation accuracy, or the knee of a multi-objective search); its differences to the
+    runner-up and to the baseline (no verdict below 3 seeds a side); a verdict.
     None until at least one run is scored."""
     scored = runs[(runs["status"] == "done") & runs["val_acc"].notna()]
     if scored.empty:
         return None
     configs: list[dict[str, Any]] = []
     for index, group in scored.groupby("trial_index", sort=False):
-        val: Interval = mean_interval(group["val_acc"].tolist())
+        val: Interval = accuracy_interval(group["val_acc"].tolist(), val_images)
         tests = group["test_acc"].dropna().tolist()
         configs.append({
             "trial_index": int(index), "is_baseline": bool(group["is_baseline"].iloc[0]),
             "search_val_acc": search_val.get(int(index)), "val": val,
-            "test": mean_interval(tests) if tests else None,
+            "test": accuracy_interval(tests, test_images) if tests else None,
             "per_seed": [{"seed": int(r.seed), "val_acc": float(r.val_acc),
                           "test_acc": float(r.test_acc), "run": r.run_dir}
                          for r in group.itertuples()],
@@ -411,13 +399,7 @@ def summarize(
                 f"validation accuracy ({mean['mean']:.2%})" if knee is None else
                 f"Over {seeds} fresh seeds, trial {winner['trial_index']} (the knee of the "
                 f"Pareto front) has a mean validation accuracy of {mean['mean']:.2%}")  # fmt: skip
-    clauses = []
-    if vs_runner_up:
-        clauses.append(_versus(f"trial {vs_runner_up['trial_index']}", vs_runner_up["val"]))
-    if vs_baseline:
-        clauses.append(_versus("the lab's baseline", vs_baseline["val"]))
-    if clauses:
-        sentence += "; it " + ", and ".join(clauses)
+    sentence += verdict_clauses(vs_runner_up, vs_baseline)
     return {
         **stage_key,
         "runs": len(runs), "runs_done": int((runs["status"] == "done").sum()),

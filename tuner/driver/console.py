@@ -54,12 +54,15 @@ def print_summary(
     confirmed = best.get("confirm") if best else None
     if confirmed:
         done = "" if confirmed.get("complete") else " (unfinished)"
-        say(stream, f"Confirmed over seeds {', '.join(map(str, confirmed['seeds']))}{done}:")
+        say(stream, f"Confirmed over seeds {', '.join(map(str, confirmed['seeds']))}{done}, "
+                    "accuracy as mean [95 % t interval on the logit]:")  # fmt: skip
         for c in confirmed["configs"]:
             label = "lab baseline" if c["is_baseline"] else f"trial {c['trial_index']}"
             mark = "  <- winner" if c["trial_index"] == confirmed["winner"] else ""
             test_text = f", test {_interval(c['test'])}" if c.get("test") else ""
-            say(stream, f"  {label:<14} val {_interval(c['val'])}{test_text}{mark}")
+            n = c["val"].get("n")
+            seeds = f" ({n} seed{'s' if n != 1 else ''})" if n != len(confirmed["seeds"]) else ""
+            say(stream, f"  {label:<14} val {_interval(c['val'])}{test_text}{seeds}{mark}")
         say(stream, confirmed["verdict"])
     model = best.get("model") if best else None
     if model:
@@ -71,7 +74,7 @@ def print_summary(
 
 
 def _interval(interval: dict | None) -> str:
-    """0.9625 [0.9512, 0.9738] (a mean and its 95 % interval)."""
+    """0.9625 [0.9512, 0.9738] (a mean and its 95 % interval, tuner.experiment.stats's)."""
     if not interval:
         return "-"
     if interval.get("low") is None:

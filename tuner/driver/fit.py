@@ -15,6 +15,7 @@ from tuner.driver.objectives import TUNE_SUMMARY_METRICS
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
     forget_missing_checkpoints,
+    forget_pending_decisions,
     prepare_search_state,
     reopen_trials,
     repair_state,
@@ -109,6 +110,7 @@ def restored_tuner(
     exp = cfg.experiment_dir
     notes = repair_state(exp)
     prepare_search_state(exp, retry)
+    forget_pending_decisions(exp, retry)  # a STOP Tune set aside for a retried trial
     settled = settle_finished_trials(exp, study_name(record, cfg))
     forgotten = forget_missing_checkpoints(exp)
     told = {note.split(":", 1)[0] for note in forgotten}

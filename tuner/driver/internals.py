@@ -38,6 +38,11 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
     ("ray", "tune.trainable.metadata._TrainingRunMetadata.update_metric", "driver/internals.py"),
     ("ray", "tune.execution.tune_controller.TuneController.save_to_dir", "driver/internals.py"),
+    (
+        "ray",
+        "TuneController._cached_trial_decisions, _queued_trial_decisions in runner_data",
+        "driver/recovery.py",
+    ),
     ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
@@ -265,6 +270,25 @@ def set_checkpoint_results(manager: Any, kept: list[Any], latest: Any) -> None:
     manager._latest_checkpoint_result = latest
 
 
+# The decisions (CONTINUE, STOP, PAUSE) Tune's controller holds for a trial until the trial's
+# pending checkpoint save, or the result in hand, is processed: trial id -> decision, saved
+# with the rest of the controller's attributes in experiment_state's "runner_data" and put
+# back as they were by a restore.
+PENDING_DECISIONS = ("_cached_trial_decisions", "_queued_trial_decisions")
+
+
+def forget_pending_decisions(runner_data: dict[str, Any], trial_ids: Iterable[str]) -> int:
+    """Drop the decisions `runner_data` (experiment_state's) holds for `trial_ids`. Returns
+    how many were dropped."""
+    dropped = 0
+    for name in PENDING_DECISIONS:
+        decisions = runner_data.get(name)
+        if isinstance(decisions, dict):
+            for trial_id in trial_ids:
+                dropped += decisions.pop(trial_id, None) is not None
+    return dropped
+
+
 # --- the checks ------------------------------------------------------------------------------
 
 
@@ -426,10 +450,25 @@ def _check_state_save() -> list[str]:
     return []
 
 
+def _check_pending_decisions() -> list[str]:
+    """Tune's controller keeps PENDING_DECISIONS as dicts and saves them with its state."""
+    import inspect
+
+    from ray.tune.execution.tune_controller import TuneController
+
+    init = inspect.getsource(TuneController.__init__)
+    dropped = inspect.getsource(TuneController.__getstate__)
+    problems = [f"TuneController no longer sets {name} = {{}}" for name in PENDING_DECISIONS
+                if f"self.{name} = {{}}" not in init]  # fmt: skip
+    problems += [f"TuneController's saved state no longer holds {name}" for name in
+                 PENDING_DECISIONS if f'"{name}"' in dropped]  # fmt: skip
+    return problems
+
+
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
     _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
-    _check_run_metadata, _check_state_save,
+    _check_run_metadata, _check_state_save, _check_pending_decisions,
 )  # fmt: skip
 
 

@@ -117,6 +117,19 @@ def knee_point(front: pd.DataFrame, objectives: list[Objective]) -> int | None:
     return int(front.iloc[int(np.argmin(distance))]["trial_index"])
 
 
+def nearest_first(front: pd.DataFrame, objectives: list[Objective], point: int) -> list[int]:
+    """The front's trial indices, nearest to `point`'s (a trial on the front) first, by distance
+    once each objective is scaled to [0, 1] over the front as knee_point scales them; ties in
+    front order. `point` itself comes first."""
+    costs = _costs(front, objectives)
+    low, high = costs.min(axis=0), costs.max(axis=0)
+    scaled = (costs - low) / np.where(high > low, high - low, 1.0)
+    at = list(front["trial_index"]).index(point)
+    distance = np.sqrt(((scaled - scaled[at]) ** 2).sum(axis=1))
+    distance[at] = -1.0  # before any point of the same values
+    return [int(front.iloc[i]["trial_index"]) for i in np.argsort(distance, kind="stable")]
+
+
 def values_of(row: pd.Series | dict[str, Any], objectives: list[Objective]) -> dict[str, Any]:
     out = {}
     for o in objectives:

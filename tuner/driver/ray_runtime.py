@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
@@ -75,7 +76,11 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     }
     if cfg.address:
         say(stream, f"Connecting to the Ray cluster at {cfg.address}")
-        ray.init(address=cfg.address, **quiet)
+        check_reachable(cfg.address)
+        try:
+            ray.init(address=cfg.address, **quiet)
+        except ConnectionError as e:  # e.g. "auto" with no cluster running on this machine
+            raise _unreachable(cfg.address, " ".join(str(e).split())) from None
         return True
     keep_local_ray_on_loopback()
     for name, value in TUNE_ACTOR_ENV.items():  # see let_trials_use_prestarted_workers
@@ -88,6 +93,47 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     # started on this machine (which address=None or "auto" could).
     ray.init(address="local", include_dashboard=False, **quiet)
     return True
+
+
+REACH_TIMEOUT_S = 10.0  # a cluster's head answers a TCP connect in milliseconds
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of a `host:port` or `ray://host:port` address; None for the forms Ray
+    resolves itself ("auto", "local", ...)."""
+    text = address.strip()
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        if scheme != "ray":
+            return None
+    host, sep, port = text.rstrip("/").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not sep or not host or not port.isdigit():
+        return None
+    return host, int(port)
+
+
+def _unreachable(address: str, reason: str) -> Exception:
+    from tuner.train.config import ConfigError
+
+    return ConfigError(
+        f"cannot reach the Ray cluster at {address} ({reason}); start it, or fix --address "
+        "(or $RAY_ADDRESS, which --address replaces)"
+    )
+
+
+def check_reachable(address: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """ConfigError (one line) unless something listens at a `host:port` --address (or
+    $RAY_ADDRESS). ray.init would otherwise retry an address where nothing listens for
+    minutes, printing a warning every few seconds, before it gives up."""
+    endpoint = _endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        with socket.create_connection(endpoint, timeout=timeout):
+            pass
+    except OSError as e:
+        raise _unreachable(address, e.strerror or type(e).__name__) from None
 
 
 def while_ray_starts(

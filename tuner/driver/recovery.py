@@ -23,6 +23,7 @@ from tuner.experiment import (
     STATE_BACKUP_DIR,
     STATE_PATTERNS,
     TRIAL_PREFIX,
+    TUNE_TRIAL_ID,
     ray_trial_states,
     read_params,
     trial_id_of,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from tuner.driver.config import SearchConfig
     from tuner.experiment.records import ProvenanceRecord
 
-TUNE_TRIAL_ID = "tune_trial_id"  # see tuner.driver.searcher: set on every Optuna trial Tune runs
 UNFINISHED = ("RUNNING", "PENDING", "PAUSED")
 
 
@@ -147,6 +147,30 @@ def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = f
             atomic_write_bytes(path, pickle.dumps(state))
             changed += 1
     return changed
+
+
+def forget_pending_decisions(experiment_dir: str | Path, tune_ids: AbstractSet[str]) -> int:
+    """Drop, in Tune's newest experiment state, the decisions its controller still held for
+    `tune_ids` (errored trials about to be retried). Returns how many were dropped.
+
+    Tune (2.60) holds a trial's next decision aside while the trial's checkpoint is being
+    saved, and acts on it once the save comes back. A trial whose worker died during that save,
+    with no retries left, ended in ERROR with a STOP set aside that no save would ever take
+    up, and the controller saved it with its state. `--retry-errored` restored it, and the
+    retried trial's first checkpoint save then carried it out: the trial trained one epoch and
+    ended TERMINATED (read as "stopped", and told to Optuna as PRUNED).
+    """
+    from tuner.driver.internals import forget_pending_decisions as forget
+
+    states = tune_state_files(Path(experiment_dir))
+    if not states or not tune_ids:
+        return 0
+    data = json.loads(states[-1].read_text())
+    runner = data.get("runner_data")
+    dropped = forget(runner, tune_ids) if isinstance(runner, dict) else 0
+    if dropped:
+        atomic_write_text(states[-1], json.dumps(data))
+    return dropped
 
 
 def errored_trials(experiment_dir: str | Path) -> set[str]:

@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 
 from tuner.data import DATASETS, MIRROR_SENSITIVE
-from tuner.driver.config import NAME_PATTERN, SearchConfig
+from tuner.driver.config import (
+    NAME_PATTERN,
+    SearchConfig,
+    check_path_lengths,
+    claim_experiment_dir,
+    nearest_existing,
+)
 from tuner.driver.console import say
 from tuner.errors import ConfigError
 from tuner.experiment import (
@@ -47,7 +53,7 @@ from tuner.experiment import (
     trial_dirs,
     trial_index,
 )
-from tuner.experiment.stats import Interval, mean_interval
+from tuner.experiment.stats import Interval, accuracy_interval, describe
 from tuner.io import atomic_write_csv, atomic_write_json
 
 if TYPE_CHECKING:
@@ -230,14 +236,14 @@ def _check_options(
 def _output_dir(out: str | Path, name: str) -> Path:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"--name {name!r} must be letters, digits, '.', '_' or '-' (no slashes)")
-    exp = Path(out).expanduser().resolve() / name
-    if exp.exists():
-        raise ConfigError(f"{exp} already exists; choose another --name or --out")
-    parent = exp.parent
-    while not parent.exists():  # the nearest existing ancestor must be a writable directory
-        parent = parent.parent
+    given = Path(out).expanduser()
+    parent = nearest_existing(given, "--out")  # it must be a writable directory
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"--out {out}: cannot write in {parent}")
+    check_path_lengths(given, name, parent)  # not 36 "File name too long" at mkdir
+    exp = given.resolve() / name
+    if exp.exists():
+        raise ConfigError(f"{exp} already exists; choose another --name or --out")
     return exp
 
 
@@ -284,9 +290,8 @@ def _seconds(s: float) -> str:
 def _interval_text(interval: Interval, what: str) -> str:
     if interval["low"] is None or interval["high"] is None:
         return f"{what}: {interval['mean']:.4f} (1 seed: no interval)"
-    half = interval["high"] - interval["mean"]
     return (
-        f"{what}: {interval['mean']:.4f} ± {half:.4f} (95% CI over {interval['n']} seeds: "
+        f"{what}: {interval['mean']:.4f} ({describe(interval)}: "
         f"[{interval['low']:.4f}, {interval['high']:.4f}])"
     )
 
@@ -361,7 +366,7 @@ def retrain(
         "train_on": train_on, "out": str(out), "name": exp.name, "threads": threads,
         **{k: getattr(data_cfg, k) for k in DATASET_KEYS},
     }  # fmt: skip
-    exp.mkdir(parents=True)
+    claim_experiment_dir(exp, "run")  # a run given this --name since _output_dir(): refused
     record: dict[str, Any] = dict(provenance.collect(settings, run_seeds[0]))
     assert train_data.train is not None  # _training_data: the arrays are here
     record["dataset"] = {
@@ -532,9 +537,10 @@ def _write_results(
     atomic_write_json(exp / PROVENANCE_JSON, record)
 
     scored = [r for r in runs if r.test_acc is not None]
-    test = mean_interval([r.test_acc for r in scored if r.test_acc is not None]) if scored else None
+    tests = [r.test_acc for r in scored if r.test_acc is not None]
+    test = accuracy_interval(tests, len(bundle.test.y)) if tests else None
     vals = [r.val_acc for r in scored if r.val_acc is not None]
-    val = mean_interval(vals) if train_on == "train" and vals else None
+    val = accuracy_interval(vals, len(bundle.val.y)) if train_on == "train" and vals else None
     if train_on == "train":  # the seed the validation split prefers (the first of equals)
         ranked = [r for r in scored if r.val_acc is not None]
         chosen = max(ranked, key=lambda r: r.val_acc or 0.0) if ranked else None

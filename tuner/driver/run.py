@@ -22,7 +22,7 @@ from typing import Any, TextIO, cast
 
 from tuner.data import DatasetBundle
 from tuner.driver import provenance, warm_start
-from tuner.driver.config import SearchConfig
+from tuner.driver.config import SearchConfig, claim_experiment_dir
 from tuner.driver.console import say
 from tuner.driver.disk import is_disk_full
 from tuner.driver.finish import SearchResult, write_results, write_tables
@@ -40,7 +40,7 @@ from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import check_mlflow, open_study_storage
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, DataError
 from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
 from tuner.experiment.records import ProvenanceRecord
 from tuner.io import atomic_write_json, atomic_write_text
@@ -75,6 +75,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         with timings("budget_check"):
             check_budget(cfg, loaded[0], stream)
 
+    claimed: list[Path] = []  # the experiment directory, once prepare() has made it
+
     def prepare() -> tuple[DatasetBundle, TrialData, ProvenanceRecord, Any]:
         if loaded is None:
             with timings("dataset"):
@@ -90,7 +92,10 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         warn_if_short_of_space(cfg, checked.mean_params, stream)
         with timings("provenance"):
             exp = cfg.experiment_dir
-            exp.mkdir(parents=True)
+            # validate() found no such directory, but another search given this name at the
+            # same moment may have made it since: whichever makes it first runs.
+            claim_experiment_dir(exp)
+            claimed.append(exp)
             record = provenance.collect(cfg.to_dict(), cfg.seed)
             record["dataset"] = {
                 "name": bundle.name, "source": bundle.source, "classes": list(bundle.classes),
@@ -116,9 +121,16 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             )
         return bundle, trial_data, record, storage
 
-    (bundle, trial_data, record, storage), we_started = while_ray_starts(
-        cfg, stream, prepare, timings
-    )
+    try:
+        (bundle, trial_data, record, storage), we_started = while_ray_starts(
+            cfg, stream, prepare, timings
+        )
+    except (ConfigError, DataError):
+        # Refused after the claim (the study's storage, the warm start): what this search made
+        # goes, and only that. A directory another search holds was never claimed here.
+        for exp in claimed:
+            shutil.rmtree(exp, ignore_errors=True)
+        raise
     try:
         check_schedulable(cfg)  # needs Ray's view of the nodes
     except ConfigError:

@@ -41,6 +41,7 @@ ASHA_STATE_JSON = "asha_state.json"
 REJECTED_CSV = "rejected.csv"  # configurations over --max-params / --max-macs, never trained
 REJECTED_ATTR = "rejected"  # their Optuna user attribute in optuna.db: the reason
 IMPORTED_ATTR = "imported_from"  # --warm-start: trials of another experiment, told to Optuna
+TUNE_TRIAL_ID = "tune_trial_id"  # user attribute of every Optuna trial Tune runs: its trial id
 STATE_BACKUP_DIR = ".tuner-state-backup"
 SEARCH_TOML = "search.toml"  # the resolved options: `tuner search --config DIR/search.toml`
 MODEL_FILE = "model.pt"  # the winner, standing alone (tuner.deploy.model_file)

@@ -75,14 +75,22 @@ def test_a_search_config_is_frozen():
     assert dataclasses.replace(cfg, samples=6).samples == 6 and cfg.samples == 5
 
 
-def test_search_config_defaults_do_not_read_the_clock():
+def test_search_config_defaults_do_not_read_the_clock(monkeypatch):
     import time
 
+    import tuner.driver.config
     from tuner import SearchConfig
 
-    first = SearchConfig()
-    time.sleep(1.0)  # the old default name had a timestamp to the second
-    second = SearchConfig()
+    def no_clock(*args: object) -> None:  # the old default name had a timestamp
+        raise AssertionError("a SearchConfig's defaults read the clock")
+
+    class NoDatetime:
+        now = utcnow = today = staticmethod(no_clock)
+
+    monkeypatch.setattr(tuner.driver.config, "datetime", NoDatetime)
+    for name in ("time", "time_ns", "localtime", "gmtime", "strftime"):
+        monkeypatch.setattr(time, name, no_clock)
+    first, second = SearchConfig(), SearchConfig()
     assert first == second and first.name is None
     assert SearchConfig(space="resnet_cnn", dataset="cifar10") == SearchConfig(
         space="resnet_cnn", dataset="cifar10"

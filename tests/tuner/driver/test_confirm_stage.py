@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,7 +15,14 @@ import pytest
 from tuner.cli import main
 from tuner.driver.config import SearchConfig
 from tuner.driver.confirm import plan, summarize, winner_run
-from tuner.experiment.stats import difference, mean_interval, t_quantile
+from tuner.experiment.stats import (
+    LOGIT_T,
+    accuracy_interval,
+    describe,
+    difference,
+    mean_interval,
+    t_quantile,
+)
 
 
 def test_t_quantiles_match_the_tables():
@@ -21,7 +30,7 @@ def test_t_quantiles_match_the_tables():
         assert t_quantile(df) == pytest.approx(value, abs=1e-3)
 
 
-def test_mean_interval_by_hand():
+def test_mean_interval_by_hand_for_losses_never_below_zero():
     values = [0.91, 0.93, 0.96]
     got = mean_interval(values)
     mean, sd = statistics.fmean(values), statistics.stdev(values)
@@ -32,17 +41,67 @@ def test_mean_interval_by_hand():
     assert one["low"] is None and one["high"] is None
     with pytest.raises(ValueError):
         mean_interval([float("nan")])
+    loss = mean_interval([0.01, 0.5, 0.02])  # plain t: mean - half is below 0
+    assert loss["low"] == 0.0 and loss["high"] > loss["mean"]
+
+
+def test_accuracy_interval_is_t_on_the_logit_by_hand():
+    values, images = [0.91, 0.93, 0.96], 500
+    got = accuracy_interval(values, images)
+    logits = [math.log(v / (1 - v)) for v in values]
+    centre, sd = statistics.fmean(logits), statistics.stdev(logits)
+    half = 4.302652730 * sd / math.sqrt(3)
+    expit = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert got["mean"] == pytest.approx(statistics.fmean(values)) and got["n"] == 3
+    assert got["low"] == pytest.approx(expit(centre - half))
+    assert got["high"] == pytest.approx(expit(centre + half))
+    assert got["method"] == LOGIT_T and got["images"] == images
+    assert describe(got) == "95 % t interval on the logit over 3 seeds"
+    one = accuracy_interval([0.5])
+    assert one["low"] is None and one["high"] is None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, 1.0, 0.98, 0.99, 1.0], [1.0, 1.0], [0.0, 0.02, 0.0], [0.1, 0.25], [1.0, 1.0, 1.0],
+     [0.0, 1.0], [0.5, 0.999, 0.001]],
+)  # fmt: skip
+@pytest.mark.parametrize("images", [None, 10, 360, 10_000])
+def test_accuracy_intervals_stay_inside_0_and_1_and_hold_the_mean(values, images):
+    """A plain t interval gave 98.26 % to 100.74 % for the first set, and [-0.66, 1.01] for
+    two seeds at 10 and 25 %."""
+    got = accuracy_interval(values, images)
+    assert got["low"] is not None and got["high"] is not None
+    assert 0.0 <= got["low"] <= got["mean"] <= got["high"] <= 1.0
+    if values == [1.0, 1.0, 0.98, 0.99, 1.0] and images == 360:
+        assert 0.97 < got["low"] < 0.99 and got["high"] < 1.0
 
 
 def test_difference_is_welch_and_says_tied_when_it_covers_zero():
     a, b = [0.90, 0.92, 0.94], [0.50, 0.52, 0.51]
     d = difference(a, b)
     assert d["diff"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b))
-    assert not d["tied"] and d["low"] > 0
+    assert not d["tied"] and d["low"] > 0 and d["call"] == "better" and d["seeds"] == [3, 3]
     tied = difference([0.90, 0.95, 0.92], [0.91, 0.93, 0.94])
-    assert tied["tied"] and tied["low"] < 0 < tied["high"]
-    same = difference([0.9, 0.9], [0.9, 0.9])
+    assert tied["tied"] and tied["low"] < 0 < tied["high"] and tied["call"] == "tied"
+    same = difference([0.9, 0.9, 0.9], [0.9, 0.9, 0.9])
     assert same["tied"] and same["low"] == same["high"] == 0
+
+
+def test_two_seeds_are_too_few_to_call_a_difference_tied():
+    """The CIFAR search cut short by --time-budget: +37 points on 2 seeds was called a tie
+    (95 % CI -43.0 to +117.0)."""
+    d = difference([0.55, 0.54], [0.10, 0.25])
+    assert d["diff"] == pytest.approx(0.37)
+    assert d["call"] == "too few seeds" and not d["tied"] and d["seeds"] == [2, 2]
+    assert d["low"] is not None and d["high"] is not None
+    assert -1.0 <= d["low"] < 0 < d["high"] <= 1.0  # cut to the possible range
+    assert difference([0.9, 0.9, 0.9], [0.9, 0.9])["call"] == "too few seeds"
+    one = difference([0.9], [0.5, 0.6, 0.7])
+    assert one["low"] is None and one["call"] == "too few seeds" and not one["tied"]
+    extreme = difference([1.0, 0.99, 0.2], [0.0, 0.01, 0.8])
+    assert extreme["low"] is not None and extreme["high"] is not None
+    assert -1.0 <= extreme["low"] and extreme["high"] <= 1.0
 
 
 def _trials(rows):
@@ -96,10 +155,39 @@ def test_summarize_names_the_best_mean_and_says_tied():
     assert "is tied with trial 5 at these seeds" in summary["verdict"]
     assert "better than the lab's baseline" in summary["verdict"]
     by_index = {c["trial_index"]: c for c in summary["configs"]}
-    assert by_index[7]["val"] == mean_interval([0.96, 0.91, 0.94])
+    assert by_index[7]["val"] == accuracy_interval([0.96, 0.91, 0.94])
     assert by_index[7]["search_val_acc"] == 0.95
     best_run = winner_run(runs, 7)
     assert best_run is not None and int(best_run["seed"]) == 1000  # its best seed on val
+
+
+def test_summarize_with_two_baseline_seeds_says_too_few_seeds_not_tied(capsys):
+    """The confirm stage cut short by --time-budget: the lab's baseline finished 2 seeds."""
+    runs = _runs({(0, True): [0.10, 0.25, math.nan], (5, False): [0.55, 0.54, 0.56],
+                  (7, False): [0.50, 0.49, 0.51]})  # fmt: skip
+    key = {"trials": [5, 7, 0], "seeds": [1000, 1001, 1002], "epochs": 3}
+    summary = summarize(key, runs, {0: 0.2, 5: 0.5, 7: 0.5}, val_images=1000, test_images=500)
+    assert summary is not None and summary["winner"] == 5
+    base = next(c for c in summary["configs"] if c["is_baseline"])
+    assert base["val"]["n"] == 2 and base["val"]["images"] == 1000
+    assert 0.0 <= base["val"]["low"] <= base["val"]["high"] <= 1.0
+    assert base["test"]["images"] == 500
+    assert summary["vs_baseline"]["val"]["call"] == "too few seeds"
+    verdict = summary["verdict"]
+    assert "+37.5 points over the lab's baseline on 3 and 2 seeds" in verdict
+    assert "too few seeds to tell them apart" in verdict
+    assert "tied with the lab's baseline" not in verdict
+
+    from tuner.driver.console import print_summary
+
+    best = {"trial_index": 5, "val_acc": 0.56, "params": 1000, "confirm": summary}
+    print_summary(sys.stdout, Path("exp"), pd.DataFrame(), best, None)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "t interval on the logit" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("lab baseline"))
+    low, high = (float(x) for x in line.split("[")[1].split("]")[0].split(", "))
+    assert 0.0 <= low <= high <= 1.0 and "(2 seeds)" in line
+    assert "too few seeds to tell them apart" in out
 
 
 def test_summarize_waits_for_a_scored_run():

@@ -25,7 +25,7 @@ from tuner.experiment import (
     PROVENANCE_JSON,
     RETRAIN_JSON,
 )
-from tuner.experiment.stats import mean_interval
+from tuner.experiment.stats import accuracy_interval
 
 EPOCHS = 2
 TINY = {
@@ -87,7 +87,10 @@ def test_a_retrain_writes_its_directory_and_the_files_agree(retrained, train_on)
         assert run["checkpoint"] == f"seed_{run['seed']}/checkpoint_000000"
         assert 0.0 <= run["test_acc"] <= 1.0
     test_accs = [r["test_acc"] for r in runs]
-    assert summary["test"] == pytest.approx(mean_interval(test_accs))
+    provenance = json.loads((exp / PROVENANCE_JSON).read_text())
+    images = provenance["dataset"]["test"]
+    assert summary["test"] == pytest.approx(accuracy_interval(test_accs, images))
+    assert 0.0 <= summary["test"]["low"] <= summary["test"]["high"] <= 1.0
     assert result.test == pytest.approx(summary["test"])
 
     # The two seeds trained differently: their first epochs and their weights differ.
@@ -107,7 +110,6 @@ def test_a_retrain_writes_its_directory_and_the_files_agree(retrained, train_on)
     assert model["config"]["seed"] == chosen["seed"]
     assert result.model_path == exp / MODEL_FILE
 
-    provenance = json.loads((exp / PROVENANCE_JSON).read_text())
     assert provenance["seed"] == 2000 and provenance["finished"]
     assert provenance["source"]["config_file"].endswith("tiny.json")
     dataset = provenance["dataset"]
@@ -117,7 +119,7 @@ def test_a_retrain_writes_its_directory_and_the_files_agree(retrained, train_on)
     assert "seed 2000 (1/2) epoch 1/2: train loss" in output
     assert "seed 2001 (2/2) epoch 2/2" in output and "elapsed" in output
     low, high = summary["test"]["low"], summary["test"]["high"]
-    assert f"(95% CI over 2 seeds: [{low:.4f}, {high:.4f}])" in output
+    assert f"(95 % t interval on the logit over 2 seeds: [{low:.4f}, {high:.4f}])" in output
     assert f"Results: {exp}" in output and str(exp / MODEL_FILE) in output
 
 
@@ -126,7 +128,9 @@ def test_train_keeps_the_lowest_val_loss_weights_and_picks_the_best_seed(retrain
     summary = json.loads((result.directory / RETRAIN_JSON).read_text())
     runs = summary["runs"]
     assert all(r["val_acc"] is not None for r in runs)
-    assert summary["val"] == pytest.approx(mean_interval([r["val_acc"] for r in runs]))
+    images = json.loads((result.directory / PROVENANCE_JSON).read_text())["dataset"]["val"]
+    val = accuracy_interval([r["val_acc"] for r in runs], images)
+    assert summary["val"] == pytest.approx(val)
     best = max(runs, key=lambda r: r["val_acc"])
     assert summary["chosen_seed"] == best["seed"]
     epochs = pd.read_csv(result.directory / EPOCHS_CSV)
