@@ -5,6 +5,7 @@ pytest's own limit per test."""
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import sys
 import time
@@ -44,7 +45,8 @@ def run(command: Sequence[str], *, timeout: float = CHILD_TIMEOUT_S,
 
 
 class Child:
-    """A started child whose stdout and stderr go to `log`."""
+    """A started child whose stdout and stderr go to `log`; killed when the test fails on
+    it, and at the latest when pytest exits."""
 
     def __init__(self, command: Sequence[str], log: Path, **kwargs: Any) -> None:
         self.command = [str(c) for c in command]
@@ -52,6 +54,7 @@ class Child:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
                                          **kwargs)  # fmt: skip
+        atexit.register(self.kill)  # a test ended by pytest-timeout leaves no child behind
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -6,6 +6,8 @@ Before each epoch's first training batch, a trial takes a ticket from its gate (
 test fills before it starts the search): no ticket, no epoch, until the test hands out more or
 opens the gate. Epochs are cheap (a 3x3 convolution of 4 to 16 channels on digits), and with
 `open` written, or without TUNER_TEST_GATE in the search's environment, nothing ever waits.
+Nor once the test's process is gone (killed with its session, say): a search it left behind
+then trains on to its end instead of waiting forever.
 
 A held trial never reports, so Tune cannot stop it gracefully (its `stop` waits behind the
 epoch in flight): a test that stops a held search with Ctrl-C or a time budget opens the gate
@@ -18,7 +20,8 @@ import itertools
 import os
 from pathlib import Path
 
-GATE_ENV = "TUNER_TEST_GATE"  # the variable NET reads
+GATE_ENV = "TUNER_TEST_GATE"  # the variables NET reads
+OWNER_ENV = "TUNER_TEST_GATE_OWNER"
 
 NET = '''
 """The gated network and its space (tests/gate_fixture.py)."""
@@ -38,12 +41,20 @@ def _in_a_trial():
             and ray.get_runtime_context().get_actor_id() is not None)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _take_ticket():
     gate = os.environ.get("TUNER_TEST_GATE")
     if not gate or not _in_a_trial():
         return
-    gate = Path(gate)
-    while not (gate / "open").exists():
+    gate, owner = Path(gate), int(os.environ["TUNER_TEST_GATE_OWNER"])
+    while not (gate / "open").exists() and _alive(owner):
         for ticket in sorted(gate.glob("ticket-*")):
             try:  # a rename is atomic: of two trials that see one ticket, one gets it
                 ticket.rename(gate / f"taken-{ticket.name}-{os.getpid()}")
@@ -110,7 +121,7 @@ class Gate:
     def env(self) -> dict[str, str]:
         """The environment of a search whose trials take their tickets here. (A trial still
         running from a killed search keeps its own: it never takes this run's tickets.)"""
-        return {**os.environ, GATE_ENV: str(self.dir)}
+        return {**os.environ, GATE_ENV: str(self.dir), OWNER_ENV: str(os.getpid())}
 
     def give(self, tickets: int) -> None:
         for _ in range(tickets):

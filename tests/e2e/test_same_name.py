@@ -15,11 +15,13 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-# Both processes import the CLI first, then wait for the same file: they leave the gate within
-# milliseconds of each other, and both pass validate() before either claims the directory.
+# Both processes import the CLI first (and say so), then wait for the same file: they leave the
+# gate within milliseconds of each other, and both pass validate() before either claims the
+# directory.
 GATED = """
 import os, sys, time
 from tuner.cli import main
+open(os.environ["TUNER_TEST_READY"], "w").close()
 while not os.path.exists(os.environ["TUNER_TEST_GATE"]):
     time.sleep(0.002)
 sys.exit(main(sys.argv[1:]))
@@ -35,6 +37,7 @@ def test_the_same_name_at_once_one_search_wins_and_the_other_says_so(tmp_path):
     try:
         for i in range(2):
             env = {**os.environ, "TUNER_TEST_GATE": str(gate),
+                   "TUNER_TEST_READY": str(tmp_path / f"ready-{i}"),
                    "RAY_TMPDIR": f"{os.environ.get('RAY_TMPDIR', '/tmp/rt')}-{i}"}  # fmt: skip
             stdout, stderr = tmp_path / f"{i}.out", tmp_path / f"{i}.err"
             with open(stdout, "w") as o, open(stderr, "w") as e:
@@ -43,9 +46,12 @@ def test_the_same_name_at_once_one_search_wins_and_the_other_says_so(tmp_path):
                     stdout=o, stderr=e, env=env, start_new_session=True,
                 ))  # fmt: skip
             logs.append((stdout, stderr))
-        time.sleep(5)  # both import tuner.cli (the gate is checked only after)
-        gate.touch()
         deadline = time.monotonic() + TIMEOUT_S
+        while not all((tmp_path / f"ready-{i}").exists() for i in range(2)):  # both imported
+            assert all(p.poll() is None for p in procs), [e.read_text()[-3000:] for _, e in logs]
+            assert time.monotonic() < deadline, "the searches never reached the gate"
+            time.sleep(0.05)
+        gate.touch()
         codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in procs]
     finally:
         for p in procs:
