@@ -192,14 +192,24 @@ def test_optuna_states_match_the_trial_outcomes(nine_trials):
         assert sorted(ot_trial.intermediate_values) == row["epoch"].tolist()
 
 
-def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path):
+def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """Kill the trial's worker process mid-run: Tune restarts it from its last checkpoint and
-    the trial continues from that epoch instead of starting over."""
+    the trial continues from that epoch instead of starting over. The trial is held at its
+    fourth epoch (tests/gate_fixture.py) until the kill, so the kill always lands mid-run."""
+    from gate_fixture import GATE_ENV, OWNER_ENV, Gate, write_net
+
+    gate = Gate(tmp_path / "gate")
+    gate.give(3)
+    monkeypatch.setenv(GATE_ENV, str(gate.dir))  # in-process Ray: its workers inherit it
+    monkeypatch.setenv(OWNER_ENV, str(os.getpid()))
+    net = write_net(tmp_path)
     cfg = SearchConfig(
         no_confirm=True,
         dataset="digits",
+        model=f"{net}:build",
+        space=f"{net}:space",
         samples=1,
-        epochs=40,
+        epochs=6,
         scheduler="fifo",
         out=str(tmp_path),
         name="resume",
@@ -210,34 +220,33 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path)
     killed: list[int] = []
 
     def killer():
-        deadline = time.time() + 240
-        while time.time() < deadline and not killed:
-            for result_file in (tmp_path / "resume").glob("trial_*/result.json"):
-                rows = [json.loads(x) for x in result_file.read_text().splitlines() if x.strip()]
-                if len(rows) >= 3:
-                    os.kill(rows[-1]["pid"], signal.SIGKILL)
-                    killed.append(rows[-1]["epoch"])
-                    trial_dirs.append(result_file.parent)
-                    return
-            time.sleep(0.05)
+        deadline = time.monotonic() + 240  # ends only a test whose trial never gets going
+        try:
+            while time.monotonic() < deadline and not killed:
+                for result_file in (tmp_path / "resume").glob("trial_*/result.json"):
+                    lines = result_file.read_text().splitlines()
+                    rows = [json.loads(x) for x in lines if x.strip()]
+                    if len(rows) >= 3:  # held at epoch 4 now: no fourth ticket yet
+                        os.kill(rows[-1]["pid"], signal.SIGKILL)
+                        killed.append(rows[-1]["epoch"])
+                        trial_dirs.append(result_file.parent)
+                        return
+                time.sleep(0.05)
+        finally:
+            gate.open()  # the restored trial runs freely
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     result = search(cfg, stream=io.StringIO())
     thread.join(timeout=5)
-    assert killed, "the trial finished before it could be killed"
+    assert killed == [3], "the trial was not killed while held at its fourth epoch"
     rows = [json.loads(x) for x in (trial_dirs[0] / "result.json").read_text().splitlines()]
     restarts = [r for r in rows if r["iterations_since_restore"] == 1 and r["epoch"] > 1]
     assert len(restarts) == 1, "the trial should have been restored exactly once"
-    resumed_at = restarts[0]["epoch"]
-    assert 1 < resumed_at <= killed[0] + 1  # continued from a checkpoint, not from epoch 1
-    assert [r["epoch"] for r in rows if r["iterations_since_restore"] == r["epoch"]][:3] == [
-        1,
-        2,
-        3,
-    ]
+    assert restarts[0]["epoch"] == 4  # continued from epoch 3's checkpoint, not from epoch 1
+    assert [r["epoch"] for r in rows if r["iterations_since_restore"] == r["epoch"]] == [1, 2, 3]
     epochs = result.epochs
-    assert list(epochs["epoch"]) == list(range(1, 41))  # every epoch reported, no duplicates
+    assert list(epochs["epoch"]) == list(range(1, 7))  # every epoch reported, no duplicates
     assert result.trials.iloc[0]["status"] == "completed"  # TERMINATED in Tune, not ERROR
     assert result.trials.iloc[0]["num_failures"] == 1
 
