@@ -416,23 +416,42 @@ def _decode_cifar(root: Path, download: bool, progress: Progress | None) -> _Dec
     )
 
 
-def _load_cifar(root: Path, download: bool, progress: Progress | None) -> _Decoded:
-    key = f"cifar10-{_root_hash(root)}"
+def _cached_download(
+    name: str,
+    root: Path,
+    fingerprint: Callable[[], Any],
+    decode: Callable[[], _Decoded],
+    progress: Progress | None,
+) -> _Decoded:
+    """A dataset torchvision reads from files under `root` (downloading them if need be): from
+    the cache while `fingerprint()` (the files' sizes and mtimes, None while any is missing)
+    matches, else decoded and cached."""
+    key = f"{name}-{_root_hash(root)}"
     roots = _cache_roots(root)
-    fingerprint = _cifar_fingerprint(root)
-    if fingerprint is not None:
+    before = fingerprint()
+    if before is not None:
         for cache_root in roots:
-            hit = _read_cache(cache_root / key, fingerprint)
+            hit = _read_cache(cache_root / key, before)
             if hit is not None:
                 if progress:
-                    progress(f"loaded cifar10 from cache {cache_root / key}")
+                    progress(f"loaded {name} from cache {cache_root / key}")
                 return hit
-    decoded = _decode_cifar(root, download, progress)
+    decoded = decode()
     # A download has just created the files: fingerprint them now so the next run hits the cache.
-    fingerprint = _cifar_fingerprint(root)
-    if fingerprint is None:
+    after = fingerprint()
+    if after is None:
         return decoded
-    return _cached(key, fingerprint, roots, lambda: decoded, progress)
+    return _cached(key, after, roots, lambda: decoded, progress)
+
+
+def _load_cifar(root: Path, download: bool, progress: Progress | None) -> _Decoded:
+    return _cached_download(
+        "cifar10",
+        root,
+        lambda: _cifar_fingerprint(root),
+        lambda: _decode_cifar(root, download, progress),
+        progress,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,12 +25,9 @@ from tuner.data import (
     DOWNLOAD_TIMEOUT_S,
     Progress,
     Split,
-    _cache_roots,
-    _cached,
+    _cached_download,
     _Decoded,
     _one_line,
-    _read_cache,
-    _root_hash,
     _shuffled,
     _socket_timeout,
 )
@@ -153,19 +150,10 @@ def _decode(name: str, root: Path, download: bool, progress: Progress | None) ->
 
 def load_torchvision(name: str, root: Path, download: bool, progress: Progress | None) -> _Decoded:
     """`name`'s train+val and test splits, from the cache when its files have not changed."""
-    key = f"{name}-{_root_hash(root)}"
-    roots = _cache_roots(root)
-    fingerprint = _fingerprint(name, root)
-    if fingerprint is not None:
-        for cache_root in roots:
-            hit = _read_cache(cache_root / key, fingerprint)
-            if hit is not None:
-                if progress:
-                    progress(f"loaded {name} from cache {cache_root / key}")
-                return hit
-    decoded = _decode(name, root, download, progress)
-    # A download has just created the files: fingerprint them now so the next run hits the cache.
-    fingerprint = _fingerprint(name, root)
-    if fingerprint is None:
-        return decoded
-    return _cached(key, fingerprint, roots, lambda: decoded, progress)
+    return _cached_download(
+        name,
+        root,
+        lambda: _fingerprint(name, root),
+        lambda: _decode(name, root, download, progress),
+        progress,
+    )
