@@ -39,9 +39,8 @@ from tuner.driver.internals import (
     study_storage,
 )
 from tuner.driver.internals import trial_id as trial_id_of
-from tuner.driver.recovery import TUNE_TRIAL_ID
 from tuner.errors import BudgetError
-from tuner.experiment import REJECTED_ATTR, finite, is_finite
+from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
 from tuner.train.cost import Budget, Cost
 
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
