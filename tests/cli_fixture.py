@@ -44,6 +44,22 @@ def run(command: Sequence[str], *, timeout: float = CHILD_TIMEOUT_S,
         )
 
 
+def run_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`tuner ARGS` run in this process, like run(tuner(*args)): the CLI's own code from its
+    argument parsing to its exit code, on the Ray the test started (the shared_ray fixture),
+    without a new interpreter and a new Ray for each command. Not for what only a process
+    shows: signals, or Ray's own start-up."""
+    from tuner.cli import main
+
+    capsys.readouterr()  # what came before is not this command's
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's refusals
+        code = e.code if isinstance(e.code, int) else 2
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["tuner", *args], code, out, err)
+
+
 class Child:
     """A started child whose stdout and stderr go to `log`; killed when the test fails on
     it, and at the latest when pytest exits."""

@@ -50,6 +50,23 @@ def only_slow_tests_start_ray(request: pytest.FixtureRequest, monkeypatch: pytes
     yield
 
 
+@pytest.fixture(scope="module")
+def shared_ray():
+    """One in-process Ray for a module's searches: a search finds it running and leaves it so
+    (Ray's start and stop, 3-5 s, paid once a module). Loopback only, private temp dir (above).
+    For tests whose subject is not the process: signals, exit codes of a killed driver and
+    Ray's own start-up need a child of their own."""
+    import ray
+
+    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
+
+    keep_local_ray_on_loopback()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)  # fmt: skip
+    yield
+    ray.shutdown()
+
+
 def _free_port() -> int:
     """A port nobody listens on now: never Ray's default 6379, which another cluster may own."""
     import socket

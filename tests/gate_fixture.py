@@ -49,11 +49,14 @@ def _alive(pid):
     return True
 
 
+GATE = OWNER = None  # write_net(gate=...): for workers that never see the test's environment
+
+
 def _take_ticket():
-    gate = os.environ.get("TUNER_TEST_GATE")
+    gate = GATE or os.environ.get("TUNER_TEST_GATE")
     if not gate or not _in_a_trial():
         return
-    gate, owner = Path(gate), int(os.environ["TUNER_TEST_GATE_OWNER"])
+    gate, owner = Path(gate), int(OWNER or os.environ["TUNER_TEST_GATE_OWNER"])
     while not (gate / "open").exists() and _alive(owner):
         for ticket in sorted(gate.glob("ticket-*")):
             try:  # a rename is atomic: of two trials that see one ticket, one gets it
@@ -98,10 +101,16 @@ def space(trial):
 '''
 
 
-def write_net(directory: Path) -> Path:
-    """net.py in `directory`; pass --model PATH:build --space PATH:space."""
+def write_net(directory: Path, gate: Gate | None = None) -> Path:
+    """net.py in `directory`; pass --model PATH:build --space PATH:space. With `gate`, its
+    trials take their tickets there whatever their environment (the nodes of a cluster that
+    was started before the test made its gate)."""
     path = directory / "gated_net.py"
-    path.write_text(NET)
+    text = NET
+    if gate is not None:
+        text = text.replace("GATE = OWNER = None",
+                            f"GATE, OWNER = {str(gate.dir)!r}, {os.getpid()}")  # fmt: skip
+    path.write_text(text)
     return path
 
 

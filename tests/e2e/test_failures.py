@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 import pandas as pd
 import pytest
+from gate_fixture import Gate, write_net
 
 import search_spaces
 from search_spaces import SearchSpace
@@ -66,36 +67,48 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
 
 
 def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
-    EPOCHS = 36  # noqa: N806  (digits epochs are short: leave time to kill mid-trial)
+    # The gated network (tests/gate_fixture.py), its gate written into its file: the nodes were
+    # started before this test made the gate. Tickets are handed out one at a time until a
+    # trial on the worker node has reported 2 epochs; it is then waiting at its gate (at most
+    # one more ticket was out), and the node is lost before the trial could finish.
+    EPOCHS = 5  # noqa: N806
     cluster, worker = two_node_cluster
     exp = tmp_path / "nodes"
+    gate = Gate(tmp_path / "gate")
+    net = write_net(tmp_path, gate=gate)
     killed = []
 
     def kill_worker_node_mid_search():
-        deadline = time.time() + 300
-        while time.time() < deadline:
+        while not (gate.dir / "open").exists():
             for f in exp.glob("trial_*/result.json"):
                 rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
                 # The node is lost with everything on it: its raylet and the trial's worker
                 # process. Killing the raylet alone left the worker running: in CI its trial
-                # went on to finish all 36 epochs on the "lost" node.
-                if rows and rows[-1]["node_id"] == worker.node_id and 2 <= len(rows) <= 20:
+                # went on to finish all its epochs on the "lost" node.
+                if rows and rows[-1]["node_id"] == worker.node_id and len(rows) >= 2:
                     worker.all_processes["raylet"][0].process.kill()
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(rows[-1]["pid"], signal.SIGKILL)
                     killed.append((f.parent.name, rows[-1]["epoch"]))
+                    gate.open()
                     return
-            time.sleep(0.1)
+            if not any(gate.dir.glob("ticket-*")):  # the last one was taken
+                gate.give(1)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=kill_worker_node_mid_search, daemon=True)
     thread.start()
-    cfg = SearchConfig(no_confirm=True,
-                       samples=3, epochs=EPOCHS, scheduler="fifo", searcher="random", seed=1,
-                       out=str(tmp_path), name="nodes", address=cluster.address,
-                       max_failures=3, checkpoint_interval=0)  # fmt: skip
-    result = search(cfg, stream=io.StringIO())
-    thread.join(timeout=5)
-    assert killed, "no trial ran on the worker node"
+    cfg = SearchConfig(no_confirm=True, model=f"{net}:build", space=f"{net}:space",
+                       dataset="digits", samples=3, epochs=EPOCHS, scheduler="fifo",
+                       searcher="random", seed=1, out=str(tmp_path), name="nodes",
+                       address=cluster.address, max_failures=3,
+                       checkpoint_interval=0)  # fmt: skip
+    try:
+        result = search(cfg, stream=io.StringIO())
+    finally:
+        gate.open()  # the thread ends, and no trial waits for ever
+    thread.join()
+    assert len(killed) == 1 and killed[0][1] < EPOCHS, killed
     trials = result.trials.set_index("trial_dir")
     assert (trials["status"] == "completed").all(), trials["status"]
     head = cluster.head_node.node_id

@@ -30,21 +30,6 @@ COMPLETE = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.
             "optuna.db"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def shared_ray():
-    """One in-process Ray for every cell: a search finds it running and leaves it so (about
-    3-5 s saved a cell). Loopback only, private temp dir (conftest)."""
-    import ray
-
-    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
-
-    keep_local_ray_on_loopback()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)  # fmt: skip
-    yield
-    ray.shutdown()
-
-
 def _image_folder(root: Path, side: int, mode: str, per_class: int = 40) -> Path:
     rng = np.random.default_rng(side)
     for name in ("circle", "square"):

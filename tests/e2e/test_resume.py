@@ -160,6 +160,12 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path):
+    """Ctrl-C, then a resume with a --time-budget of its own that runs out while the trial it
+    restored waits at its gate (so the trial is certainly running: a search's own budget can
+    run out before a loaded machine has started any trial), then a plain resume to the end.
+    The budget stops the run gracefully: the report is written, the running trial is left
+    unfinished (not marked finished, as Tune's own budget does), and the last resume carries
+    the search to its end."""
     exp = tmp_path / "sigint"
     gate = Gate(tmp_path / "gate")
     gate.give(3)
@@ -175,8 +181,22 @@ def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path):
     assert child.wait() == 130, tail(child.output())
     assert f"tuner resume {exp}" in child.output()
     before, done = rows_of(exp), trained(exp)
+
+    clock = Gate(tmp_path / "clock-gate")  # no tickets: the restored trial waits
+    budgeted = Child(tuner("resume", str(exp), "--time-budget", "1s"),
+                     tmp_path / "budgeted.log", env=clock.env())  # fmt: skip
+    budgeted.wait_for_output("Stopping the search: the time budget of 1 s is spent.")
+    clock.open()  # it finishes the epoch in hand; there the search stops it
+    assert budgeted.wait() == 0, tail(budgeted.output())
+    out = budgeted.output()
+    assert "Stopped by --time-budget with" in out and f"tuner resume {exp}" in out
+    trials = pd.read_csv(exp / "trials.csv")
+    assert "running" in set(trials["status"]) and (exp / "report.html").is_file()
+    assert json.loads((exp / "provenance.json").read_text())["finished"] is None
+
     resumed = run(tuner("resume", str(exp)))
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
+    assert "time budget" not in resumed.stdout  # the budget was that run's alone
     after = rows_of(exp)
     for trial, reports in before.items():
         assert after[trial][: len(reports)] == reports, (trial, reports, after[trial])
@@ -184,6 +204,7 @@ def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path):
     assert_each_epoch_trained_once(exp, before=done)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == SAMPLES and "running" not in set(trials["status"])
+    assert json.loads((exp / "provenance.json").read_text())["finished"] is not None
 
 
 class _Trial:  # the scheduler only reads trial_id
@@ -240,34 +261,3 @@ def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path):
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == SAMPLES and "running" not in set(trials["status"])
-
-
-def test_a_search_stopped_by_its_time_budget_leaves_its_unfinished_trials_to_resume(tmp_path):
-    """--time-budget ends the search gracefully: the report is written, the trials still
-    running are left unfinished (not marked finished, as Tune's own budget does), and `tuner
-    resume` (with no budget of its own) carries the search to its end."""
-    exp = tmp_path / "clock"
-    # Two epochs in all, then every trial waits: the 6 s run out with the trials unfinished,
-    # however fast the machine. Once the search says it is stopping, the gate opens and each
-    # trial finishes the epoch in hand (at most 4 of its 5).
-    gate = Gate(tmp_path / "gate")
-    gate.give(2)
-    child = Child(tuner("search", *gated_search_args(write_net(tmp_path)), "--no-confirm",
-                        "--samples", "4", "--epochs", "5", "--scheduler", "fifo",
-                        "--time-budget", "6s", "--out", str(tmp_path), "--name", "clock"),
-                  tmp_path / "search.log", env=gate.env())  # fmt: skip
-    child.wait_for_output("Stopping the search: the time budget of 6 s is spent.")
-    gate.open()
-    assert child.wait() == 0, tail(child.output())
-    out = child.output()
-    assert "Stopped by --time-budget with" in out and f"tuner resume {exp}" in out
-    trials = pd.read_csv(exp / "trials.csv")
-    assert "running" in set(trials["status"]) and (exp / "report.html").is_file()
-    assert json.loads((exp / "provenance.json").read_text())["finished"] is None
-
-    resumed = run(tuner("resume", str(exp)))
-    assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
-    assert "time budget" not in resumed.stdout
-    trials = pd.read_csv(exp / "trials.csv")
-    assert len(trials) == 4 and (trials["status"] == "completed").all()
-    assert (trials["epochs_run"] == 5).all()

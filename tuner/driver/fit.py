@@ -19,6 +19,7 @@ from tuner.driver.recovery import (
     prepare_search_state,
     reopen_trials,
     repair_state,
+    set_aside_unrecorded_trials,
     settle_finished_trials,
     study_name,
 )
@@ -109,9 +110,11 @@ def restored_tuner(
 
     exp = cfg.experiment_dir
     notes = repair_state(exp)
+    notes += set_aside_unrecorded_trials(exp)
+    # Settled first: the searcher's state is brought into line with the trials left to run.
+    settled = settle_finished_trials(exp, study_name(record, cfg))
     prepare_search_state(exp, retry)
     forget_pending_decisions(exp, retry)  # a STOP Tune set aside for a retried trial
-    settled = settle_finished_trials(exp, study_name(record, cfg))
     forgotten = forget_missing_checkpoints(exp)
     told = {note.split(":", 1)[0] for note in forgotten}
     notes += forgotten + [n for n in checkpoint_notes(exp) if n.split(":", 1)[0] not in told]

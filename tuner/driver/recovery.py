@@ -20,6 +20,7 @@ from tuner.experiment import (
     OPTUNA_DB,
     PARAMS_JSON,
     SEARCH_GEN_STATE_GLOB,
+    SET_ASIDE_DIR,
     STATE_BACKUP_DIR,
     STATE_PATTERNS,
     TRIAL_PREFIX,
@@ -117,18 +118,29 @@ def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = f
       only while the trial is in its `live_trials`; an errored trial left that set, so a trial
       retried by `--retry-errored` would finish without Optuna ever being told. `retry` (Tune
       trial ids) are put back.
+    - The generator's count of trials made, and the limiter's live trials, are brought into
+      line with the trials of Tune's experiment state. Both files are saved together, but a
+      full disk can cut one of them short, and repair_state then puts back an older copy of
+      it: restored with a count of 3 beside a state of 2 trials, Tune made one trial too few
+      and the search ended "1 of 4 trials still to run"; a live trial that no state holds
+      would take a concurrency slot for ever.
 
     These are pickles of our own search, as tuner.pkl is: only resume directories you trust.
     """
     import pickle
 
     experiment_dir = Path(experiment_dir).resolve()
+    trials = ray_trial_states(experiment_dir)
+    unfinished = {tid for tid, s in trials.items() if s["status"] in UNFINISHED}
     changed = 0
     for path in sorted(experiment_dir.glob(SEARCH_GEN_STATE_GLOB)):
         state = pickle.loads(path.read_bytes())
         if not isinstance(state, dict):
             continue
         edited = False
+        if trials and isinstance(state.get("counter"), int) and state["counter"] != len(trials):
+            state["counter"] = len(trials)  # every trial in the state was made by the generator
+            edited = True
         storage = getattr(state.get("experiment"), "storage", None)
         if storage is not None and not getattr(storage, "custom_fs_provided", False):
             if Path(storage.storage_fs_path) / storage.experiment_dir_name != experiment_dir:
@@ -136,17 +148,47 @@ def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = f
                 storage.experiment_dir_name = experiment_dir.name
                 edited = True
         limiter = state.get("name:ConcurrencyLimiter")
-        if isinstance(limiter, dict) and retry - set(limiter.get("live_trials", ())):
-            missing = retry - set(limiter["live_trials"])
-            limiter["live_trials"] = set(limiter["live_trials"]) | missing
-            limiter["num_unfinished_live_trials"] = int(
-                limiter.get("num_unfinished_live_trials", 0)
-            ) + len(missing)
-            edited = True
+        if isinstance(limiter, dict) and not limiter.get("batch"):
+            live = set(limiter.get("live_trials", ()))
+            # Live: every trial the state leaves to run, none that it has finished (a trial
+            # settled by settle_finished_trials would otherwise hold its slot for ever).
+            wanted = (unfinished if trials else live) | set(retry)
+            if wanted != live:
+                # Not batched, the limiter counts each live trial once (concurrency_limiter.py)
+                limiter["live_trials"] = wanted
+                limiter["num_unfinished_live_trials"] = len(wanted)
+                edited = True
         if edited:
             atomic_write_bytes(path, pickle.dumps(state))
             changed += 1
     return changed
+
+
+def set_aside_unrecorded_trials(experiment_dir: str | Path) -> list[str]:
+    """Move into SET_ASIDE_DIR every trial directory that Tune's experiment state does not
+    hold, and return a line for each.
+
+    Such a trial was started after Tune's last saved state (a driver killed between saves), or
+    that save was cut short by a full disk and an older copy put back. Tune restores only the
+    trials its state holds, so this one would never run again, and its directory (the same
+    number as the trial that takes its place, its params.json perhaps cut short) would be read
+    as a trial of its own. Its Optuna trial, still running, is proposed again by the restored
+    searcher (TruthfulOptunaSearch._take_orphan): the configuration runs from epoch 1."""
+    experiment_dir = Path(experiment_dir)
+    known = ray_trial_states(experiment_dir)
+    if not known:  # no state to compare with (a directory copied without it): leave all
+        return []
+    notes = []
+    for trial_dir in sorted(experiment_dir.glob(f"{TRIAL_PREFIX}*_*")):
+        if not trial_dir.is_dir() or trial_id_of(trial_dir) in known:
+            continue
+        aside = experiment_dir / SET_ASIDE_DIR / trial_dir.name
+        aside.parent.mkdir(exist_ok=True)
+        trial_dir.rename(aside)
+        kept = f"{SET_ASIDE_DIR}/{trial_dir.name}"
+        notes.append(f"{trial_dir.name} started after Tune's last saved state; it runs "
+                     f"again from epoch 1 (what it had is kept in {kept})")  # fmt: skip
+    return notes
 
 
 def forget_pending_decisions(experiment_dir: str | Path, tune_ids: AbstractSet[str]) -> int:

@@ -130,6 +130,12 @@ class TruthfulOptunaSearch(OptunaSearch):
         # (reopened there by tuner.driver.recovery.reopen_trials).
         for tune_id in RETRY_TUNE_IDS & finished.keys():
             self._ot_trials[tune_id] = Trial(study, finished[tune_id])
+        # A trial that Tune's restored state does not hold will never run under its id again
+        # (tuner.driver.recovery.set_aside_unrecorded_trials): its Optuna trial is let go, an
+        # orphan that _take_orphan proposes again.
+        if KNOWN_TUNE_IDS is not None:
+            for tune_id in set(self._ot_trials) - KNOWN_TUNE_IDS:
+                del self._ot_trials[tune_id]
         self._unchecked = set(self._ot_trials)
 
     @property
@@ -281,6 +287,8 @@ RESTORE_DB: Path | None = None
 # Tune trials a resume retries (`tuner resume --retry-errored`): their Optuna trials are open
 # again (tuner.driver.recovery.reopen_trials), so the restored searcher must listen to them again.
 RETRY_TUNE_IDS: set[str] = set()
+# The Tune trials of the experiment state being restored (None: no state, nothing to match).
+KNOWN_TUNE_IDS: set[str] | None = None
 
 
 class _StoragePickler(pickle.Pickler):

@@ -24,6 +24,7 @@ from tuner.experiment import (
     ASHA_STATE_JSON,
     OPTUNA_DB,
     REJECTED_CSV,
+    ray_trial_states,
     record_rejection,
     rung_epochs,
     trial_dir_name,
@@ -268,10 +269,13 @@ def restoring_searcher(db: Path, retry: set[str], samples: int | None = None) ->
 
     if samples is not None:
         internals.install_sample_raise()
-    before = searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, internals.RAISED_SAMPLES
+    before = (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
+              internals.RAISED_SAMPLES)  # fmt: skip
     searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
+    searcher.KNOWN_TUNE_IDS = set(ray_trial_states(db.parent)) or None
     internals.RAISED_SAMPLES = samples
     try:
         yield
     finally:
-        searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, internals.RAISED_SAMPLES = before
+        (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
+         internals.RAISED_SAMPLES) = before  # fmt: skip

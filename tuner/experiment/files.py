@@ -43,6 +43,9 @@ REJECTED_ATTR = "rejected"  # their Optuna user attribute in optuna.db: the reas
 IMPORTED_ATTR = "imported_from"  # --warm-start: trials of another experiment, told to Optuna
 TUNE_TRIAL_ID = "tune_trial_id"  # user attribute of every Optuna trial Tune runs: its trial id
 STATE_BACKUP_DIR = ".tuner-state-backup"
+# Trial directories a resume found that Tune's saved state never heard of (started after its
+# last save, or its save cut short by a full disk): kept here, out of the tables, and run again.
+SET_ASIDE_DIR = "set-aside"
 SEARCH_TOML = "search.toml"  # the resolved options: `tuner search --config DIR/search.toml`
 MODEL_FILE = "model.pt"  # the winner, standing alone (tuner.deploy.model_file)
 RETRAIN_JSON = "retrain.json"  # `tuner train`: its configuration, seeds and test interval
