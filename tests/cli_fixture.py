@@ -44,20 +44,27 @@ def run(command: Sequence[str], *, timeout: float = CHILD_TIMEOUT_S,
         )
 
 
-def run_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`tuner ARGS` run in this process, like run(tuner(*args)): the CLI's own code from its
     argument parsing to its exit code, on the Ray the test started (the shared_ray fixture),
     without a new interpreter and a new Ray for each command. Not for what only a process
-    shows: signals, or Ray's own start-up."""
+    shows: signals, or Ray's own start-up. `cwd`: where relative paths start, for the span."""
+    import contextlib
+    import io
+
     from tuner.cli import main
 
-    capsys.readouterr()  # what came before is not this command's
-    try:
-        code = main(list(args))
-    except SystemExit as e:  # argparse's refusals
-        code = e.code if isinstance(e.code, int) else 2
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["tuner", *args], code, out, err)
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's refusals
+            code = e.code if isinstance(e.code, int) else 2
+    return subprocess.CompletedProcess(["tuner", *args], code, out.getvalue(), err.getvalue())
 
 
 class Child:

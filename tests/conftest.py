@@ -58,9 +58,11 @@ def shared_ray():
     Ray's own start-up need a child of their own."""
     import ray
 
-    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
+    from tuner.driver.ray_runtime import TUNE_ACTOR_ENV, keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
+    for name, value in {**TUNE_ACTOR_ENV, "RAY_USAGE_STATS_ENABLED": "0"}.items():
+        os.environ.setdefault(name, value)  # as tuner.driver.ray_runtime.start_ray does
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)  # fmt: skip
     yield

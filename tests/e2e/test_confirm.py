@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from cli_fixture import Child, run, tail, tuner
+from cli_fixture import Child, run, run_here, tail, tuner
 from gate_fixture import Gate, write_net
 from PIL import Image
 
@@ -42,7 +42,7 @@ def _logit_t(values: list[float], images: int) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def confirmed(tmp_path_factory):
+def confirmed(tmp_path_factory, shared_ray):
     out = tmp_path_factory.mktemp("confirm")
     cfg = SearchConfig(dataset="digits", samples=5, epochs=3, seed=2, confirm_top=2,
                        confirm_seeds=3, concurrency=2, out=str(out), name="c")  # fmt: skip
@@ -175,7 +175,7 @@ def trained_epochs(run_dir: Path) -> dict[int, set[float]]:
     return epochs
 
 
-def test_tuner_confirm_on_a_search_without_the_stage(tmp_path):
+def test_tuner_confirm_on_a_search_without_the_stage(tmp_path, shared_ray):
     # The gated network (tests/gate_fixture.py): free in this process's search; the confirm
     # stage below trains only the epochs the test hands it.
     net = write_net(tmp_path)
@@ -187,7 +187,7 @@ def test_tuner_confirm_on_a_search_without_the_stage(tmp_path):
     assert "confirm" not in first.best and first.best["model"]["from"] == "search"
     assert not (exp / "confirm").exists()
     before = (exp / "best.json").read_bytes()
-    bad = run(tuner("confirm", str(exp), "--confirm-top", "0"), timeout=120)
+    bad = run_here("confirm", str(exp), "--confirm-top", "0")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert (exp / "best.json").read_bytes() == before and not (exp / "confirm").exists()
 

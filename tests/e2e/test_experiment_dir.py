@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_fixture import Child, run, tail, tuner
+from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,9 @@ def epochs_reported(exp: Path) -> int:
     )
 
 
-def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_resumes(tmp_path):
+def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_resumes(
+    tmp_path, shared_ray
+):
     exp = tmp_path / "first" / "shared"
     (tmp_path / "first").mkdir()
     # The gated network (tests/gate_fixture.py): 3 epochs, then the trials wait for the Ctrl-C.
@@ -58,9 +60,9 @@ def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_r
     shutil.move(str(exp), str(moved))
     shutil.rmtree(tmp_path / "first")  # nothing may still point there
 
-    reported = run(tuner("report", str(moved)), timeout=300)
+    reported = run_here("report", str(moved))
     assert reported.returncode == 0, tail(reported.stderr)
-    resumed = run(tuner("resume", str(moved)))  # no gate: the rest trains straight through
+    resumed = run_here("resume", str(moved))  # no gate: the rest trains straight through
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     assert not (tmp_path / "first").exists()  # the old place was not recreated
     trials = pd.read_csv(moved / "trials.csv")
@@ -70,7 +72,7 @@ def test_modes_follow_the_umask_and_a_moved_interrupted_experiment_reports_and_r
 
     # Other users could have changed the pickles a resume loads: refused, in one line.
     (moved / "tuner.pkl").chmod(0o646)
-    refused = run(tuner("resume", str(moved)), timeout=120)
+    refused = run_here("resume", str(moved))
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "writable by other users" in refused.stderr
     assert "tuner.pkl" in refused.stderr

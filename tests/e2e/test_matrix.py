@@ -93,14 +93,70 @@ def _search(tmp_path, monkeypatch, name: str, data: dict, **options):
     return result, provenance
 
 
-@pytest.mark.parametrize("space", sorted(SPACES))
-@pytest.mark.parametrize("shape", sorted(SHAPES))
+# Every space on every input shape, each cell with another of the searchers, schedulers and
+# objective kinds, so that every space meets each of them once (a search each, not one for
+# every combination: CI's time): TPE + ASHA on one objective, the random searcher, FIFO, and
+# several objectives (the Pareto front, every objective kind among them).
+CELLS = {
+    ("seed_cnn", "digits"): {},
+    ("seed_cnn", "cifar10"): {"searcher": "random"},
+    ("seed_cnn", "gray28"): {"scheduler": "fifo", "objectives": "val_loss:min,latency:min"},
+    ("seed_cnn", "rgb64"): {"objectives": "val_acc:max,params:min"},
+    ("resnet_cnn", "digits"): {"objectives": "macs:min,train_time:min"},
+    ("resnet_cnn", "cifar10"): {"scheduler": "fifo"},
+    ("resnet_cnn", "gray28"): {},
+    ("resnet_cnn", "rgb64"): {"searcher": "random", "objectives": "val_acc:max,params:min"},
+}
+
+
+def test_the_cells_cover_every_space_shape_and_kind():
+    assert {space for space, _ in CELLS} == set(SPACES)
+    for space in SPACES:
+        assert {shape for s, shape in CELLS if s == space} == set(SHAPES)
+        kinds = [CELLS[space, shape] for shape in SHAPES]
+        assert {} in kinds  # the defaults: TPE, ASHA, one objective
+        assert any(o.get("searcher") == "random" for o in kinds)
+        assert any(o.get("scheduler") == "fifo" for o in kinds)
+        assert any("objectives" in o for o in kinds)
+    named = {o.split(":")[0] for c in CELLS.values() for o in c.get("objectives", "").split(",")}
+    assert {"val_acc", "val_loss", "params", "macs", "latency", "train_time"} <= named
+
+
+ONE = sorted(cell for cell, options in CELLS.items() if "objectives" not in options)
+SEVERAL = sorted(cell for cell, options in CELLS.items() if "objectives" in options)
+
+
+def _cell(shared_ray, datasets, tmp_path, monkeypatch, space, shape):
+    options = CELLS[space, shape]
+    result, provenance = _search(tmp_path, monkeypatch, f"{space}-{shape}", datasets[shape],
+                                 space=space, **options)  # fmt: skip
+    assert tuple(provenance["dataset"]["input_shape"]) == SHAPES[shape]
+    assert provenance["config"]["space"] == space
+    assert (result.experiment_dir / "asha_state.json").exists() == (
+        options.get("scheduler") != "fifo")  # fmt: skip
+    return result
+
+
+@pytest.mark.parametrize(("space", "shape"), ONE, ids=[f"{a}-{b}" for a, b in ONE])
 def test_every_space_runs_on_every_dataset_shape(
     shared_ray, datasets, tmp_path, monkeypatch, space, shape
 ):
-    result, provenance = _search(tmp_path, monkeypatch, f"{space}-{shape}", datasets[shape],
-                                 space=space)  # fmt: skip
-    assert tuple(provenance["dataset"]["input_shape"]) == SHAPES[shape]
+    result = _cell(shared_ray, datasets, tmp_path, monkeypatch, space, shape)
+    assert result.best["trial_index"] in set(result.trials["trial_index"])
+
+
+@pytest.mark.parametrize(("space", "shape"), SEVERAL, ids=[f"{a}-{b}" for a, b in SEVERAL])
+def test_every_space_runs_on_every_dataset_shape_with_several_objectives(
+    shared_ray, datasets, tmp_path, monkeypatch, space, shape
+):
+    result = _cell(shared_ray, datasets, tmp_path, monkeypatch, space, shape)
+    wanted = CELLS[space, shape]["objectives"].split(",")
+    names = [o["name"] for o in result.best["objectives"]]
+    assert names == [o.split(":")[0] for o in wanted]
+    assert result.best["pareto_front"]
+    for point in result.best["pareto_front"]:
+        assert set(point["objectives"]) == set(names)
+        assert all(math.isfinite(v) for v in point["objectives"].values())
 
 
 @pytest.mark.parametrize("name", TORCHVISION_SETS)
@@ -115,27 +171,6 @@ def test_each_torchvision_dataset_is_searched_to_a_finished_experiment(
     _, provenance = _search(tmp_path, monkeypatch, name, data, space="seed_cnn")
     assert tuple(provenance["dataset"]["input_shape"]) == TORCHVISION_SHAPES[name]
     assert provenance["dataset"]["name"] == name
-
-
-@pytest.mark.parametrize("space", sorted(SPACES))
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"searcher": "random"},
-        {"scheduler": "fifo"},
-        {"objectives": "val_acc:max,params:min"},
-    ],  # fmt: skip
-    ids=["random", "fifo", "multi-objective"],
-)
-def test_every_searcher_scheduler_and_objective_kind_runs_on_every_space(
-    shared_ray, datasets, tmp_path, monkeypatch, space, options
-):
-    result, _ = _search(tmp_path, monkeypatch, f"{space}-x", datasets["digits"], space=space,
-                        **options)  # fmt: skip
-    if "objectives" in options:
-        assert result.best and result.best.get("pareto_front")
-    if options.get("scheduler") == "fifo":
-        assert not (result.experiment_dir / "asha_state.json").exists()
 
 
 def smoothed_space(trial, input_size=8):
@@ -188,33 +223,17 @@ def test_validation_loss_stays_plain_cross_entropy_under_label_smoothing(
     assert abs(smoothed - plain) > 0.05  # the two would be told apart
 
 
-@pytest.mark.parametrize("objectives", ["val_loss:min,latency:min", "macs:min,train_time:min"])
-def test_every_objective_can_be_searched_on(
-    shared_ray, datasets, tmp_path, monkeypatch, objectives
-):
-    result, provenance = _search(tmp_path, monkeypatch, "obj", datasets["digits"],
-                                 space="seed_cnn", objectives=objectives)  # fmt: skip
-    names = [o["name"] for o in result.best["objectives"]]
-    assert names == [o.split(":")[0] for o in objectives.split(",")]
-    for point in result.best["pareto_front"]:
-        assert set(point["objectives"]) == set(names)
-        assert all(math.isfinite(v) for v in point["objectives"].values())
-
-
-def test_max_macs_refuses_configurations_over_the_budget_end_to_end(
+def test_max_macs_refuses_configurations_over_the_budget_and_concurrency_limits_the_trials(
     shared_ray, datasets, tmp_path, monkeypatch
 ):
+    """--max-macs refuses what is over it before training. And two CPUs would run two trials
+    at once; --concurrency 1 must keep it to one, counted by the driver from Tune's start and
+    end events (provenance.json)."""
     budget = 60_000
-    result, _ = _search(tmp_path, monkeypatch, "macs", datasets["digits"], space="seed_cnn",
-                        samples=3, max_macs=budget)  # fmt: skip
+    result, provenance = _search(tmp_path, monkeypatch, "macs", datasets["digits"],
+                                 space="seed_cnn", samples=3, max_macs=budget,
+                                 concurrency=1)  # fmt: skip
     rejected = pd.read_csv(result.experiment_dir / "rejected.csv")
     assert len(rejected) >= 1 and (rejected["macs"] > budget).all()  # the lab's net among them
     assert (result.trials["macs"] <= budget).all()
-
-
-def test_concurrency_limits_the_trials_running_at_once(shared_ray, datasets, tmp_path, monkeypatch):
-    """Two CPUs would run two trials at once; --concurrency 1 must keep it to one. Counted by
-    the driver from Tune's start and end events (provenance.json)."""
-    _, provenance = _search(tmp_path, monkeypatch, "one", datasets["digits"], space="seed_cnn",
-                            samples=3, concurrency=1)  # fmt: skip
     assert provenance["peak_concurrent_trials"] == [1]

@@ -8,26 +8,26 @@ import json
 import optuna
 import pandas as pd
 import pytest
-from cli_fixture import run, tail, tuner
+from cli_fixture import run_here, tail
 
 pytestmark = pytest.mark.slow
 
 STATES = {"completed": "COMPLETE", "diverged": "FAIL", "error": "FAIL"}
 
 
-def test_a_finished_search_raised_to_more_trials(tmp_path):
-    first = run(tuner("search", "--samples", "3", "--epochs", "2", "--seed", "5", "--no-confirm",
-                      "--concurrency", "2", "--out", str(tmp_path), "--name", "grow"))  # fmt: skip
+def test_a_finished_search_raised_to_more_trials(tmp_path, shared_ray):
+    first = run_here("search", "--samples", "3", "--epochs", "2", "--seed", "5", "--no-confirm",
+                     "--concurrency", "2", "--out", str(tmp_path), "--name", "grow")  # fmt: skip
     assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
     exp = tmp_path / "grow"
     before = pd.read_csv(exp / "trials.csv")
     assert len(before) == 3
 
-    lower = run(tuner("resume", str(exp), "--samples", "2"), timeout=120)
+    lower = run_here("resume", str(exp), "--samples", "2")
     assert lower.returncode == 2 and len(lower.stderr.strip().splitlines()) == 1
     assert "can only raise it" in lower.stderr
 
-    grown = run(tuner("resume", str(exp), "--samples", "6"))
+    grown = run_here("resume", str(exp), "--samples", "6")
     assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
     assert "Raising the search to 6 trials" in grown.stdout
     trials = pd.read_csv(exp / "trials.csv")

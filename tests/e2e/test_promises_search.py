@@ -61,21 +61,13 @@ SPACES = {"late": late_space, "sized": sized_space, "tpe": tpe_space, "parity": 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def shared_ray():
-    """One in-process Ray for the module: a search finds it running and leaves it so. Loopback
-    only, private temp dir (conftest). The test spaces are registered for the module too."""
-    import ray
-
-    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
-
+def registered_spaces(shared_ray):
+    """The module's searches on one in-process Ray (conftest's shared_ray), with the test
+    spaces registered for the module."""
     with pytest.MonkeyPatch.context() as patch:
         for name, define in SPACES.items():
             patch.setitem(search_spaces.SPACES, name, SearchSpace(name, name, define, None))
-        keep_local_ray_on_loopback()
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)  # fmt: skip
         yield
-        ray.shutdown()
 
 
 def _config(out: Path, name: str, **options: Any) -> SearchConfig:

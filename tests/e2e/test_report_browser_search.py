@@ -12,7 +12,7 @@ from browser_fixture import Visit
 
 
 @pytest.fixture(scope="module")
-def searched_report(tmp_path_factory) -> Path:
+def searched_report(tmp_path_factory, shared_ray) -> Path:
     from tuner import SearchConfig, search
 
     out = tmp_path_factory.mktemp("browser")
@@ -39,7 +39,9 @@ def test_a_real_searchs_report_renders_offline_without_errors(browser, searched_
 
 
 @pytest.mark.slow
-def test_a_multi_objective_budgeted_report_renders_its_front_and_refusals(browser, tmp_path):
+def test_a_multi_objective_budgeted_report_renders_its_front_and_refusals(
+    browser, tmp_path, shared_ray
+):
     from tuner import SearchConfig, search
 
     cfg = SearchConfig(no_confirm=True,

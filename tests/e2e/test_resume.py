@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from cli_fixture import Child, run, tail, tuner
+from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
 
 from tuner.driver.asha import PersistentASHA
@@ -96,10 +96,10 @@ def finished_trials(exp: Path) -> dict[str, str]:
             if f.parent.name.rsplit("_", 1)[-1] in ids}  # fmt: skip
 
 
-def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
+def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path, shared_ray):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = search_args(tmp_path)
-    reference = run(tuner("search", *args, "--out", str(tmp_path), "--name", "ref"))
+    reference = run_here("search", *args, "--out", str(tmp_path), "--name", "ref")
     assert reference.returncode == 0, tail(reference.stdout) + tail(reference.stderr)
     ref = tmp_path / "ref"
 
@@ -122,7 +122,7 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
         at_kills.append((rows_of(exp), trained(exp)))
         frozen.update(finished_trials(exp))
         command = tuner("resume", str(exp))
-    final = run(command)  # no gate: the rest trains straight through
+    final = run_here("resume", str(exp))  # no gate: the rest trains straight through
     assert final.returncode == 0, tail(final.stdout) + tail(final.stderr)
 
     trials = pd.read_csv(exp / "trials.csv")
@@ -159,7 +159,7 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert recorded <= set(trials["trial_id"]) and len(recorded) >= 1
 
 
-def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path):
+def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path, shared_ray):
     """Ctrl-C, then a resume with a --time-budget of its own that runs out while the trial it
     restored waits at its gate (so the trial is certainly running: a search's own budget can
     run out before a loaded machine has started any trial), then a plain resume to the end.
@@ -194,7 +194,7 @@ def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path):
     assert "running" in set(trials["status"]) and (exp / "report.html").is_file()
     assert json.loads((exp / "provenance.json").read_text())["finished"] is None
 
-    resumed = run(tuner("resume", str(exp)))
+    resumed = run_here("resume", str(exp))
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     assert "time budget" not in resumed.stdout  # the budget was that run's alone
     after = rows_of(exp)
@@ -231,7 +231,7 @@ def test_asha_rungs_survive_a_new_scheduler_instance(tmp_path):
     assert restored.on_trial_result(None, late, {"epoch": 1, "val_loss": 5.0}) == "STOP"
 
 
-def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path):
+def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path, shared_ray):
     """The first Ctrl-C prints the plan (trials stopping, what is scored on how many test
     images, the report) before anything else happens; the second stops at once, and what it
     leaves is drawn by `tuner report` and continued by `tuner resume`."""
@@ -254,10 +254,10 @@ def test_first_ctrl_c_says_what_comes_next_and_a_second_stops_at_once(tmp_path):
     assert "Stopped at once" in rest and f"tuner resume {exp}" in rest
     assert "Writing the report" not in rest  # it did stop at once
 
-    reported = run(tuner("report", str(exp)), timeout=300)
+    reported = run_here("report", str(exp))
     assert reported.returncode == 0, tail(reported.stderr)
     assert (exp / "report.html").stat().st_size > 10_000
-    resumed = run(tuner("resume", str(exp)))  # no gate: the rest trains straight through
+    resumed = run_here("resume", str(exp))  # no gate: the rest trains straight through
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == SAMPLES and "running" not in set(trials["status"])

@@ -38,7 +38,7 @@ SAMPLES = 9
 
 
 @pytest.fixture(scope="module")
-def nine_trials(tmp_path_factory):
+def nine_trials(tmp_path_factory, shared_ray):
     out = tmp_path_factory.mktemp("exp")
     log = io.StringIO()
     cfg = SearchConfig(
@@ -192,17 +192,15 @@ def test_optuna_states_match_the_trial_outcomes(nine_trials):
         assert sorted(ot_trial.intermediate_values) == row["epoch"].tolist()
 
 
-def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path, shared_ray):
     """Kill the trial's worker process mid-run: Tune restarts it from its last checkpoint and
     the trial continues from that epoch instead of starting over. The trial is held at its
     fourth epoch (tests/gate_fixture.py) until the kill, so the kill always lands mid-run."""
-    from gate_fixture import GATE_ENV, OWNER_ENV, Gate, write_net
+    from gate_fixture import Gate, write_net
 
     gate = Gate(tmp_path / "gate")
     gate.give(3)
-    monkeypatch.setenv(GATE_ENV, str(gate.dir))  # in-process Ray: its workers inherit it
-    monkeypatch.setenv(OWNER_ENV, str(os.getpid()))
-    net = write_net(tmp_path)
+    net = write_net(tmp_path, gate=gate)  # the module's Ray started before this gate
     cfg = SearchConfig(
         no_confirm=True,
         dataset="digits",
@@ -251,7 +249,9 @@ def test_trainable_reports_every_epoch_and_resumes_from_its_checkpoint(tmp_path,
     assert result.trials.iloc[0]["num_failures"] == 1
 
 
-def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(tmp_path):
+def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick(
+    tmp_path, shared_ray
+):
     """With a long --checkpoint-interval a trial checkpoints where ASHA may stop it (its rungs)
     and at its last epoch, and nowhere else; what it leaves still holds its kept weights."""
     from tuner.driver.tuner_setup import scheduler_stop_epochs
@@ -316,35 +316,28 @@ def test_kept_weights_are_the_lowest_validation_loss_weights(nine_trials):
         assert row["best_val_loss"] == pytest.approx(epochs["val_loss"].min())
 
 
-def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path):
-    import ray
+def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path, shared_ray):
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
     from tuner.data import load_dataset
-    from tuner.driver.ray_runtime import keep_local_ray_on_loopback
     from tuner.driver.trainable import train_trial
     from tuner.train.trial_data import TrialData
 
     data = TrialData.from_bundle(load_dataset("digits"))
-    keep_local_ray_on_loopback()
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    try:
-        config = {"n_blocks": 1, "channels_b0": 8, "fc_layers": 0, "hflip": False,
-                  "lr": 1e6, "epochs": 5}  # fmt: skip
-        tuner = tune.Tuner(
-            tune.with_parameters(train_trial, data=data),
-            param_space=config,
-            run_config=tune.RunConfig(
-                storage_path=str(tmp_path),
-                name="div",
-                verbose=0,
-                callbacks=[JsonLoggerCallback()],
-            ),
-        )
-        (res,) = tuner.fit()
-    finally:
-        ray.shutdown()
+    config = {"n_blocks": 1, "channels_b0": 8, "fc_layers": 0, "hflip": False,
+              "lr": 1e6, "epochs": 5}  # fmt: skip
+    tuner = tune.Tuner(
+        tune.with_parameters(train_trial, data=data),
+        param_space=config,
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            name="div",
+            verbose=0,
+            callbacks=[JsonLoggerCallback()],
+        ),
+    )
+    (res,) = tuner.fit()
     assert res.error is None
     assert res.metrics["diverged"] is True
     assert res.metrics["epoch"] == 1  # ended at once, not after the 5-epoch budget

@@ -5,8 +5,9 @@ the copy of its last whole version (tuner/driver/recovery.py repair_state), whic
 newest trial, while the searcher's state saved beside it (search_gen_state: 3 trials made) is
 whole. Restored as they were, Tune made one trial too few and the search ended "1 of 3 trials
 still to run (0 started)" with exit 130, the lost trial's directory read as a trial of its own.
-The test leaves exactly that on disk (the state without trial 2, trial 2's params.json cut
-short) from a real search killed while trial 2 waits at its gate.
+The test leaves that on disk from a real search killed while trial 3 waits at its gate: the
+state without trials 2 and 3, trial 3's params.json cut short. Trial 2 had finished, and
+Optuna had been told, after the state that is put back.
 """
 
 from __future__ import annotations
@@ -36,47 +37,54 @@ def generator_count(exp) -> int:
         return 0
 
 
-def test_a_trial_missing_from_the_restored_state_runs_again_under_its_number(tmp_path):
+def test_trials_missing_from_the_restored_state_run_again_under_their_numbers(tmp_path):
     exp = tmp_path / "lost"
     gate = Gate(tmp_path / "gate")
-    gate.give(2)  # trials 0 and 1 train their one epoch; trial 2 waits at the gate
-    args = [*gated_search_args(write_net(tmp_path)), "--no-confirm", "--samples", "3",
-            "--epochs", "1", "--concurrency", "2", "--scheduler", "fifo", "--seed", "3",
+    gate.give(3)  # one trial at a time: trials 0, 1 and 2 train their epoch; 3 waits at the gate
+    args = [*gated_search_args(write_net(tmp_path)), "--no-confirm", "--samples", "4",
+            "--epochs", "1", "--concurrency", "1", "--scheduler", "fifo", "--seed", "3",
             "--out", str(tmp_path), "--name", "lost"]  # fmt: skip
     child = Child(tuner("search", *args), tmp_path / "search.log", env=gate.env())
-    child.wait_for(lambda: generator_count(exp) == 3 and any(exp.glob("trial_0002_*/params.json")),
-                   "trial 2 started, in a saved state")  # fmt: skip
+    child.wait_for(lambda: generator_count(exp) == 4 and any(exp.glob("trial_0003_*/params.json")),
+                   "trial 3 started, in a saved state")  # fmt: skip
     os.kill(child.proc.pid, signal.SIGKILL)
     child.proc.wait()
 
-    # What the full disk leaves: the experiment state from before trial 2, and trial 2's
-    # params.json cut short.
-    (lost_dir,) = exp.glob("trial_0002_*")
+    # What the full disk leaves: an experiment state from before trial 2 (which Optuna has
+    # since been told of) and trial 3 (still running), and trial 3's params.json cut short.
+    lost = [next(exp.glob(f"trial_000{i}_*")) for i in (2, 3)]
+    lost_ids = {d.name.rsplit("_", 1)[-1] for d in lost}
     state_file = sorted(exp.glob("experiment_state-*.json"))[-1]
     state = json.loads(state_file.read_text())
-    lost_id = lost_dir.name.rsplit("_", 1)[-1]
     state["trial_data"] = [item for item in state["trial_data"]
-                           if json.loads(item[0])["trial_id"] != lost_id]  # fmt: skip
+                           if json.loads(item[0])["trial_id"] not in lost_ids]  # fmt: skip
     assert len(state["trial_data"]) == 2
     state_file.write_text(json.dumps(state))
-    params = lost_dir / "params.json"
+    params = lost[1] / "params.json"
     cut = params.read_text()[:20]
     params.write_text(cut)
+    study = optuna.load_study(study_name="lost", storage=f"sqlite:///{exp / 'optuna.db'}")
+    asked = [(t.number, t.state.name, t.params) for t in study.trials]
+    assert [state for _, state, _ in asked] == ["COMPLETE"] * 3 + ["RUNNING"]
 
     resumed = run(tuner("resume", str(exp)))
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
-    assert f"{lost_dir.name} started after Tune's last saved state" in resumed.stdout
-    assert (exp / "set-aside" / lost_dir.name / "params.json").read_text() == cut
+    for trial_dir in lost:
+        assert f"{trial_dir.name} started after Tune's last saved state" in resumed.stdout
+        assert (exp / "set-aside" / trial_dir.name / "params.json").is_file()
+    assert (exp / "set-aside" / lost[1].name / "params.json").read_text() == cut
 
     trials = pd.read_csv(exp / "trials.csv")
-    assert sorted(trials["trial_index"]) == [0, 1, 2]
+    assert sorted(trials["trial_index"]) == [0, 1, 2, 3]
     assert set(trials["status"]) == {"completed"}
-    (again,) = exp.glob("trial_0002_*")
-    assert again.name != lost_dir.name
-    # Optuna's trial 2, asked for before the kill, is the one that ran: the same configuration,
-    # told, and no trial left running or asked for twice.
+    # Optuna's trials 2 and 3, asked for before the kill, are the ones that ran again, under
+    # their numbers: the same configurations, told, and none asked for twice.
     study = optuna.load_study(study_name="lost", storage=f"sqlite:///{exp / 'optuna.db'}")
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
-    ran = json.loads((again / "params.json").read_text())
-    assert {k: ran[k] for k in study.trials[2].params} == study.trials[2].params
-    assert study.trials[2].user_attrs["tune_trial_id"] == again.name.rsplit("_", 1)[-1]
+    assert [(t.number, t.params) for t in study.trials] == [(n, p) for n, _, p in asked]
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    for number in (2, 3):
+        (again,) = exp.glob(f"trial_000{number}_*")
+        assert again.name.rsplit("_", 1)[-1] not in lost_ids
+        ran = json.loads((again / "params.json").read_text())
+        assert {k: ran[k] for k in asked[number][2]} == asked[number][2]
+        assert study.trials[number].user_attrs["tune_trial_id"] == again.name.rsplit("_", 1)[-1]

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from cli_fixture import Child, run, tail, tuner
+from cli_fixture import Child, run_here, tail, tuner
 
 from tuner import load_model
 from tuner.data import load_dataset
@@ -55,7 +55,7 @@ def epochs_on_disk(exp: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
+def searched(tmp_path_factory, shared_ray):
     """The search, killed once after it trained something and resumed to the end."""
     work = tmp_path_factory.mktemp("user-model")
     (work / "net.py").write_text(NET)
@@ -72,7 +72,7 @@ def searched(tmp_path_factory):
     child.wait_for(lambda: epochs_on_disk(exp) >= 3, "3 epochs on disk")  # fails if it ended
     os.kill(child.proc.pid, signal.SIGKILL)
     child.proc.wait()
-    resumed = run(tuner("resume", str(exp)), cwd=work)
+    resumed = run_here("resume", str(exp), cwd=work)
     assert resumed.returncode == 0, tail(resumed.stderr)
     return work, exp, resumed.stdout
 
@@ -130,8 +130,8 @@ def test_model_file_records_the_build_and_reproduces_its_test_accuracy(searched,
         again = load_model(copy, build=f"{moved}:build")
         assert (again.predict(bundle.test.x).indices == model.predict(bundle.test.x).indices).all()
         target = tmp_path / "m.onnx"
-        proc = run(tuner("export", str(copy), "--format", "onnx", "-o", str(target), "--build",
-                         f"{moved}:build"), timeout=300)  # fmt: skip
+        proc = run_here("export", str(copy), "--format", "onnx", "-o", str(target), "--build",
+                        f"{moved}:build")  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     finally:
         (work / "net.py.away").rename(work / "net.py")
@@ -143,16 +143,15 @@ def test_model_file_records_the_build_and_reproduces_its_test_accuracy(searched,
     assert float(np.mean(got.argmax(1) == bundle.test.y)) == raw["test_acc"]
 
 
-def test_a_build_that_fails_in_the_dry_run_is_one_line_and_writes_nothing(tmp_path):
+def test_a_build_that_fails_in_the_dry_run_is_one_line_and_writes_nothing(tmp_path, shared_ray):
     (tmp_path / "net.py").write_text(
         NET.replace(
             'width, depth = params["width"], params["depth"]',
             'width, depth = params["width"], params["deep"]',
         )
     )
-    command = tuner("search", "--model", "net.py:build", "--space", "net.py:space", "--samples",
-                    "2", "--out", "out", "--name", "broken")  # fmt: skip
-    proc = run(command, cwd=tmp_path, timeout=300)
+    proc = run_here("search", "--model", "net.py:build", "--space", "net.py:space", "--samples",
+                    "2", "--out", "out", "--name", "broken", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 2
     error = [line for line in proc.stderr.splitlines() if line.startswith("tuner: error:")]
     assert len(error) == 1 and f"--model {tmp_path / 'net.py'}:build failed for width=" in error[0]

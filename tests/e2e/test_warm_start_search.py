@@ -30,7 +30,9 @@ SOURCE_TRIALS = 11  # past TPE's 10 startup trials: a warm start samples from a 
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
-    return cli_fixture.run(cli_fixture.tuner(*args), cwd=cwd)
+    """The CLI in this process (on the module's shared Ray), from `cwd`: the paths below are
+    relative, as a user types them."""
+    return cli_fixture.run_here(*args, cwd=cwd)
 
 
 def study_of(exp):
@@ -38,7 +40,7 @@ def study_of(exp):
 
 
 @pytest.fixture(scope="module")
-def searches(tmp_path_factory):
+def searches(tmp_path_factory, shared_ray):
     work = tmp_path_factory.mktemp("warm")
     (work / "space.toml").write_text(SPACE)
     common = ["--space", "space.toml", "--dataset", "digits", "--epochs", "1", "--no-confirm",
@@ -82,7 +84,7 @@ def test_a_warm_start_suggests_otherwise_than_a_cold_start(searches):
     assert warm[0] != cold[0]  # same seed: only the imported history differs
 
 
-def test_a_space_that_does_not_match_is_one_line_and_writes_nothing(searches):
+def test_a_space_that_does_not_match_is_one_line_and_writes_nothing(searches, shared_ray):
     work, _ = searches
     proc = run("search", "--dataset", "digits", "--samples", "2", "--warm-start",
                "out/source", "--out", "out", "--name", "mismatch", cwd=work)  # fmt: skip

@@ -24,6 +24,24 @@ sys.exit(rc)
 """
 
 
+# Every case of the bad-input table in one child (a Python start-up with torch is 2-3 s of
+# CI's time a case): each case's exit code and stderr, and whether Ray was imported by then.
+RUN_CASES = """
+import contextlib, io, json, sys
+from tuner.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = main(args)
+        except SystemExit as e:  # argparse's own errors exit from inside main
+            rc = e.code
+    results.append({"rc": rc, "stderr": err.getvalue(), "ray": "ray" in sys.modules})
+print(json.dumps(results))
+"""
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", RUN, *args],
@@ -35,38 +53,56 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize(
-    "args, needle",
-    [
-        (["--dataset", "mnist3d"], "invalid choice: 'mnist3d'"),
-        (["--space", "nope"], "unknown space 'nope'"),
-        (["--samples", "0"], "--samples"),
-        (["--epochs", "-3"], "--epochs"),
-        (["--epochs", "ten"], "is not a whole number"),
-        (["--cpus-per-trial", "0"], "--cpus-per-trial"),
-        (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
-        (["--gpus-per-trial", "1.5"], "whole number of GPUs"),
-        (["--time-budget", "5x"], "not a duration"),
-        (["--name", "a/b"], "--name"),
-        (["--grace-period", "5", "--epochs", "2"], "--grace-period"),
-        (["--reduction-factor", "1"], "--reduction-factor"),
-        (["--dataset", "imagefolder"], "needs --data-dir"),
-        (["--dataset", "imagefolder", "--data-dir", "/does/not/exist"], "does not exist"),
-        (["--data-dir", "/etc/hostname"], "not a directory"),
-        (["--out", "/proc/tuner-experiments"], "not writable"),
-        # Priced on the meta device before Ray starts: no configuration of the space fits.
-        (["--max-params", "100"], "no configuration of seed_cnn at 1x8x8 fits --max-params 100"),
-        (["--space", "resnet_cnn", "--max-macs", "1k"], "fits --max-macs 1,000"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, args, needle):
-    proc = run_cli("search", "--out", str(tmp_path / "out"), *args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+BAD_INPUT = [
+    (["--dataset", "mnist3d"], "invalid choice: 'mnist3d'"),
+    (["--space", "nope"], "unknown space 'nope'"),
+    (["--samples", "0"], "--samples"),
+    (["--epochs", "-3"], "--epochs"),
+    (["--epochs", "ten"], "is not a whole number"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial"),
+    (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    (["--gpus-per-trial", "1.5"], "whole number of GPUs"),
+    (["--time-budget", "5x"], "not a duration"),
+    (["--name", "a/b"], "--name"),
+    (["--grace-period", "5", "--epochs", "2"], "--grace-period"),
+    (["--reduction-factor", "1"], "--reduction-factor"),
+    (["--dataset", "imagefolder"], "needs --data-dir"),
+    (["--dataset", "imagefolder", "--data-dir", "/does/not/exist"], "does not exist"),
+    (["--data-dir", "/etc/hostname"], "not a directory"),
+    (["--out", "/proc/tuner-experiments"], "not writable"),
+    # Priced on the meta device before Ray starts: no configuration of the space fits.
+    (["--max-params", "100"], "no configuration of seed_cnn at 1x8x8 fits --max-params 100"),
+    (["--space", "resnet_cnn", "--max-macs", "1k"], "fits --max-macs 1,000"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(tmp_path_factory):
+    """Each BAD_INPUT case run through the CLI's main() in one child process, in order, each
+    with an --out of its own."""
+    import json
+
+    base = tmp_path_factory.mktemp("bad-input")
+    cases = [["search", "--out", str(base / f"out{i}"), *args]
+             for i, (args, _) in enumerate(BAD_INPUT)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", RUN_CASES, json.dumps(cases)], cwd=base,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return base, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUT)),
+                         ids=[f"{' '.join(a)}" for a, _ in BAD_INPUT])  # fmt: skip
+def test_bad_input_is_one_line_exit_2_and_starts_nothing(bad_input_results, case):
+    base, results = bad_input_results
+    needle, result = BAD_INPUT[case][1], results[case]
+    assert result["rc"] == 2, result["stderr"]
+    lines = result["stderr"].strip().splitlines()
+    assert len(lines) == 1, result["stderr"]
     assert lines[0].startswith("tuner: error:") and needle in lines[0], lines[0]
-    assert proc.stdout.strip().splitlines()[-1] == "RAY_NOT_IMPORTED", proc.stdout
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not result["ray"]  # by this case (cases run in order, in one process)
+    out = base / f"out{case}"
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_an_existing_experiment_is_never_overwritten(tmp_path):

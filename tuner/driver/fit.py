@@ -110,7 +110,9 @@ def restored_tuner(
 
     exp = cfg.experiment_dir
     notes = repair_state(exp)
-    notes += set_aside_unrecorded_trials(exp)
+    aside_notes, aside = set_aside_unrecorded_trials(exp)
+    notes += aside_notes
+    reopen_trials(exp, study_name(record, cfg), aside)  # those told after Tune's last save
     # Settled first: the searcher's state is brought into line with the trials left to run.
     settled = settle_finished_trials(exp, study_name(record, cfg))
     prepare_search_state(exp, retry)

@@ -164,31 +164,34 @@ def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = f
     return changed
 
 
-def set_aside_unrecorded_trials(experiment_dir: str | Path) -> list[str]:
+def set_aside_unrecorded_trials(experiment_dir: str | Path) -> tuple[list[str], set[str]]:
     """Move into SET_ASIDE_DIR every trial directory that Tune's experiment state does not
-    hold, and return a line for each.
+    hold. Returns a line for each, and their Tune trial ids.
 
     Such a trial was started after Tune's last saved state (a driver killed between saves), or
     that save was cut short by a full disk and an older copy put back. Tune restores only the
     trials its state holds, so this one would never run again, and its directory (the same
     number as the trial that takes its place, its params.json perhaps cut short) would be read
-    as a trial of its own. Its Optuna trial, still running, is proposed again by the restored
-    searcher (TruthfulOptunaSearch._take_orphan): the configuration runs from epoch 1."""
+    as a trial of its own. Its Optuna trial, running (or reopened by the caller, when it had
+    finished after Tune's last save), is proposed again by the restored searcher
+    (TruthfulOptunaSearch._take_orphan): the configuration runs again from epoch 1, under its
+    number, and the study keeps one trial for it."""
     experiment_dir = Path(experiment_dir)
     known = ray_trial_states(experiment_dir)
     if not known:  # no state to compare with (a directory copied without it): leave all
-        return []
-    notes = []
+        return [], set()
+    notes, ids = [], set()
     for trial_dir in sorted(experiment_dir.glob(f"{TRIAL_PREFIX}*_*")):
         if not trial_dir.is_dir() or trial_id_of(trial_dir) in known:
             continue
         aside = experiment_dir / SET_ASIDE_DIR / trial_dir.name
         aside.parent.mkdir(exist_ok=True)
         trial_dir.rename(aside)
+        ids.add(trial_id_of(trial_dir))
         kept = f"{SET_ASIDE_DIR}/{trial_dir.name}"
         notes.append(f"{trial_dir.name} started after Tune's last saved state; it runs "
                      f"again from epoch 1 (what it had is kept in {kept})")  # fmt: skip
-    return notes
+    return notes, ids
 
 
 def forget_pending_decisions(experiment_dir: str | Path, tune_ids: AbstractSet[str]) -> int:
