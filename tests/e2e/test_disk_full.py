@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from cli_fixture import run, tail, tuner
+from cli_fixture import run, run_here, tail
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.slow
 @pytest.mark.parametrize("guard", ["guarded", "unguarded"])
 def test_a_search_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_room(
-    small_tmpfs, guard
+    small_tmpfs, guard, shared_ray
 ):
     # The lab's baseline (trial 0, 1.2M parameters) writes ~15 MB a checkpoint: 20 MB is
     # not enough for it and its neighbour.
@@ -61,7 +61,7 @@ def test_a_search_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_roo
     assert "Traceback" not in done.stdout
 
     subprocess.run(["mount", "-o", "remount,size=400m", str(small_tmpfs)], check=True)
-    resumed = run(tuner("resume", str(exp)))
+    resumed = run_here("resume", str(exp))  # in this process: its output is not the subject
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 3 and "running" not in set(trials["status"])

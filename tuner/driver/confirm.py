@@ -205,7 +205,13 @@ def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO
     return tune.Tuner(
         # No stop epochs: nothing stops these runs early, so they checkpoint only by
         # --checkpoint-interval and at their last epoch.
-        make_trainable(cfg, trial_data, function=train_confirm_run, stop_epochs=frozenset()),
+        make_trainable(
+            cfg,
+            trial_data,
+            function=train_confirm_run,
+            stop_epochs=frozenset(),
+            experiment_dir=cfg.experiment_dir / CONFIRM_DIR,
+        ),  # fmt: skip
         param_space={CONFIG_KEY: tune.grid_search(runs)},
         tune_config=tune.TuneConfig(
             scheduler=FIFOScheduler(),
@@ -274,7 +280,7 @@ def run_stage(
         tuner = tune.Tuner.restore(
             str(confirm_dir),
             trainable=make_trainable(cfg, trial_data, function=train_confirm_run,
-                                     stop_epochs=frozenset()),
+                                     stop_epochs=frozenset(), experiment_dir=confirm_dir),
             resume_unfinished=True, resume_errored=False,
         )  # fmt: skip
     else:

@@ -15,8 +15,10 @@ import functools
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from tuner.experiment import confirm_run_dir_name, dirs_of_trial
 from tuner.train.checkpoints import (
     EVERY_EPOCH,
     CheckpointPolicy,
@@ -36,13 +38,18 @@ def train_trial(
     gpu_share: float | str = 0.0,
     checkpoints: CheckpointPolicy = EVERY_EPOCH,
     compile_backend: str = "off",
+    experiment_dir: str | None = None,
+    run_dir_name: str | None = None,
 ) -> None:
     """Tune function trainable. `config` is the flat dict a search space produced.
 
     `data` (see TrialData.from_bundle), `threads` (torch CPU threads), `gpu_share` (the trial's
     --gpus-per-trial; a fraction caps its CUDA memory at that share; "auto": the share Tune
-    gave this trial), `checkpoints` (when to write one) and `compile_backend` (--compile) are
-    bound once per search with `tune.with_parameters`.
+    gave this trial), `checkpoints` (when to write one), `compile_backend` (--compile) and
+    `experiment_dir` (the Tune experiment's directory, where this trial's checkpoints are
+    looked for when Tune hands over none) are bound once per search with
+    `tune.with_parameters`. `run_dir_name`: the trial's directory there, when its name does
+    not end in Tune's trial id (a confirm run's).
 
     Tune runs this in a thread of its own, which here only reports: the set-up and the epochs
     run in a training thread (tuner/train/pipeline.py), so an epoch trains while the last one's
@@ -65,9 +72,10 @@ def train_trial(
 
     pipeline = EpochPipeline(report)
     node_id = _node_id()  # fixed for this process: asked once, not every epoch
+    read_state = functools.partial(_restored_state, experiment_dir, run_dir_name)
     one_trial = functools.partial(
         run_trial, config, data, pipeline.hand_over, threads=threads, gpu_share=float(gpu_share),
-        checkpoints=checkpoints, read_state=_restored_state, node_id=node_id,
+        checkpoints=checkpoints, read_state=read_state, node_id=node_id,
         batches=pipeline.batches, compile_backend=compile_backend,
     )  # fmt: skip
     pipeline.run(one_trial)
@@ -76,19 +84,48 @@ def train_trial(
 def train_confirm_run(config: dict[str, Any], data: TrialData, **bound: Any) -> None:
     """Tune function trainable of the confirm stage (tuner/driver/confirm.py): its config is
     {"confirm": {"trial_index", "seed", "config": the flat config to train}}."""
-    train_trial(dict(config["confirm"]["config"]), data, **bound)
+    name = confirm_run_dir_name(SimpleNamespace(config=config))
+    train_trial(dict(config["confirm"]["config"]), data, run_dir_name=name, **bound)
 
 
-def _restored_state() -> dict[str, Any] | None:
+def _own_dir(experiment_dir: str | None, run_dir_name: str | None) -> Path | None:
+    """This trial's directory in the experiment, when this worker sees it (the same machine,
+    or the shared volume of a cluster); None otherwise."""
+    from ray import tune
+
+    if experiment_dir is None:
+        return None
+    if run_dir_name is not None:
+        return Path(experiment_dir) / run_dir_name
+    found = dirs_of_trial(experiment_dir, tune.get_context().get_trial_id())
+    return found[0] if found else None
+
+
+def _restored_state(
+    experiment_dir: str | None = None, run_dir_name: str | None = None
+) -> dict[str, Any] | None:
     """The state to continue from: the newest readable checkpoint of the trial. That is the one
     Tune hands over, or a newer one Tune's last save missed (tuner.train.checkpoints), unless
     a crash or a full disk cut it short (then an older one, or None: epoch 1). Read in the
-    training thread, with the rest of the trial's torch work."""
+    training thread, with the rest of the trial's torch work.
+
+    When Tune hands over none, the trial's own directory is looked in: a trial stopped by
+    Ctrl-C in its first epoch writes that epoch's checkpoint after Tune's last save, and
+    without this the resume trained its first epoch again."""
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
+        own = _own_dir(experiment_dir, run_dir_name)
+        if own is None or not own.is_dir():
+            return None
+        chosen, state, skipped = newest_readable(own)
+        note = describe_fallback(own.name, chosen, skipped)
+        if chosen is not None and not skipped:
+            note = f"{own.name}: {chosen.name} was saved after Tune's record; it goes on from there"
+        if note and chosen is not None:
+            print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
+        return state
     if getattr(checkpoint.filesystem, "type_name", "local") == "local":
         here = Path(checkpoint.path)  # read in place, even when it was deleted
         chosen, state, skipped = newest_readable(here.parent, preferred=here)

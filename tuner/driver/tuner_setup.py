@@ -52,10 +52,12 @@ def make_trainable(
     trial_data: TrialData,
     function: Any = None,
     stop_epochs: frozenset[int] | None = None,
+    experiment_dir: Path | None = None,
 ) -> Any:
     """The trainable with its data and resources. function: the Tune function (default the
     search's train_trial); stop_epochs: where a scheduler may stop a trial (default ASHA's
-    rungs), where a checkpoint is always written."""
+    rungs), where a checkpoint is always written; experiment_dir: the Tune experiment's
+    directory (default the search's), where a trial looks for checkpoints Tune never heard of."""
     from ray import tune
 
     from tuner.driver.trainable import train_trial
@@ -70,6 +72,7 @@ def make_trainable(
     trainable = tune.with_parameters(  # the dataset goes into the object store once, here
         function or train_trial, data=trial_data, threads=threads, gpu_share=cfg.gpus_per_trial,
         checkpoints=checkpoints, compile_backend=cfg.compile,
+        experiment_dir=str(experiment_dir or cfg.experiment_dir),
     )  # fmt: skip
     if cfg.gpus_per_trial == "auto":
         return tune.with_resources(trainable, auto_gpu_shares(cfg, trial_data))
