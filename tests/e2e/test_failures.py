@@ -68,9 +68,12 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
 
 def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
     # The gated network (tests/gate_fixture.py), its gate written into its file: the nodes were
-    # started before this test made the gate. Tickets are handed out one at a time until a
-    # trial on the worker node has reported 2 epochs; it is then waiting at its gate (at most
-    # one more ticket was out), and the node is lost before the trial could finish.
+    # started before this test made the gate. No ticket until two trials have started: the
+    # first, held at its first epoch, keeps the head's CPU, so the second is on the worker node
+    # (handed out at once, the first trial's epochs went by before the worker node's actor had
+    # started, and Tune gave every trial the head's actor again). Then tickets go out one at a
+    # time until a trial on the worker node has reported 2 epochs; it is then waiting at its
+    # gate (at most one more ticket was out), and the node is lost before it could finish.
     EPOCHS = 5  # noqa: N806
     cluster, worker = two_node_cluster
     exp = tmp_path / "nodes"
@@ -92,7 +95,8 @@ def test_trials_survive_the_loss_of_a_worker_node(tmp_path, two_node_cluster):
                     killed.append((f.parent.name, rows[-1]["epoch"]))
                     gate.open()
                     return
-            if not any(gate.dir.glob("ticket-*")):  # the last one was taken
+            started = len(list(exp.glob("trial_*/params.json")))
+            if started >= 2 and not any(gate.dir.glob("ticket-*")):  # the last one was taken
                 gate.give(1)
             time.sleep(0.05)
 
