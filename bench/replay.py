@@ -1,0 +1,310 @@
+"""Replay schedulers on recorded learning curves: hundreds of seeds in minutes, no training.
+
+Real searches cost too much to run over enough seeds to tell a better scheduler from a lucky
+one (3 seeds of bench/peers.py could not). Here each task's curves are recorded once, with the
+product itself, every configuration trained to the end:
+
+    tuner search --dataset digits --space seed_cnn --searcher random --scheduler fifo \\
+        --samples 150 --epochs 12 --concurrency 2 --no-confirm --name curves-digits-seed_cnn
+
+and schedulers are replayed on them, the way Syne Tune's simulator and tabular benchmarks work:
+each simulated search draws `--samples` of the recorded configurations (the baseline, trial 0,
+first, as a real search proposes it, then a seeded permutation of the rest), runs them
+`--concurrency` at a time on a simulated clock that advances by each epoch's measured seconds
+(plus `--overhead` a trial start), and hands every epoch's recorded validation figures to the
+scheduler, which continues or stops the trial. Every method sees the same configurations in
+the same order under one seed: only its scheduling differs, so differences between methods
+are paired, and the sweep (FIFO) of the same configurations is each seed's reference.
+
+The schedulers are the real classes: this service's PersistentASHA (with its paper rule, its
+baseline protection and the defaults of `tuner search`) and Ray's ASHAScheduler (stock, and as
+asynchronous Hyperband with several brackets). Decisions are made exactly as in a search; only
+the state file writes are skipped.
+
+What a replay cannot say: how a searcher that learns (TPE) would have chosen among
+configurations the recording does not hold; the replay draws at random. Confirm a scheduler
+the replay picks with real runs (bench/peers.py).
+
+    python bench/replay.py EXPERIMENT_DIR --samples 27 --seeds 300 \\
+        --json bench/results/replay-digits-seed_cnn.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.driver.objectives has it
+
+
+@dataclass
+class Curve:
+    """One recorded configuration: its validation figures and seconds, epoch by epoch."""
+
+    index: int
+    acc: list[float]
+    loss: list[float]
+    seconds: list[float]
+
+
+def load_curves(exp: Path, epochs: int | None) -> tuple[list[Curve], int]:
+    """The experiment's curves, cut to `epochs` (default: the recording's epoch budget)."""
+    frame = pd.read_csv(exp / "epochs.csv").sort_values(["trial_index", "epoch"])
+    budget = int(frame["epoch"].max()) if epochs is None else epochs
+    curves = []
+    for index, rows in frame.groupby("trial_index"):
+        rows = rows[rows["epoch"] <= budget]
+        if rows.empty:
+            continue
+        acc = [float(a) if math.isfinite(a) else 0.0 for a in rows["val_acc"].fillna(0.0)]
+        loss = [float(v) if math.isfinite(v) else math.inf
+                for v in rows["val_loss"].fillna(math.inf)]  # fmt: skip
+        seconds = [max(0.0, float(s)) for s in rows["epoch_time_s"].fillna(0.0)]
+        curves.append(Curve(int(index), acc, loss, seconds))
+    full = sum(1 for c in curves if len(c.acc) == budget)
+    if full < len(curves) // 2:
+        raise SystemExit(f"{exp}: only {full} of {len(curves)} trials ran {budget} epochs: "
+                         "record with --scheduler fifo")  # fmt: skip
+    return curves, budget
+
+
+@dataclass
+class Run:
+    """One simulated search: (clock seconds, epochs trained, best validation accuracy so
+    far) after every epoch, and what it found."""
+
+    events: list[tuple[float, int, float]] = field(default_factory=list)
+    epochs: int = 0
+    best: float = 0.0
+
+
+def fake_trial(position: int, curve: Curve) -> Any:
+    """What the schedulers read of a Tune trial: its id, and its tag (trial 0, the baseline,
+    is tagged 1_..., as Tune tags it)."""
+    return SimpleNamespace(trial_id=f"t{position:05d}", experiment_tag=f"{position + 1}_x",
+                           storage=None, curve=curve)  # fmt: skip
+
+
+def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency: int,
+             overhead: float) -> Run:  # fmt: skip
+    from ray.tune.schedulers import TrialScheduler
+
+    run = Run()
+    queue: list[tuple[float, int, int, Any]] = []  # (finish time, tie-break, epoch, trial)
+    started = 0
+    tie = 0
+
+    def start(now: float) -> None:
+        nonlocal started, tie
+        trial = fake_trial(started, curves[order[started]])
+        started += 1
+        scheduler.on_trial_add(None, trial)
+        tie += 1
+        heapq.heappush(queue, (now + overhead + trial.curve.seconds[0], tie, 1, trial))
+
+    for _ in range(min(concurrency, len(order))):
+        start(0.0)
+    while queue:
+        now, _, epoch, trial = heapq.heappop(queue)
+        curve = trial.curve
+        run.epochs += 1
+        run.best = max(run.best, curve.acc[epoch - 1])
+        run.events.append((now, run.epochs, run.best))
+        result = {"training_iteration": epoch, "epoch": epoch, METRIC: curve.loss[epoch - 1],
+                  "time_total_s": sum(curve.seconds[:epoch])}  # fmt: skip
+        if epoch == len(curve.acc):  # its last epoch: the budget, or it diverged there
+            scheduler.on_trial_complete(None, trial, result)
+            ended = True
+        else:
+            ended = scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP
+            if ended:
+                scheduler.on_trial_remove(None, trial)
+            else:
+                tie += 1
+                heapq.heappush(queue, (now + curve.seconds[epoch], tie, epoch + 1, trial))
+        if ended and started < len(order):
+            start(now)
+    return run
+
+
+def methods(samples: int, max_t: int) -> dict[str, Callable[[], Any]]:
+    """Each method: a fresh scheduler for one simulated search."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from tuner.driver.asha import PersistentASHA
+
+    class ReplayASHA(PersistentASHA):
+        def _save(self) -> None:  # decisions only: no state file
+            pass
+
+    state = str(Path(tempfile.gettempdir()) / "replay-asha-unused.json")
+
+    def ours(grace: int = 1, rf: int = 3, paper: bool = True) -> Callable[[], Any]:
+        return lambda: ReplayASHA(state_path=state, time_attr="training_iteration",
+                                  metric=METRIC, mode=MODE, max_t=max_t, grace_period=grace,
+                                  reduction_factor=rf, samples=samples if paper else None,
+                                  protect_baseline=True)  # fmt: skip
+
+    def ray(grace: int = 1, rf: int = 4, brackets: int = 1) -> Callable[[], Any]:
+        return lambda: ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
+                                     max_t=max_t, grace_period=grace, reduction_factor=rf,
+                                     brackets=brackets)  # fmt: skip
+
+    fifo = FIFOScheduler
+    return {
+        "sweep (fifo)": fifo,
+        "ours (default: paper rule, grace 1, rf 3)": ours(),
+        "ours, ray rule": ours(paper=False),
+        "ours, grace 2": ours(grace=2),
+        "ours, grace 3": ours(grace=3),
+        "ours, rf 2": ours(rf=2),
+        "stock ray asha (grace 1, rf 4)": ray(),
+        "async hyperband (3 brackets, rf 3)": ray(rf=3, brackets=3),
+    }
+
+
+def best_at(run: Run, axis: int, x: float) -> float:
+    """Best validation accuracy reached by `x` on `axis` (0: seconds, 1: epochs)."""
+    best = 0.0
+    for event in run.events:
+        if event[axis] > x:
+            break
+        best = event[2]
+    return best
+
+
+def reached(run: Run, target: float, axis: int) -> float | None:
+    """Where on `axis` the run first reached `target`, or None."""
+    return next((e[axis] for e in run.events if e[2] >= target), None)
+
+
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95 % t interval."""
+    from tuner.experiment.stats import t_quantile
+
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    half = t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def replay(args: argparse.Namespace) -> dict[str, Any]:
+    curves, max_t = load_curves(args.experiment, args.epochs)
+    by_index = {c.index: c for c in curves}
+    baseline = by_index.get(0)
+    others = [c.index for c in curves if c.index != 0]
+    samples = min(args.samples, len(curves))
+    table = methods(samples, max_t)
+    runs: dict[str, list[Run]] = {name: [] for name in table}
+    ordered = [baseline] if baseline is not None else []
+    start = time.perf_counter()
+    for seed in range(args.seeds):
+        rng = random.Random(seed)
+        drawn = rng.sample(others, samples - len(ordered))
+        picked = [*ordered, *(by_index[i] for i in drawn)]
+        order = list(range(len(picked)))
+        for name, make in table.items():
+            runs[name].append(simulate(picked, order, make(), args.concurrency, args.overhead))
+    sweep = runs["sweep (fifo)"]
+    summary: dict[str, Any] = {}
+    for name, result in runs.items():
+        gaps = [r.best - s.best for r, s in zip(result, sweep, strict=True)]
+        within = [reached(r, s.best - 0.01, 1) for r, s in zip(result, sweep, strict=True)]
+        secs = [reached(r, s.best - 0.01, 0) for r, s in zip(result, sweep, strict=True)]
+        tenth = sum(1 for w, s in zip(within, sweep, strict=True)
+                    if w is not None and w <= s.epochs / 10)  # fmt: skip
+        curve = {}
+        for fraction in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0):
+            values = [
+                best_at(r, 1, fraction * s.epochs) for r, s in zip(result, sweep, strict=True)
+            ]
+            curve[str(fraction)] = interval(values)
+        summary[name] = {
+            "final_best": interval([r.best for r in result]),
+            "gap_to_sweep": interval(gaps),
+            "worst_gap_to_sweep": min(gaps),
+            "epochs": interval([float(r.epochs) for r in result]),
+            "epochs_fraction_of_sweep": statistics.fmean(
+                r.epochs / s.epochs for r, s in zip(result, sweep, strict=True)
+            ),
+            "reached_sweep_within_1pt": sum(w is not None for w in within) / len(within),
+            "median_epochs_to_target": statistics.median(
+                w if w is not None else math.inf for w in within
+            ),  # fmt: skip
+            "median_seconds_to_target": statistics.median(
+                s if s is not None else math.inf for s in secs
+            ),  # fmt: skip
+            "seeds_within_1pt_at_tenth_of_sweep_epochs": tenth / len(within),
+            "best_by_fraction_of_sweep_epochs": curve,
+        }
+    return {
+        "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,
+        "samples": samples, "concurrency": args.concurrency, "overhead_s": args.overhead,
+        "seeds": args.seeds, "replay_seconds": round(time.perf_counter() - start, 1),
+        "methods": summary,
+    }  # fmt: skip
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['configurations']} recorded configurations x {result['epochs']} epochs; "
+        f"{result['samples']} trials a search, {result['concurrency']} at a time; "
+        f"{result['seeds']} seeds (replayed in {result['replay_seconds']} s)",
+        "",
+        f"{'method':<40} {'final best [95% CI]':>24} {'gap to sweep':>13} {'worst':>7} "
+        f"{'epochs':>7} {'@1/10':>6} {'@1/5':>6}  {'to target':>9}",
+    ]
+    for name, m in result["methods"].items():
+        mean, lo, hi = m["final_best"]
+        tenth = m["best_by_fraction_of_sweep_epochs"]["0.1"][0]
+        fifth = m["best_by_fraction_of_sweep_epochs"]["0.2"][0]
+        lines.append(
+            f"{name:<40} {mean:.4f} [{lo:.4f}, {hi:.4f}] {m['gap_to_sweep'][0]:+13.4f} "
+            f"{m['worst_gap_to_sweep']:+7.3f} {m['epochs_fraction_of_sweep']:7.2f} "
+            f"{tenth:6.3f} {fifth:6.3f}  {m['median_epochs_to_target']:9.0f}"
+        )
+    lines += ["", "epochs: the fraction of the sweep's; @1/10, @1/5: best so far at that "
+              "fraction of the sweep's epochs; to target: median epochs to within 1 point of "
+              "the sweep's best (inf: most seeds never did)"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("experiment", type=Path, help="a FIFO random search's directory")
+    parser.add_argument("--samples", type=int, default=27, help="trials a search (default 27)")
+    parser.add_argument("--seeds", type=int, default=200, help="simulated searches a method")
+    parser.add_argument("--concurrency", type=int, default=2, help="trials at once (default 2)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epoch budget (default: the recording's)")  # fmt: skip
+    parser.add_argument("--overhead", type=float, default=0.5,
+                        help="seconds a trial start adds to its epochs; default 0.5")  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
+    args = parser.parse_args(argv)
+    if not (args.experiment / "epochs.csv").is_file():
+        parser.error(f"{args.experiment} has no epochs.csv: not an experiment directory")
+    result = replay(args)
+    print(table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""bench/replay.py on scripted curves: the simulated clock, the schedulers' real decisions, and
+what a replay reports against the sweep. No Ray is started (the schedulers are plain classes)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def replay():
+    spec = importlib.util.spec_from_file_location("bench_replay", ROOT / "bench" / "replay.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_replay"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_curves(exp: Path, finals: list[float], epochs: int = 9) -> None:
+    """Trial i climbs linearly to finals[i] (val_loss = 1 - val_acc), each epoch 1 s."""
+    rows = []
+    for index, final in enumerate(finals):
+        for epoch in range(1, epochs + 1):
+            acc = final * epoch / epochs
+            rows.append({"trial_index": index, "epoch": epoch, "val_acc": acc,
+                         "val_loss": 1 - acc, "epoch_time_s": 1.0})  # fmt: skip
+    exp.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(exp / "epochs.csv", index=False)
+
+
+def test_the_sweep_trains_every_epoch_on_a_clock_shared_by_the_slots(replay, tmp_path):
+    write_curves(tmp_path / "e", [0.5, 0.6, 0.7, 0.8], epochs=3)
+    curves, max_t = replay.load_curves(tmp_path / "e", None)
+    from ray.tune.schedulers import FIFOScheduler
+
+    run = replay.simulate(curves, [0, 1, 2, 3], FIFOScheduler(), concurrency=2, overhead=0.5)
+    assert max_t == 3 and run.epochs == 12 and run.best == pytest.approx(0.8)
+    # Two slots: trials 0 and 1 end at 3.5 s, trials 2 and 3 then run to 7.0 s.
+    assert run.events[-1][0] == pytest.approx(7.0)
+    assert [e[1] for e in run.events] == list(range(1, 13))
+    assert [e[2] for e in run.events] == sorted(e[2] for e in run.events)
+
+
+def test_asha_stops_the_weak_and_the_baseline_is_protected(replay, tmp_path):
+    # Trial 0 (the baseline) is the weakest: Ray's rule keeps it; the paper's rule at judged
+    # rungs stops the weak newcomers.
+    finals = [0.1, 0.9, 0.2, 0.3, 0.85, 0.25, 0.2, 0.15, 0.8]
+    write_curves(tmp_path / "e", finals)
+    curves, max_t = replay.load_curves(tmp_path / "e", None)
+    make = replay.methods(samples=len(finals), max_t=max_t)
+    order = list(range(len(finals)))
+    sweep = replay.simulate(curves, order, make["sweep (fifo)"](), 1, 0.0)
+    ours = replay.simulate(curves, order, make["ours (default: paper rule, grace 1, rf 3)"](),
+                           1, 0.0)  # fmt: skip
+    assert sweep.epochs == 9 * len(finals) and sweep.best == pytest.approx(0.9)
+    assert ours.epochs < sweep.epochs / 2
+    # One at a time, trial 0 (the baseline, protected) runs its 9 epochs first, its best so
+    # far its own; the paper's rule then stops trial 1, the best, at epoch 1: only one other
+    # trial has reached that rung, and it keeps floor(2 / 3) = 0 (the issue's complaint).
+    assert [round(e[2], 4) for e in ours.events[:9]] == [
+        round(0.1 * k / 9, 4) for k in range(1, 10)
+    ]
+    assert ours.best < 0.9
+
+
+def test_a_replay_reports_each_method_against_the_sweep_of_the_same_configurations(
+    replay, tmp_path
+):
+    finals = [0.3 + 0.6 * ((i * 37) % 23) / 23 for i in range(40)]
+    write_curves(tmp_path / "e", finals)
+    out = tmp_path / "r.json"
+    replay.main([str(tmp_path / "e"), "--samples", "12", "--seeds", "20", "--json", str(out)])
+    result = json.loads(out.read_text())
+    sweep = result["methods"]["sweep (fifo)"]
+    assert sweep["gap_to_sweep"][0] == 0 and sweep["epochs_fraction_of_sweep"] == 1
+    assert sweep["reached_sweep_within_1pt"] == 1
+    for name, method in result["methods"].items():
+        assert method["worst_gap_to_sweep"] <= 0, name  # nothing beats the sweep of its configs
+        assert method["epochs_fraction_of_sweep"] <= 1, name
+        mean, low, high = method["final_best"]
+        assert low <= mean <= high
+    ours = result["methods"]["ours (default: paper rule, grace 1, rf 3)"]
+    assert ours["epochs_fraction_of_sweep"] < 0.6
+
+
+def test_a_directory_without_curves_is_one_line_and_exit_2(replay, tmp_path, capsys):
+    with pytest.raises(SystemExit) as ended:
+        replay.main([str(tmp_path)])
+    assert ended.value.code == 2
+    assert "has no epochs.csv" in capsys.readouterr().err
