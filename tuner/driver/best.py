@@ -149,7 +149,11 @@ def write_best(
     baseline = trials[trials["is_baseline"]]
     if not baseline.empty and baseline.iloc[0]["best_epoch"] >= 1:
         base = baseline.iloc[0]
-        scored = _score(exp, base, bundle, trial_data, stream)
+        scored: TestScore | None
+        if int(base["trial_index"]) == best["trial_index"] and "test_acc" in best:
+            scored = cast(TestScore, best)  # the baseline won: scored once, not twice
+        else:
+            scored = _score(exp, base, bundle, trial_data, stream)
         best["baseline"] = {
             "trial_index": int(base["trial_index"]),
             "val_acc": base["best_val_acc"],
