@@ -4,21 +4,13 @@ the same tree."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tarfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_loader import load_bench
 
 
 def _bundle():
-    spec = importlib.util.spec_from_file_location("gpu_bundle", ROOT / "bench" / "gpu_bundle.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_bundle"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("gpu_bundle")
 
 
 def test_trimming_drops_what_tune_never_imports_and_keeps_the_rest(tmp_path):

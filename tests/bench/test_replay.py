@@ -3,25 +3,17 @@ what a replay reports against the sweep. No Ray is started (the schedulers are p
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench_loader import load_bench
 
 
 @pytest.fixture(scope="module")
 def replay():
-    spec = importlib.util.spec_from_file_location("bench_replay", ROOT / "bench" / "replay.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_replay"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("replay")
 
 
 def write_curves(exp: Path, finals: list[float], epochs: int = 9) -> None:
