@@ -40,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,9 @@ def interval(values: list[float]) -> tuple[float, float, float]:
 
 
 def replay(args: argparse.Namespace) -> dict[str, Any]:
+    # Ray's ASHA takes np.nanpercentile of its rung's rewards; a diverged trial's is -inf, and
+    # numpy warns "invalid value" on every cutoff after it (the cutoff itself is right).
+    warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
     curves, max_t = load_curves(args.experiment, args.epochs)
     by_index = {c.index: c for c in curves}
     baseline = by_index.get(0)
