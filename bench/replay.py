@@ -103,7 +103,9 @@ def fake_trial(position: int, curve: Curve) -> Any:
 
 
 def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency: int,
-             overhead: float) -> Run:  # fmt: skip
+             overhead: float, budget: int | None = None) -> Run:  # fmt: skip
+    """One search over `curves` in `order`. `budget`: no trial starts once that many epochs
+    are trained (the running ones finish); None: every trial in `order` runs."""
     from ray.tune.schedulers import TrialScheduler
 
     run = Run()
@@ -139,7 +141,7 @@ def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency:
             else:
                 tie += 1
                 heapq.heappush(queue, (now + curve.seconds[epoch], tie, epoch + 1, trial))
-        if ended and started < len(order):
+        if ended and started < len(order) and (budget is None or run.epochs < budget):
             start(now)
     return run
 
@@ -221,11 +223,20 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     for seed in range(args.seeds):
         rng = random.Random(seed)
-        drawn = rng.sample(others, samples - len(ordered))
+        # --equal-epochs: every recorded configuration in the seed's order; the sweep runs the
+        # first `samples`, and each other method goes on down the list until it has trained
+        # the epochs the sweep did (what it saved buys more trials).
+        drawn = rng.sample(others, (len(others) if args.equal_epochs else samples - len(ordered)))
         picked = [*ordered, *(by_index[i] for i in drawn)]
         order = list(range(len(picked)))
+        sweep_run = simulate(picked, order[:samples], table["sweep (fifo)"](), args.concurrency,
+                             args.overhead)  # fmt: skip
+        runs["sweep (fifo)"].append(sweep_run)
+        budget = sweep_run.epochs if args.equal_epochs else None
         for name, make in table.items():
-            runs[name].append(simulate(picked, order, make(), args.concurrency, args.overhead))
+            if name != "sweep (fifo)":
+                runs[name].append(simulate(picked, order if budget else order[:samples], make(),
+                                           args.concurrency, args.overhead, budget))  # fmt: skip
     sweep = runs["sweep (fifo)"]
     summary: dict[str, Any] = {}
     for name, result in runs.items():
@@ -259,6 +270,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
             "best_by_fraction_of_sweep_epochs": curve,
         }
     return {
+        "equal_epochs": args.equal_epochs,
         "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,
         "samples": samples, "concurrency": args.concurrency, "overhead_s": args.overhead,
         "seeds": args.seeds, "replay_seconds": round(time.perf_counter() - start, 1),
@@ -269,7 +281,9 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['configurations']} recorded configurations x {result['epochs']} epochs; "
-        f"{result['samples']} trials a search, {result['concurrency']} at a time; "
+        f"{result['samples']} trials a search"
+        f"{' (the sweep; the others: its epochs)' if result['equal_epochs'] else ''}, "
+        f"{result['concurrency']} at a time; "
         f"{result['seeds']} seeds (replayed in {result['replay_seconds']} s)",
         "",
         f"{'method':<40} {'final best [95% CI]':>24} {'gap to sweep':>13} {'worst':>7} "
@@ -300,6 +314,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="epoch budget (default: the recording's)")  # fmt: skip
     parser.add_argument("--overhead", type=float, default=0.5,
                         help="seconds a trial start adds to its epochs; default 0.5")  # fmt: skip
+    parser.add_argument("--equal-epochs", action="store_true",
+                        help="each method trains as many epochs as the sweep of --samples "
+                        "trials did, starting more trials with what it saves")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     if not (args.experiment / "epochs.csv").is_file():

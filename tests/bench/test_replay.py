@@ -88,3 +88,20 @@ def test_a_directory_without_curves_is_one_line_and_exit_2(replay, tmp_path, cap
         replay.main([str(tmp_path)])
     assert ended.value.code == 2
     assert "has no epochs.csv" in capsys.readouterr().err
+
+
+def test_an_equal_epoch_budget_starts_no_trial_once_it_is_spent(replay, tmp_path):
+    finals = [0.2 + 0.7 * ((i * 11) % 17) / 17 for i in range(30)]
+    write_curves(tmp_path / "e", finals, epochs=6)
+    curves, max_t = replay.load_curves(tmp_path / "e", None)
+    make = replay.methods(samples=10, max_t=max_t)
+    order = list(range(len(curves)))
+    ours = make["ours (default: paper rule, grace 1, rf 3)"]
+    free = replay.simulate(curves, order, ours(), 2, 0.0)
+    capped = replay.simulate(curves, order, ours(), 2, 0.0, budget=40)
+    assert free.epochs > 40 + 2 * max_t
+    # Once 40 epochs are trained no trial starts; the two running may finish theirs.
+    assert 40 <= capped.epochs <= 40 + 2 * max_t
+    # Up to the budget the two runs are the same run.
+    spent = next(i for i, e in enumerate(capped.events) if e[1] >= 40)
+    assert capped.events[: spent + 1] == free.events[: spent + 1]
