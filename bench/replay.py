@@ -50,6 +50,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # replay_searchers
 
 METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.driver.objectives has it
 
@@ -67,6 +68,11 @@ class Curve:
 def load_curves(exp: Path, epochs: int | None) -> tuple[list[Curve], int]:
     """The experiment's curves, cut to `epochs` (default: the recording's epoch budget)."""
     frame = pd.read_csv(exp / "epochs.csv").sort_values(["trial_index", "epoch"])
+    if (exp / "trials.csv").is_file():  # a recording stopped early: its unfinished trials out
+        trials = pd.read_csv(exp / "trials.csv")
+        if "status" in trials:
+            done = trials.loc[trials["status"].isin(["completed", "diverged"]), "trial_index"]
+            frame = frame[frame["trial_index"].isin(set(done))]
     budget = int(frame["epoch"].max()) if epochs is None else epochs
     curves = []
     for index, rows in frame.groupby("trial_index"):
@@ -102,12 +108,29 @@ def fake_trial(position: int, curve: Curve) -> Any:
                            storage=None, curve=curve)  # fmt: skip
 
 
-def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency: int,
-             overhead: float, budget: int | None = None) -> Run:  # fmt: skip
-    """One search over `curves` in `order`. `budget`: no trial starts once that many epochs
-    are trained (the running ones finish); None: every trial in `order` runs."""
+class Listed:
+    """Random search: the seed's permutation of the recorded configurations, in order."""
+
+    def __init__(self, curves: list[Curve], order: list[int]) -> None:
+        self.queue = [curves[i] for i in reversed(order)]
+
+    def next(self) -> Curve | None:
+        return self.queue.pop() if self.queue else None
+
+    def done(self, curve: Curve, epochs: int) -> None:
+        pass
+
+
+def simulate(curves: list[Curve], order: Any, scheduler: Any, concurrency: int,
+             overhead: float, budget: int | None = None,
+             limit: int | None = None) -> Run:  # fmt: skip
+    """One search over `curves` in `order` (indices, or a proposer: `next()` the next curve
+    or None, `done(curve, epochs)` when a trial ends). `budget`: no trial starts once that
+    many epochs are trained (the running ones finish); None: every trial proposed runs, or
+    the first `limit`."""
     from ray.tune.schedulers import TrialScheduler
 
+    propose = Listed(curves, order) if isinstance(order, list) else order
     run = Run()
     queue: list[tuple[float, int, int, Any]] = []  # (finish time, tie-break, epoch, trial)
     started = 0
@@ -115,13 +138,18 @@ def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency:
 
     def start(now: float) -> None:
         nonlocal started, tie
-        trial = fake_trial(started, curves[order[started]])
+        if limit is not None and started >= limit:
+            return
+        curve = propose.next()
+        if curve is None:
+            return
+        trial = fake_trial(started, curve)
         started += 1
         scheduler.on_trial_add(None, trial)
         tie += 1
         heapq.heappush(queue, (now + overhead + trial.curve.seconds[0], tie, 1, trial))
 
-    for _ in range(min(concurrency, len(order))):
+    for _ in range(concurrency):
         start(0.0)
     while queue:
         now, _, epoch, trial = heapq.heappop(queue)
@@ -141,13 +169,66 @@ def simulate(curves: list[Curve], order: list[int], scheduler: Any, concurrency:
             else:
                 tie += 1
                 heapq.heappush(queue, (now + curve.seconds[epoch], tie, epoch + 1, trial))
-        if ended and started < len(order) and (budget is None or run.epochs < budget):
-            start(now)
+        if ended:
+            propose.done(curve, epoch)
+            if budget is None or run.epochs < budget:
+                start(now)
     return run
 
 
-def methods(samples: int, max_t: int) -> dict[str, Callable[[], Any]]:
-    """Each method: a fresh scheduler for one simulated search."""
+@dataclass(frozen=True)
+class Method:
+    """A scheduler (a fresh one each simulated search) and the searcher that proposes."""
+
+    scheduler: Callable[[], Any]
+    searcher: str = "random"  # or a key of SAMPLERS
+    optuna_pruner: bool = False  # plain Optuna: the study's HyperbandPruner decides
+
+
+def samplers() -> dict[str, Callable[[int], Any]]:
+    from optuna.samplers import TPESampler
+
+    from tuner.driver.searcher import make_sampler
+
+    return {
+        "tpe": lambda seed: make_sampler("tpe", seed),  # what `tuner search` runs
+        "tpe-mv": lambda seed: TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        ),  # fmt: skip
+        "tpe-5": lambda seed: TPESampler(seed=seed, n_startup_trials=5),
+    }
+
+
+class OptunaPruning:
+    """Plain Optuna's early stopping as a scheduler: each epoch is reported to the trial's
+    Optuna trial and the study's pruner (HyperbandPruner) decides."""
+
+    def __init__(self, proposer: Any) -> None:
+        self.proposer = proposer
+
+    def on_trial_add(self, runner: Any, trial: Any) -> None:
+        pass
+
+    def on_trial_complete(self, runner: Any, trial: Any, result: dict) -> None:
+        pass
+
+    def on_trial_remove(self, runner: Any, trial: Any) -> None:
+        pass
+
+    def on_trial_result(self, runner: Any, trial: Any, result: dict) -> str:
+        from ray.tune.schedulers import TrialScheduler
+
+        ot = self.proposer.asked.get(trial.curve.index)
+        value = result[METRIC]
+        if ot is None or not math.isfinite(value):
+            return TrialScheduler.CONTINUE
+        ot.report(value, result["epoch"])
+        self.proposer.reported.setdefault(trial.curve.index, set()).add(result["epoch"])
+        return TrialScheduler.STOP if ot.should_prune() else TrialScheduler.CONTINUE
+
+
+def methods(samples: int, max_t: int) -> dict[str, Method]:
+    """Each method: a fresh scheduler for one simulated search, and its searcher."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from tuner.driver.asha import PersistentASHA
@@ -171,14 +252,23 @@ def methods(samples: int, max_t: int) -> dict[str, Callable[[], Any]]:
 
     fifo = FIFOScheduler
     return {
-        "sweep (fifo)": fifo,
-        "ours (default: paper rule, grace 1, rf 3)": ours(),
-        "ours, ray rule": ours(paper=False),
-        "ours, grace 2": ours(grace=2),
-        "ours, grace 3": ours(grace=3),
-        "ours, rf 2": ours(rf=2),
-        "stock ray asha (grace 1, rf 4)": ray(),
-        "async hyperband (3 brackets, rf 3)": ray(rf=3, brackets=3),
+        "sweep (fifo)": Method(fifo),
+        "ours (default: paper rule, grace 1, rf 3)": Method(ours()),
+        "ours, ray rule": Method(ours(paper=False)),
+        "ours, grace 2": Method(ours(grace=2)),
+        "ours, grace 3": Method(ours(grace=3)),
+        "ours, rf 2": Method(ours(rf=2)),
+        "stock ray asha (grace 1, rf 4)": Method(ray()),
+        "async hyperband (3 brackets, rf 3)": Method(ray(rf=3, brackets=3)),
+        # With the searcher that learns (bench/replay_searchers.py):
+        "TPE + fifo": Method(fifo, "tpe"),
+        "ours + TPE (the default as it ships)": Method(ours(), "tpe"),
+        "ours, grace 3 + TPE": Method(ours(grace=3), "tpe"),
+        "async hyperband + TPE": Method(ray(rf=3, brackets=3), "tpe"),
+        "ours + TPE multivariate, group, liar": Method(ours(), "tpe-mv"),
+        "ours + TPE, 5 start-up trials": Method(ours(), "tpe-5"),
+        "stock ray tune: TPE + ASHA (grace 1, rf 4)": Method(ray(), "tpe"),
+        "plain optuna: TPE + HyperbandPruner": Method(fifo, "tpe", optuna_pruner=True),
     }
 
 
@@ -208,6 +298,42 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+class Learning:
+    """What a learning searcher needs of a recording: its space (search.toml beside the
+    curves), the recorded configurations' parameters, and the nearest-neighbour snap."""
+
+    def __init__(self, exp: Path, curves: list[Curve]) -> None:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        from replay_searchers import Nearest, recorded_params
+
+        from search_spaces import get_space, space_distributions
+
+        toml = exp / "search.toml"
+        if not toml.is_file():
+            raise SystemExit(f"{exp}: no search.toml: the space of the recording is unknown")
+        options = tomllib.loads(toml.read_text())
+        side = options.get("image_size") or (8 if options.get("dataset") == "digits" else 32)
+        space = get_space(options.get("space", "seed_cnn"))
+        dists = {n: d for n, (d, _) in space_distributions(space, side).items()}
+        self.define = space.for_input(side)
+        self.curves = {c.index: c for c in curves}
+        self.nearest = Nearest(dists, recorded_params(exp, list(dists)))
+
+    def proposer(self, sampler: Any, max_t: int, pruner: bool) -> Any:
+        import optuna
+        from replay_searchers import OptunaProposer
+
+        made = OptunaProposer(self.curves, list(self.curves), self.nearest, self.define,
+                              sampler, max_t, baseline=0)  # fmt: skip
+        if pruner:  # plain Optuna as bench/peers.py sets it up
+            made.study.pruner = optuna.pruners.HyperbandPruner(min_resource=1,
+                                                               max_resource=max_t)  # fmt: skip
+        return made
+
+
 def replay(args: argparse.Namespace) -> dict[str, Any]:
     # Ray's ASHA takes np.nanpercentile of its rung's rewards; a diverged trial's is -inf, and
     # numpy warns "invalid value" on every cutoff after it (the cutoff itself is right).
@@ -218,6 +344,20 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     others = [c.index for c in curves if c.index != 0]
     samples = min(args.samples, len(curves))
     table = methods(samples, max_t)
+    if args.methods:
+        unknown = [m for m in args.methods if m not in table]
+        if unknown:
+            raise SystemExit(f"unknown method(s) {unknown}; known: {list(table)}")
+        table = {n: m for n, m in table.items() if n == "sweep (fifo)" or n in args.methods}
+    learning = None
+    if any(m.searcher != "random" for m in table.values()):
+        if (args.experiment / "search.toml").is_file() or args.methods:
+            learning = Learning(args.experiment, curves)
+        else:  # scripted curves with no space: the methods that learn cannot run on them
+            print(f"{args.experiment}: no search.toml (the recording's space): replaying the "
+                  "random-search methods only", file=sys.stderr)  # fmt: skip
+            table = {n: m for n, m in table.items() if m.searcher == "random"}
+    make_sampler = samplers()
     runs: dict[str, list[Run]] = {name: [] for name in table}
     ordered = [baseline] if baseline is not None else []
     start = time.perf_counter()
@@ -229,14 +369,27 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         drawn = rng.sample(others, (len(others) if args.equal_epochs else samples - len(ordered)))
         picked = [*ordered, *(by_index[i] for i in drawn)]
         order = list(range(len(picked)))
-        sweep_run = simulate(picked, order[:samples], table["sweep (fifo)"](), args.concurrency,
-                             args.overhead)  # fmt: skip
+        sweep_run = simulate(picked, order[:samples], table["sweep (fifo)"].scheduler(),
+                             args.concurrency, args.overhead)  # fmt: skip
         runs["sweep (fifo)"].append(sweep_run)
         budget = sweep_run.epochs if args.equal_epochs else None
-        for name, make in table.items():
-            if name != "sweep (fifo)":
-                runs[name].append(simulate(picked, order if budget else order[:samples], make(),
-                                           args.concurrency, args.overhead, budget))  # fmt: skip
+        limit = None if budget else samples
+        for name, method in table.items():
+            if name == "sweep (fifo)":
+                continue
+            if method.searcher == "random":
+                proposer: Any = order if budget else order[:samples]
+                scheduler = method.scheduler()
+            else:
+                assert learning is not None
+                proposer = learning.proposer(make_sampler[method.searcher](seed), max_t,
+                                             pruner=method.optuna_pruner)  # fmt: skip
+                scheduler = OptunaPruning(proposer) if method.optuna_pruner else method.scheduler()
+            runs[name].append(simulate(picked, proposer, scheduler, args.concurrency,
+                                       args.overhead, budget, limit))  # fmt: skip
+        if (seed + 1) % max(1, args.seeds // 10) == 0:
+            print(f"  seed {seed + 1}/{args.seeds} ({time.perf_counter() - start:.0f} s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
     sweep = runs["sweep (fifo)"]
     summary: dict[str, Any] = {}
     for name, result in runs.items():
@@ -317,6 +470,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--equal-epochs", action="store_true",
                         help="each method trains as many epochs as the sweep of --samples "
                         "trials did, starting more trials with what it saves")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                        help="replay only these methods (and the sweep); default: all")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     if not (args.experiment / "epochs.csv").is_file():
