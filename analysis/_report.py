@@ -48,6 +48,7 @@ from analysis._load import (
     per_class_table,
 )
 from analysis.plots import (
+    epochs_to_near_best,
     plot_accuracy_cost,
     plot_asha_rungs,
     plot_best_model,
@@ -753,13 +754,16 @@ class Running:
     updated: datetime  # when this copy of the report was written
     reload_s: float  # the page reloads itself after this long (the rewrite interval)
     stage: str = ""  # e.g. "confirming the winner over seeds", after the search's trials
+    # (trained, budget) where the budget is epochs, spent on as many trials as it pays for
+    epochs: tuple[int, int] | None = None
 
     def banner(self) -> str:
         stage = f"; {self.stage}" if self.stage else ""
-        return (
-            f"running: {self.finished} of {self.total} trials finished{stage}, updated "
-            f"{self.updated.astimezone().strftime('%H:%M')}"
-        )
+        count = f"{self.finished} of {self.total} trials finished"
+        if self.epochs is not None:
+            count = (f"{self.finished} trials finished, {self.epochs[0]} of {self.epochs[1]} "
+                     "epochs of the budget trained")  # fmt: skip
+        return f"running: {count}{stage}, updated {self.updated.astimezone().strftime('%H:%M')}"
 
 
 # While a search runs the page reloads itself; the scroll position survives the reload.
@@ -773,6 +777,17 @@ LIVE_SCRIPT = """
   });
 })();
 """
+
+
+def against_sweep(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, used: int) -> str:
+    """What the search saved against a sweep (every trial to its last epoch) of its compute."""
+    near = epochs_to_near_best(trials, epochs, budget)
+    if near is None or used <= 0 or budget <= 0:
+        return ""
+    sweep = max(1, used // budget)
+    return (f"A sweep of the same {used:,} epochs trains {sweep:,} network(s) to the end; this "
+            f"search tried {len(trials):,}, and was within 1 point of its best after {near:,} "
+            f"epochs ({100 * near / used:.0f} % of its compute).")  # fmt: skip
 
 
 def build_report(
@@ -837,7 +852,8 @@ def build_report(
         plot("progress", plot_search_progress(trials, epochs, budget),
              f"Compute used: {compute.epochs_run:,} epochs, {duration(compute.seconds_run)} of "
              f"training. Had every trial run its {budget} epochs: {compute.epochs_full:,} epochs "
-             f"(~{duration(compute.seconds_full)}, at each stopped trial's own epoch time).")
+             f"(~{duration(compute.seconds_full)}, at each stopped trial's own epoch time). "
+             + against_sweep(trials, epochs, budget, compute.epochs_run))
         + plot("rungs", plot_asha_rungs(
             trials, budget, int(cfg.get("grace_period") or 1),
             int(cfg.get("reduction_factor") or 3), str(cfg.get("scheduler") or "asha"))),

@@ -53,6 +53,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # replay_searchers
 
 METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.driver.objectives has it
+STOP, CONTINUE = "STOP", "CONTINUE"  # ray.tune.schedulers.TrialScheduler's decisions
+
+
+class Fifo:
+    """Every trial to its end (Ray's FIFOScheduler, for where Ray is not installed)."""
+
+    def on_trial_add(self, runner: Any, trial: Any) -> None:
+        pass
+
+    def on_trial_result(self, runner: Any, trial: Any, result: dict) -> str:
+        return CONTINUE
+
+    def on_trial_complete(self, runner: Any, trial: Any, result: dict) -> None:
+        pass
+
+    def on_trial_remove(self, runner: Any, trial: Any) -> None:
+        pass
 
 
 @dataclass
@@ -128,8 +145,6 @@ def simulate(curves: list[Curve], order: Any, scheduler: Any, concurrency: int,
     or None, `done(curve, epochs)` when a trial ends). `budget`: no trial starts once that
     many epochs are trained (the running ones finish); None: every trial proposed runs, or
     the first `limit`."""
-    from ray.tune.schedulers import TrialScheduler
-
     propose = Listed(curves, order) if isinstance(order, list) else order
     run = Run()
     queue: list[tuple[float, int, int, Any]] = []  # (finish time, tie-break, epoch, trial)
@@ -163,7 +178,7 @@ def simulate(curves: list[Curve], order: Any, scheduler: Any, concurrency: int,
             scheduler.on_trial_complete(None, trial, result)
             ended = True
         else:
-            ended = scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP
+            ended = scheduler.on_trial_result(None, trial, result) == STOP
             if ended:
                 scheduler.on_trial_remove(None, trial)
             else:
@@ -216,22 +231,22 @@ class OptunaPruning:
         pass
 
     def on_trial_result(self, runner: Any, trial: Any, result: dict) -> str:
-        from ray.tune.schedulers import TrialScheduler
-
         ot = self.proposer.asked.get(trial.curve.index)
         value = result[METRIC]
         if ot is None or not math.isfinite(value):
-            return TrialScheduler.CONTINUE
+            return CONTINUE
         ot.report(value, result["epoch"])
         self.proposer.reported.setdefault(trial.curve.index, set()).add(result["epoch"])
-        return TrialScheduler.STOP if ot.should_prune() else TrialScheduler.CONTINUE
+        return STOP if ot.should_prune() else CONTINUE
 
 
-def methods(samples: int, max_t: int) -> dict[str, Method]:
-    """Each method: a fresh scheduler for one simulated search, and its searcher."""
+def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, Method]:
+    """Each method: a fresh scheduler for one simulated search, and its searcher. With
+    `equal_epochs` this service's ASHA judges its rungs by the trials the budget pays for, as a
+    search that spends its savings does (tuner.driver.tuner_setup.expected_trials)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from tuner.driver.asha import PersistentASHA
+    from tuner.driver.asha import PersistentASHA, expected_trials
 
     class ReplayASHA(PersistentASHA):
         def _save(self) -> None:  # decisions only: no state file
@@ -240,9 +255,12 @@ def methods(samples: int, max_t: int) -> dict[str, Method]:
     state = str(Path(tempfile.gettempdir()) / "replay-asha-unused.json")
 
     def ours(grace: int = 1, rf: int = 3, paper: bool = True) -> Callable[[], Any]:
+        arriving = samples
+        if equal_epochs:
+            arriving = expected_trials(samples, max_t, grace, rf, samples * max_t // grace)
         return lambda: ReplayASHA(state_path=state, time_attr="training_iteration",
                                   metric=METRIC, mode=MODE, max_t=max_t, grace_period=grace,
-                                  reduction_factor=rf, samples=samples if paper else None,
+                                  reduction_factor=rf, samples=arriving if paper else None,
                                   protect_baseline=True)  # fmt: skip
 
     def ray(grace: int = 1, rf: int = 4, brackets: int = 1) -> Callable[[], Any]:
@@ -334,6 +352,43 @@ class Learning:
         return made
 
 
+def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    """Each method's figures against the sweep (runs["sweep (fifo)"]) of the same seeds."""
+    sweep = runs["sweep (fifo)"]
+    summary: dict[str, Any] = {}
+    for name, result in runs.items():
+        gaps = [r.best - s.best for r, s in zip(result, sweep, strict=True)]
+        within = [reached(r, s.best - 0.01, 1) for r, s in zip(result, sweep, strict=True)]
+        secs = [reached(r, s.best - 0.01, 0) for r, s in zip(result, sweep, strict=True)]
+        tenth = sum(1 for w, s in zip(within, sweep, strict=True)
+                    if w is not None and w <= s.epochs / 10)  # fmt: skip
+        curve = {}
+        for fraction in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0):
+            values = [
+                best_at(r, 1, fraction * s.epochs) for r, s in zip(result, sweep, strict=True)
+            ]
+            curve[str(fraction)] = interval(values)
+        summary[name] = {
+            "final_best": interval([r.best for r in result]),
+            "gap_to_sweep": interval(gaps),
+            "worst_gap_to_sweep": min(gaps),
+            "epochs": interval([float(r.epochs) for r in result]),
+            "epochs_fraction_of_sweep": statistics.fmean(
+                r.epochs / s.epochs for r, s in zip(result, sweep, strict=True)
+            ),
+            "reached_sweep_within_1pt": sum(w is not None for w in within) / len(within),
+            "median_epochs_to_target": statistics.median(
+                w if w is not None else math.inf for w in within
+            ),  # fmt: skip
+            "median_seconds_to_target": statistics.median(
+                s if s is not None else math.inf for s in secs
+            ),  # fmt: skip
+            "seeds_within_1pt_at_tenth_of_sweep_epochs": tenth / len(within),
+            "best_by_fraction_of_sweep_epochs": curve,
+        }
+    return summary
+
+
 def replay(args: argparse.Namespace) -> dict[str, Any]:
     # Ray's ASHA takes np.nanpercentile of its rung's rewards; a diverged trial's is -inf, and
     # numpy warns "invalid value" on every cutoff after it (the cutoff itself is right).
@@ -343,7 +398,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     baseline = by_index.get(0)
     others = [c.index for c in curves if c.index != 0]
     samples = min(args.samples, len(curves))
-    table = methods(samples, max_t)
+    table = methods(samples, max_t, args.equal_epochs)
     if args.methods:
         unknown = [m for m in args.methods if m not in table]
         if unknown:
@@ -390,38 +445,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         if (seed + 1) % max(1, args.seeds // 10) == 0:
             print(f"  seed {seed + 1}/{args.seeds} ({time.perf_counter() - start:.0f} s)",
                   file=sys.stderr, flush=True)  # fmt: skip
-    sweep = runs["sweep (fifo)"]
-    summary: dict[str, Any] = {}
-    for name, result in runs.items():
-        gaps = [r.best - s.best for r, s in zip(result, sweep, strict=True)]
-        within = [reached(r, s.best - 0.01, 1) for r, s in zip(result, sweep, strict=True)]
-        secs = [reached(r, s.best - 0.01, 0) for r, s in zip(result, sweep, strict=True)]
-        tenth = sum(1 for w, s in zip(within, sweep, strict=True)
-                    if w is not None and w <= s.epochs / 10)  # fmt: skip
-        curve = {}
-        for fraction in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0):
-            values = [
-                best_at(r, 1, fraction * s.epochs) for r, s in zip(result, sweep, strict=True)
-            ]
-            curve[str(fraction)] = interval(values)
-        summary[name] = {
-            "final_best": interval([r.best for r in result]),
-            "gap_to_sweep": interval(gaps),
-            "worst_gap_to_sweep": min(gaps),
-            "epochs": interval([float(r.epochs) for r in result]),
-            "epochs_fraction_of_sweep": statistics.fmean(
-                r.epochs / s.epochs for r, s in zip(result, sweep, strict=True)
-            ),
-            "reached_sweep_within_1pt": sum(w is not None for w in within) / len(within),
-            "median_epochs_to_target": statistics.median(
-                w if w is not None else math.inf for w in within
-            ),  # fmt: skip
-            "median_seconds_to_target": statistics.median(
-                s if s is not None else math.inf for s in secs
-            ),  # fmt: skip
-            "seeds_within_1pt_at_tenth_of_sweep_epochs": tenth / len(within),
-            "best_by_fraction_of_sweep_epochs": curve,
-        }
+    summary = summarise(runs)
     return {
         "equal_epochs": args.equal_epochs,
         "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,

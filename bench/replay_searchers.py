@@ -71,15 +71,29 @@ class Nearest:
             if (name in point) != (name in other):
                 total += 1.0
             elif name in point:
-                a, b = self._scaled(name, point[name]), self._scaled(name, other[name])
-                if a is None or b is None:
-                    total += 0.0 if _same(point[name], other[name]) else 1.0
-                else:
-                    total += abs(a - b)
+                total += self._one(name, point[name], other[name])
         return total
 
     def pick(self, point: dict[str, Any], candidates: set[int]) -> int:
         return min(sorted(candidates), key=lambda i: self.distance(point, i))
+
+    def flat_distance(self, point: dict[str, Any], index: int) -> float:
+        """For a flat space's point (every parameter set, conditional ones too): the mean
+        distance over the parameters the recorded configuration has."""
+        other = self.params[index]
+        names = [n for n in other if n in self.dists and n in point]
+        if not names:
+            return math.inf
+        return sum(self._one(n, point[n], other[n]) for n in names) / len(names)
+
+    def _one(self, name: str, a: Any, b: Any) -> float:
+        x, y = self._scaled(name, a), self._scaled(name, b)
+        if x is None or y is None:
+            return 0.0 if _same(a, b) else 1.0
+        return abs(x - y)
+
+    def pick_flat(self, point: dict[str, Any], candidates: set[int]) -> int:
+        return min(sorted(candidates), key=lambda i: self.flat_distance(point, i))
 
 
 class OptunaProposer:

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resume", help="continue an interrupted search",
         description="Continue a search that was interrupted (Ctrl-C, a killed driver, a lost "
         "machine): finished trials are kept, unfinished ones continue from their last "
-        "checkpoint, and the search runs until it has its --samples trials. Only resume "
+        "checkpoint, and the search runs until its budget (--samples) is spent. Only resume "
         f"directories you trust: Ray's {TUNER_PKL} inside is a pickle.",
     )  # fmt: skip
     resume.add_argument("dir", metavar="DIR", help="the experiment directory")
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop this run after 90s, 15m, 2h... (the search's own budget "
                         "was for its first run; default: no limit)")  # fmt: skip
     resume.add_argument("--samples", type=positive_int, default=None, metavar="N",
-                        help="raise the search to N trials (finished or not): the study, the "
+                        help="raise the search's budget to N trials' epochs (finished or not; "
+                        "with --max-trials at --samples, to exactly N trials): the study, the "
                         "sampler's history and ASHA's rungs carry on")  # fmt: skip
     resume.add_argument("--retry-errored", action="store_true",
                         help="run the trials that ended in error again, each from its last "

@@ -13,10 +13,11 @@ from analysis.plots._learning_curves import plot_learning_curves
 from analysis.plots._parallel import plot_parallel_coordinates
 from analysis.plots._param_effects import plot_param_effects
 from analysis.plots._pareto_front import plot_pareto_front
-from analysis.plots._progress import plot_search_progress
+from analysis.plots._progress import epochs_to_near_best, plot_search_progress
 from analysis.plots._rungs import plot_asha_rungs
 
 __all__ = [
+    "epochs_to_near_best",
     "plot_accuracy_cost",
     "plot_asha_rungs",
     "plot_best_model",

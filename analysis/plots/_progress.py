@@ -63,6 +63,18 @@ def _get_progress_info(
     )
 
 
+def epochs_to_near_best(trials: pd.DataFrame, epochs: pd.DataFrame, epoch_budget: int,
+                        within: float = 0.01) -> int | None:  # fmt: skip
+    """Epochs trained (in trial order) until the best so far was within `within` of the
+    search's final best; None before any epoch."""
+    info = _get_progress_info(trials, epochs, epoch_budget)
+    if not info.best_so_far:
+        return None
+    final = info.best_so_far[-1]
+    return next(e for e, b in zip(info.cum_epochs, info.best_so_far, strict=True)
+                if b >= final - within)  # fmt: skip
+
+
 def _get_progress_plot(info: ProgressInfo) -> go.Figure:
     if not info.cum_epochs:
         return empty_figure(TITLE, "No epoch has been reported yet.")

@@ -203,6 +203,19 @@ def test_search_progress_is_the_running_best_against_compute(trials, epochs):
     assert [(s.x0, s.x1) for s in fig.layout.shapes][0] == (10, 14)  # the saved epochs
 
 
+def test_the_progress_caption_says_what_the_search_saved_against_a_sweep(trials, epochs):
+    from analysis._report import against_sweep
+    from analysis.plots import epochs_to_near_best
+
+    # Trial 1 reaches the final best (0.9) at its epoch 2, the 5th epoch trained.
+    assert epochs_to_near_best(trials, epochs, 3) == 5
+    assert against_sweep(trials, epochs, 3, used=10) == (
+        "A sweep of the same 10 epochs trains 3 network(s) to the end; this search tried 6, "
+        "and was within 1 point of its best after 5 epochs (50 % of its compute)."
+    )
+    assert against_sweep(trials, epochs.iloc[0:0], 3, used=0) == ""  # nothing trained yet
+
+
 def test_asha_rungs_follow_grace_and_reduction_factor():
     # (grace_period, reduction_factor, epoch budget)
     assert rung_epochs(1, 3, 10) == [1, 3, 9]

@@ -99,3 +99,36 @@ def test_the_study_is_told_what_a_search_tells_it(searchers, tmp_path: Path):
     assert (TrialState.FAIL, {}) in told and (TrialState.PRUNED, {1: 1.0}) in told
     assert seen == set(range(8)) and proposer.next() is None  # none trained twice
     assert len(proposer.study.get_trials()) == 8
+
+
+def test_a_peers_jobs_are_recorded_curves_cut_at_their_fidelity(searchers, tmp_path: Path):
+    """bench/replay_peers.py without the peer libraries: a scripted ask/tell. A job trains its
+    configuration from scratch to its fidelity; the same configuration asked again (a promotion
+    to a higher fidelity) keeps its recorded curve; what is told back is the val_loss there."""
+    peers = load_bench("replay_peers")
+    replay = load_bench("replay")
+    rows = [{"trial_index": i, "config/lr": 10 ** (-4 + i), "config/blocks": 1,
+             "config/pool": "max"} for i in range(3)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "trials.csv", index=False)
+    curves = [curve(i, [1.0 - 0.1 * i - 0.05 * e for e in range(4)]) for i in range(3)]
+    learning = peers.Learning.__new__(peers.Learning)
+    learning.curves = {c.index: c for c in curves}
+    learning.nearest = searchers.Nearest(DISTS, searchers.recorded_params(tmp_path, list(DISTS)))
+    asks = iter(
+        [
+            ("a", {"lr": 1e-3, "blocks": 1, "pool": "max"}, 1),  # nearest: trial 1
+            ("b", {"lr": 2e-4, "blocks": 1, "pool": "max"}, 2),  # nearest: trial 0
+            ("c", {"lr": 1e-3, "blocks": 1, "pool": "max"}, 4),
+        ]
+    )  # a promotion of "a"
+    told = []
+
+    def tell(handle, loss, epochs):
+        told.append((handle, loss, epochs))
+
+    proposer = peers.PeerProposer(learning, lambda: next(asks), tell)
+    run = replay.simulate([], proposer, replay.Fifo(), concurrency=1, overhead=0.0, limit=3)
+    assert told == [("a", curves[1].loss[0], 1), ("b", curves[0].loss[1], 2),
+                    ("c", curves[1].loss[3], 4)]  # fmt: skip
+    assert run.epochs == 1 + 2 + 4  # each job from scratch, as the peers run their jobs
+    assert run.best == pytest.approx(curves[1].acc[3])

@@ -45,7 +45,8 @@ def _logit_t(values: list[float], images: int) -> tuple[float, float]:
 def confirmed(tmp_path_factory, shared_ray):
     out = tmp_path_factory.mktemp("confirm")
     cfg = SearchConfig(dataset="digits", samples=5, epochs=2, seed=2, confirm_top=2,
-                       confirm_seeds=3, concurrency=2, out=str(out), name="c")  # fmt: skip
+                       confirm_seeds=3, concurrency=2, out=str(out), name="c",
+                       max_trials=5)  # fmt: skip
     result = search(cfg)
     return result
 

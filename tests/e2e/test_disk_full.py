@@ -49,7 +49,7 @@ def test_a_search_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_roo
     # The lab's baseline (trial 0, 1.2M parameters) writes ~15 MB a checkpoint: 20 MB is
     # not enough for it and its neighbour.
     command = [sys.executable, "-c", CLI, guard, "search", "--no-confirm",
-        "--samples", "3", "--epochs", "2",
+        "--samples", "3", "--max-trials", "3", "--epochs", "2",
                "--concurrency", "2", "--out", str(small_tmpfs), "--name", "full"]  # fmt: skip
     done = run(command)
     exp = small_tmpfs / "full"

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 OURS = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html",
         "asha_state.json"]  # fmt: skip
-SEARCH = ["--no-confirm", "--samples", "5", "--epochs", "6", "--seed", "3", "--concurrency", "2"]
+SEARCH = ["--no-confirm", "--samples", "5", "--max-trials", "5", "--epochs", "6", "--seed", "3",
+          "--concurrency", "2"]  # fmt: skip
 
 
 def epochs_reported(exp: Path) -> int:

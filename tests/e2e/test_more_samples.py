@@ -1,5 +1,6 @@
-"""`tuner resume DIR --samples N`: a finished search raised to N trials, the study and the
-tables agreeing, and a lower N refused in one line."""
+"""`tuner resume DIR --samples N`: a finished search's budget raised to N trials' epochs (more
+trials start until it is spent), the study and the tables agreeing, and a lower N refused in
+one line."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_a_finished_search_raised_to_more_trials(tmp_path, shared_ray):
     assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
     exp = tmp_path / "grow"
     before = pd.read_csv(exp / "trials.csv")
-    assert len(before) == 3
+    assert before["epochs_run"].sum() >= 3 * 2  # the budget: 3 trials' epochs
 
     lower = run_here("resume", str(exp), "--samples", "2")
     assert lower.returncode == 2 and len(lower.stderr.strip().splitlines()) == 1
@@ -29,16 +30,17 @@ def test_a_finished_search_raised_to_more_trials(tmp_path, shared_ray):
 
     grown = run_here("resume", str(exp), "--samples", "6")
     assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
-    assert "Raising the search to 6 trials" in grown.stdout
+    assert "Raising the search to a budget of 12 epochs (6 trials x 2" in grown.stdout
     trials = pd.read_csv(exp / "trials.csv")
-    assert sorted(trials["trial_index"]) == list(range(6))
-    # The first three are the same trials as before, not trained again.
-    kept = trials.set_index("trial_index").loc[[0, 1, 2]]
+    assert len(trials) > len(before) and trials["epochs_run"].sum() >= 6 * 2
+    assert sorted(trials["trial_index"]) == list(range(len(trials)))
+    # The first ones are the same trials as before, not trained again.
+    kept = trials.set_index("trial_index").loc[list(range(len(before)))]
     assert list(kept["trial_id"]) == list(before.set_index("trial_index")["trial_id"])
     assert (kept["epochs_run"] == before.set_index("trial_index")["epochs_run"]).all()
-    # Optuna's study holds exactly those six, in states that agree with trials.csv.
+    # Optuna's study holds exactly those trials, in states that agree with trials.csv.
     study = optuna.load_study(study_name="grow", storage=f"sqlite:///{exp / 'optuna.db'}")
-    assert len(study.trials) == 6
+    assert len(study.trials) == len(trials)
     by_number = {t.number: t.state.name for t in study.trials}
     for row in trials.itertuples():
         expected = STATES.get(row.status, "PRUNED")
@@ -46,4 +48,4 @@ def test_a_finished_search_raised_to_more_trials(tmp_path, shared_ray):
     record = json.loads((exp / "provenance.json").read_text())
     assert record["config"]["samples"] == 6 and record["samples_raised"][0]["from"] == 3
     assert record["finished"] is not None
-    assert "trial 5" in (exp / "report.html").read_text()
+    assert f"trial {len(trials) - 1}" in (exp / "report.html").read_text()

@@ -318,7 +318,7 @@ def rungs_search(tmp_path_factory):
     (one rung, at epoch 2) and Ray's rule."""
     cfg = _config(tmp_path_factory.mktemp("rungs"), "rungs", space="parity", samples=6,
                   epochs=4, scheduler="asha", grace_period=2, reduction_factor=2,
-                  asha_rule="ray", concurrency=1, no_confirm=True)  # fmt: skip
+                  asha_rule="ray", concurrency=1, no_confirm=True, max_trials=6)  # fmt: skip
     return search(cfg, stream=io.StringIO())
 
 

@@ -31,10 +31,12 @@ EXPERIMENT_FILES = [
 ]
 
 
-# 9 trials: ASHA (reduction factor 3) judges rung 1 by its peers only when 9 or more trials
-# are expected to reach it, so fewer would let every trial through and a silent fall-back to
-# FIFO would pass these tests.
+# A budget of 9 trials x 3 epochs, the default search otherwise: ASHA (reduction factor 3)
+# judges rung 1 by its peers when 9 or more trials are expected to reach it (16 here), and the
+# epochs it saves start more trials than 9, so a silent fall-back to FIFO, or to a trial
+# count, fails these tests.
 SAMPLES = 9
+BUDGET = SAMPLES * 3
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,11 @@ def test_search_writes_every_file_of_the_experiment_directory(nine_trials):
 def test_trials_csv_has_one_row_per_trial_with_config_and_metrics(nine_trials):
     _, result, _ = nine_trials
     trials = pd.read_csv(result.experiment_dir / "trials.csv")
-    assert len(trials) == SAMPLES
-    assert sorted(trials["trial_index"]) == list(range(SAMPLES))
+    # What ASHA saved started more trials than --samples; they spent the budget's epochs
+    # (the trials running when it was spent finished theirs: at most 2 x 3 more).
+    assert len(trials) > SAMPLES
+    assert BUDGET <= trials["epochs_run"].sum() <= BUDGET + 2 * 3
+    assert sorted(trials["trial_index"]) == list(range(len(trials)))
     assert trials["trial_id"].is_unique
     for col in [
         "status",
@@ -163,7 +168,7 @@ def test_optuna_study_is_stored_in_the_experiment_dir(nine_trials):
     study = optuna.load_study(
         study_name="e2e", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
     )
-    assert len(study.trials) == SAMPLES
+    assert len(study.trials) == len(pd.read_csv(result.experiment_dir / "trials.csv"))
     assert study.trials[0].params["lr"] == BASELINE["lr"]
     assert study.trials[0].params["channels_b2"] == 256
 
@@ -343,3 +348,18 @@ def test_a_diverging_trial_ends_at_once_with_diverged_true(tmp_path, shared_ray)
     assert res.metrics["epoch"] == 1  # ended at once, not after the 5-epoch budget
     reports = (Path(res.path) / "result.json").read_text().splitlines()
     assert len(reports) == 1  # one report, then the trial ended
+
+
+def test_the_search_states_its_epoch_budget_and_what_it_saved_against_a_sweep(nine_trials):
+    import re
+
+    _, result, log = nine_trials
+    exp = result.experiment_dir
+    trials = pd.read_csv(exp / "trials.csv")
+    assert (f"a budget of {BUDGET} epochs ({SAMPLES} trials x 3; what ASHA saves starts more "
+            f"trials, up to {BUDGET})") in log  # fmt: skip
+    assert re.search(rf"\[{len(trials)} done, \d+/{BUDGET} epochs\]", log)  # the last trial line
+    used = int(trials["epochs_run"].sum())
+    page = (exp / "report.html").read_text()
+    assert (f"A sweep of the same {used} epochs trains {used // 3} network(s) to the end; this "
+            f"search tried {len(trials)}") in page  # fmt: skip

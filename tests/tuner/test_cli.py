@@ -202,8 +202,8 @@ def test_a_flags_help_is_its_fields_metadata():
     samples = {f.name: f for f in fields(SearchConfig)}["samples"]
     action = {a.dest: a for a in _search_parser()._actions}["samples"]
     assert action.help == samples.metadata["help"]
-    assert action.help == "number of trials, the lab's baseline included; default %(default)s"
-    assert "the lab's baseline included; default 20" in " ".join(
+    assert action.help.startswith("the search's budget, in trials of --epochs epochs")
+    assert "with FIFO exactly this many trials run; default 20" in " ".join(
         _search_parser().format_help().split()
     )
 
@@ -236,9 +236,10 @@ def test_every_search_option_reaches_the_search_config():
          "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
          "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build",
          "--warm-start", "/old/experiment", "--report-every", "5s",
-         "--mlflow", "file:///tmp/mlruns"]
+         "--mlflow", "file:///tmp/mlruns", "--max-trials", "40"]
     )  # fmt: skip
     cfg = config_from_args(args)
+    assert cfg.max_trials == 40  # (refused with --scheduler fifo when validated: test_config)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
     assert (cfg.objectives, cfg.time_budget, cfg.concurrency) == ("val_acc:max,latency:min",
                                                                   120.0, 3)  # fmt: skip

@@ -90,6 +90,23 @@ def judged_rungs(samples: int, grace_period: int, reduction_factor: float, max_t
     return {e for k, e in enumerate(rungs) if samples / reduction_factor ** (k + 2) >= 1}
 
 
+def expected_trials(samples: int, max_t: int, grace_period: int, reduction_factor: float,
+                    cap: int) -> int:  # fmt: skip
+    """How many trials a budget of `samples` full trials pays for when each rung keeps 1/rf
+    (at most `cap`, at least `samples`): every trial trains to the first rung, 1/rf of them on
+    to the second, and so on. Grace 1, rf 3, 10 epochs: 1 + (3-1)/3 + (9-3)/9 + (10-9)/27 =
+    2.37 epochs a trial, so 20 trials' budget pays for 84."""
+    rungs = rung_epochs(grace_period, reduction_factor, max_t)
+    if not rungs:
+        return min(cap, samples)
+    ends = [*rungs[1:], max_t]
+    per_trial = rungs[0] + sum(
+        (end - start) / reduction_factor ** (k + 1)
+        for k, (start, end) in enumerate(zip(rungs, ends, strict=True))
+    )
+    return min(cap, max(samples, int(samples * max_t / per_trial)))
+
+
 def experiment_path(trial: Any) -> str | None:
     """The experiment directory a trial runs in now (its storage path: not Tune's staging dir
     under /tmp/ray), or None where Tune keeps it elsewhere (cloud storage)."""
@@ -152,8 +169,11 @@ class PersistentASHA(ASHAScheduler):
         if internals.RAISED_SAMPLES is not None and getattr(self, "_paper_rule", False):
             # `tuner resume --samples N`: more trials reach each rung, so more rungs are
             # judged by the paper's rule.
-            judged = frozenset(judged_rungs(internals.RAISED_SAMPLES, self._grace,
-                                            self._reduction_factor, self._max_t))  # fmt: skip
+            cap = internals.RAISED_TRIAL_CAP or internals.RAISED_SAMPLES
+            arriving = expected_trials(internals.RAISED_SAMPLES, self._max_t, self._grace,
+                                       self._reduction_factor, cap)  # fmt: skip
+            judged = frozenset(judged_rungs(arriving, self._grace, self._reduction_factor,
+                                            self._max_t))  # fmt: skip
             for bracket in self._brackets:
                 if isinstance(bracket, PeerJudgedBracket):
                     bracket.judged = judged

@@ -118,7 +118,17 @@ class SearchConfig:
     )  # fmt: skip
     samples: int = option(
         20, group=BUDGET, type=positive_int,
-        help="number of trials, the lab's baseline included; default %(default)s",
+        help="the search's budget, in trials of --epochs epochs: it trains at most samples x "
+        "epochs epochs in all, the lab's baseline first. With ASHA a trial stopped early leaves "
+        "its unused epochs to new trials, so more networks are tried for the same compute "
+        "(--max-trials caps how many); with FIFO exactly this many trials run; "
+        "default %(default)s",
+    )  # fmt: skip
+    max_trials: int | None = option(
+        None, group=BUDGET, type=positive_int, metavar="N",
+        help="ASHA: start at most N trials (default: as many as the epoch budget pays for, "
+        "samples x epochs / grace-period); --max-trials equal to --samples runs exactly that "
+        "many trials, each stopped one leaving its epochs unspent",
     )  # fmt: skip
     epochs: int = option(
         10, group=BUDGET, type=positive_int,
@@ -305,6 +315,28 @@ class SearchConfig:
         return replace(self, name=f"{space_slug(self.space)}-{self.dataset}-{stamp}")
 
     @property
+    def total_epochs(self) -> int:
+        """The search's budget in epochs: --samples trials of --epochs epochs."""
+        return self.samples * self.epochs
+
+    @property
+    def trial_cap(self) -> int:
+        """The most trials the search starts (Tune's num_samples). With ASHA, as many as the
+        epoch budget pays for if every trial stopped at its grace period, unless --max-trials
+        says fewer (or more); with FIFO, --samples."""
+        if self.scheduler != "asha":
+            return self.samples
+        if self.max_trials is not None:
+            return self.max_trials
+        return max(self.samples, self.total_epochs // max(1, self.grace_period))
+
+    @property
+    def spends_savings(self) -> bool:
+        """Whether trials stopped early leave their epochs to new trials (more trials than
+        --samples may run): ASHA without a --max-trials at or below --samples."""
+        return self.trial_cap > self.samples
+
+    @property
     def experiment_dir(self) -> Path:
         """<out>/<name>, absolute. A config without a name has none yet: see `named()`."""
         if self.name is None:
@@ -356,6 +388,13 @@ class SearchConfig:
             raise ConfigError(
                 f"--reduction-factor must be an integer >= 2, got {self.reduction_factor}"
             )
+        if self.max_trials is not None:
+            _positive_int("max-trials", self.max_trials)
+            if self.scheduler != "asha":
+                raise ConfigError(
+                    "--max-trials applies only with --scheduler asha (FIFO runs exactly "
+                    "--samples trials)"
+                )
         if self.grace_period > self.epochs:
             raise ConfigError(
                 f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
@@ -28,6 +28,9 @@ from tuner.experiment import (
 )
 from tuner.experiment.records import BestRecord
 from tuner.io import atomic_write_csv, atomic_write_json
+
+if TYPE_CHECKING:
+    from tuner.driver.config import SearchConfig
 
 
 @dataclass
@@ -95,9 +98,18 @@ def write_tables(run: SearchRun) -> Tables:
     # before the searcher had proposed all --samples of them).
     finished = int((trials["status"] != "running").sum()) if not trials.empty else 0
     left = max(cfg.samples - finished, len(unfinished))
+    if cfg.spends_savings:  # the budget is epochs: more trials start while any are left
+        more = epochs_left(cfg, trials) > 0 and len(trials) < cfg.trial_cap
+        left = max(len(unfinished), int(more))
     if not left:
         reconcile_study(exp, study_name(record, cfg))
     return Tables(trials, epochs, unfinished, left)
+
+
+def epochs_left(cfg: SearchConfig, trials: pd.DataFrame) -> int:
+    """Epochs of cfg's budget (--samples x --epochs) not trained yet."""
+    trained = int(trials["epochs_run"].fillna(0).sum()) if not trials.empty else 0
+    return max(0, cfg.total_epochs - trained)
 
 
 def write_results(
@@ -142,11 +154,12 @@ def write_results(
         started_ids = set(trials["trial_id"]) if not trials.empty else set()
         begun = len(unfinished & started_ids)
         why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
-        say(
-            stream,
-            f"{why} with {left} of {cfg.samples} trials still to run ({begun} of them "
-            "started); continue with:",
-        )
+        if cfg.spends_savings:
+            still = (f"{epochs_left(cfg, trials)} of the budget's {cfg.total_epochs} epochs "
+                     f"still to train ({begun} trial(s) started and unfinished)")  # fmt: skip
+        else:
+            still = f"{left} of {cfg.samples} trials still to run ({begun} of them started)"
+        say(stream, f"{why} with {still}; continue with:")
         say(stream, f"  tuner resume {exp}")
     elif confirm_left:
         why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"

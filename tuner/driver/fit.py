@@ -26,7 +26,6 @@ from tuner.driver.recovery import (
 from tuner.driver.search_run import SearchRun
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
-    OPTUNA_DB,
     RESULT_JSON,
     checkpoint_dirs,
     dirs_of_trial,
@@ -48,7 +47,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
     try:
         if run.restore:  # a new search checked its request in search(), before any trial
             check_schedulable(cfg)
-            tuner = restored_tuner(cfg, trial_data, record, retry, stream, run.raise_samples)
+            tuner = restored_tuner(cfg, trial_data, record, retry, stream,
+                                   raised=run.raise_samples is not None)  # fmt: skip
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, run.bundle, trial_data, stream, run.storage)
@@ -63,7 +63,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                 try:
                     # Tune unpickles the searcher's saved state inside fit() as well.
                     with (
-                        restoring_searcher(exp / OPTUNA_DB, retry, run.raise_samples),
+                        restoring_searcher(cfg, retry, raised=run.raise_samples is not None),
                         lean_tune_state(TUNE_SUMMARY_METRICS),
                     ):
                         tuner.fit()
@@ -80,7 +80,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                     say(stream, f"Ray's memory monitor killed a trial (node memory above its "
                         "threshold); the search continues from its last saved state "
                         f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
-                    tuner = restored_tuner(cfg, trial_data, record, set(), None, run.raise_samples)
+                    tuner = restored_tuner(cfg, trial_data, record, set(), None,
+                                           raised=run.raise_samples is not None)  # fmt: skip
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
@@ -101,7 +102,7 @@ def restored_tuner(
     record: ProvenanceRecord,
     retry: set[str],
     stream: TextIO | None,
-    samples: int | None = None,
+    raised: bool = False,
 ) -> Any:
     """Tune's saved experiment, repaired and brought into line with the study, restored.
     `retry`: errored trials to run again. `stream`: where to say what was repaired (None:
@@ -128,7 +129,7 @@ def restored_tuner(
     if stream is not None:
         for note in notes:
             say(stream, note)
-    with restoring_searcher(exp / OPTUNA_DB, retry, samples):
+    with restoring_searcher(cfg, retry, raised):
         return tune.Tuner.restore(
             str(exp), trainable=make_trainable(cfg, trial_data), resume_unfinished=True,
             resume_errored=bool(retry),

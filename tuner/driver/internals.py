@@ -52,10 +52,12 @@ REACHES: tuple[tuple[str, str, str], ...] = (
 # restores its state (the search generator's sample count, ASHA's judged rungs, the progress
 # display). None: as the search had it. Set only around one restore and fit (raising_samples).
 RAISED_SAMPLES: int | None = None
+# The same resume's trial cap (SearchConfig.trial_cap): the search generator runs to it.
+RAISED_TRIAL_CAP: int | None = None
 
 
 def install_sample_raise() -> None:
-    """Let a restored search generator run to RAISED_SAMPLES trials. Ray saves the trial count
+    """Let a restored search generator run to RAISED_TRIAL_CAP trials. Ray saves the trial count
     with the generator's state and restores it as it was ("resume can't generate new trials");
     this wraps SearchGenerator.set_state, once, to put the raised count in."""
     from ray.tune.search.search_generator import SearchGenerator
@@ -66,8 +68,11 @@ def install_sample_raise() -> None:
 
     def set_state(self: Any, state: dict) -> None:
         original(self, state)
-        if RAISED_SAMPLES is not None and RAISED_SAMPLES > self._total_samples:
-            self._total_samples, self._finished = RAISED_SAMPLES, False
+        if RAISED_TRIAL_CAP is not None:
+            # Finished either way: all its trials made, or the searcher's epoch budget spent;
+            # a raised --samples raises both (is_finished() still ends it at the trial cap).
+            self._total_samples = max(self._total_samples, RAISED_TRIAL_CAP)
+            self._finished = False
 
     set_state._cnn_tuner_raise = True  # type: ignore[attr-defined]
     SearchGenerator.set_state = set_state  # type: ignore[method-assign]

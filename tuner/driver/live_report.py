@@ -47,15 +47,19 @@ def wait_all() -> dict[str, float]:
 
 
 class LiveReport(Callback):
-    """Rewrites `experiment_dir`/report.html while trials run. total: the search's trial count.
+    """Rewrites `experiment_dir`/report.html while trials run. total: the search's trial count
+    (--samples). epochs: each trial's epochs where the budget is total x epochs epochs, spent
+    on as many trials as it pays for (SearchConfig.spends_savings); None: a trial count.
     confirm_of: set for the confirm stage's runs (the search's trial count), whose banner then
     counts the stage's runs."""
 
     def __init__(
-        self, experiment_dir: Path, total: int, every: float, confirm_of: int | None = None
-    ) -> None:
+        self, experiment_dir: Path, total: int, every: float, confirm_of: int | None = None,
+        epochs: int | None = None,
+    ) -> None:  # fmt: skip
         self.experiment_dir = Path(experiment_dir)
         self.total = total
+        self.epochs = epochs
         self.every = every
         self.confirm_of = confirm_of
         self.writes = 0  # copies written in this run, and the seconds they took
@@ -102,13 +106,14 @@ class LiveReport(Callback):
             return  # the last copy is still being written
         self._last, self._changed = now, False
         done = sum(1 for t in trials if t.status in DONE)
+        trained = sum(int((t.last_result or {}).get("epoch", 0)) for t in trials)
         # Where the trials run now: a resume restores this object from tuner.pkl with the path
         # the experiment had when it started, and the directory may have moved since.
         here = experiment_path(trials[0]) if trials else None
         if here is not None:
             self.experiment_dir = Path(here).parent if self.confirm_of is not None else Path(here)
         self._thread = threading.Thread(
-            target=self._write, args=(done,), name="live-report", daemon=True
+            target=self._write, args=(done, trained), name="live-report", daemon=True
         )
         self._thread.start()
 
@@ -121,11 +126,13 @@ class LiveReport(Callback):
             self._thread.join()
             self._thread = None
 
-    def _write(self, done: int) -> None:
+    def _write(self, done: int, trained: int = 0) -> None:
         from analysis import Running, write_report
 
         if self.confirm_of is None:
-            running = Running(done, self.total, datetime.now(), self.every)
+            per_trial = getattr(self, "epochs", None)  # None in a tuner.pkl from before it
+            budget = (trained, self.total * per_trial) if per_trial else None
+            running = Running(done, self.total, datetime.now(), self.every, epochs=budget)
         else:
             running = Running(
                 self.confirm_of, self.confirm_of, datetime.now(), self.every,

@@ -6,10 +6,12 @@ trials and epochs done, the best so far, the time elapsed and the time left; in 
 (not a TTY) a status line is printed at most every `log_every_s`. Every finished trial gets
 one permanent line either way.
 
-The bar's progress is counted in epochs: a finished trial counts its whole budget (ASHA stops
-most trials early, so epochs trained alone would never reach the end), a running one the
-epochs it has trained. Time left is rich's estimate from that pace, or what is left of
---time-budget when that is sooner.
+The bar's progress is counted in epochs. Where the search spends what ASHA saves on new
+trials (SearchConfig.spends_savings), its budget is epochs, and the bar counts the epochs
+trained against it. Otherwise a finished trial counts its whole budget (ASHA stops most trials
+early, so epochs trained alone would never reach the end), a running one the epochs it has
+trained. Time left is rich's estimate from that pace, or what is left of --time-budget when
+that is sooner.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ class SearchProgress(Callback):
         stream: TextIO | None = None,
         log_every_s: float = 15.0,
         budget_left: Callable[[], float | None] | None = None,
+        spends_savings: bool = False,
     ) -> None:
         """budget_left: seconds left of --time-budget, shown beside the bar (a module-level
-        function: Tune pickles this callback into tuner.pkl)."""
+        function: Tune pickles this callback into tuner.pkl). spends_savings: the budget is
+        samples x epochs epochs, not a trial count."""
         self.samples, self.epochs = samples, epochs
+        self.spends_savings = spends_savings
         self.budget_left = budget_left
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
@@ -68,6 +73,7 @@ class SearchProgress(Callback):
                             ("failures", dict)):  # fmt: skip
             state.setdefault(name, empty())
         state.setdefault("peak_running", 0)
+        state.setdefault("spends_savings", False)
         state["_bar"] = None
         self.__dict__.update(state)
         self.stream = sys.stdout
@@ -147,9 +153,13 @@ class SearchProgress(Callback):
             acc_text = "no finished epoch"
         params = result.get("params")
         size = f", {params:,} params" if params else ""
+        if self.spends_savings:
+            count = f"{len(done)} done, {self._trained(trials)}/{self._total()} epochs"
+        else:
+            count = f"{len(done)}/{self.samples} done"
         line = (
             f"trial {trial_index(trial_dir_name(trial)):>3}  {outcome:<20} {acc_text}{size}"
-            f"  [{len(done)}/{self.samples} done]"
+            f"  [{count}]"
         )
         self._write_line(line)
 
@@ -158,7 +168,7 @@ class SearchProgress(Callback):
         # the restored trials are in the list but this callback never saw them finish.
         running = sum(1 for t in trials if t.status == "RUNNING")
         done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
-        epochs = sum(int((t.last_result or {}).get("epoch", 0)) for t in trials)
+        epochs = self._trained(trials)
         best = (
             f"best val_acc {self.best[0]:.4f} (trial {self.best[1]})"
             if self.best
@@ -166,13 +176,29 @@ class SearchProgress(Callback):
         )
         if bar:  # short, beside the bar, which draws the clock itself
             best_text = f"best {self.best[0]:.4f} (trial {self.best[1]})" if self.best else ""
+            if self.spends_savings:
+                return f"{done} trials, {running} running, {epochs} epochs {best_text}"
             return f"{done}/{self.samples} trials, {running} running, {epochs} epochs {best_text}"
-        counts = f"{done}/{self.samples} trials done, {running} running, {epochs} epochs trained"
+        if self.spends_savings:
+            counts = (f"{done} trials done, {running} running, {epochs}/{self._total()} epochs "
+                      "of the budget trained")  # fmt: skip
+        else:
+            counts = (f"{done}/{self.samples} trials done, {running} running, {epochs} epochs "
+                      "trained")  # fmt: skip
         return f"[{_clock(time.monotonic() - self.start)}] {counts}, {best}"
 
+    def _total(self) -> int:
+        return self.samples * self.epochs
+
+    @staticmethod
+    def _trained(trials: list) -> int:
+        return sum(int((t.last_result or {}).get("epoch", 0)) for t in trials)
+
     def _progress(self, trials: list) -> int:
-        """Epochs of the whole budget accounted for: a finished trial's every epoch, a running
-        trial's epochs trained."""
+        """Epochs of the whole budget accounted for: with an epoch budget, the epochs trained;
+        otherwise a finished trial's every epoch, a running trial's epochs trained."""
+        if self.spends_savings:
+            return min(self._total(), self._trained(trials))
         total = 0
         for t in trials:
             if t.status in ("TERMINATED", "ERROR"):

@@ -147,11 +147,18 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"Searching {cfg.space}{f' with {cfg.model}' if cfg.model else ''} on {bundle.name} "
         f"{bundle.input_shape} "
         f"({len(bundle.train.y)} train / {len(bundle.val.y)} val / {len(bundle.test.y)} test): "
-        f"{cfg.samples} trials x {cfg.epochs} epochs, {cfg.searcher.upper()} + "
-        f"{cfg.scheduler.upper()}, seed {cfg.seed}",
+        f"{budget_text(cfg)}, {cfg.searcher.upper()} + {cfg.scheduler.upper()}, seed {cfg.seed}",
     )
     return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
                           storage=storage))  # fmt: skip
+
+
+def budget_text(cfg: SearchConfig) -> str:
+    """The budget as the search's first line states it."""
+    if not cfg.spends_savings:
+        return f"{cfg.samples} trials x {cfg.epochs} epochs"
+    return (f"a budget of {cfg.total_epochs} epochs ({cfg.samples} trials x {cfg.epochs}; "
+            f"what ASHA saves starts more trials, up to {cfg.trial_cap})")  # fmt: skip
 
 
 def resume(
@@ -187,6 +194,9 @@ def resume(
     record: ProvenanceRecord = json.loads((exp / PROVENANCE_JSON).read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
+    if "max_trials" not in record["config"] and cfg.scheduler == "asha":
+        # Searched before the budget was epochs: --samples was the trial count, and stays so.
+        cfg = replace(cfg, max_trials=cfg.samples)
     cfg = replace(
         cfg,
         out=str(exp.parent), name=exp.name,  # the directory may have moved
@@ -208,8 +218,11 @@ def resume(
         record.setdefault("samples_raised", []).append(
             {"from": cfg.samples, "to": samples, "at": datetime.now(timezone.utc).isoformat()}
         )
-        cfg = replace(cfg, samples=samples)
+        exact = cfg.max_trials is not None and cfg.max_trials == cfg.samples
+        cfg = replace(cfg, samples=samples, max_trials=samples if exact else cfg.max_trials)
         record["config"]["samples"] = samples
+        if exact:  # a search of exactly --samples trials stays one
+            record["config"]["max_trials"] = samples
     if confirm_only and record.get("finished") is None and "confirm" not in record:
         raise ConfigError(
             f"the search in {exp} is not finished; `tuner resume {exp}` continues it (and "
@@ -232,7 +245,10 @@ def resume(
     atomic_write_json(exp / PROVENANCE_JSON, record)
     say(stream, f"Resuming {exp}")
     if raised:
-        say(stream, f"Raising the search to {raised} trials")
+        if cfg.spends_savings:
+            say(stream, f"Raising the search to {budget_text(cfg)}")
+        else:
+            say(stream, f"Raising the search to {raised} trials")
     return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
                           restore=True, retry=retry, raise_samples=raised))  # fmt: skip
 

@@ -143,6 +143,7 @@ def build_tuner(
     storage = storage if storage is not None else open_study_storage(cfg)
     searcher = TruthfulOptunaSearch(
         epoch_budget=cfg.epochs,
+        total_epochs=cfg.total_epochs if cfg.spends_savings else None,
         space=space.for_input(side),
         metric=[o.metric for o in objectives] if objectives else SEARCHER_METRIC,
         mode=[o.mode for o in objectives] if objectives else SEARCHER_MODE,
@@ -164,7 +165,7 @@ def build_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=cfg.samples,
+            num_samples=cfg.trial_cap,  # the searcher ends it sooner: its epoch budget spent
             max_concurrent_trials=cfg.concurrency,
             trial_dirname_creator=trial_dir_name,
             # One worker process serves trial after trial (same resources): a new trial skips
@@ -182,7 +183,11 @@ def build_tuner(
             verbose=0,
             callbacks=[
                 SearchProgress(
-                    cfg.samples, cfg.epochs, stream=stream, budget_left=time_budget_left
+                    cfg.samples,
+                    cfg.epochs,
+                    stream=stream,
+                    budget_left=time_budget_left,
+                    spends_savings=cfg.spends_savings,
                 ),  # fmt: skip
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
@@ -190,7 +195,12 @@ def build_tuner(
                 JsonLoggerCallback(),  # result.json: what tuner.experiment reads
                 CSVLoggerCallback(),  # progress.csv
                 TensorBoardLogger(),  # events.out.tfevents.*: tensorboard --logdir DIR
-                LiveReport(cfg.experiment_dir, cfg.samples, cfg.report_every),
+                LiveReport(
+                    cfg.experiment_dir,
+                    cfg.samples,
+                    cfg.report_every,
+                    epochs=cfg.epochs if cfg.spends_savings else None,
+                ),  # fmt: skip
                 *_mlflow(cfg),
             ],
         ),
@@ -240,6 +250,14 @@ def _mlflow(cfg: SearchConfig) -> list[Any]:
                                  save_artifact=False)]  # fmt: skip
 
 
+def expected_trials(cfg: SearchConfig) -> int:
+    """The trials cfg's budget is expected to pay for under ASHA (tuner.driver.asha)."""
+    from tuner.driver.asha import expected_trials as expected
+
+    return expected(cfg.samples, cfg.epochs, cfg.grace_period, cfg.reduction_factor,
+                    cfg.trial_cap)  # fmt: skip
+
+
 def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
     from ray.tune.schedulers import FIFOScheduler
@@ -256,29 +274,35 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
         max_t=cfg.epochs,
         grace_period=cfg.grace_period,
         reduction_factor=cfg.reduction_factor,
-        samples=cfg.samples if cfg.asha_rule == "paper" else None,
+        samples=expected_trials(cfg) if cfg.asha_rule == "paper" else None,
         protect_baseline=has_baseline,
     )
 
 
 @contextlib.contextmanager
-def restoring_searcher(db: Path, retry: set[str], samples: int | None = None) -> Iterator[None]:
+def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False) -> Iterator[None]:
     """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
-    fit): open its study at `db`, where the experiment is now, and listen again to the `retry`
-    trials; `samples`: the raised trial count of `tuner resume --samples` (tuner.driver.
-    internals.RAISED_SAMPLES). Set only for that span: a process may run several searches
-    (tests, notebooks)."""
+    fit): open its study in cfg's experiment directory, where the experiment is now, listen
+    again to the `retry` trials, and give it cfg's epoch budget. `raised`: `tuner resume
+    --samples` raised cfg.samples (the displays read tuner.driver.internals.RAISED_SAMPLES, the
+    search generator RAISED_TRIAL_CAP). Set only for that span: a process may run several
+    searches (tests, notebooks)."""
     from tuner.driver import internals, searcher
 
-    if samples is not None:
+    db = cfg.experiment_dir / OPTUNA_DB
+    if raised:
         internals.install_sample_raise()
     before = (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
-              internals.RAISED_SAMPLES)  # fmt: skip
+              searcher.TOTAL_EPOCHS, internals.RAISED_SAMPLES,
+              internals.RAISED_TRIAL_CAP)  # fmt: skip
     searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
     searcher.KNOWN_TUNE_IDS = set(ray_trial_states(db.parent)) or None
-    internals.RAISED_SAMPLES = samples
+    searcher.TOTAL_EPOCHS = cfg.total_epochs if cfg.spends_savings else None
+    internals.RAISED_SAMPLES = cfg.samples if raised else None
+    internals.RAISED_TRIAL_CAP = cfg.trial_cap if raised else None
     try:
         yield
     finally:
         (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
-         internals.RAISED_SAMPLES) = before  # fmt: skip
+         searcher.TOTAL_EPOCHS, internals.RAISED_SAMPLES,
+         internals.RAISED_TRIAL_CAP) = before  # fmt: skip

@@ -78,3 +78,15 @@ def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_p
     assert ray == ["CONTINUE", "STOP", "CONTINUE", "STOP", "CONTINUE"]
     saved = json.loads((tmp_path / "r" / "asha.json").read_text())
     assert "Infinity" not in json.dumps(saved)  # a finite floor, valid JSON
+
+
+def test_the_trials_a_budget_pays_for_follow_the_rungs():
+    from tuner.driver.asha import expected_trials
+
+    # Grace 1, rf 3, 10 epochs: rungs 1, 3, 9; a trial trains 1 + 2/3 + 6/9 + 1/27 epochs.
+    assert expected_trials(20, 10, 1, 3, cap=200) == int(200 / (1 + 2 / 3 + 6 / 9 + 1 / 27))
+    assert expected_trials(20, 10, 1, 3, cap=50) == 50  # --max-trials caps it
+    assert expected_trials(20, 10, 1, 3, cap=20) == 20  # a trial count: exactly --samples
+    assert expected_trials(5, 1, 1, 3, cap=5) == 5  # one epoch: no rung, nothing saved
+    # A later first rung saves less: grace 3 (rung 3, 9) pays for fewer trials than grace 1.
+    assert expected_trials(20, 10, 3, 3, cap=200) < expected_trials(20, 10, 1, 3, cap=200)

@@ -135,3 +135,18 @@ def test_search_names_the_config_before_it_validates_it(tmp_path):
         (tmp_path / f"seed_cnn-digits-{(now + timedelta(seconds=s)):%Y%m%d-%H%M%S}").mkdir()
     with pytest.raises(ConfigError, match="already exists"):
         search(SearchConfig(out=str(tmp_path)))
+
+
+def test_the_budget_is_epochs_under_asha_and_trials_under_fifo():
+    from tuner.driver.config import SearchConfig
+
+    asha = SearchConfig(samples=20, epochs=10)
+    assert (asha.total_epochs, asha.trial_cap, asha.spends_savings) == (200, 200, True)
+    assert SearchConfig(samples=20, epochs=10, grace_period=2).trial_cap == 100
+    exact = SearchConfig(samples=20, epochs=10, max_trials=20)  # the trial count of old
+    assert (exact.trial_cap, exact.spends_savings) == (20, False)
+    assert SearchConfig(samples=20, epochs=10, max_trials=50).trial_cap == 50
+    fifo = SearchConfig(samples=20, epochs=10, scheduler="fifo")
+    assert (fifo.trial_cap, fifo.spends_savings) == (20, False)
+    with pytest.raises(ConfigError, match="^--max-trials applies only with --scheduler asha"):
+        SearchConfig(scheduler="fifo", max_trials=5).validate()

@@ -124,6 +124,8 @@ def test_the_live_banner_and_reload_are_only_in_a_running_report(tmp_path):
     stage = Running(5, 5, updated, 1, stage="confirming the winner over seeds: 1 of 6 runs done")
     assert "5 of 5 trials finished; confirming the winner" in stage.banner()
     assert 'content="5"' in build_report(exp, live=stage)  # never faster than every 5 s
+    budget = Running(12, 5, updated, 30, epochs=(7, 10))  # ASHA's savings: more trials than 5
+    assert budget.banner().startswith("running: 12 trials finished, 7 of 10 epochs of the budget")
 
 
 class Terminal(io.StringIO):

@@ -87,7 +87,7 @@ def test_a_resumed_half_stored_trial_draws_what_an_uninterrupted_run_draws(kind,
     assert orphan.params == reference[3]
 
 
-def _searcher(db, study_name="s"):
+def _searcher(db, study_name="s", total_epochs=None):
     import functools
 
     import optuna
@@ -99,6 +99,7 @@ def _searcher(db, study_name="s"):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = TruthfulOptunaSearch(
         epoch_budget=2, space=get_space("seed_cnn").for_input(8), metric="m", mode="max",
+        total_epochs=total_epochs,
         sampler=make_sampler("tpe", 0), storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
         study_name=study_name, budget=Budget(None, None),
         pricer=functools.partial(model_cost, input_shape=(1, 8, 8), num_classes=10),
@@ -249,3 +250,39 @@ def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tm
         (TrialState.COMPLETE, 0.2),
     ]
     assert trials[0].intermediate_values == {1: 0.1, 2: 0.3}
+
+
+def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore(tmp_path):
+    """With ASHA the budget is epochs (SearchConfig.spends_savings): trials stopped early leave
+    theirs to new ones, the searcher says FINISHED once the budget is trained (the running
+    ones finish), a save keeps the count, and `tuner resume --samples` raises the budget."""
+    from ray.tune.search import Searcher
+
+    from tuner.driver import searcher as searcher_module
+
+    db = tmp_path / "optuna.db"
+    searcher = _searcher(db, total_epochs=6)
+    for i in range(4):  # four trials stopped at epoch 1: 4 of 6 epochs
+        assert isinstance(searcher.suggest(f"s{i}"), dict)
+        searcher.on_trial_result(f"s{i}", {"m": 0.1, "epoch": 1})
+        searcher.on_trial_complete(f"s{i}", {"m": 0.1, "epoch": 1})
+    assert not searcher.spent()
+    assert isinstance(searcher.suggest("r"), dict)  # a fifth starts: 2 epochs left
+    searcher.on_trial_result("r", {"m": 0.1, "epoch": 1})
+    assert isinstance(searcher.suggest("q"), dict)  # 5 of 6: a sixth starts too
+    searcher.on_trial_result("r", {"m": 0.2, "epoch": 2})
+    searcher.on_trial_result("r", {"m": 0.2, "epoch": 2})  # a retry reports an epoch again
+    assert searcher.spent() and searcher.suggest("late") == Searcher.FINISHED
+    state = searcher.__getstate__()
+    assert _restored(state, db).suggest("late") == Searcher.FINISHED  # the count was saved
+    searcher_module.TOTAL_EPOCHS = 12  # `tuner resume --samples`: twice the budget
+    try:
+        raised = _restored(state, db)
+    finally:
+        searcher_module.TOTAL_EPOCHS = None
+    assert not raised.spent() and isinstance(raised.suggest("more"), dict)
+    # Without an epoch budget (FIFO, or --max-trials at --samples) the searcher never ends it.
+    unlimited = _searcher(tmp_path / "other.db")
+    for i in range(4):
+        _run(unlimited, f"u{i}")
+    assert not unlimited.spent() and isinstance(unlimited.suggest("u4"), dict)
