@@ -111,11 +111,13 @@ class PeerProposer:
 
 
 def dehb(learning: Learning, max_t: int, seed: int, concurrency: int, tmp: Path) -> PeerProposer:
-    """DEHB as its README runs ask/tell: min/max fidelity, eta 3, n_workers = concurrency."""
+    """DEHB as its README runs ask/tell: min/max fidelity, eta 3. n_workers=1: above 1 DEHB
+    starts a Dask cluster of its own for run(), which ask/tell never uses; the replay keeps
+    `concurrency` jobs asked at once itself."""
     from dehb import DEHB
 
     optimizer = DEHB(cs=configspace(learning.nearest.dists, seed), min_fidelity=1,
-                     max_fidelity=max_t, eta=3, n_workers=concurrency, seed=seed,
+                     max_fidelity=max_t, eta=3, n_workers=1, seed=seed,
                      output_path=str(tmp / f"dehb-{seed}"), save_freq="end")  # fmt: skip
 
     def ask() -> tuple[Any, Any, float]:
