@@ -395,6 +395,11 @@ class SearchConfig:
                     "--max-trials applies only with --scheduler asha (FIFO runs exactly "
                     "--samples trials)"
                 )
+            if self.max_trials < self.samples:
+                raise ConfigError(
+                    f"--max-trials {self.max_trials} is below --samples {self.samples}: the "
+                    "budget could never be spent; lower --samples instead"
+                )
         if self.grace_period > self.epochs:
             raise ConfigError(
                 f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"

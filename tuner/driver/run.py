@@ -218,10 +218,11 @@ def resume(
         record.setdefault("samples_raised", []).append(
             {"from": cfg.samples, "to": samples, "at": datetime.now(timezone.utc).isoformat()}
         )
-        exact = cfg.max_trials is not None and cfg.max_trials == cfg.samples
-        cfg = replace(cfg, samples=samples, max_trials=samples if exact else cfg.max_trials)
+        # A search of exactly --samples trials stays one; a cap below the new budget rises to it.
+        capped = cfg.max_trials is not None and cfg.max_trials <= samples
+        cfg = replace(cfg, samples=samples, max_trials=samples if capped else cfg.max_trials)
         record["config"]["samples"] = samples
-        if exact:  # a search of exactly --samples trials stays one
+        if capped:
             record["config"]["max_trials"] = samples
     if confirm_only and record.get("finished") is None and "confirm" not in record:
         raise ConfigError(

@@ -150,3 +150,5 @@ def test_the_budget_is_epochs_under_asha_and_trials_under_fifo():
     assert (fifo.trial_cap, fifo.spends_savings) == (20, False)
     with pytest.raises(ConfigError, match="^--max-trials applies only with --scheduler asha"):
         SearchConfig(scheduler="fifo", max_trials=5).validate()
+    with pytest.raises(ConfigError, match="^--max-trials 5 is below --samples 20: the budget"):
+        SearchConfig(samples=20, max_trials=5).validate()
