@@ -280,7 +280,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
         "async hyperband (3 brackets, rf 3)": Method(ray(rf=3, brackets=3)),
         # With the searcher that learns (bench/replay_searchers.py):
         "TPE + fifo": Method(fifo, "tpe"),
-        "ours + TPE (the default as it ships)": Method(ours(), "tpe"),
+        "ours + TPE (the default's rules)": Method(ours(), "tpe"),
         "ours, grace 3 + TPE": Method(ours(grace=3), "tpe"),
         "async hyperband + TPE": Method(ray(rf=3, brackets=3), "tpe"),
         "ours + TPE multivariate, group, liar": Method(ours(), "tpe-mv"),

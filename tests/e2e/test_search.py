@@ -31,10 +31,10 @@ EXPERIMENT_FILES = [
 ]
 
 
-# A budget of 9 trials x 3 epochs, the default search otherwise: ASHA (reduction factor 3)
-# judges rung 1 by its peers when 9 or more trials are expected to reach it (16 here), and the
-# epochs it saves start more trials than 9, so a silent fall-back to FIFO, or to a trial
-# count, fails these tests.
+# A budget of 9 trials x 3 epochs whose savings buy more trials (--max-trials 27), the default
+# search otherwise: ASHA (reduction factor 3) judges rung 1 by its peers when 9 or more trials
+# are expected to reach it (16 here), and the epochs it saves start more trials than 9, so a
+# silent fall-back to FIFO, or to a trial count, fails these tests.
 SAMPLES = 9
 BUDGET = SAMPLES * 3
 
@@ -52,6 +52,7 @@ def nine_trials(tmp_path_factory, shared_ray):
         name="e2e",
         seed=3,
         concurrency=2,
+        max_trials=BUDGET,
     )
     result = search(cfg, stream=log)
     return cfg, result, log.getvalue()
