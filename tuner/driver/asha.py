@@ -164,13 +164,14 @@ class PersistentASHA(ASHAScheduler):
         if self._loaded:
             return
         self._loaded = True
-        from tuner.driver import internals
+        from tuner.driver.restore_context import current
 
-        if internals.RAISED_SAMPLES is not None and getattr(self, "_paper_rule", False):
+        raised = current()
+        if raised.raised_samples is not None and getattr(self, "_paper_rule", False):
             # `tuner resume --samples N`: more trials reach each rung, so more rungs are
             # judged by the paper's rule.
-            cap = internals.RAISED_TRIAL_CAP or internals.RAISED_SAMPLES
-            arriving = expected_trials(internals.RAISED_SAMPLES, self._max_t, self._grace,
+            cap = raised.raised_trial_cap or raised.raised_samples
+            arriving = expected_trials(raised.raised_samples, self._max_t, self._grace,
                                        self._reduction_factor, cap)  # fmt: skip
             judged = frozenset(judged_rungs(arriving, self._grace, self._reduction_factor,
                                             self._max_t))  # fmt: skip

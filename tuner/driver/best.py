@@ -161,8 +161,13 @@ def write_best(
             "per_class_acc": scored["per_class_acc"] if scored else None,
             "params": int(base["params"]),
         }
-    atomic_write_json(exp / BEST_JSON, best)
+    save_best(exp, best)
     return best
+
+
+def save_best(exp: Path, best: BestRecord) -> None:
+    """The one writer of best.json: the search's pick, then again once model.pt is written."""
+    atomic_write_json(exp / BEST_JSON, best)
 
 
 def write_confirmed(

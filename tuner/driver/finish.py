@@ -11,23 +11,22 @@ from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
-from tuner.driver.best import write_best, write_confirmed, write_model
+from tuner.driver.best import save_best, write_best, write_confirmed, write_model
 from tuner.driver.console import print_summary, say
 from tuner.driver.disk import is_disk_full
+from tuner.driver.provenance import save_record
 from tuner.driver.recovery import reconcile_study, study_name
 from tuner.driver.search_run import SearchRun
 from tuner.experiment import (
-    BEST_JSON,
     CONFIRM_DIR,
     EPOCHS_CSV,
-    PROVENANCE_JSON,
     TRIALS_CSV,
     Damage,
     collect_tables,
     ray_trial_states,
 )
 from tuner.experiment.records import BestRecord
-from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.io import atomic_write_csv
 
 if TYPE_CHECKING:
     from tuner.driver.config import SearchConfig
@@ -135,7 +134,7 @@ def write_results(
     if best is not None and not left:
         with timings("model_file"):
             write_model(cfg, best, bundle, trial_data, record, runs)
-        atomic_write_json(exp / BEST_JSON, best)
+        save_best(exp, best)
     record["finished"] = None if left or confirm_left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
@@ -144,7 +143,7 @@ def write_results(
         report = write_report(exp, stream)
     # Where the time went, per phase (a resume adds its own entry): bench/overhead.py reads it.
     record.setdefault("timings", []).append(timings.seconds)
-    atomic_write_json(exp / PROVENANCE_JSON, record)
+    save_record(exp, record)
     print_summary(stream, exp, trials, best, report)
     errors = int((trials["status"] == "error").sum()) if not trials.empty else 0
     if errors and not left:

@@ -28,6 +28,9 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ("ray", "_private.ray_constants.ENABLE_RAY_CLUSTER", "driver/ray_runtime.py"),
     ("ray", "tune.execution.class_cache.DEFAULT_ENV_VARS", "driver/ray_runtime.py"),
     ("ray", "TUNE_DISABLE_SIGINT_HANDLER read by Tune's fit", "driver/interrupt.py"),
+    ("ray", "Tune's fit stops gracefully on SIGUSR1 (its handler, called)", "driver/interrupt.py"),
+    ("ray", "ASHAScheduler._reduction_factor, _stop_last_trials", "driver/asha.py"),
+    ("ray", "exceptions.OutOfMemoryError, and its memory monitor's message text", "driver/fit.py"),
     ("ray", "train._internal.checkpoint_manager._CheckpointManager fields", "driver/recovery.py"),
     ("ray", "tune.utils.serialization._loads_with_cloudpickle", "driver/recovery.py"),
     (
@@ -46,18 +49,13 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
     ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
     ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
+    ("optuna", "RDB schema: trials.state, trial_values (reopening a trial)", "driver/recovery.py"),
 )
-
-# `tuner resume DIR --samples N`: the trial count a restored search runs to, read while Tune
-# restores its state (the search generator's sample count, ASHA's judged rungs, the progress
-# display). None: as the search had it. Set only around one restore and fit (raising_samples).
-RAISED_SAMPLES: int | None = None
-# The same resume's trial cap (SearchConfig.trial_cap): the search generator runs to it.
-RAISED_TRIAL_CAP: int | None = None
 
 
 def install_sample_raise() -> None:
-    """Let a restored search generator run to RAISED_TRIAL_CAP trials. Ray saves the trial count
+    """Let a restored search generator run to the raised trial cap of `tuner resume --samples`
+    (RestoreContext.raised_trial_cap). Ray saves the trial count
     with the generator's state and restores it as it was ("resume can't generate new trials");
     this wraps SearchGenerator.set_state, once, to put the raised count in."""
     from ray.tune.search.search_generator import SearchGenerator
@@ -67,11 +65,14 @@ def install_sample_raise() -> None:
     original = SearchGenerator.set_state
 
     def set_state(self: Any, state: dict) -> None:
+        from tuner.driver.restore_context import current
+
         original(self, state)
-        if RAISED_TRIAL_CAP is not None:
+        cap = current().raised_trial_cap
+        if cap is not None:
             # Finished either way: all its trials made, or the searcher's epoch budget spent;
             # a raised --samples raises both (is_finished() still ends it at the trial cap).
-            self._total_samples = max(self._total_samples, RAISED_TRIAL_CAP)
+            self._total_samples = max(self._total_samples, cap)
             self._finished = False
 
     set_state._cnn_tuner_raise = True  # type: ignore[attr-defined]
@@ -470,10 +471,74 @@ def _check_pending_decisions() -> list[str]:
     return problems
 
 
+def reopen_finished_trials(db_path: Any, trial_ids: list[int]) -> None:
+    """Set finished Optuna trials (storage ids) RUNNING again, their values gone, in one
+    transaction on the study's SQLite file, so that a retried trial's new outcome can be told.
+    A FAIL or COMPLETE is final to Optuna: no public API reopens a trial, and a new trial would
+    take a new number, where trial N of the study must stay trial N of the experiment."""
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:  # commits on success, rolls back on an error
+        db.executemany(
+            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?",
+            [(i,) for i in trial_ids],
+        )
+        db.executemany("DELETE FROM trial_values WHERE trial_id = ?", [(i,) for i in trial_ids])
+
+
+def _check_optuna_reopen() -> list[str]:
+    """A FAILed trial reopened by reopen_finished_trials takes a new COMPLETE with its value."""
+    import tempfile
+    from pathlib import Path
+
+    import optuna
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
+        study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+        trial = study.ask()
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        try:
+            reopen_finished_trials(Path(tmp) / "optuna.db", [trial_id(study.trials[0])])
+        except Exception as e:  # noqa: BLE001  sqlite3.OperationalError: a table or column moved
+            return [f"optuna's RDB schema changed (reopening a trial): {e}"]
+        again = optuna.load_study(storage=url, study_name="s")
+        again.tell(trial.number, 0.5)
+        done = again.trials[0]
+        del study, again
+        optuna.storages.RDBStorage(url).engine.dispose()
+    if (done.state.name, done.value) != ("COMPLETE", 0.5):
+        return ["a reopened Optuna trial no longer takes a new outcome"]
+    return []
+
+
+def _check_ray_behaviour() -> list[str]:
+    """The reaches that are behaviour, not attributes: Tune's SIGUSR1 stop, ASHA's settings as
+    the subclass reads them, Ray's out-of-memory error class."""
+    import inspect
+
+    import ray.exceptions
+    from ray.tune import tune as tune_module
+    from ray.tune.schedulers import ASHAScheduler
+
+    problems = []
+    if "signal.SIGUSR1, signal_interrupt_tune_run" not in inspect.getsource(tune_module):
+        problems.append("Tune's fit no longer stops on SIGUSR1 (Ctrl-C's graceful stop)")
+    scheduler = ASHAScheduler(metric="m", mode="max", max_t=9, reduction_factor=3,
+                              stop_last_trials=False)  # fmt: skip
+    if (getattr(scheduler, "_reduction_factor", None), getattr(scheduler, "_stop_last_trials",
+                                                               None)) != (3, False):  # fmt: skip
+        problems.append("ASHAScheduler no longer keeps _reduction_factor / _stop_last_trials")
+    if not hasattr(ray.exceptions, "OutOfMemoryError"):
+        problems.append("ray.exceptions.OutOfMemoryError is gone (memory-monitor kills)")
+    return problems
+
+
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
     _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
-    _check_run_metadata, _check_state_save, _check_pending_decisions,
+    _check_run_metadata, _check_state_save, _check_pending_decisions, _check_optuna_reopen,
+    _check_ray_behaviour,
 )  # fmt: skip
 
 

@@ -79,10 +79,11 @@ class LiveReport(Callback):
         return state
 
     def setup(self, *args: Any, **info: Any) -> None:
-        from tuner.driver import internals
+        from tuner.driver.restore_context import current
 
-        if internals.RAISED_SAMPLES is not None and self.confirm_of is None:
-            self.total = max(self.total, internals.RAISED_SAMPLES)  # tuner resume --samples
+        raised = current().raised_samples
+        if raised is not None and self.confirm_of is None:
+            self.total = max(self.total, raised)  # tuner resume --samples
         self._reset()
         self.writes, self.seconds = 0, 0.0
         ACTIVE.append(self)

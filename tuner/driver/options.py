@@ -139,3 +139,43 @@ def duration(text: str, what: str = "time budget") -> float:
 
 def interval(text: str) -> float:
     return duration(text, "checkpoint interval")
+
+
+def options_markdown(options: list[Field]) -> str:
+    """The `tuner search` options as the Markdown reference in docs/options.md: one table per
+    --help section, each flag with its default and its help text (the same words as --help,
+    from the same fields, so the reference cannot drift from the code: a test compares them)."""
+    lines = [
+        "# `tuner search` options",
+        "",
+        "Generated from SearchConfig's fields (tuner/driver/config.py), the same text as",
+        "`tuner search --help`: `python -m tuner.driver.options > docs/options.md` rewrites it.",
+        "`tuner resume DIR` takes the options that may change on a resume (see its --help).",
+    ]
+    groups: dict[str, list[Field]] = {}
+    for f in options:
+        groups.setdefault(f.metadata["group"], []).append(f)
+    for title, members in groups.items():
+        lines += ["", f"## {title}", "", "| option | default | what it does |", "|---|---|---|"]
+        for f in members:
+            meta = f.metadata
+            flags = ", ".join(f"`{flag}`" for flag in option_flags(f))
+            if meta["metavar"] and f.default is not False:
+                flags += f" {meta['metavar']}"
+            default = "off" if f.default is False else "none" if f.default is None else f.default
+            text = meta["help"].replace("%(default)s", str(f.default)).replace("%%", "%")
+            if meta["choices"]:
+                text += " (one of: " + ", ".join(f"`{c}`" for c in meta["choices"]) + ")"
+            cell = f"`{default}`" if default not in ("off", "none") else default
+            lines.append(f"| {flags} | {cell} | {_markdown_cell(text)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+if __name__ == "__main__":  # python -m tuner.driver.options > docs/options.md
+    from tuner.driver.config import SearchConfig
+
+    print(options_markdown(SearchConfig.options()), end="")

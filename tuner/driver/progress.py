@@ -83,10 +83,11 @@ class SearchProgress(Callback):
     def setup(self, *args: Any, **info: Any) -> None:
         global ACTIVE
         ACTIVE = self
-        from tuner.driver import internals
+        from tuner.driver.restore_context import current
 
-        if internals.RAISED_SAMPLES is not None:  # `tuner resume --samples N`
-            self.samples = max(self.samples, internals.RAISED_SAMPLES)
+        raised = current().raised_samples
+        if raised is not None:  # `tuner resume --samples N`
+            self.samples = max(self.samples, raised)
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
         self.failures = {}
         self.start = time.monotonic()  # a resumed run's clock (and --time-budget) starts now

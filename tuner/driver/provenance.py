@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tuner.experiment import PROVENANCE_JSON
 from tuner.experiment.records import ProvenanceRecord
+from tuner.io import atomic_write_json
 
 LIBRARIES = (
     "cnn-tuner", "torch", "torchvision", "ray", "optuna", "pandas", "plotly", "numpy",
@@ -102,3 +104,9 @@ class Timings:
             yield
         finally:
             self.seconds[phase] = round(time.perf_counter() - start, 3)
+
+
+def save_record(exp: Path, record: ProvenanceRecord | dict[str, Any]) -> None:
+    """The one writer of provenance.json (atomic, with the user's umask): the search's first
+    record, each resume's, the end of the fit, the confirm and retrain stages."""
+    atomic_write_json(exp / PROVENANCE_JSON, record)

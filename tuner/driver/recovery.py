@@ -225,13 +225,11 @@ def errored_trials(experiment_dir: str | Path) -> set[str]:
 
 def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: set[str]) -> int:
     """Mark RUNNING again the Optuna trials of Tune trials about to be retried, so that their
-    new outcome is told (a FAIL is final to Optuna: no API reopens it, hence the one UPDATE
-    on optuna.db's trials table, in a transaction). Returns how many."""
-    import sqlite3
-
+    new outcome is told (internals.reopen_finished_trials: no Optuna API does). Returns how
+    many."""
     if not tune_ids:
         return 0
-    from tuner.driver.internals import trial_id
+    from tuner.driver.internals import reopen_finished_trials, trial_id
 
     study = _load_study(Path(experiment_dir), study_name)
     ids = [
@@ -241,12 +239,7 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
     ]
     if not ids:
         return 0
-    with sqlite3.connect(Path(experiment_dir) / OPTUNA_DB) as db:  # commits on success
-        db.executemany(
-            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?",
-            [(i,) for i in ids],
-        )
-        db.executemany("DELETE FROM trial_values WHERE trial_id = ?", [(i,) for i in ids])
+    reopen_finished_trials(Path(experiment_dir) / OPTUNA_DB, ids)
     return len(ids)
 
 

@@ -39,6 +39,7 @@ from tuner.driver.config import (
     nearest_existing,
 )
 from tuner.driver.console import say
+from tuner.driver.provenance import save_record
 from tuner.errors import ConfigError
 from tuner.experiment import (
     BEST_JSON,
@@ -377,7 +378,7 @@ def retrain(
     }  # fmt: skip
     record["source"] = src.record
     record["started"] = started.astimezone(timezone.utc).isoformat()
-    atomic_write_json(exp / PROVENANCE_JSON, record)
+    save_record(exp, record)
     trained_on = "train + validation" if train_on == "trainval" else "train"
     say(
         stream,
@@ -534,7 +535,7 @@ def _write_results(
     record["seconds"] = round(
         (finished - datetime.fromisoformat(record["started"])).total_seconds(), 3
     )
-    atomic_write_json(exp / PROVENANCE_JSON, record)
+    save_record(exp, record)
 
     scored = [r for r in runs if r.test_acc is not None]
     tests = [r.test_acc for r in scored if r.test_acc is not None]

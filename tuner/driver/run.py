@@ -35,7 +35,7 @@ from tuner.driver.preflight import (
     refuse_writable_by_others,
     warn_if_short_of_space,
 )
-from tuner.driver.provenance import Timings
+from tuner.driver.provenance import Timings, save_record
 from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
@@ -43,7 +43,7 @@ from tuner.driver.tuner_setup import check_mlflow, open_study_storage
 from tuner.errors import ConfigError, DataError
 from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
 from tuner.experiment.records import ProvenanceRecord
-from tuner.io import atomic_write_json, atomic_write_text
+from tuner.io import atomic_write_text
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
@@ -105,7 +105,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             record["started"] = datetime.now(timezone.utc).isoformat()
             if warm is not None:
                 record["warm_start"] = warm.record()
-            atomic_write_json(exp / PROVENANCE_JSON, record)
+            save_record(exp, record)
             atomic_write_text(exp / SEARCH_TOML, cfg.to_toml())  # tuner search --config it
         with timings("study_storage"):
             storage = open_study_storage(cfg)
@@ -243,7 +243,7 @@ def resume(
 
     (bundle, trial_data), we_started = while_ray_starts(cfg, stream, prepare, timings)
     record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
-    atomic_write_json(exp / PROVENANCE_JSON, record)
+    save_record(exp, record)
     say(stream, f"Resuming {exp}")
     if raised:
         if cfg.spends_savings:

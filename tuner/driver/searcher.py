@@ -33,6 +33,7 @@ from optuna.trial import Trial, TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from tuner.driver import restore_context
 from tuner.driver.internals import (
     cached_storage_class,
     clear_storage_caches,
@@ -119,17 +120,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         if _PICKLED not in state:
             self.__dict__.update(state)
             return
-        loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), RESTORE_DB).load()
+        resume = restore_context.current()
+        loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), resume.db).load()
         finished: dict[str, int] = loaded.pop(_FINISHED_IDS, {})
         self.__dict__.update(loaded)
         self.__dict__.setdefault("_epochs_run", {})  # pickled before the epoch budget
         self.__dict__.setdefault("_total_epochs", None)
-        if TOTAL_EPOCHS is not None:  # the resumed search's budget (`tuner resume --samples`)
-            self._total_epochs = TOTAL_EPOCHS
+        if resume.total_epochs is not None:  # the resumed search's budget (`--samples` raised)
+            self._total_epochs = resume.total_epochs
         self._orphans = None
         completed = self.__dict__.get("_completed_trials")
         if isinstance(completed, set):
-            completed -= RETRY_TUNE_IDS
+            completed -= resume.retry_tune_ids
         # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
         # moved on since (trials told after Tune's last save, trials reopened for a retry).
         # Emptied, the cache reads everything from the database again.
@@ -137,13 +139,13 @@ class TruthfulOptunaSearch(OptunaSearch):
         clear_storage_caches(study_storage(study))
         # A retried trial is listened to again: its Trial object comes back from the database
         # (reopened there by tuner.driver.recovery.reopen_trials).
-        for tune_id in RETRY_TUNE_IDS & finished.keys():
+        for tune_id in resume.retry_tune_ids & finished.keys():
             self._ot_trials[tune_id] = Trial(study, finished[tune_id])
         # A trial that Tune's restored state does not hold will never run under its id again
         # (tuner.driver.recovery.set_aside_unrecorded_trials): its Optuna trial is let go, an
         # orphan that _take_orphan proposes again.
-        if KNOWN_TUNE_IDS is not None:
-            for tune_id in set(self._ot_trials) - KNOWN_TUNE_IDS:
+        if resume.known_tune_ids is not None:
+            for tune_id in set(self._ot_trials) - resume.known_tune_ids:
                 del self._ot_trials[tune_id]
         self._unchecked = set(self._ot_trials)
 
@@ -211,11 +213,10 @@ class TruthfulOptunaSearch(OptunaSearch):
         return Trial(self.study, self._orphans.pop(0)) if self._orphans else None
 
     def spent(self) -> bool:
-        """The epoch budget is spent: no new trial starts (the running ones finish). As in
-        Hyperband, the budget is compute, not a trial count: what ASHA saves by stopping a
-        trial early starts new ones. Replayed on 200 recorded resnet_cnn curves (digits,
-        BENCHMARKS.md), TPE + ASHA spending its savings ended 14.0 points above a sweep of the
-        same epochs (100 seeds), and 10.2 points below it when it left them unspent."""
+        """The epoch budget is spent: no new trial starts (the running ones finish). Only
+        under --max-trials (SearchConfig.spends_savings), where, as in Hyperband, the budget is
+        compute, not a trial count: what ASHA saves by stopping a trial early starts new ones
+        (SearchConfig.trial_cap says why that is not the default)."""
         return (
             self._total_epochs is not None and sum(self._epochs_run.values()) >= self._total_epochs
         )
@@ -311,17 +312,6 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 _PICKLED = "cnn_tuner_pickled"
 _FINISHED_IDS = "cnn_tuner_finished_trial_ids"  # Tune trial id -> Optuna storage id, finished
-# Where the experiment being resumed keeps its study: set by restoring_searcher (tuner_setup)
-# before Ray unpickles tuner.pkl. None: the path the storage had when it was pickled.
-RESTORE_DB: Path | None = None
-# Tune trials a resume retries (`tuner resume --retry-errored`): their Optuna trials are open
-# again (tuner.driver.recovery.reopen_trials), so the restored searcher must listen to them again.
-RETRY_TUNE_IDS: set[str] = set()
-# The Tune trials of the experiment state being restored (None: no state, nothing to match).
-KNOWN_TUNE_IDS: set[str] | None = None
-# The epoch budget of the search being resumed (a `tuner resume --samples` raises it); None:
-# the one the searcher was pickled with.
-TOTAL_EPOCHS: int | None = None
 
 
 class _StoragePickler(pickle.Pickler):

@@ -284,25 +284,21 @@ def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False)
     """While Tune unpickles a searcher (tuner.pkl in Tuner.restore, searcher-state-*.pkl in
     fit): open its study in cfg's experiment directory, where the experiment is now, listen
     again to the `retry` trials, and give it cfg's epoch budget. `raised`: `tuner resume
-    --samples` raised cfg.samples (the displays read tuner.driver.internals.RAISED_SAMPLES, the
-    search generator RAISED_TRIAL_CAP). Set only for that span: a process may run several
-    searches (tests, notebooks)."""
-    from tuner.driver import internals, searcher
+    --samples` raised cfg.samples. All of it through one RestoreContext (restore_context.py)."""
+    from tuner.driver import internals
+    from tuner.driver.restore_context import RestoreContext, restoring
 
     db = cfg.experiment_dir / OPTUNA_DB
     if raised:
         internals.install_sample_raise()
-    before = (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
-              searcher.TOTAL_EPOCHS, internals.RAISED_SAMPLES,
-              internals.RAISED_TRIAL_CAP)  # fmt: skip
-    searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS = db, set(retry)
-    searcher.KNOWN_TUNE_IDS = set(ray_trial_states(db.parent)) or None
-    searcher.TOTAL_EPOCHS = cfg.total_epochs if cfg.spends_savings else None
-    internals.RAISED_SAMPLES = cfg.samples if raised else None
-    internals.RAISED_TRIAL_CAP = cfg.trial_cap if raised else None
-    try:
+    known = frozenset(ray_trial_states(db.parent))
+    context = RestoreContext(
+        db=db,
+        retry_tune_ids=frozenset(retry),
+        known_tune_ids=known or None,
+        total_epochs=cfg.total_epochs if cfg.spends_savings else None,
+        raised_samples=cfg.samples if raised else None,
+        raised_trial_cap=cfg.trial_cap if raised else None,
+    )
+    with restoring(context):
         yield
-    finally:
-        (searcher.RESTORE_DB, searcher.RETRY_TUNE_IDS, searcher.KNOWN_TUNE_IDS,
-         searcher.TOTAL_EPOCHS, internals.RAISED_SAMPLES,
-         internals.RAISED_TRIAL_CAP) = before  # fmt: skip

@@ -19,11 +19,12 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from tuner.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where a network is built: `tuner --help` needs none
+    from torch import nn
 
 MODEL_KEY = "model"  # the flat config key that names the user's build function
 
@@ -157,6 +158,8 @@ def build_user_model(
 ) -> nn.Module:
     """`build(params, input_shape, num_classes)` of `spec`, checked to be an nn.Module.
     Any error is one ConfigError line naming the file, the function and the parameters."""
+    from torch import nn
+
     build = import_callable(spec)  # the file is imported once; later calls cost a lookup
     try:
         model = build(params, tuple(input_shape), num_classes)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
+from pathlib import Path
 
 from tuner.driver import internals
 
@@ -100,3 +102,35 @@ def test_the_fast_state_save_writes_the_bytes_rays_save_writes(tmp_path):
         name = "experiment_state-x.json"
         assert (ours / name).read_bytes() == (rays / name).read_bytes()
         assert controller.saved == [str(ours)] * 4
+
+
+TUNER = Path(__file__).resolve().parents[3] / "tuner"
+
+
+def test_raw_sql_on_optunas_tables_lives_only_behind_the_fence():
+    """The one reach into Optuna's schema is internals.reopen_finished_trials."""
+    holders = sorted(p.relative_to(TUNER).as_posix() for p in TUNER.rglob("*.py")
+                     if re.search(r"UPDATE trials|DELETE FROM|sqlite3", p.read_text()))  # fmt: skip
+    assert holders == ["driver/internals.py"], holders
+
+
+def test_provenance_and_best_have_one_writer_each():
+    writers = {}
+    for path in TUNER.rglob("*.py"):
+        for name in ("PROVENANCE_JSON", "BEST_JSON"):
+            if re.search(rf"atomic_write_\w+\([^)\n]*{name}", path.read_text()):
+                writers.setdefault(name, []).append(path.relative_to(TUNER).as_posix())
+    assert writers == {"PROVENANCE_JSON": ["driver/provenance.py"],
+                       "BEST_JSON": ["driver/best.py"]}  # fmt: skip
+
+
+def test_a_changed_optuna_schema_is_reported(monkeypatch):
+    import sqlite3
+
+    def moved(db_path, trial_ids):
+        raise sqlite3.OperationalError("no such column: datetime_complete")
+
+    monkeypatch.setattr(internals, "reopen_finished_trials", moved)
+    assert internals._check_optuna_reopen() == [
+        "optuna's RDB schema changed (reopening a trial): no such column: datetime_complete"
+    ]

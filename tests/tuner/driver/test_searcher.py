@@ -116,18 +116,17 @@ def _run(searcher, tune_id, finish=True):
         searcher.on_trial_complete(tune_id, {"m": 0.2, "epoch": 2})
 
 
-def _restored(state, db):
+def _restored(state, db, **resume):
+    """The searcher as Tune unpickles it in a resume (tuner_setup.restoring_searcher)."""
     from tuner.driver import searcher as searcher_module
+    from tuner.driver.restore_context import RestoreContext, restoring
 
-    searcher_module.RESTORE_DB = db
-    try:
+    with restoring(RestoreContext(db=db, **resume)):
         restored = searcher_module.TruthfulOptunaSearch.__new__(
             searcher_module.TruthfulOptunaSearch
         )
         restored.__setstate__(state)
         return restored
-    finally:
-        searcher_module.RESTORE_DB = None
 
 
 def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
@@ -176,7 +175,6 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     import optuna
     from optuna.trial import TrialState
 
-    from tuner.driver import searcher as searcher_module
     from tuner.driver.recovery import TUNE_TRIAL_ID
 
     db = tmp_path / "optuna.db"
@@ -188,15 +186,10 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     failed = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
     assert failed.state == TrialState.FAIL
-    import sqlite3
+    from tuner.driver.internals import reopen_finished_trials, trial_id
 
-    with sqlite3.connect(db) as conn:  # what recovery.reopen_trials does
-        conn.execute("UPDATE trials SET state = 'RUNNING' WHERE trial_id = ?", (failed._trial_id,))
-    searcher_module.RETRY_TUNE_IDS.add("t1")
-    try:
-        restored = _restored(state, db)
-    finally:
-        searcher_module.RETRY_TUNE_IDS.discard("t1")
+    reopen_finished_trials(db, [trial_id(failed)])  # what recovery.reopen_trials does
+    restored = _restored(state, db, retry_tune_ids=frozenset({"t1"}))
     assert "t1" in restored._ot_trials and "t1" not in restored._completed_trials
     restored.on_trial_complete("t1", {"m": 0.7, "epoch": 2})
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
@@ -258,8 +251,6 @@ def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore
     ones finish), a save keeps the count, and `tuner resume --samples` raises the budget."""
     from ray.tune.search import Searcher
 
-    from tuner.driver import searcher as searcher_module
-
     db = tmp_path / "optuna.db"
     searcher = _searcher(db, total_epochs=6)
     for i in range(4):  # four trials stopped at epoch 1: 4 of 6 epochs
@@ -275,11 +266,7 @@ def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore
     assert searcher.spent() and searcher.suggest("late") == Searcher.FINISHED
     state = searcher.__getstate__()
     assert _restored(state, db).suggest("late") == Searcher.FINISHED  # the count was saved
-    searcher_module.TOTAL_EPOCHS = 12  # `tuner resume --samples`: twice the budget
-    try:
-        raised = _restored(state, db)
-    finally:
-        searcher_module.TOTAL_EPOCHS = None
+    raised = _restored(state, db, total_epochs=12)  # `tuner resume --samples`: twice the budget
     assert not raised.spent() and isinstance(raised.suggest("more"), dict)
     # Without an epoch budget (FIFO, or --max-trials at --samples) the searcher never ends it.
     unlimited = _searcher(tmp_path / "other.db")
