@@ -493,13 +493,15 @@ def _check_optuna_reopen() -> list[str]:
 
     import optuna
 
+    from tuner.experiment import OPTUNA_DB
+
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'optuna.db'}"
+        url = f"sqlite:///{Path(tmp) / OPTUNA_DB}"
         study = optuna.create_study(storage=url, study_name="s", direction="maximize")
         trial = study.ask()
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         try:
-            reopen_finished_trials(Path(tmp) / "optuna.db", [trial_id(study.trials[0])])
+            reopen_finished_trials(Path(tmp) / OPTUNA_DB, [trial_id(study.trials[0])])
         except Exception as e:  # noqa: BLE001  sqlite3.OperationalError: a table or column moved
             return [f"optuna's RDB schema changed (reopening a trial): {e}"]
         again = optuna.load_study(storage=url, study_name="s")
