@@ -2,7 +2,7 @@
 
 The first search on an image folder decodes every file once (PIL) into the uint8 cache; with
 `--decode-workers` (default: every core) the files are decoded in that many processes. Each
-round decodes the same files with 1 worker and then with N, uncached (tuner.data's own
+round decodes the same files with 1 worker and then with N, uncached (tuner.data.imagefolder's own
 _decode_images), and the ratio is taken round by round.
 
     python bench/decode.py /tmp/cifar-jpg/train --images 50000 --workers 2 --rounds 5
@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from tuner import data
+from tuner.data import imagefolder as data
 
 
 def main() -> None:

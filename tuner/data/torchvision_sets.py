@@ -1,6 +1,6 @@
 """torchvision's own datasets (MNIST, Fashion-MNIST, CIFAR-100, SVHN), read by torchvision's
 readers from `--data-dir` in torchvision's layout, downloaded there when missing, and cached
-as uint8 arrays like CIFAR-10 (tuner/data/__init__.py).
+as uint8 arrays like CIFAR-10 (tuner/data/cifar10.py).
 
 Layouts, as torchvision reads them under the root:
 - mnist:          MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte
@@ -20,17 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tuner.data import (
-    _CIFAR_FAILURES,
-    DOWNLOAD_TIMEOUT_S,
-    Progress,
-    Split,
-    _cached_download,
-    _Decoded,
-    _one_line,
-    _shuffled,
-    _socket_timeout,
-)
+from tuner.data.cache import _cached_download
+from tuner.data.download import _CIFAR_FAILURES, DOWNLOAD_TIMEOUT_S, _socket_timeout
+from tuner.data.splits import Progress, Split, _Decoded, _one_line, _shuffled
 from tuner.errors import DataError
 
 

@@ -14,15 +14,18 @@ from cifar_fixture import LABEL_NAMES, use_fake_cifar_md5s, write_fake_cifar10
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
-from tuner import data
 from tuner.data import (
     CACHE_DIRNAME,
     CACHE_FILES,
     DATASETS,
     DataError,
     DatasetBundle,
+    cache,
     default_data_dir,
     default_val_count,
+    digits,
+    download,
+    imagefolder,
     load_dataset,
 )
 
@@ -152,7 +155,7 @@ def test_second_digits_load_reads_the_cache(monkeypatch: pytest.MonkeyPatch) -> 
     def no_decode() -> None:
         raise AssertionError("decoded again instead of reading the cache")
 
-    monkeypatch.setattr(data, "_decode_digits", no_decode)
+    monkeypatch.setattr(digits, "_decode_digits", no_decode)
     said: list[str] = []
     second = load_dataset("digits", progress=said.append)
     assert said == [f"loaded digits from cache {entry}"]
@@ -262,7 +265,7 @@ def test_cifar10_download_runs_under_a_socket_timeout(
     before = socket.getdefaulttimeout()
     with pytest.raises(DataError, match="timed out"):
         load_dataset("cifar10", tmp_path)
-    assert seen == [data.DOWNLOAD_TIMEOUT_S]
+    assert seen == [download.DOWNLOAD_TIMEOUT_S]
     assert socket.getdefaulttimeout() == before
 
 
@@ -289,14 +292,14 @@ def test_unwritable_data_dir_caches_in_the_default_dir(
 ) -> None:
     fake = write_fake_cifar10(tmp_path / "ro")
     use_fake_cifar_md5s(monkeypatch, fake.md5s)
-    real_write = data._write_cache
+    real_write = cache._write_cache
 
     def read_only_data_dir(cache_dir: Path, *args: object) -> None:
         if cache_dir.is_relative_to(tmp_path / "ro"):
             raise PermissionError(13, "Permission denied", str(cache_dir))
         real_write(cache_dir, *args)
 
-    monkeypatch.setattr(data, "_write_cache", read_only_data_dir)
+    monkeypatch.setattr(cache, "_write_cache", read_only_data_dir)
     load_dataset("cifar10", tmp_path / "ro", val_count=10)
     assert not (tmp_path / "ro" / CACHE_DIRNAME).exists()
     assert _cache_entries(default_data_dir() / CACHE_DIRNAME)
@@ -378,8 +381,8 @@ def test_imagefolder_grayscale_files_become_rgb(tmp_path: Path) -> None:
 
 def test_imagefolder_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tree(tmp_path / "tree", per_class=12)
-    monkeypatch.setattr(data, "PROGRESS_EVERY", 10)
-    monkeypatch.setattr(data, "DECODE_CHUNK", 10)  # progress comes as each chunk is decoded
+    monkeypatch.setattr(imagefolder, "PROGRESS_EVERY", 10)
+    monkeypatch.setattr(imagefolder, "DECODE_CHUNK", 10)  # progress comes as each chunk is decoded
     messages: list[str] = []
     load_dataset("imagefolder", tmp_path / "tree", progress=messages.append)
     assert any(m.startswith("decoding 36 images") for m in messages)
@@ -434,7 +437,7 @@ def test_imagefolder_cache_lives_outside_the_tree_and_is_reused(
     def no_decode(*args: object) -> None:
         raise AssertionError("decoded again instead of reading the cache")
 
-    monkeypatch.setattr(data, "_decode_images", no_decode)
+    monkeypatch.setattr(imagefolder, "_decode_images", no_decode)
     second = load_dataset("imagefolder", tmp_path / "tree", val_count=9)  # no re-decode
     trainval = np.concatenate([first.train.x, first.val.x])
     np.testing.assert_array_equal(np.concatenate([second.train.x, second.val.x]), trainval)
@@ -482,7 +485,7 @@ def test_interrupted_cache_write_leaves_nothing_behind(
             raise failure
         real_save(*args, **kwargs)
 
-    monkeypatch.setattr(data.np, "save", save_then_fail)
+    monkeypatch.setattr(cache.np, "save", save_then_fail)
     if isinstance(failure, KeyboardInterrupt):
         with pytest.raises(KeyboardInterrupt):
             load_dataset("imagefolder", tmp_path / "tree", val_count=2)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tuner.data as data
+import tuner.data.imagefolder as imagefolder
 from tuner.cli import main
 from tuner.data import DataError, load_dataset
 
@@ -41,19 +41,19 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def low_memory(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """MemAvailable reads AVAILABLE bytes, and decoding any image fails the test."""
-    monkeypatch.setattr(data, "available_memory", lambda: AVAILABLE)
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: AVAILABLE)
     decoded: list[int] = []
 
     def never(samples, *args, **kwargs):
         decoded.append(len(samples))
         raise AssertionError("decoded images although they do not fit in memory")
 
-    monkeypatch.setattr(data, "_decode_images", never)
+    monkeypatch.setattr(imagefolder, "_decode_images", never)
     return decoded
 
 
 def test_available_memory_reads_meminfo():
-    available = data.available_memory()
+    available = imagefolder.available_memory()
     meminfo = Path("/proc/meminfo")
     if not meminfo.is_file():
         assert available is None
@@ -79,7 +79,7 @@ def test_a_folder_too_big_for_memory_is_refused_before_decoding(folder, low_memo
 
 def test_the_suggested_image_size_fits(folder, monkeypatch):
     """Under the same memory, the size the refusal names loads, and one pixel more does not."""
-    monkeypatch.setattr(data, "available_memory", lambda: AVAILABLE)
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: AVAILABLE)
     with pytest.raises(DataError, match=r"pass --image-size 4 or less"):
         load_dataset("imagefolder", folder, image_size=5, decode_workers=1)
     bundle = load_dataset("imagefolder", folder, image_size=4, val_count=2, decode_workers=1)
