@@ -12,7 +12,6 @@ Works on finished, interrupted and copied experiments, without Ray (never import
 from analysis._compute import ComputeSummary, compute_summary
 from analysis._diagnose import LABELS, Diagnosis, diagnose, diagnose_trials, summarize
 from analysis._load import Experiment, ExperimentError, load_experiment, load_study
-from analysis._report import Running, build_report, write_report
 from analysis.plots import (
     plot_accuracy_cost,
     plot_asha_rungs,
@@ -24,6 +23,7 @@ from analysis.plots import (
     plot_param_importance,
     plot_search_progress,
 )
+from analysis.report import Running, build_report, write_report
 from tuner.experiment import pareto_front  # the Pareto mask the driver's best.json uses too
 
 __all__ = [

@@ -204,8 +204,8 @@ def test_search_progress_is_the_running_best_against_compute(trials, epochs):
 
 
 def test_the_progress_caption_says_what_the_search_saved_against_a_sweep(trials, epochs):
-    from analysis._report import against_sweep
     from analysis.plots import epochs_to_near_best
+    from analysis.report import against_sweep
 
     # Trial 1 reaches the final best (0.9) at its epoch 2, the 5th epoch trained.
     assert epochs_to_near_best(trials, epochs, 3) == 5

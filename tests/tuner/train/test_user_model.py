@@ -240,7 +240,7 @@ def test_predict_cli_takes_build(net, tmp_path, capsys):
 def test_the_readmes_example_network_and_space_pass_the_dry_run(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "docs" / "spaces.md").read_text()
     block = readme.split("```python\n# mynet.py", 1)[1].split("```", 1)[0].split("\n", 1)[1]
     (tmp_path / "mynet.py").write_text(block)
     lines = [line for line in block.splitlines() if line.strip()]
