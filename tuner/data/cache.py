@@ -105,6 +105,19 @@ def _cache_roots(preferred: Path) -> list[Path]:
     return roots
 
 
+def _from_cache(
+    key: str, fingerprint: Any, cache_roots: list[Path], progress: Progress | None, label: str
+) -> _Decoded | None:
+    """The first cache root holding `key` with this fingerprint, or None."""
+    for root in cache_roots:
+        hit = _read_cache(root / key, fingerprint)
+        if hit is not None:
+            if progress:
+                progress(f"loaded {label} from cache {root / key}")
+            return hit
+    return None
+
+
 def _cached(
     key: str,
     fingerprint: Any,
@@ -112,12 +125,9 @@ def _cached(
     decode: Callable[[], _Decoded],
     progress: Progress | None,
 ) -> _Decoded:
-    for root in cache_roots:
-        hit = _read_cache(root / key, fingerprint)
-        if hit is not None:
-            if progress:
-                progress(f"loaded {key} from cache {root / key}")
-            return hit
+    hit = _from_cache(key, fingerprint, cache_roots, progress, key)
+    if hit is not None:
+        return hit
     decoded = decode()
     for root in cache_roots:
         try:
@@ -143,13 +153,9 @@ def _cached_download(
     key = f"{name}-{_root_hash(root)}"
     roots = _cache_roots(root)
     before = fingerprint()
-    if before is not None:
-        for cache_root in roots:
-            hit = _read_cache(cache_root / key, before)
-            if hit is not None:
-                if progress:
-                    progress(f"loaded {name} from cache {cache_root / key}")
-                return hit
+    hit = _from_cache(key, before, roots, progress, name) if before is not None else None
+    if hit is not None:
+        return hit
     decoded = decode()
     # A download has just created the files: fingerprint them now so the next run hits the cache.
     after = fingerprint()
