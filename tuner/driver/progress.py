@@ -3,8 +3,10 @@
 Ray's own trial table is long and scrolls; users want to know how far along the search is and
 what the best result is so far. In an interactive terminal one live bar (drawn by rich) shows
 trials and epochs done, the best so far, the time elapsed and the time left; in a log or CI
-(not a TTY) a status line is printed at most every `log_every_s`. Every finished trial gets
-one permanent line either way.
+(not a TTY) a status line every `log_every_s`, also while no trial reports (Tune's loop calls
+on_step_end many times a second; a CIFAR-10 search whose large networks took minutes an epoch
+printed nothing for minutes when only results drove it). Every finished trial gets one
+permanent line either way.
 
 The bar's progress is counted in epochs. Where the search spends what ASHA saves on new
 trials (SearchConfig.spends_savings), its budget is epochs, and the bar counts the epochs
@@ -112,6 +114,10 @@ class SearchProgress(Callback):
         if acc is not None and math.isfinite(acc) and (self.best is None or acc > self.best[0]):
             self.best = (acc, trial_index(trial_dir_name(trial)))
         self._status(trials)
+
+    def on_step_end(self, iteration: int, trials: list, **_) -> None:
+        if self._bar is None:  # the bar redraws its own clock
+            self._status(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_) -> None:
         result = self.last.get(trial.trial_id, {})

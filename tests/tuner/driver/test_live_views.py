@@ -154,6 +154,26 @@ def test_progress_draws_a_live_bar_on_a_terminal_and_plain_lines_elsewhere(tmp_p
             t.status = "RUNNING"
 
 
+def test_a_log_gets_status_lines_while_no_trial_reports(tmp_path, monkeypatch):
+    from tuner.driver import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    trials = [FakeTrial(tmp_path / "t0", trial_id="id0")]
+    trials[0].status = "RUNNING"
+    stream = io.StringIO()
+    shown = SearchProgress(2, 3, stream=stream, log_every_s=15)
+    shown.setup()
+    shown.on_trial_start(0, trials, trials[0])
+    before = stream.getvalue().count("trials done")
+    for _ in range(3):  # Tune's loop turns while the one trial trains a long epoch
+        clock[0] += 16
+        shown.on_step_end(0, trials)
+        shown.on_step_end(0, trials)  # within the same 15 s: nothing more
+    assert stream.getvalue().count("trials done") == before + 3
+    assert "0/2 trials done, 1 running" in stream.getvalue()
+
+
 def test_status_of_a_directory_without_an_experiment_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="holds no experiment") as info:
         read_status(tmp_path)
