@@ -12,6 +12,7 @@ from analysis.report.html import (
     esc,
     pct,
 )
+from tuner.experiment import CONFIRM_DIR
 from tuner.experiment.stats import MIN_SEEDS, seeds_text
 
 
@@ -51,6 +52,16 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
     """Is the winner really better? The confirm stage's per-seed values, intervals and
     differences (best.json's "confirm"), or how to run it."""
     confirm = (exp.best or {}).get("confirm")
+    if not confirm and (exp.path / CONFIRM_DIR).is_dir():
+        # Started and stopped (Ctrl-C, --time-budget) before any configuration had its seeds:
+        # `tuner resume` trains the rest (`tuner confirm` would start the stage over).
+        return (
+            "<p>This search's winner is one training run with one seed, so part of its lead may "
+            "be luck. The confirm stage, which trains the top configurations again over fresh "
+            "seeds, was stopped before it finished. To finish it: <code>"
+            + esc(f"tuner resume {shlex.quote(str(exp.path))}")
+            + "</code></p>"
+        )
     if not confirm:
         return (
             "<p>This search's winner is one training run with one seed, picked as the best of "

@@ -190,6 +190,15 @@ def test_without_a_confirm_stage_the_report_says_how_to_run_it(tmp_path):
     assert html.index('<section id="confirm">') < html.index('<section id="accuracy-cost">')
 
 
+def test_a_confirm_stage_stopped_before_any_result_says_resume_finishes_it(tmp_path):
+    exp = write_experiment(tmp_path / "cut", trials=6)
+    (exp / "confirm").mkdir()  # started, then stopped by --time-budget before a seed set ended
+    html = build_report(exp)
+    section = html[html.index('<section id="confirm">') :]
+    section = section[: section.index("</section>")]
+    assert f"tuner resume {exp.resolve()}" in section and "tuner confirm" not in section
+
+
 def test_a_confirmed_winner_heads_the_report(tmp_path):
     from analysis_fixture import add_confirm
 
