@@ -14,7 +14,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "options.md"
 
 def test_the_committed_options_reference_is_current():
     assert REFERENCE.read_text() == options_markdown(SearchConfig.options()), (
-        "docs/options.md is stale: run `python -m tuner.driver.options > docs/options.md`"
+        "docs/options.md is stale: run `python -m tuner.driver.config > docs/options.md`"
     )
 
 

@@ -583,3 +583,9 @@ def claim_experiment_dir(exp: Path, user: str = "search") -> None:
 def _positive_int(field: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"--{field} must be a whole number >= 1, got {value!r}")
+
+
+if __name__ == "__main__":  # python -m tuner.driver.config > docs/options.md
+    from tuner.driver.options import options_markdown
+
+    print(options_markdown(SearchConfig.options()), end="")

@@ -149,7 +149,7 @@ def options_markdown(options: list[Field]) -> str:
         "# `tuner search` options",
         "",
         "Generated from SearchConfig's fields (tuner/driver/config.py), the same text as",
-        "`tuner search --help`: `python -m tuner.driver.options > docs/options.md` rewrites it.",
+        "`tuner search --help`: `python -m tuner.driver.config > docs/options.md` rewrites it.",
         "`tuner resume DIR` takes the options that may change on a resume (see its --help).",
     ]
     groups: dict[str, list[Field]] = {}
@@ -173,9 +173,3 @@ def options_markdown(options: list[Field]) -> str:
 
 def _markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-if __name__ == "__main__":  # python -m tuner.driver.options > docs/options.md
-    from tuner.driver.config import SearchConfig
-
-    print(options_markdown(SearchConfig.options()), end="")
