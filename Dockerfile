@@ -11,7 +11,7 @@ COPY pyproject.toml README.md ./
 COPY tuner ./tuner
 COPY search_spaces ./search_spaces
 COPY analysis ./analysis
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[postgres]"  # psycopg: --storage postgresql://...
 
 # The shared volume: decoded datasets and experiment directories every node can reach
 # (Ray Tune on several nodes needs a shared storage path).

@@ -31,11 +31,14 @@ from tuner.experiment import (
     Damage,
     collect_tables,
     finite,
+    has_study,
     has_trial_dirs,
     pick_best,
     read_json,
     read_params,
     read_table,
+    recorded_storage,
+    study_url,
     trial_dirs,
 )
 from tuner.experiment.records import BestRecord
@@ -309,17 +312,19 @@ def display_value(value: Any) -> str:
 
 
 def load_study(exp: Experiment, imported: bool = False) -> Any | None:
-    """The experiment's Optuna study (read from optuna.db), or None when there is none: its
+    """The experiment's Optuna study (optuna.db, or its --storage server), or None when there
+    is none: its
     trials that trained here, or with `imported` only those told to it by --warm-start."""
-    if not exp.study_path.is_file():
+    if not has_study(exp.path):
         return None
     import optuna  # only here: loading tables and drawing most figures needs no Optuna
 
-    storage = f"sqlite:///{exp.study_path.resolve()}"
+    server = recorded_storage(exp.path)
+    storage = optuna.storages.RDBStorage(study_url(exp.path))
     names = optuna.get_all_study_names(storage=storage)
-    if not names:
-        return None
     name = exp.config.get("name")
+    if name not in names and (server is not None or not names):
+        return None  # a server holds other experiments' studies: only this one's will do
     study = optuna.load_study(study_name=name if name in names else names[0], storage=storage)
     if not imported:
         trained = [

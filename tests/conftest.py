@@ -30,7 +30,8 @@ os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
 # the run's last minute was one file on one worker. pyproject.toml turns that order off.
 SLOWEST_FIRST = (
     "test_resume.py", "test_failures.py", "test_matrix.py", "test_promises_search.py",
-    "test_confirm.py", "test_disk_full.py", "test_search.py", "test_user_model_search.py",
+    "test_confirm.py", "test_disk_full.py", "test_storage_search.py", "test_search.py",
+    "test_user_model_search.py",
     "test_report_browser_search.py", "test_more_samples.py", "test_warm_start_search.py",
     "test_experiment_dir.py", "test_unrecorded_trial.py", "test_config_file_search.py",
     "test_ray_runtime.py",
@@ -252,3 +253,23 @@ def browser():
     from browser_fixture import open_browser
 
     yield from open_browser()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server (tests/postgres_fixture.py) for one test module: needs root
+    (it runs the server as the `postgres` user) and Debian's server package; skipped without
+    them locally, a failure in CI (.ci/run installs the package)."""
+    from postgres_fixture import binaries, postgres_server
+
+    why = None
+    if binaries() is None:
+        why = "PostgreSQL's server is not installed (apt-get install postgresql)"
+    elif os.geteuid() != 0:
+        why = "starting PostgreSQL as its own user needs root"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: .ci/run installs it and runs as root, so CI must have it")
+        pytest.skip(why)
+    with postgres_server() as server:
+        yield server

@@ -254,7 +254,8 @@ def test_every_search_option_reaches_the_search_config():
          "--max-failures", "0", "-v", "--confirm-top", "5", "--confirm-seeds", "4",
          "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build",
          "--warm-start", "/old/experiment", "--report-every", "5s",
-         "--mlflow", "file:///tmp/mlruns", "--max-trials", "40"]
+         "--mlflow", "file:///tmp/mlruns", "--max-trials", "40",
+         "--storage", "postgresql://me@db:5432/studies"]
     )  # fmt: skip
     cfg = config_from_args(args)
     assert cfg.max_trials == 40  # (refused with --scheduler fifo when validated: test_config)
@@ -271,6 +272,7 @@ def test_every_search_option_reaches_the_search_config():
         "elsewhere", "mine", 9, 0, True)  # fmt: skip
     assert cfg.model == "mypkg.nets:build"  # an import path stays as given (files: absolute)
     assert (cfg.warm_start, cfg.report_every) == ("/old/experiment", 5.0)
+    assert cfg.storage == "postgresql://me@db:5432/studies"
     # --config is the experiment file the other options may come from (test_config_file.py)
     flags = {a.dest for a in _search_parser()._actions} - {"help", "config"}
     assert flags <= set(vars(cfg)), flags - set(vars(cfg))  # no flag is dropped on the way

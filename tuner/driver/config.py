@@ -261,6 +261,14 @@ class SearchConfig:
         "tracking URI (file:///path/mlruns, http://host:5000), through Ray Tune's MLflow "
         "callback; needs mlflow: pip install \"cnn-tuner[mlflow]\"",
     )  # fmt: skip
+    storage: str | None = option(
+        None, group=OUTPUT, metavar="URL",
+        help="keep the Optuna study on this database server instead of in the experiment "
+        "directory (postgresql://user@host:5432/db, or any URL Optuna's RDBStorage takes), so "
+        "that one database and one optuna-dashboard hold a team's searches. No password in the "
+        "URL: set PGPASSWORD or use ~/.pgpass. PostgreSQL needs "
+        "pip install \"cnn-tuner[postgres]\"",
+    )  # fmt: skip
     # A copy costs about a second at 200 trials (bench/live_report.py, BENCHMARKS.md): once a
     # minute is under 2 % of the driver's time.
     report_every: float = option(  # seconds
@@ -342,6 +350,13 @@ class SearchConfig:
         return self.trial_cap > self.samples
 
     @property
+    def study_url(self) -> str:
+        """Where this search's Optuna study is: --storage, or optuna.db in its directory."""
+        from tuner.experiment import study_url
+
+        return study_url(self.experiment_dir, self.storage)
+
+    @property
     def experiment_dir(self) -> Path:
         """<out>/<name>, absolute. A config without a name has none yet: see `named()`."""
         if self.name is None:
@@ -393,6 +408,10 @@ class SearchConfig:
             raise ConfigError(
                 f"--reduction-factor must be an integer >= 2, got {self.reduction_factor}"
             )
+        if self.storage:
+            from tuner.driver.study_storage import parse_storage
+
+            parse_storage(self.storage)
         if self.max_trials is not None:
             _positive_int("max-trials", self.max_trials)
             if self.scheduler != "asha":

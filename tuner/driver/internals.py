@@ -471,19 +471,27 @@ def _check_pending_decisions() -> list[str]:
     return problems
 
 
-def reopen_finished_trials(db_path: Any, trial_ids: list[int]) -> None:
+def reopen_finished_trials(study_url: str, trial_ids: list[int]) -> None:
     """Set finished Optuna trials (storage ids) RUNNING again, their values gone, in one
-    transaction on the study's SQLite file, so that a retried trial's new outcome can be told.
-    A FAIL or COMPLETE is final to Optuna: no public API reopens a trial, and a new trial would
-    take a new number, where trial N of the study must stay trial N of the experiment."""
-    import sqlite3
+    transaction on the study's database (optuna.db, or a --storage server), so that a retried
+    trial's new outcome can be told. A FAIL or COMPLETE is final to Optuna: no public API
+    reopens a trial, and a new trial would take a new number, where trial N of the study must
+    stay trial N of the experiment."""
+    import sqlalchemy
 
-    with sqlite3.connect(db_path) as db:  # commits on success, rolls back on an error
-        db.executemany(
-            "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?",
-            [(i,) for i in trial_ids],
-        )
-        db.executemany("DELETE FROM trial_values WHERE trial_id = ?", [(i,) for i in trial_ids])
+    from tuner.driver.study_storage import engine_kwargs
+
+    kwargs = engine_kwargs(study_url) if not study_url.startswith("sqlite") else {}
+    engine = sqlalchemy.create_engine(study_url, **kwargs)
+    rows = [{"id": i} for i in trial_ids]
+    try:
+        with engine.begin() as db:  # commits on success, rolls back on an error
+            db.execute(sqlalchemy.text(
+                "UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = :id"
+            ), rows)  # fmt: skip
+            db.execute(sqlalchemy.text("DELETE FROM trial_values WHERE trial_id = :id"), rows)
+    finally:
+        engine.dispose()
 
 
 def _check_optuna_reopen() -> list[str]:
@@ -501,8 +509,8 @@ def _check_optuna_reopen() -> list[str]:
         trial = study.ask()
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         try:
-            reopen_finished_trials(Path(tmp) / OPTUNA_DB, [trial_id(study.trials[0])])
-        except Exception as e:  # noqa: BLE001  sqlite3.OperationalError: a table or column moved
+            reopen_finished_trials(url, [trial_id(study.trials[0])])
+        except Exception as e:  # noqa: BLE001  OperationalError: a table or column moved
             return [f"optuna's RDB schema changed (reopening a trial): {e}"]
         again = optuna.load_study(storage=url, study_name="s")
         again.tell(trial.number, 0.5)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from tuner.experiment import (
     EXPERIMENT_STATE_GLOB,
-    OPTUNA_DB,
     PARAMS_JSON,
     SEARCH_GEN_STATE_GLOB,
     SET_ASIDE_DIR,
@@ -25,8 +24,10 @@ from tuner.experiment import (
     STATE_PATTERNS,
     TRIAL_PREFIX,
     TUNE_TRIAL_ID,
+    has_study,
     ray_trial_states,
     read_params,
+    study_url,
     trial_id_of,
     tune_state_files,
 )
@@ -43,9 +44,9 @@ def _load_study(experiment_dir: Path, study_name: str | None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(
-        study_name=study_name, storage=f"sqlite:///{experiment_dir / OPTUNA_DB}"
-    )
+    from tuner.driver.study_storage import open_storage
+
+    return optuna.load_study(study_name=study_name, storage=open_storage(study_url(experiment_dir)))
 
 
 def settle_finished_trials(experiment_dir: str | Path, study_name: str | None) -> int:
@@ -55,7 +56,7 @@ def settle_finished_trials(experiment_dir: str | Path, study_name: str | None) -
     """
     experiment_dir = Path(experiment_dir)
     states = tune_state_files(experiment_dir)
-    if not states or not (experiment_dir / OPTUNA_DB).exists():
+    if not states or not has_study(experiment_dir):
         return 0
     study = _load_study(experiment_dir, study_name)
     finished = {
@@ -239,7 +240,7 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
     ]
     if not ids:
         return 0
-    reopen_finished_trials(Path(experiment_dir) / OPTUNA_DB, ids)
+    reopen_finished_trials(study_url(experiment_dir), ids)
     return len(ids)
 
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
 class RestoreContext:
     """The resume in progress; the default (no resume) changes nothing that was pickled.
 
-    db: the experiment's optuna.db where the experiment is now (None: the path its storage had
-        when it was pickled).
+    study_url: the experiment's study where it is now: optuna.db in the directory (wherever the
+        directory was moved) or its --storage server (None: the URL it was pickled with).
     retry_tune_ids: Tune trials that `tuner resume --retry-errored` runs again; their Optuna
         trials were reopened (internals.reopen_finished_trials), so the restored searcher
         listens to them again.
@@ -35,7 +34,7 @@ class RestoreContext:
         runs to (None: as the search had them).
     """
 
-    db: Path | None = None
+    study_url: str | None = None
     retry_tune_ids: frozenset[str] = frozenset()
     known_tune_ids: frozenset[str] | None = None
     total_epochs: int | None = None

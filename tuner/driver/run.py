@@ -39,6 +39,7 @@ from tuner.driver.provenance import Timings, save_record
 from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.search_run import SearchRun
+from tuner.driver.study_storage import check_storage
 from tuner.driver.tuner_setup import check_mlflow, open_study_storage
 from tuner.errors import ConfigError, DataError
 from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
@@ -64,6 +65,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         warm_start.check_source(cfg.warm_start)
     if cfg.mlflow:
         check_mlflow(cfg.mlflow)
+    if cfg.storage:  # the server answers, takes the credentials, and has no study of this name
+        check_storage(cfg.storage, study_name=cfg.name)
     timings = Timings()
     loaded: tuple[DatasetBundle, TrialData] | None = None
     if cfg.max_params is not None or cfg.max_macs is not None:
@@ -207,6 +210,8 @@ def resume(
         no_confirm=cfg.no_confirm and not confirm_only,
     )  # fmt: skip
     cfg.validate_confirm()
+    if cfg.storage:  # the study's server answers before Ray starts (or one line, exit 2)
+        check_storage(cfg.storage, study_name=None)
     raised = None
     if samples is not None and samples != cfg.samples:
         if samples < cfg.samples:

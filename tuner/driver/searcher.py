@@ -24,7 +24,6 @@ import io
 import math
 import pickle
 import zlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from optuna.samplers import RandomSampler, TPESampler
@@ -41,6 +40,7 @@ from tuner.driver.internals import (
     study_storage,
 )
 from tuner.driver.internals import trial_id as trial_id_of
+from tuner.driver.study_storage import open_storage
 from tuner.errors import BudgetError
 from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
 from tuner.train.cost import Budget, Cost
@@ -121,7 +121,7 @@ class TruthfulOptunaSearch(OptunaSearch):
             self.__dict__.update(state)
             return
         resume = restore_context.current()
-        loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), resume.db).load()
+        loaded = _StorageUnpickler(io.BytesIO(state[_PICKLED]), resume.study_url).load()
         finished: dict[str, int] = loaded.pop(_FINISHED_IDS, {})
         self.__dict__.update(loaded)
         self.__dict__.setdefault("_epochs_run", {})  # pickled before the epoch budget
@@ -335,11 +335,12 @@ class _StoragePickler(pickle.Pickler):
 
 
 class _StorageUnpickler(pickle.Unpickler):
-    """Opens the storage again, at `db` when given, else at the URL it was pickled with."""
+    """Opens the storage again, at `study_url` when given, else at the URL it was pickled
+    with."""
 
-    def __init__(self, file: Any, db: Path | None) -> None:
+    def __init__(self, file: Any, study_url: str | None) -> None:
         super().__init__(file)
-        self._db = db
+        self._study_url = study_url
         self._storages: dict[tuple[str, str], Any] = {}
 
     def persistent_load(self, pid: Any) -> Any:
@@ -348,8 +349,7 @@ class _StorageUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
         if (kind, url) not in self._storages:  # one storage per URL, as when it was pickled
             if ("optuna-storage", url) not in self._storages:
-                db_url = f"sqlite:///{self._db}" if self._db else url
-                self._storages["optuna-storage", url] = RDBStorage(db_url)
+                self._storages["optuna-storage", url] = open_storage(self._study_url or url)
             backend = self._storages["optuna-storage", url]
             if kind == "optuna-cached-storage":
                 self._storages[kind, url] = cached_storage_class()(backend)

@@ -22,7 +22,6 @@ from tuner.driver.objectives import (
 from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
 from tuner.experiment import (
     ASHA_STATE_JSON,
-    OPTUNA_DB,
     REJECTED_CSV,
     ray_trial_states,
     record_rejection,
@@ -104,11 +103,12 @@ def _estimated_peak_of_run(config: dict[str, Any], **shape: Any) -> int:
 
 
 def open_study_storage(cfg: SearchConfig) -> Any:
-    """The Optuna study's database, optuna.db in the experiment directory (~0.8 s of SQLAlchemy
-    and Alembic the first time, so search() opens it while Ray starts)."""
-    import optuna
+    """The Optuna study's database: optuna.db in the experiment directory, or the --storage
+    server (~0.8 s of SQLAlchemy and Alembic the first time, so search() opens it while Ray
+    starts)."""
+    from tuner.driver.study_storage import open_storage
 
-    return optuna.storages.RDBStorage(f"sqlite:///{cfg.experiment_dir / OPTUNA_DB}")
+    return open_storage(cfg.study_url)
 
 
 def build_tuner(
@@ -288,12 +288,11 @@ def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False)
     from tuner.driver import internals
     from tuner.driver.restore_context import RestoreContext, restoring
 
-    db = cfg.experiment_dir / OPTUNA_DB
     if raised:
         internals.install_sample_raise()
-    known = frozenset(ray_trial_states(db.parent))
+    known = frozenset(ray_trial_states(cfg.experiment_dir))
     context = RestoreContext(
-        db=db,
+        study_url=cfg.study_url,
         retry_tune_ids=frozenset(retry),
         known_tune_ids=known or None,
         total_epochs=cfg.total_epochs if cfg.spends_savings else None,

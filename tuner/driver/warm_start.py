@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.driver.objectives import SEARCHER_MODE, parse_objectives
+from tuner.driver.study_storage import open_storage
 from tuner.errors import ConfigError
 from tuner.experiment import (
     IMPORTED_ATTR,
     OPTUNA_DB,
     PROVENANCE_JSON,
     REJECTED_ATTR,
+    has_study,
+    study_url,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +70,7 @@ def check_source(dir_text: str) -> Path:
     source = Path(dir_text).expanduser()
     if not source.is_dir():
         raise ConfigError(f"--warm-start {dir_text}: no such experiment directory")
-    if not (source / OPTUNA_DB).is_file() or not (source / PROVENANCE_JSON).is_file():
+    if not has_study(source) or not (source / PROVENANCE_JSON).is_file():
         raise ConfigError(
             f"--warm-start {dir_text}: not an experiment directory (no {OPTUNA_DB} and "
             f"{PROVENANCE_JSON}); give one that `tuner search` wrote"
@@ -90,9 +93,11 @@ def plan(cfg: SearchConfig, input_shape: tuple[int, int, int], num_classes: int)
     try:
         old_config = json.loads((source / PROVENANCE_JSON).read_text()).get("config") or {}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = f"sqlite:///{source / OPTUNA_DB}"
+        storage = open_storage(study_url(source))
         names = optuna.get_all_study_names(storage=storage)
         name = old_config.get("name")
+        if name not in names and old_config.get("storage"):  # a server holds other studies too
+            raise ConfigError(f"no study named {name!r} on {old_config['storage']}")
         study = optuna.load_study(study_name=name if name in names else names[0], storage=storage)
         completed = [
             t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -125,7 +130,7 @@ def plan(cfg: SearchConfig, input_shape: tuple[int, int, int], num_classes: int)
                 f"{cfg.space}; warm-start from a search of the same space"
             )
         mine, old = here[key][0], widest(dists)
-        if mine != old:
+        if not _within(old, mine):
             raise ConfigError(
                 f"{flag}: parameter {key!r} has another range: {describe_distribution(old)} "
                 f"there, {describe_distribution(mine)} here"
@@ -187,3 +192,18 @@ def tell(warm: WarmStart, storage: Any, study_name: str, directions: list[str]) 
 def directions_of(cfg: SearchConfig) -> list[str]:
     """The new study's directions, as OptunaSearch would create them."""
     return ["maximize" if mode == "max" else "minimize" for _, mode in _objectives(cfg.to_dict())]
+
+
+def _within(old: Any, mine: Any) -> bool:
+    """Whether every value of the old trials' distribution is one this space can sample: the
+    same choices, or a numeric range of the same kind inside this one's. Inside, not equal: an
+    integer bound that depends on another choice (dropout_layers up to fc_layers) spans less
+    over a few old trials than over this space's 200 samples (seen: 1..1 there, 1..2 here)."""
+    if not hasattr(old, "low") or not hasattr(mine, "low"):
+        return bool(old == mine)
+    same_kind = (type(old), old.log, getattr(old, "step", None)) == (
+        type(mine),
+        mine.log,
+        getattr(mine, "step", None),
+    )
+    return same_kind and mine.low <= old.low and old.high <= mine.high

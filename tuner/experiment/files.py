@@ -10,7 +10,8 @@
         retrain.json             `tuner train`'s own directory only: its seeds and test interval
         confirm.csv              the confirm stage: the top configurations retrained over seeds
         confirm/                 its Tune experiment (trial dirs as below; resumed like the search)
-        optuna.db                the Optuna study (SQLite); refused configs carry REJECTED_ATTR
+        optuna.db                the Optuna study (SQLite), unless the search was given --storage
+                                 (study_url); refused configs carry REJECTED_ATTR
         asha_state.json          ASHA's rungs (tuner/driver/asha.py)
         rejected.csv             configurations over --max-params / --max-macs, never trained
         .tuner-state-backup/     whole copies of Tune's state files (tuner/driver/recovery.py)
@@ -147,6 +148,29 @@ def read_json(path: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def recorded_storage(experiment_dir: str | Path) -> str | None:
+    """The database URL the experiment's search keeps its Optuna study in (--storage, as
+    provenance.json records it: never with a password), or None for optuna.db inside it."""
+    record = read_json(Path(experiment_dir) / PROVENANCE_JSON) or {}
+    storage = (record.get("config") or {}).get("storage")
+    return str(storage) if storage else None
+
+
+def study_url(experiment_dir: str | Path, storage: str | None = None) -> str:
+    """Where the experiment's Optuna study is, as Optuna's RDBStorage takes it: `storage` when
+    given, else the recorded --storage, else optuna.db in the directory (where it is now: a
+    moved experiment's SQLite study moves with it; a server's stays where it is)."""
+    storage = storage or recorded_storage(experiment_dir)
+    return storage or f"sqlite:///{Path(experiment_dir).absolute() / OPTUNA_DB}"
+
+
+def has_study(experiment_dir: str | Path) -> bool:
+    """Whether the experiment has a study to read: on its server, or optuna.db on disk."""
+    return (
+        recorded_storage(experiment_dir) is not None or (Path(experiment_dir) / OPTUNA_DB).is_file()
+    )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -3,8 +3,6 @@ also when the span fails, so that a second search in the same process restores n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tuner.driver.restore_context import RestoreContext, current, restoring
@@ -12,7 +10,8 @@ from tuner.driver.restore_context import RestoreContext, current, restoring
 
 def test_a_context_holds_for_its_span_only_and_nests():
     assert current() == RestoreContext()
-    outer = RestoreContext(db=Path("/x/optuna.db"), raised_samples=30, raised_trial_cap=30)
+    outer = RestoreContext(study_url="sqlite:////x/optuna.db", raised_samples=30,
+                           raised_trial_cap=30)  # fmt: skip
     with restoring(outer):
         assert current() is outer
         inner = RestoreContext(retry_tune_ids=frozenset({"t1"}))

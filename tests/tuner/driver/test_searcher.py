@@ -121,7 +121,7 @@ def _restored(state, db, **resume):
     from tuner.driver import searcher as searcher_module
     from tuner.driver.restore_context import RestoreContext, restoring
 
-    with restoring(RestoreContext(db=db, **resume)):
+    with restoring(RestoreContext(study_url=f"sqlite:///{db}", **resume)):
         restored = searcher_module.TruthfulOptunaSearch.__new__(
             searcher_module.TruthfulOptunaSearch
         )
@@ -188,7 +188,7 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     assert failed.state == TrialState.FAIL
     from tuner.driver.internals import reopen_finished_trials, trial_id
 
-    reopen_finished_trials(db, [trial_id(failed)])  # what recovery.reopen_trials does
+    reopen_finished_trials(f"sqlite:///{db}", [trial_id(failed)])  # as recovery.reopen_trials
     restored = _restored(state, db, retry_tune_ids=frozenset({"t1"}))
     assert "t1" in restored._ot_trials and "t1" not in restored._completed_trials
     restored.on_trial_complete("t1", {"m": 0.7, "epoch": 2})

@@ -153,3 +153,18 @@ def test_trials_over_this_searchs_budget_are_left_out(tmp_path):
 def test_the_source_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert SearchConfig(warm_start="old").warm_start == str(tmp_path / "old")
+
+
+def test_old_trials_whose_range_is_inside_this_spaces_are_accepted():
+    """A bound that depends on another choice (dropout_layers up to fc_layers) spans less over
+    a few old trials than over this space's samples: inside is fine, wider or another kind not."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from tuner.driver.warm_start import _within
+
+    assert _within(IntDistribution(1, 1), IntDistribution(1, 2))
+    assert not _within(IntDistribution(0, 2), IntDistribution(1, 2))
+    assert not _within(
+        FloatDistribution(1e-4, 0.1, log=True), FloatDistribution(1e-3, 0.1, log=True)
+    )
+    assert not _within(FloatDistribution(0.01, 0.1), FloatDistribution(1e-3, 0.1, log=True))

@@ -1,0 +1,120 @@
+"""`--storage URL`: the search's Optuna study on a real PostgreSQL server (a fresh one for this
+module, tests/postgres_fixture.py) instead of optuna.db: a search, its resume to more trials,
+`tuner status` and the report, a warm start from it, a retry's reopened trial, and every bad
+input refused in one line before anything is made. The password only ever comes from
+PGPASSWORD, and never lands in the experiment."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from cli_fixture import run_here, tail
+from postgres_fixture import PASSWORD
+
+from tuner.driver.internals import reopen_finished_trials, trial_id
+
+pytestmark = pytest.mark.slow
+
+STATES = {"completed": "COMPLETE", "diverged": "FAIL", "error": "FAIL"}
+SEARCH = ["--samples", "3", "--epochs", "2", "--seed", "4", "--no-confirm", "--concurrency", "2"]
+
+
+@pytest.fixture
+def password(monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+
+
+def _study(url: str, name: str):
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    finally:
+        storage.engine.dispose()
+
+
+def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
+    tmp_path, postgres, password, shared_ray
+):
+    url = postgres.url()
+    first = run_here("search", *SEARCH, "--storage", url, "--out", str(tmp_path), "--name", "pg")
+    assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
+    exp = tmp_path / "pg"
+    assert not (exp / "optuna.db").exists()  # the study is on the server
+    assert json.loads((exp / "provenance.json").read_text())["config"]["storage"] == url
+    assert f'storage = "{url}"' in (exp / "search.toml").read_text()
+    grown = run_here("resume", str(exp), "--samples", "5")
+    assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 5
+    study = _study(url, "pg")
+    by_number = {t.number: t.state.name for t in study.trials}
+    assert by_number == {
+        row.trial_index: STATES.get(row.status, "PRUNED") for row in trials.itertuples()
+    }
+    # Read back from the server by the commands that read the study.
+    status = run_here("status", str(exp), "--json")
+    shown = json.loads(status.stdout)
+    assert status.returncode == 0 and (shown["state"], shown["finished"]) == ("finished", 5)
+    assert "No Optuna study" not in (exp / "report.html").read_text()
+    # The password is nowhere in the experiment.
+    for path in exp.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+    # The same name on the same server is another experiment's study: refused in one line.
+    again = run_here("search", *SEARCH, "--storage", url, "--out", str(tmp_path / "b"),
+                     "--name", "pg")  # fmt: skip
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert "already holds a study named 'pg'" in again.stderr
+    assert not (tmp_path / "b" / "pg").exists()
+
+    # A warm start reads the server's study (into a new search's own optuna.db).
+    warm = run_here("search", *SEARCH, "--warm-start", str(exp), "--out", str(tmp_path),
+                    "--name", "warm")  # fmt: skip
+    assert warm.returncode == 0, tail(warm.stdout) + tail(warm.stderr)
+    imported = [t for t in _study(f"sqlite:///{tmp_path / 'warm' / 'optuna.db'}", "warm").trials
+                if "imported_from" in t.user_attrs]  # fmt: skip
+    completed = sum(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(imported) == completed > 0
+
+
+def test_a_failed_trial_on_the_server_is_reopened_for_its_retry(postgres, password):
+    url = postgres.url("second")
+    study = optuna.create_study(study_name="retry", storage=optuna.storages.RDBStorage(url))
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    reopen_finished_trials(url, [trial_id(study.trials[0])])  # what --retry-errored does
+    again = _study(url, "retry")
+    again.tell(trial.number, 0.75)
+    assert (again.trials[0].state.name, again.trials[0].value) == ("COMPLETE", 0.75)
+
+
+@pytest.mark.parametrize(
+    "storage, pgpassword, says",
+    [
+        ("postgresql://tuner:{pw}@127.0.0.1:{port}/studies", PASSWORD, "must not hold a password"),
+        ("nosuchdb://tuner@127.0.0.1:{port}/studies", PASSWORD, "SQLAlchemy knows no database"),
+        ("postgresql://tuner@127.0.0.1:{closed}/studies", PASSWORD, "cannot connect"),
+        ("postgresql://tuner@127.0.0.1:{port}/studies", "wrong", "password authentication failed"),
+        ("not a url", PASSWORD, "is not a database URL"),
+    ],
+    ids=["password-in-url", "unknown-kind", "no-server", "wrong-password", "not-a-url"],
+)
+def test_bad_storage_is_one_line_and_exit_2(
+    tmp_path, postgres, monkeypatch, storage, pgpassword, says
+):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("PGPASSWORD", pgpassword)
+    url = storage.format(pw=PASSWORD, port=postgres.port, closed=closed)
+    proc = run_here("search", *SEARCH, "--storage", url, "--out", str(tmp_path), "--name", "x")
+    assert proc.returncode == 2, tail(proc.stdout) + tail(proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
+    assert PASSWORD not in proc.stderr  # not even when the user typed it into the URL
+    assert not (tmp_path / "x").exists()  # nothing was made

@@ -1,0 +1,39 @@
+"""Where an experiment's Optuna study is (tuner.experiment.study_url): optuna.db inside the
+directory, wherever it was moved, or the --storage server its provenance.json records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuner.errors import ConfigError
+from tuner.experiment import has_study, recorded_storage, study_url
+
+
+def test_sqlite_in_the_directory_unless_a_server_is_recorded(tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    assert study_url(exp) == f"sqlite:///{exp / 'optuna.db'}" and not has_study(exp)
+    (exp / "optuna.db").write_bytes(b"")
+    assert has_study(exp) and recorded_storage(exp) is None
+    server = "postgresql://tuner@db:5432/studies"
+    (exp / "provenance.json").write_text(json.dumps({"config": {"storage": server}}))
+    assert (study_url(exp), recorded_storage(exp)) == (server, server)
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("postgresql://me:pw@db/studies", "must not hold a password"),
+        ("nosuch://db/studies", "SQLAlchemy knows no database 'nosuch'"),
+        ("sqlite://", "needs a file"),
+        ("::", "is not a database URL"),
+    ],
+)
+def test_a_storage_url_that_cannot_be_used_is_one_line(url, says):
+    from tuner.driver.config import SearchConfig
+
+    with pytest.raises(ConfigError, match=says) as info:
+        SearchConfig(storage=url).validate()
+    assert "\n" not in str(info.value)

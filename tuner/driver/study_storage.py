@@ -1,0 +1,109 @@
+"""`--storage URL`: the search's Optuna study on a database server (PostgreSQL, MySQL, any URL
+Optuna's RDBStorage takes) instead of optuna.db in the experiment directory, so that a team's
+searches share one database and one optuna-dashboard shows them all.
+
+The URL is recorded in provenance.json and search.toml as given, so it must not hold a
+password: the driver's libpq (PostgreSQL) reads PGPASSWORD or ~/.pgpass (PGPASSFILE), as
+psql does. Everything here is checked before Ray starts, each failure one line (exit 2): a URL
+that is not one, a password in it, a database kind SQLAlchemy does not know or whose driver is
+not installed, a server that does not answer within CONNECT_TIMEOUT_S, refused credentials,
+and a new search whose name another experiment's study already has on that server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.errors import ConfigError
+
+# libpq waits for a server that drops packets as long as the OS does (minutes): ask for 10 s.
+CONNECT_TIMEOUT_S = 10
+_DRIVERS = {"postgresql": 'pip install "psycopg[binary]"', "mysql": "pip install pymysql"}
+
+
+def parse_storage(url: str) -> Any:
+    """The URL as SQLAlchemy reads it; ConfigError (one line) for one that cannot be used."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"--storage {url!r} is not a database URL (e.g. postgresql://user@host:5432/db)"
+        ) from None
+    if parsed.password is not None:
+        raise ConfigError(
+            "--storage must not hold a password (it is recorded in the experiment): leave it "
+            "out of the URL and set PGPASSWORD, or put it in ~/.pgpass (PostgreSQL)"
+        )
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError("--storage sqlite:// needs a file: sqlite:////path/to/studies.db")
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"--storage {url}: SQLAlchemy knows no database {parsed.drivername!r} "
+            "(postgresql://, mysql://, sqlite:///...)"
+        ) from None
+    except ImportError as e:
+        hint = _DRIVERS.get(parsed.get_backend_name(), "install its Python driver")
+        raise ConfigError(f"--storage {url}: its driver is not installed ({e}); {hint}") from None
+    return parsed
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """What Optuna's RDBStorage (and the checks here) pass to SQLAlchemy's create_engine."""
+    backend = parse_storage(url).get_backend_name()
+    if backend == "postgresql":
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+    if backend == "mysql":
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+    return {}
+
+
+def check_storage(url: str, study_name: str | None) -> None:
+    """Connect once (ConfigError, one line, when the server does not answer or refuses the
+    credentials). With `study_name` (a new search), refuse a name the server already holds: the
+    search would add its trials to another experiment's study."""
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parse_storage(url)
+    engine = sqlalchemy.create_engine(url, **engine_kwargs(url))
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as e:
+        raise ConfigError(f"--storage {url}: cannot connect: {_first_line(e)}") from None
+    finally:
+        engine.dispose()
+    if study_name is None:
+        return
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(url)
+    try:
+        names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    finally:
+        storage.engine.dispose()
+    if study_name in names:
+        raise ConfigError(
+            f"--storage {url} already holds a study named {study_name!r} (another "
+            "experiment's): give this search another --name"
+        )
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDBStorage at `url` (optuna.db's sqlite URL, or a --storage server's)."""
+    import optuna
+
+    kwargs = engine_kwargs(url) if not url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs or None)
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return " ".join(text.split())[:300]
