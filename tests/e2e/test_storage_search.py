@@ -19,7 +19,7 @@ from tuner.driver.internals import reopen_finished_trials, trial_id
 pytestmark = pytest.mark.slow
 
 STATES = {"completed": "COMPLETE", "diverged": "FAIL", "error": "FAIL"}
-SEARCH = ["--samples", "3", "--epochs", "2", "--seed", "4", "--no-confirm", "--concurrency", "2"]
+SEARCH = ["--samples", "2", "--epochs", "1", "--seed", "4", "--no-confirm", "--concurrency", "2"]
 
 
 @pytest.fixture
@@ -45,10 +45,10 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
     assert not (exp / "optuna.db").exists()  # the study is on the server
     assert json.loads((exp / "provenance.json").read_text())["config"]["storage"] == url
     assert f'storage = "{url}"' in (exp / "search.toml").read_text()
-    grown = run_here("resume", str(exp), "--samples", "5")
+    grown = run_here("resume", str(exp), "--samples", "4")
     assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
     trials = pd.read_csv(exp / "trials.csv")
-    assert len(trials) == 5
+    assert len(trials) == 4
     study = _study(url, "pg")
     by_number = {t.number: t.state.name for t in study.trials}
     assert by_number == {
@@ -57,7 +57,7 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
     # Read back from the server by the commands that read the study.
     status = run_here("status", str(exp), "--json")
     shown = json.loads(status.stdout)
-    assert status.returncode == 0 and (shown["state"], shown["finished"]) == ("finished", 5)
+    assert status.returncode == 0 and (shown["state"], shown["finished"]) == ("finished", 4)
     assert "No Optuna study" not in (exp / "report.html").read_text()
     # The password is nowhere in the experiment.
     for path in exp.rglob("*"):
