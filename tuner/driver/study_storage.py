@@ -85,7 +85,7 @@ def check_storage(url: str, study_name: str | None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     try:
-        names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        names = set(optuna.get_all_study_names(storage=storage))  # names only: one query
     finally:
         storage.engine.dispose()
     if study_name in names:
