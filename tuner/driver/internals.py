@@ -481,8 +481,7 @@ def reopen_finished_trials(study_url: str, trial_ids: list[int]) -> None:
 
     from tuner.driver.study_storage import engine_kwargs
 
-    kwargs = engine_kwargs(study_url) if not study_url.startswith("sqlite") else {}
-    engine = sqlalchemy.create_engine(study_url, **kwargs)
+    engine = sqlalchemy.create_engine(study_url, **engine_kwargs(study_url))
     rows = [{"id": i} for i in trial_ids]
     try:
         with engine.begin() as db:  # commits on success, rolls back on an error

@@ -53,11 +53,12 @@ def parse_storage(url: str) -> Any:
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """What Optuna's RDBStorage (and the checks here) pass to SQLAlchemy's create_engine."""
-    backend = parse_storage(url).get_backend_name()
-    if backend == "postgresql":
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
-    if backend == "mysql":
+    """What Optuna's RDBStorage (and the checks here) pass to SQLAlchemy's create_engine: a
+    connect timeout for a server; nothing for a SQLite file (optuna.db is not parsed here: its
+    path is the experiment's, not the user's)."""
+    if url.startswith("sqlite"):
+        return {}
+    if parse_storage(url).get_backend_name() in ("postgresql", "mysql"):
         return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
     return {}
 
@@ -99,8 +100,7 @@ def open_storage(url: str) -> Any:
     """Optuna's RDBStorage at `url` (optuna.db's sqlite URL, or a --storage server's)."""
     import optuna
 
-    kwargs = engine_kwargs(url) if not url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs or None)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url) or None)
 
 
 def _first_line(error: BaseException) -> str:
