@@ -30,6 +30,7 @@ os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
 # the run's last minute was one file on one worker. pyproject.toml turns that order off.
 SLOWEST_FIRST = (
     "test_resume.py", "test_failures.py", "test_matrix.py", "test_promises_search.py",
+    "test_hosts.py",
     "test_confirm.py", "test_disk_full.py", "test_storage_search.py", "test_search.py",
     "test_user_model_search.py",
     "test_report_browser_search.py", "test_more_samples.py", "test_warm_start_search.py",

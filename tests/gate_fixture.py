@@ -57,14 +57,21 @@ def _take_ticket():
     if not gate or not _in_a_trial():
         return
     gate, owner = Path(gate), int(OWNER or os.environ["TUNER_TEST_GATE_OWNER"])
-    while not (gate / "open").exists() and _alive(owner):
-        for ticket in sorted(gate.glob("ticket-*")):
-            try:  # a rename is atomic: of two trials that see one ticket, one gets it
-                ticket.rename(gate / f"taken-{ticket.name}-{os.getpid()}")
-                return
-            except FileNotFoundError:
-                continue
-        time.sleep(0.02)
+    me = os.getpid()
+    waiting = gate / f"waiting-{me}"  # says which trial waits where (Gate.waiting)
+    waiting.write_text(sys.modules["ray"].get_runtime_context().get_node_id())
+    try:
+        while not (gate / "open").exists() and _alive(owner):
+            # A ticket for this process (Gate.give_to), else one for anyone.
+            for ticket in [*sorted(gate.glob(f"for-{me}-*")), *sorted(gate.glob("ticket-*"))]:
+                try:  # a rename is atomic: of two trials that see one ticket, one gets it
+                    ticket.rename(gate / f"taken-{ticket.name}-{me}")
+                    return
+                except FileNotFoundError:
+                    continue
+            time.sleep(0.02)
+    finally:
+        waiting.unlink(missing_ok=True)
 
 
 class Turnstile(nn.Module):
@@ -135,6 +142,20 @@ class Gate:
     def give(self, tickets: int) -> None:
         for _ in range(tickets):
             (self.dir / f"ticket-{next(self._numbers):06d}").touch()
+
+    def give_to(self, pid: int) -> None:
+        """One epoch for the trial in process `pid` only."""
+        (self.dir / f"for-{pid}-{next(self._numbers):06d}").touch()
+
+    def waiting(self) -> dict[int, str]:
+        """{process id: Ray node id} of the trials waiting at this gate now."""
+        found = {}
+        for f in self.dir.glob("waiting-*"):
+            try:
+                found[int(f.name.split("-")[1])] = f.read_text()
+            except FileNotFoundError:  # it just passed
+                continue
+        return found
 
     def open(self) -> None:
         (self.dir / "open").touch()

@@ -163,7 +163,7 @@ def options_markdown(options: list[Field]) -> str:
             if meta["metavar"] and f.default is not False:
                 flags += f" {meta['metavar']}"
             default = "off" if f.default is False else "none" if f.default is None else f.default
-            text = meta["help"].replace("%(default)s", str(f.default)).replace("%%", "%")
+            text = meta["help"] % {"default": f.default}  # as argparse does: %(default)g too
             if meta["choices"]:
                 text += " (one of: " + ", ".join(f"`{c}`" for c in meta["choices"]) + ")"
             cell = f"`{default}`" if default not in ("off", "none") else default

@@ -19,9 +19,11 @@ that is sooner.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from ray.tune import Callback
@@ -134,10 +136,19 @@ class SearchProgress(Callback):
         # Counted here too: Tune's saved state did not always carry a failure a retry
         # recovered from (a lost node's trial read num_failures 0).
         self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1
+        # One line instead of Tune's traceback (TUNE_PRINT_ALL_TRIAL_ERRORS=0 unless
+        # --verbose; the whole trace is in the trial's error.txt).
+        epochs = int(self.last.get(trial.trial_id, {}).get("epoch", 0))
+        self._write_line(
+            f"trial {trial_index(trial_dir_name(trial)):>3}  failed after epoch {epochs} "
+            f"({error_summary(trial)}): retried from its last checkpoint "
+            f"(failure {self.failures[trial.trial_id]})"
+        )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **_) -> None:
         self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1
-        self._finish(trials, trial, "error", self.last.get(trial.trial_id, {}))
+        self._finish(trials, trial, "error", self.last.get(trial.trial_id, {}),
+                     why=error_summary(trial))  # fmt: skip
 
     def on_experiment_end(self, trials: list, **_) -> None:
         # Tune's own saved state can lag behind: a trial whose worker died with no retries
@@ -149,7 +160,7 @@ class SearchProgress(Callback):
             self._bar = None
 
     # -- output -------------------------------------------------------------------------------
-    def _finish(self, trials: list, trial: Any, outcome: str, result: dict) -> None:
+    def _finish(self, trials: list, trial: Any, outcome: str, result: dict, why: str = "") -> None:
         self.running.discard(trial.trial_id)
         done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
         done.add(trial.trial_id)  # Tune may call this hook before it updates the status
@@ -168,7 +179,7 @@ class SearchProgress(Callback):
             f"trial {trial_index(trial_dir_name(trial)):>3}  {outcome:<20} {acc_text}{size}"
             f"  [{count}]"
         )
-        self._write_line(line)
+        self._write_line(line + (f"  {why}" if why else ""))
 
     def _summary(self, trials: list, bar: bool = False) -> str:
         # Counted from Tune's trial list, not from this object's history: after `tuner resume`
@@ -273,3 +284,31 @@ class _Bar:
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes:02d}:{secs:02d}"
+
+
+# How error.txt says that a trial's process or node is gone, not that its own code failed.
+LOST = re.compile(
+    r"Actor(Died|Unavailable)Error|NodeDiedError|WorkerCrashedError|OwnerDiedError"
+    r"|actor died|actor is unavailable|actor .* is unavailable|node .* (dead|died)",
+    re.IGNORECASE,
+)
+RAISED = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt)): ?(.*)$")
+
+
+def error_summary(trial: Any) -> str:
+    """The trial's latest failure in a few words: that its worker process or node was lost,
+    or its exception's name and message; the whole trace stays in the trial's error.txt."""
+    text = ""
+    try:  # the driver's own copy, written just before Tune's hooks run (its synced copy later)
+        text = Path(trial.error_file).read_text(errors="replace")
+    except (AttributeError, TypeError, OSError):
+        pass
+    last = text.rsplit("Failure # ", 1)[-1]  # error.txt holds every failure, newest last
+    if LOST.search(last):
+        return "its worker process or node was lost"
+    for line in reversed(last.splitlines()):
+        raised = RAISED.match(line.strip())
+        if raised:
+            name, message = raised.groups()
+            return f"{name}: {message}"[:160] if message else name
+    return "error"

@@ -68,6 +68,9 @@ def start_ray(cfg: SearchConfig, stream: TextIO) -> bool:
     # Tune adds CSV, JSON and TensorBoard loggers; the TensorBoard one prints "NaN or Inf found
     # in input tensor" for every diverged trial. build_tuner adds the two we read instead.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # A failed trial printed Tune's whole traceback (15 lines for a lost node); the progress
+    # prints one line instead, and the trace is in the trial's error.txt. --verbose keeps it.
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if cfg.verbose else "0"
     if ray.is_initialized():
         return False
     quiet: dict[str, Any] = {

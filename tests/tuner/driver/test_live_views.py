@@ -245,3 +245,31 @@ def test_live_copies_keep_to_a_twentieth_of_the_drivers_time(tmp_path, monkeypat
     live.wait()
     assert live.writes == 2
     assert live_report.wait_all()["writes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("error_txt", "said"),
+    [
+        (  # a node lost (the cut cable and the lost host of tests/e2e/test_hosts.py)
+            "Failure # 1 (occurred at 2026-12-06_13-36-19)\nThe actor ed29 is unavailable: "
+            "The actor is temporarily unavailable: RpcError: RPC error: Socket closed",
+            "its worker process or node was lost",
+        ),
+        (  # the trial's own code: the newest failure's exception, not the first
+            "Failure # 1 (occurred at 1)\nray.exceptions.RayTaskError(ValueError): boom\n"
+            'Failure # 2 (occurred at 2)\nray::ImplicitFunc.train()\n  File "x.py", line 1\n'
+            "RuntimeError: CUDA error: an illegal memory access was encountered\n",
+            "RuntimeError: CUDA error: an illegal memory access was encountered",
+        ),
+        ("", "error"),  # no error.txt (yet): never a failure of the search itself
+    ],
+)
+def test_a_failed_trial_is_one_line_with_what_failed(tmp_path, error_txt, said):
+    from types import SimpleNamespace
+
+    from tuner.driver.progress import error_summary
+
+    path = tmp_path / "error.txt"
+    if error_txt:
+        path.write_text(error_txt)
+    assert error_summary(SimpleNamespace(error_file=str(path))) == said
