@@ -38,6 +38,7 @@ from tuner.experiment import (
     read_params,
     read_table,
     recorded_storage,
+    study_engine_kwargs,
     study_url,
     trial_dirs,
 )
@@ -320,7 +321,8 @@ def load_study(exp: Experiment, imported: bool = False) -> Any | None:
     import optuna  # only here: loading tables and drawing most figures needs no Optuna
 
     server = recorded_storage(exp.path)
-    storage = optuna.storages.RDBStorage(study_url(exp.path))
+    url = study_url(exp.path)  # a server's with a connect timeout: down, it is said in 10 s
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=study_engine_kwargs(url) or None)
     names = optuna.get_all_study_names(storage=storage)
     name = exp.config.get("name")
     if name not in names and (server is not None or not names):

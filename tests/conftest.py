@@ -256,11 +256,10 @@ def browser():
     yield from open_browser()
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """A real PostgreSQL server (tests/postgres_fixture.py) for one test module: needs root
-    (it runs the server as the `postgres` user) and Debian's server package; skipped without
-    them locally, a failure in CI (.ci/run installs the package)."""
+def _postgres():
+    """A real PostgreSQL server (tests/postgres_fixture.py): needs root (it runs the server as
+    the `postgres` user) and Debian's server package; skipped without them locally, a failure
+    in CI (.ci/run installs the package)."""
     from postgres_fixture import binaries, postgres_server
 
     why = None
@@ -274,3 +273,15 @@ def postgres():
         pytest.skip(why)
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """One server for a test module's searches (_postgres)."""
+    yield from _postgres()
+
+
+@pytest.fixture
+def postgres_to_lose():
+    """A server of the test's own, which it may kill (PostgresServer.kill) and start again."""
+    yield from _postgres()

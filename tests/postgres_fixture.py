@@ -29,6 +29,32 @@ USER, PASSWORD, DATABASE = "tuner", "s3cret-test-only", "studies"
 class PostgresServer:
     port: int
     process: subprocess.Popen
+    bin_dir: Path
+    data: Path
+    sockets: Path
+    log: Path
+
+    def kill(self) -> None:
+        """The server lost: SIGKILL to the postmaster and its backends (its session)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def start(self) -> None:
+        """Start it (again) on its data directory and port; returns once it accepts
+        connections (after the crash recovery a kill left it)."""
+        ready = self.log.read_text().count("ready to accept connections")
+        with open(self.log, "a") as out:
+            self.process = _as_postgres(
+                [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                 "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        # Ready once the server says so in its log (an event, not a guess at a delay).
+        deadline = time.monotonic() + 120
+        while self.log.read_text().count("ready to accept connections") == ready:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
 
     def url(self, database: str = DATABASE) -> str:
         """The --storage URL: user, host and port, no password."""
@@ -66,7 +92,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     shutil.chown(root, "postgres")
     for path in (sockets, pwfile):
         shutil.chown(path, "postgres")
-    process = None
+    server = None
     try:
         init = _as_postgres(
             [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
@@ -76,19 +102,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         _, err = init.communicate(timeout=120)
         assert init.returncode == 0, err
         port = _free_port()
-        with open(log, "w") as out:
-            shutil.chown(log, "postgres")
-            process = _as_postgres(
-                [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
-                 "-c", "listen_addresses=127.0.0.1"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        # Ready once the server says so in its log (an event, not a guess at a delay).
-        deadline = time.monotonic() + 120
-        while "ready to accept connections" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        log.touch()
+        shutil.chown(log, "postgres")
+        server = PostgresServer(port, None, bin_dir, data, sockets, log)  # type: ignore[arg-type]
+        server.start()
         sql = f"CREATE USER {USER} PASSWORD '{PASSWORD}'; "
         for statement in (sql, f"CREATE DATABASE {DATABASE} OWNER {USER}",
                           f"CREATE DATABASE second OWNER {USER}"):  # fmt: skip
@@ -100,8 +117,9 @@ def postgres_server() -> Iterator[PostgresServer]:
             )  # fmt: skip
             _, err = psql.communicate(timeout=60)
             assert psql.returncode == 0, err
-        yield PostgresServer(port, process)
+        yield server
     finally:
+        process = server.process if server is not None else None
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)  # a fast shutdown, by its process id
             try:

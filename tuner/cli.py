@@ -245,12 +245,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from tuner.data import DataError
     from tuner.driver.disk import DiskFullError
     from tuner.driver.run import search
+    from tuner.driver.study_storage import StudyServerLost
     from tuner.train.config import ConfigError
 
     cfg = config_from_args(args).named()  # named now, so that Ctrl-C can say where it went
     try:
         result = search(cfg)
-    except (ConfigError, DataError, DiskFullError) as e:
+    except (ConfigError, DataError, DiskFullError, StudyServerLost) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _stopped_at_once(cfg.experiment_dir)
@@ -291,11 +292,12 @@ def _resume(directory: str, **options: Any) -> int:
     from tuner.data import DataError
     from tuner.driver.disk import DiskFullError
     from tuner.driver.run import resume
+    from tuner.driver.study_storage import StudyServerLost
     from tuner.train.config import ConfigError
 
     try:
         result = resume(directory, **options)
-    except (ConfigError, DataError, DiskFullError) as e:
+    except (ConfigError, DataError, DiskFullError, StudyServerLost) as e:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _stopped_at_once(directory)

@@ -118,3 +118,48 @@ def test_bad_storage_is_one_line_and_exit_2(
     assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr, proc.stderr
     assert PASSWORD not in proc.stderr  # not even when the user typed it into the URL
     assert not (tmp_path / "x").exists()  # nothing was made
+
+
+def test_a_server_lost_mid_search_stops_it_in_one_line_and_resume_finishes_it(
+    tmp_path, postgres_to_lose, password
+):
+    """The study's server dies while trials train: the search stops in one line that says what
+    and how to go on (exit 2, no traceback), and `tuner resume` finishes it once the server is
+    back, every trial in the study and the tables."""
+    from cli_fixture import Child, run, tuner
+    from gate_fixture import Gate, gated_search_args, write_net
+
+    server = postgres_to_lose
+    gate = Gate(tmp_path / "gate")
+    net = write_net(tmp_path)
+    exp = tmp_path / "lost-db"
+    env = {**gate.env(), "PGPASSWORD": PASSWORD}
+    child = Child(
+        tuner("search", *gated_search_args(net), "--storage", server.url(), "--no-confirm",
+              "--samples", "3", "--epochs", "3", "--concurrency", "2", "--seed", "0",
+              "--scheduler", "fifo", "--out", str(tmp_path), "--name", "lost-db"),
+        tmp_path / "search.log", env=env,
+    )  # fmt: skip
+    gate.give(2)
+    reported = lambda: sum(  # noqa: E731
+        len(f.read_text().splitlines()) for f in exp.glob("trial_*/result.json")
+    )
+    child.wait_for(lambda: reported() >= 2, "2 epochs reported")
+    server.kill()
+    gate.open()  # the trials go on, and the driver's next word with the study fails
+    assert child.wait() == 2, child.output()
+    said = child.output()
+    errors = [line for line in said.splitlines() if line.startswith("tuner: error: ")]
+    assert len(errors) == 1 and "Traceback" not in said, said
+    assert "lost the study's database" in errors[0] and f"tuner resume {exp}" in errors[0]
+    assert PASSWORD not in said
+
+    server.start()
+    done = run(tuner("resume", str(exp)), env={**env, "TUNER_TEST_GATE": ""})
+    assert done.returncode == 0, tail(done.stdout) + tail(done.stderr)
+    trials = pd.read_csv(exp / "trials.csv")
+    assert len(trials) == 3 and (trials["status"] == "completed").all(), trials.to_string()
+    epochs = pd.read_csv(exp / "epochs.csv")
+    assert epochs.groupby("trial_index")["epoch"].apply(list).map(len).eq(3).all()
+    study = _study(server.url(), "lost-db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3

@@ -24,6 +24,7 @@ from tuner.driver.recovery import (
     study_name,
 )
 from tuner.driver.search_run import SearchRun
+from tuner.driver.study_storage import server_lost, server_lost_error
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
     RESULT_JSON,
@@ -37,8 +38,8 @@ from tuner.train.trial_data import TrialData
 
 def fit(run: SearchRun, interrupts: Any) -> None:
     """Build (or restore) the Tuner and fit it (Ray stays up: the confirm stage follows; the
-    caller shuts it down). A full disk ends in DiskFullError; what stopped the search is in
-    `interrupts`."""
+    caller shuts it down). A full disk ends in DiskFullError, a --storage server gone in
+    StudyServerLost; what stopped the search is in `interrupts`."""
     cfg, trial_data, record, stream, timings = (
         run.cfg, run.trial_data, run.record, run.stream, run.timings,
     )  # fmt: skip
@@ -93,6 +94,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
         # stopped the search, Ray choking on the error files the full disk cut short.
         if is_disk_full(e) or interrupts.stop_kind == "disk":
             raise disk_full_error(exp) from None
+        if cfg.storage and (lost := server_lost(e)) is not None:
+            raise server_lost_error(cfg.storage, exp, lost) from None
         raise
 
 

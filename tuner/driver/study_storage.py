@@ -6,7 +6,7 @@ The URL is recorded in provenance.json and search.toml as given, so it must not 
 password: the driver's libpq (PostgreSQL) reads PGPASSWORD or ~/.pgpass (PGPASSFILE), as
 psql does. Everything here is checked before Ray starts, each failure one line (exit 2): a URL
 that is not one, a password in it, a database kind SQLAlchemy does not know or whose driver is
-not installed, a server that does not answer within CONNECT_TIMEOUT_S, refused credentials,
+not installed, a server that does not answer within 10 s, refused credentials,
 and a new search whose name another experiment's study already has on that server.
 """
 
@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.experiment import study_engine_kwargs
 
-# libpq waits for a server that drops packets as long as the OS does (minutes): ask for 10 s.
-CONNECT_TIMEOUT_S = 10
 _DRIVERS = {"postgresql": 'pip install "psycopg[binary]"', "mysql": "pip install pymysql"}
 
 
@@ -53,14 +52,12 @@ def parse_storage(url: str) -> Any:
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """What Optuna's RDBStorage (and the checks here) pass to SQLAlchemy's create_engine: a
-    connect timeout for a server; nothing for a SQLite file (optuna.db is not parsed here: its
-    path is the experiment's, not the user's)."""
-    if url.startswith("sqlite"):
-        return {}
-    if parse_storage(url).get_backend_name() in ("postgresql", "mysql"):
-        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
-    return {}
+    """What Optuna's RDBStorage (and the checks here) pass to SQLAlchemy's create_engine
+    (tuner.experiment.study_engine_kwargs), for a URL parse_storage accepts (optuna.db's own
+    URL is not parsed: its path is the experiment's, not the user's)."""
+    if not url.startswith("sqlite"):
+        parse_storage(url)
+    return study_engine_kwargs(url)
 
 
 def check_storage(url: str, study_name: str | None) -> None:
@@ -107,3 +104,35 @@ def _first_line(error: BaseException) -> str:
     orig = getattr(error, "orig", None) or error
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return " ".join(text.split())[:300]
+
+
+class StudyServerLost(OSError):
+    """The --storage server stopped answering mid-search; the message is one line for the
+    user. Like a full disk: the search stops, keeps what it has, and resumes once it is back."""
+
+
+def server_lost(error: BaseException) -> BaseException | None:
+    """The database error behind `error` (itself, or what caused it), when it says that the
+    connection failed or the server went away: SQLAlchemy's OperationalError or
+    InterfaceError (psycopg's "server closed the connection", "connection refused"), or
+    Optuna's StorageInternalError around one. None for any other error."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OperationalError, InterfaceError)):
+            return current
+        if isinstance(current, StorageInternalError) and current.__cause__ is None:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def server_lost_error(url: str, exp: Any, cause: BaseException) -> StudyServerLost:
+    return StudyServerLost(
+        f"lost the study's database at {url} ({_first_line(cause)}): the search stopped and "
+        f"kept what it had; run `tuner resume {exp}` once the server answers again"
+    )
