@@ -3,15 +3,7 @@ ships with a package."""
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -124,127 +116,6 @@ def two_node_cluster(tmp_path):
 
         ray.shutdown()
         cluster.shutdown()
-
-
-WORKER_NODE_SCRIPT = Path(__file__).with_name("ray_worker_node.py")
-
-
-@dataclass
-class RayStartCluster:
-    """Nodes started with `ray start --block`, each in its own process group."""
-
-    address: str
-    temp_dir: Path
-    env: dict[str, str]  # token authentication on, as docker-compose.yml runs it: drivers need it
-    procs: list[subprocess.Popen] = field(default_factory=list)
-
-    def node_ids(self) -> dict[str, str]:
-        """{"head": id, "worker": id} as the cluster reports them (from a short-lived driver)."""
-        code = (
-            "import json, ray\n"
-            f"ray.init(address={self.address!r}, logging_level='ERROR')\n"
-            "print(json.dumps([[n['NodeID'], 'node:__internal_head__' in n['Resources']]"
-            " for n in ray.nodes() if n['Alive']]))\n"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-            env=self.env,
-        ).stdout
-        nodes = json.loads(out.strip().splitlines()[-1])
-        assert len(nodes) == 2, nodes
-        return {("head" if is_head else "worker"): node_id for node_id, is_head in nodes}
-
-    def listening_ips(self) -> set[str]:
-        """The addresses the cluster's processes listen on (every process of every node)."""
-        import psutil
-
-        groups = {proc.pid for proc in self.procs}
-        ips = set()
-        for p in psutil.process_iter():
-            try:
-                if os.getpgid(p.pid) in groups:
-                    listing = getattr(p, "net_connections", None) or p.connections  # psutil < 6
-                    conns = listing()
-                    ips |= {c.laddr.ip for c in conns if c.status == "LISTEN"}
-            except (psutil.Error, ProcessLookupError):
-                continue
-        return ips
-
-    def stop(self) -> None:
-        """SIGTERM each `ray start --block` (it stops its node's processes), then SIGKILL
-        whatever is left in its process group. Never `ray stop`: that ends every Ray on the
-        machine."""
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def _ray_start(args: list[str], log: Path, env: dict[str, str], head: bool) -> subprocess.Popen:
-    # The head is plain `ray start`; a worker node goes through ray_worker_node.py, the same
-    # command minus the CLI's refusal to start worker nodes on loopback (see that file).
-    ray = Path(sys.executable).with_name("ray")
-    command = [str(ray), "start"] if head else [sys.executable, str(WORKER_NODE_SCRIPT)]
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [*command, "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-             "--disable-usage-stats", f"--node-manager-port={_free_port()}",
-             f"--object-manager-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
-             f"--dashboard-agent-listen-port={_free_port()}",
-             f"--dashboard-agent-grpc-port={_free_port()}",
-             f"--metrics-export-port={_free_port()}", *args],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-        )  # fmt: skip
-
-
-def _wait_for_nodes(cluster: RayStartCluster, count: int, timeout: float = 120) -> None:
-    """Until `count` raylets have registered (each writes its node id into the session's logs)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for proc in cluster.procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {proc.returncode} ({cluster.temp_dir})")
-        raylets = list(cluster.temp_dir.glob("session_*/logs/raylet*.out"))
-        if len(raylets) >= count and all("node_id" in p.read_text() for p in raylets):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{count} Ray nodes did not come up in {timeout:.0f} s")
-
-
-@pytest.fixture
-def ray_start_cluster(tmp_path):
-    """A head and one worker started as separate `ray start` processes: loopback only, a
-    private temp dir and private ports, stopped by process id even when the test fails."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: socket paths
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    cluster = RayStartCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir, env=env)
-    try:
-        cluster.procs.append(_ray_start(
-            ["--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false"],
-            tmp_path / "ray-head.log", env, head=True,
-        ))  # fmt: skip
-        _wait_for_nodes(cluster, 1)
-        cluster.procs.append(_ray_start(
-            [f"--address={cluster.address}", f"--temp-dir={temp_dir}"], tmp_path / "ray-worker.log",
-            env, head=False,
-        ))  # fmt: skip
-        _wait_for_nodes(cluster, 2)
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
