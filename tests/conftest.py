@@ -83,41 +83,6 @@ def shared_ray():
     ray.shutdown()
 
 
-def _free_port() -> int:
-    """A port nobody listens on now: never Ray's default 6379, which another cluster may own."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def two_node_cluster(tmp_path):
-    """A head and one worker node on loopback, private temp dir and ports; stopped through its
-    handle (never `ray stop`, which would end every Ray process on the machine)."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "node_ip_address": "127.0.0.1",
-            "gcs_server_port": _free_port(),
-            "include_dashboard": False,
-        },
-    )
-    worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
-    try:
-        yield cluster, worker
-    finally:
-        import ray
-
-        ray.shutdown()
-        cluster.shutdown()
-
-
 @pytest.fixture(scope="module")
 def browser():
     """Debian's chromium through Playwright (tests/browser_fixture.py); skipped without it

@@ -166,12 +166,12 @@ def test_bad_storage_is_one_line_and_exit_2(
 
 
 def test_a_server_lost_mid_search_stops_it_in_one_line_and_resume_finishes_it(
-    tmp_path, postgres_to_lose, password
+    tmp_path, postgres_to_lose, password, shared_ray
 ):
     """The study's server dies while trials train: the search stops in one line that says what
     and how to go on (exit 2, no traceback), and `tuner resume` finishes it once the server is
     back, every trial in the study and the tables."""
-    from cli_fixture import Child, run, tuner
+    from cli_fixture import Child, tuner
     from gate_fixture import Gate, gated_search_args, write_net
 
     server = postgres_to_lose
@@ -200,7 +200,7 @@ def test_a_server_lost_mid_search_stops_it_in_one_line_and_resume_finishes_it(
     assert PASSWORD not in said
 
     server.start()
-    done = run(tuner("resume", str(exp)), env={**env, "TUNER_TEST_GATE": ""})
+    done = run_here("resume", str(exp))  # on the module's Ray, whose trials have no gate
     assert done.returncode == 0, tail(done.stdout) + tail(done.stderr)
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 3 and (trials["status"] == "completed").all(), trials.to_string()
