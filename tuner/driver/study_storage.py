@@ -112,11 +112,10 @@ class StudyServerLost(OSError):
 
 
 def server_lost(error: BaseException) -> BaseException | None:
-    """The database error behind `error` (itself, or what caused it), when it says that the
-    connection failed or the server went away: SQLAlchemy's OperationalError or
-    InterfaceError (psycopg's "server closed the connection", "connection refused"), or
-    Optuna's StorageInternalError around one. None for any other error."""
-    from optuna.exceptions import StorageInternalError
+    """The database error behind `error` (itself, or what caused it, as far down as Tune's and
+    Optuna's wrappers go), when it says that the connection failed or the server went away:
+    SQLAlchemy's OperationalError or InterfaceError (psycopg's "server closed the connection",
+    "connection refused"). None for any other error."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     seen: set[int] = set()
@@ -124,8 +123,6 @@ def server_lost(error: BaseException) -> BaseException | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, (OperationalError, InterfaceError)):
-            return current
-        if isinstance(current, StorageInternalError) and current.__cause__ is None:
             return current
         current = current.__cause__ or current.__context__
     return None
