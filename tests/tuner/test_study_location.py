@@ -37,3 +37,28 @@ def test_a_storage_url_that_cannot_be_used_is_one_line(url, says):
     with pytest.raises(ConfigError, match=says) as info:
         SearchConfig(storage=url).validate()
     assert "\n" not in str(info.value)
+
+
+def test_a_lost_server_is_told_from_other_errors_however_deep_it_is_wrapped():
+    from sqlalchemy.exc import OperationalError
+
+    from tuner.driver.study_storage import server_lost, server_lost_error
+
+    class Gone(Exception):  # what psycopg raised, as SQLAlchemy keeps it in .orig
+        pass
+
+    db_error = OperationalError("COMMIT", {}, Gone("server closed the connection unexpectedly"))
+    try:
+        try:
+            raise db_error
+        except OperationalError as e:
+            raise RuntimeError("Tune: a callback failed") from e
+    except RuntimeError as wrapped:
+        assert server_lost(wrapped) is db_error
+    assert server_lost(ValueError("a bad value")) is None
+    message = str(server_lost_error("postgresql://u@db:5432/s", "/x/exp", db_error))
+    assert message == (
+        "lost the study's database at postgresql://u@db:5432/s (server closed the connection "
+        "unexpectedly): the search stopped and kept what it had; run `tuner resume /x/exp` once "
+        "the server answers again"
+    )
