@@ -29,6 +29,7 @@ import pandas as pd
 import pytest
 from cli_fixture import tail
 from gate_fixture import Gate, gated_search_args, write_net
+from netns_fixture import Network, usable
 
 pytestmark = pytest.mark.slow
 
@@ -44,13 +45,42 @@ def documented_commands() -> dict[str, list[str]]:
     return {("head" if "--head" in argv else "worker"): argv for argv in starts}
 
 
-def documented_ports() -> tuple[set[int], range]:
-    """The fixed ports the docs name, and the range of the driver's and trials' ports."""
+ANYWHERE = {"*", "0.0.0.0", "::"}
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
+
+
+def where_the_docs_let_ray_listen(role: str, ip: str, address: str, port: int) -> bool:
+    """docs/cluster.md's "Where Ray listens", with the ports of its `ray start` lines: the
+    GCS (head), the raylet, the dashboard agent and metrics, and each driver's and trial's
+    port on every interface; the runtime-env agent on the node's own address; the Ray client
+    on the head's address and loopback; the dashboard on loopback only."""
     flags = dict(arg.split("=", 1) for argv in documented_commands().values() for arg in argv
                  if arg.startswith("--") and "=" in arg)  # fmt: skip
-    fixed = {int(v) for k, v in flags.items() if k.endswith("-port") and "worker" not in k}
+    port_of = {name: int(flags[f"--{name}"]) for name in (
+        "port", "node-manager-port", "object-manager-port", "runtime-env-agent-port",
+        "dashboard-agent-grpc-port", "dashboard-agent-listen-port", "metrics-export-port",
+        "ray-client-server-port")}  # fmt: skip
+    own = {ip, f"::ffff:{ip}"}
     workers = range(int(flags["--min-worker-port"]), int(flags["--max-worker-port"]) + 1)
-    return fixed | {6379}, workers
+    every = [
+        port_of[n]
+        for n in (
+            "node-manager-port",
+            "object-manager-port",
+            "dashboard-agent-grpc-port",
+            "dashboard-agent-listen-port",
+            "metrics-export-port",
+        )
+    ]
+    if port in workers or port in every:
+        return address in ANYWHERE | own
+    if port == port_of["runtime-env-agent-port"]:
+        return address in own
+    if role == "head" and port == port_of["port"]:
+        return address in ANYWHERE | own
+    if role == "head" and port == port_of["ray-client-server-port"]:
+        return address in own | LOOPBACK
+    return role == "head" and port == 8265 and address in LOOPBACK  # the dashboard's default
 
 
 FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
@@ -59,7 +89,7 @@ FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_ti
 
 @dataclass
 class Cluster:
-    net: object  # netns_fixture.Network
+    net: Network
     env: dict[str, str]  # with the token: what the docs tell every host to export
     log_dir: Path
     head_ip: str
@@ -123,8 +153,6 @@ def host_env() -> dict[str, str]:
 
 @pytest.fixture
 def cluster(tmp_path):
-    from netns_fixture import Network, usable
-
     why = usable()
     if why is not None:
         if os.environ.get("CI"):
@@ -132,13 +160,13 @@ def cluster(tmp_path):
         pytest.skip(why)
     env = {**host_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     with Network.build(["head", "w1", "w2", "stranger"]) as net:
-        c = Cluster(net=net, env=env, log_dir=tmp_path, head_ip=net["head"].ip)
-        c.start("head")
-        c.wait_for(lambda nodes: len(nodes) == 1, "the head up")
-        c.start("w1")
-        c.start("w2")
-        c.wait_for(lambda nodes: sum(n["alive"] for n in nodes) == 3, "both workers joined")
         try:
+            c = Cluster(net=net, env=env, log_dir=tmp_path, head_ip=net["head"].ip)
+            c.start("head")
+            c.wait_for(lambda nodes: len(nodes) == 1, "the head up")
+            c.start("w1")
+            c.start("w2")
+            c.wait_for(lambda nodes: sum(n["alive"] for n in nodes) == 3, "both workers joined")
             yield c
         finally:
             net.close()  # every process first: then the nodes' temp dirs can go
@@ -232,17 +260,12 @@ def test_a_lost_host_a_stranger_and_where_ray_listens(cluster, tmp_path):
     where = hold_one_on_each_worker(exp, ids, proc, log, gate)
     timeline.stamp(f"a trial waits on each worker: {where}")
 
-    # While trials run: every socket of Ray's on every host is one the docs name.
-    fixed, worker_ports = documented_ports()
+    # While trials run: every socket of Ray's on every host listens where the docs say.
     for name in ("head", "w1", "w2"):
+        role, ip = ("head" if name == "head" else "worker"), c.net[name].ip
         for address, port, program in c.net[name].listening():
-            assert (
-                port in fixed
-                or port in worker_ports
-                or (port == 8265 and address in {"127.0.0.1", "::ffff:127.0.0.1"})
-            ), (name, address, port, program)
-            own = {c.net[name].ip, f"::ffff:{c.net[name].ip}", "127.0.0.1", "::ffff:127.0.0.1"}
-            assert address in own | {"*", "0.0.0.0", "::"}, (name, address, port, program)
+            assert where_the_docs_let_ray_listen(role, ip, address, port), (
+                name, address, port, program)  # fmt: skip
         timeline.stamp(f"{name} listens on {sorted(c.net[name].listening())}")
 
     # A stranger without the token, and one with another token, try to join while the search
