@@ -11,17 +11,16 @@ import json
 import math
 import os
 import pty
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from cli_fixture import CHILD_TIMEOUT_S, tail
+from dashboard_fixture import dashboard_studies
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,6 @@ def tuner(*args: str) -> list[str]:
     return [sys.executable, "-m", "tuner.cli", *args]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def status_json(exp: Path) -> dict:
     proc = subprocess.run(tuner("status", str(exp), "--json"), capture_output=True, text=True,
                           timeout=120)  # fmt: skip
@@ -69,37 +62,11 @@ def status_json(exp: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def get_json(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
-        return json.loads(response.read())
-
-
 def read_dashboard(db: Path) -> list[dict]:
-    """Start optuna-dashboard on the study, read its trials over HTTP, stop it by its pid."""
-    port = free_port()
-    dashboard = subprocess.Popen(
-        [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{db}",
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                studies = get_json(f"http://127.0.0.1:{port}/api/studies")
-                break
-            except OSError:
-                if time.monotonic() > deadline or dashboard.poll() is not None:
-                    raise
-                time.sleep(0.3)
-        assert isinstance(studies, dict) and len(studies["study_summaries"]) == 1
-        study_id = studies["study_summaries"][0]["study_id"]
-        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{study_id}?after=0")
-        assert isinstance(detail, dict)
-        return list(detail["trials"])
-    finally:
-        dashboard.terminate()  # by its own handle: nothing else is touched
-        dashboard.wait(timeout=30)
+    """optuna-dashboard on the study's file: the trials of its one study."""
+    studies = dashboard_studies(f"sqlite:///{db}")
+    assert len(studies) == 1, list(studies)
+    return next(iter(studies.values()))
 
 
 @pytest.fixture(scope="module")

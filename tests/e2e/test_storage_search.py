@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 from cli_fixture import run_here, tail
+from dashboard_fixture import dashboard_studies
 from postgres_fixture import PASSWORD
 
 from tuner.driver.internals import reopen_finished_trials, trial_id
@@ -85,45 +86,6 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
                 if "imported_from" in t.user_attrs]  # fmt: skip
     completed = sum(t.state.name == "COMPLETE" for t in study.trials)
     assert len(imported) == completed > 0
-
-
-def dashboard_studies(url: str) -> dict[str, list[dict]]:
-    """{study name: its trials} as optuna-dashboard, started on the server's URL (the password
-    from PGPASSWORD), serves them over HTTP; stopped by its own handle."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-
-    def get(path: str) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return json.loads(response.read())
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dashboard = subprocess.Popen(
-        [str(Path(sys.executable).parent / "optuna-dashboard"), url, "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        while True:  # until it answers (or fails the test if it exits)
-            try:
-                studies = get("/api/studies")
-                break
-            except OSError:
-                assert dashboard.poll() is None, "optuna-dashboard exited"
-                time.sleep(0.3)
-        return {
-            study["study_name"]: get(f"/api/studies/{study['study_id']}?after=0")["trials"]
-            for study in studies["study_summaries"]
-        }
-    finally:
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
 
 
 def test_a_failed_trial_on_the_server_is_reopened_for_its_retry(postgres, password):
