@@ -52,7 +52,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # replay_searchers
 
-METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.driver.objectives has it
+METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.config.objectives has it
 STOP, CONTINUE = "STOP", "CONTINUE"  # ray.tune.schedulers.TrialScheduler's decisions
 
 

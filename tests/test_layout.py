@@ -6,6 +6,10 @@ whom, and that the experiment directory's file names are written in tuner.experi
     tuner/data/         numpy: no torch or Ray (torchvision's CIFAR-10 reader inside functions)
     tuner/train/        torch: never Ray or Optuna
     tuner/deploy/       torch: never Ray, Optuna, the driver or analysis
+    tuner/config/       the search's options and config: no torch, Ray or Optuna on import,
+                        never the driver, the stages or analysis
+    tuner/stages/       the search's steps around the fit: never Ray, Optuna or the driver
+    tuner/retrain.py    `tuner retrain`: torch, never Ray, Optuna or the driver
     tuner/driver/       Ray and Optuna; the only room (with tuner/cli.py) that imports itself
 """
 
@@ -100,7 +104,8 @@ def _all(*rooms: str) -> list[Import]:
 
 def test_the_source_is_there():
     """A moved room must not leave the rules below checking nothing."""
-    for room in ("analysis", "tuner/experiment", "tuner/data", "tuner/train", "tuner/driver"):
+    for room in ("analysis", "tuner/experiment", "tuner/data", "tuner/train", "tuner/driver",
+                 "tuner/config", "tuner/stages", "tuner/retrain.py"):
         assert _sources(room), room
     assert any(i.name == "tuner.experiment.collect_tables" for i in _all("analysis"))
 
@@ -151,6 +156,30 @@ def test_tuner_deploy_never_imports_ray_optuna_the_driver_or_analysis():
     assert _sources("tuner/deploy") and not bad, "\n".join(map(str, bad))
 
 
+def test_tuner_config_needs_no_torch_ray_or_optuna_and_no_room_above_it():
+    """`tuner --help` and a config's checks run before anything heavy is imported: the
+    config imports torch only inside the checks that need it (a user's model file, a GPU's
+    memory), and never Ray, Optuna, the driver, the stages or analysis."""
+    bad = [
+        i
+        for i in _runtime(_all("tuner/config"))
+        if _in(i.name, "ray", "optuna", "tuner.driver", "tuner.stages", "analysis")
+        or (_in(i.name, "torch", "torchvision") and i.where == "module")
+    ]
+    assert not bad, "\n".join(map(str, bad))
+
+
+def test_the_stages_and_retrain_never_import_ray_optuna_or_the_driver():
+    """What runs before and after the fit (and `tuner retrain`) works on the experiment
+    directory and torch; the driver hands it what it needs."""
+    bad = [
+        i
+        for i in _all("tuner/stages", "tuner/retrain.py")
+        if _in(i.name, "ray", "optuna", "tuner.driver", "analysis")
+    ]
+    assert not bad, "\n".join(map(str, bad))
+
+
 def test_only_the_driver_and_the_cli_import_the_driver():
     bad = []
     for i in _all("tuner", "analysis", "search_spaces"):
@@ -169,7 +198,7 @@ def test_only_the_driver_and_the_cli_import_the_driver():
 
 def test_the_driver_takes_the_pareto_mask_from_tuner_experiment():
     """The report and best.json must draw the same front: one mask, in tuner.experiment."""
-    objectives = imports_of(ROOT / "tuner/driver/objectives.py")
+    objectives = imports_of(ROOT / "tuner/config/objectives.py")
     assert not [i for i in objectives if _in(i.name, "analysis")]
     assert any(i.name == "tuner.experiment.pareto_mask" for i in objectives)
     # Elsewhere in tuner/ only the report writers import analysis, when they are called.

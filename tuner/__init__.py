@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from tuner.errors import BudgetError, ConfigError, DataError
 
 if TYPE_CHECKING:
+    from tuner.config.search_config import SearchConfig
     from tuner.deploy.classifier import load_model
-    from tuner.driver.config import SearchConfig
     from tuner.driver.run import SearchResult, resume, search
     from tuner.train.config import TrainConfig
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # name -> the module it is imported from on first use (the TYPE_CHECKING imports above say
 # the same to the type checker)
 _LAZY = {
-    "SearchConfig": "tuner.driver.config",
+    "SearchConfig": "tuner.config.search_config",
     "SearchResult": "tuner.driver.run",
     "resume": "tuner.driver.run",
     "search": "tuner.driver.run",

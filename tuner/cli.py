@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tuner.driver.config import SearchConfig
-from tuner.driver.options import add_options, duration, non_negative_int, number, positive_int
+from tuner.config.options import add_options, duration, non_negative_int, number, positive_int
+from tuner.config.search_config import SearchConfig
 from tuner.experiment import (
     BEST_JSON,
     CONFIRM_DIR,
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--retry-errored", action="store_true",
                         help="run the trials that ended in error again, each from its last "
                         "checkpoint (after you fixed what made them fail)")  # fmt: skip
-    from tuner.driver.retrain import add_train_arguments
+    from tuner.retrain import add_train_arguments
 
     train = sub.add_parser(
         "train", help="retrain one configuration from scratch over seeds and write its model",
@@ -243,9 +243,9 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from tuner.data import DataError
-    from tuner.driver.disk import DiskFullError
     from tuner.driver.run import search
     from tuner.driver.study_storage import StudyServerLost
+    from tuner.stages.disk import DiskFullError
     from tuner.train.config import ConfigError
 
     cfg = config_from_args(args).named()  # named now, so that Ctrl-C can say where it went
@@ -261,7 +261,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     """0 done, 2 bad input (one line), 130 Ctrl-C (the directory says it is incomplete)."""
     from tuner.data import DataError
-    from tuner.driver.retrain import retrain_from_args
+    from tuner.retrain import retrain_from_args
     from tuner.train.config import ConfigError
 
     try:
@@ -290,9 +290,9 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
 def _resume(directory: str, **options: Any) -> int:
     """`tuner resume` and `tuner confirm`: both continue an experiment (tuner.driver.run)."""
     from tuner.data import DataError
-    from tuner.driver.disk import DiskFullError
     from tuner.driver.run import resume
     from tuner.driver.study_storage import StudyServerLost
+    from tuner.stages.disk import DiskFullError
     from tuner.train.config import ConfigError
 
     try:
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "search" and args.config is not None:
-        from tuner.driver.config_file import apply_to_parser, read_config_file
+        from tuner.config.config_file import apply_to_parser, read_config_file
         from tuner.errors import ConfigError
 
         try:

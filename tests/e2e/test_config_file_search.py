@@ -8,7 +8,7 @@ import json
 import pytest
 from cli_fixture import run_here, tail
 
-from tuner.driver.config import SearchConfig
+from tuner.config.search_config import SearchConfig
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from gate_fixture import Gate, write_net
 from PIL import Image
 
 from tuner import load_model
+from tuner.config.search_config import SearchConfig
 from tuner.data import load_dataset
-from tuner.driver.config import SearchConfig
 from tuner.driver.run import search
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tuner import SearchConfig, search
-from tuner.driver.objectives import knee_point, parse_objectives
+from tuner.config.objectives import knee_point, parse_objectives
 from tuner.train.config import ConfigError
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ import pytest
 import search_spaces
 from search_spaces import SearchSpace
 from tuner import SearchConfig, resume, search
-from tuner.driver.config_file import read_config_file
+from tuner.config.config_file import read_config_file
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from tuner.driver.config import SearchConfig
+from tuner.config.search_config import SearchConfig
 from tuner.driver.ray_runtime import (
     check_schedulable,
     let_trials_use_prestarted_workers,

@@ -198,7 +198,7 @@ def test_every_search_config_field_is_a_flag_with_help():
     """The flags come from SearchConfig's fields: each one is in --help, with its help."""
     from dataclasses import fields
 
-    from tuner.driver.options import option_flags
+    from tuner.config.options import option_flags
 
     search = _search_parser()
     text = search.format_help()

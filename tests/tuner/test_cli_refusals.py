@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tuner.cli import main
-from tuner.driver.config import PATH_ROOM
+from tuner.config.search_config import PATH_ROOM
 
 RUN = """
 import sys

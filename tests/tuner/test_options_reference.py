@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tuner.driver.config import SearchConfig
-from tuner.driver.options import option_flags, options_markdown
+from tuner.config.options import option_flags, options_markdown
+from tuner.config.search_config import SearchConfig
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "options.md"
 
 
 def test_the_committed_options_reference_is_current():
     assert REFERENCE.read_text() == options_markdown(SearchConfig.options()), (
-        "docs/options.md is stale: run `python -m tuner.driver.config > docs/options.md`"
+        "docs/options.md is stale: run `python -m tuner.config.search_config > docs/options.md`"
     )
 
 

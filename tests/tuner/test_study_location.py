@@ -32,7 +32,7 @@ def test_sqlite_in_the_directory_unless_a_server_is_recorded(tmp_path):
     ],
 )
 def test_a_storage_url_that_cannot_be_used_is_one_line(url, says):
-    from tuner.driver.config import SearchConfig
+    from tuner.config.search_config import SearchConfig
 
     with pytest.raises(ConfigError, match=says) as info:
         SearchConfig(storage=url).validate()

@@ -11,12 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
-from tuner.driver.best import save_best, write_best, write_confirmed, write_model
-from tuner.driver.console import print_summary, say
-from tuner.driver.disk import is_disk_full
-from tuner.driver.provenance import save_record
 from tuner.driver.recovery import reconcile_study, study_name
-from tuner.driver.search_run import SearchRun
 from tuner.experiment import (
     CONFIRM_DIR,
     EPOCHS_CSV,
@@ -27,9 +22,14 @@ from tuner.experiment import (
 )
 from tuner.experiment.records import BestRecord
 from tuner.io import atomic_write_csv
+from tuner.stages.best import save_best, write_best, write_confirmed, write_model
+from tuner.stages.console import print_summary, say
+from tuner.stages.disk import is_disk_full
+from tuner.stages.provenance import save_record
+from tuner.stages.search_run import SearchRun
 
 if TYPE_CHECKING:
-    from tuner.driver.config import SearchConfig
+    from tuner.config.search_config import SearchConfig
 
 
 @dataclass

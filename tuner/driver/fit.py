@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuner.driver.config import SearchConfig
-from tuner.driver.console import say
-from tuner.driver.disk import DiskFullError, is_disk_full
+from tuner.config.objectives import TUNE_SUMMARY_METRICS
+from tuner.config.search_config import SearchConfig
 from tuner.driver.internals import lean_tune_state
-from tuner.driver.objectives import TUNE_SUMMARY_METRICS
 from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.recovery import (
     forget_missing_checkpoints,
@@ -23,7 +21,6 @@ from tuner.driver.recovery import (
     settle_finished_trials,
     study_name,
 )
-from tuner.driver.search_run import SearchRun
 from tuner.driver.study_storage import server_lost, server_lost_error
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
@@ -33,6 +30,9 @@ from tuner.experiment import (
     ray_trial_states,
 )
 from tuner.experiment.records import ProvenanceRecord
+from tuner.stages.console import say
+from tuner.stages.disk import DiskFullError, is_disk_full
+from tuner.stages.search_run import SearchRun
 from tuner.train.trial_data import TrialData
 
 
@@ -153,7 +153,7 @@ def killed_by_memory_monitor(error: BaseException | None) -> bool:
 
 
 def disk_full_error(exp: Path) -> DiskFullError:
-    from tuner.driver.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
+    from tuner.stages.disk import MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
     return DiskFullError(
         f"no space left under {exp} ({mb(free_bytes(exp))} free): the search stopped and "

@@ -17,8 +17,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tuner.errors import ConfigError
-
 # Trials one GPU runs at once before its total images/s stops growing. bench/gpu_pooling.py
 # measures it (1, 2, 4 and 8 trials sharing a GPU); 4 is the knee it is expected at for the
 # built-in spaces on an H200, and is what `bench/gpu.sh` checks (not yet measured: no GPU was
@@ -38,21 +36,6 @@ def gpu_share(need_bytes: int, gpu_bytes: int, trials_per_gpu: int = TRIALS_PER_
     wanted = (need_bytes * ALLOCATOR_MARGIN + CONTEXT_BYTES) / gpu_bytes
     share = max(1.0 / trials_per_gpu, math.ceil(wanted / STEP - 1e-9) * STEP)
     return round(min(1.0, share), 6)
-
-
-def gpu_memory_bytes(given_gib: float | None) -> int:
-    """The memory of the GPUs trials run on: --gpu-memory (GiB) if given, else the driver's
-    first CUDA device's. ConfigError when neither is known."""
-    if given_gib is not None:
-        return int(given_gib * 2**30)
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            "--gpus-per-trial auto needs the GPUs' memory: this process sees no CUDA device, "
-            "so pass --gpu-memory GIB (the memory of one of the cluster's GPUs)"
-        )
-    return int(torch.cuda.get_device_properties(0).total_memory)
 
 
 class AutoGpuShares:

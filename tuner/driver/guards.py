@@ -1,6 +1,6 @@
 """Tune callbacks in the driver that end a search the way a first Ctrl-C does (gracefully, every
 unfinished trial left to `tuner resume`): DiskGuard before the disk is full (figures in
-tuner/driver/disk.py), ClockGuard when --time-budget is spent. Apart from tuner.driver.disk so
+tuner/stages/disk.py), ClockGuard when --time-budget is spent. Apart from tuner.stages.disk so
 that importing the disk helpers never imports Ray."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from ray.tune import Callback
 
 from tuner.driver.asha import experiment_path
-from tuner.driver.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 from tuner.driver.recovery import back_up_state
+from tuner.stages.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
 
 class DiskGuard(Callback):

@@ -24,8 +24,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from tuner.config.search_config import SearchConfig
     from tuner.data import DatasetBundle
-    from tuner.driver.config import SearchConfig
 
 _CURRENT: Interrupts | None = None  # the search running in this process
 
@@ -131,8 +131,8 @@ class Interrupts:
 def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> str:
     """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
     trial's validation pass, scaled from its validation images to the test split's."""
+    from tuner.config.objectives import MAX_FRONT_EVALUATIONS
     from tuner.driver import progress
-    from tuner.driver.objectives import MAX_FRONT_EVALUATIONS
 
     shown = progress.ACTIVE
     steps = []

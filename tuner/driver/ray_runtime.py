@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
-from tuner.driver.config import SearchConfig
-from tuner.driver.console import say
-from tuner.driver.provenance import Timings
+from tuner.config.search_config import SearchConfig
+from tuner.stages.console import say
+from tuner.stages.provenance import Timings
 
 T = TypeVar("T")
 

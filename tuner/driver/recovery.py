@@ -34,7 +34,7 @@ from tuner.experiment import (
 from tuner.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from tuner.driver.config import SearchConfig
+    from tuner.config.search_config import SearchConfig
     from tuner.experiment.records import ProvenanceRecord
 
 UNFINISHED = ("RUNNING", "PENDING", "PAUSED")

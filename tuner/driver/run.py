@@ -20,31 +20,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from tuner.config.search_config import SearchConfig, claim_experiment_dir
 from tuner.data import DatasetBundle
-from tuner.driver import provenance, warm_start
-from tuner.driver.config import SearchConfig, claim_experiment_dir
-from tuner.driver.console import say
-from tuner.driver.disk import is_disk_full
+from tuner.driver import warm_start
 from tuner.driver.finish import SearchResult, write_results, write_tables
 from tuner.driver.fit import disk_full_error, fit
 from tuner.driver.interrupt import interrupt_plan
-from tuner.driver.preflight import (
-    check_budget,
-    dry_run_space,
-    load_data,
-    refuse_writable_by_others,
-    warn_if_short_of_space,
-)
-from tuner.driver.provenance import Timings, save_record
 from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
 from tuner.driver.recovery import errored_trials, record_errors
-from tuner.driver.search_run import SearchRun
 from tuner.driver.study_storage import check_storage
 from tuner.driver.tuner_setup import check_mlflow, open_study_storage
 from tuner.errors import ConfigError, DataError
 from tuner.experiment import PROVENANCE_JSON, SEARCH_TOML, TUNER_PKL
 from tuner.experiment.records import ProvenanceRecord
 from tuner.io import atomic_write_text
+from tuner.stages import provenance
+from tuner.stages.console import say
+from tuner.stages.disk import is_disk_full
+from tuner.stages.preflight import (
+    check_budget,
+    dry_run_space,
+    load_data,
+    refuse_writable_by_others,
+    warn_if_short_of_space,
+)
+from tuner.stages.provenance import Timings, save_record
+from tuner.stages.search_run import SearchRun
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]

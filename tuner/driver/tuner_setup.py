@@ -9,16 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuner.data import MIRROR_SENSITIVE, DatasetBundle
-from tuner.driver.config import SearchConfig
-from tuner.driver.console import say
-from tuner.driver.objectives import (
+from tuner.config.objectives import (
     SCHEDULER_METRIC,
     SCHEDULER_MODE,
     SEARCHER_METRIC,
     SEARCHER_MODE,
     parse_objectives,
 )
+from tuner.config.search_config import SearchConfig
+from tuner.data import MIRROR_SENSITIVE, DatasetBundle
 from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
 from tuner.experiment import (
     ASHA_STATE_JSON,
@@ -28,6 +27,7 @@ from tuner.experiment import (
     rung_epochs,
     trial_dir_name,
 )
+from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
 
 
@@ -83,7 +83,8 @@ def make_trainable(
 def auto_gpu_shares(cfg: SearchConfig, trial_data: TrialData) -> Any:
     """--gpus-per-trial auto: each trial's request from its configuration's estimated memory
     (tuner/driver/gpu_packing.py)."""
-    from tuner.driver.gpu_packing import AutoGpuShares, gpu_memory_bytes
+    from tuner.driver.gpu_packing import AutoGpuShares
+    from tuner.train.memory import gpu_memory_bytes
 
     data = trial_data.opened()  # memory-mapped when only the cache's place travelled
     train, val = data.splits()

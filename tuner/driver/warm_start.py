@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.driver.objectives import SEARCHER_MODE, parse_objectives
+from tuner.config.objectives import SEARCHER_MODE, parse_objectives
 from tuner.driver.study_storage import open_storage
 from tuner.errors import ConfigError
 from tuner.experiment import (
@@ -32,7 +32,7 @@ from tuner.experiment import (
 )
 
 if TYPE_CHECKING:
-    from tuner.driver.config import SearchConfig
+    from tuner.config.search_config import SearchConfig
 
 SPACE_SAMPLES = 300  # samples of the new space that map its parameters (~0.3 s at 32x32)
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from tuner.data import Split
+from tuner.errors import ConfigError
 from tuner.train.config import TrainConfig
 from tuner.train.loader import _DRAWS as AUGMENT_DRAWS  # float32 draws per image and epoch
 from tuner.train.loop import autocast_for, build_optimizer
@@ -194,3 +195,16 @@ def measure_peak_bytes(
     del model, optimizer, train_loader, val_loader, batches, kept, loss
     torch.cuda.empty_cache()
     return int(peak)
+
+
+def gpu_memory_bytes(given_gib: float | None) -> int:
+    """The memory of the GPUs trials run on: --gpu-memory (GiB) if given, else the driver's
+    first CUDA device's. ConfigError when neither is known."""
+    if given_gib is not None:
+        return int(given_gib * 2**30)
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "--gpus-per-trial auto needs the GPUs' memory: this process sees no CUDA device, "
+            "so pass --gpu-memory GIB (the memory of one of the cluster's GPUs)"
+        )
+    return int(torch.cuda.get_device_properties(0).total_memory)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.driver.config import SearchConfig, claim_experiment_dir
+from tuner.config.search_config import SearchConfig, claim_experiment_dir
 from tuner.errors import ConfigError
 
 

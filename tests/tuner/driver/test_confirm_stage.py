@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tuner.cli import main
-from tuner.driver.config import SearchConfig
-from tuner.driver.confirm import plan, summarize, winner_run
+from tuner.config.search_config import SearchConfig
+from tuner.driver.confirm import plan
 from tuner.experiment.stats import (
     LOGIT_T,
     accuracy_interval,
@@ -23,6 +23,7 @@ from tuner.experiment.stats import (
     mean_interval,
     t_quantile,
 )
+from tuner.stages.confirm_runs import summarize, winner_run
 
 
 def test_t_quantiles_match_the_tables():
@@ -178,7 +179,7 @@ def test_summarize_with_two_baseline_seeds_says_too_few_seeds_not_tied(capsys):
     assert "too few seeds to tell them apart" in verdict
     assert "tied with the lab's baseline" not in verdict
 
-    from tuner.driver.console import print_summary
+    from tuner.stages.console import print_summary
 
     best = {"trial_index": 5, "val_acc": 0.56, "params": 1000, "confirm": summary}
     print_summary(sys.stdout, Path("exp"), pd.DataFrame(), best, None)  # type: ignore[arg-type]

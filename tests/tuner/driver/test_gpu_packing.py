@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tuner.driver.config import SearchConfig
+from tuner.config.search_config import SearchConfig
 from tuner.driver.gpu_packing import (
     ALLOCATOR_MARGIN,
     CONTEXT_BYTES,

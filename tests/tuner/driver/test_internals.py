@@ -120,8 +120,8 @@ def test_provenance_and_best_have_one_writer_each():
         for name in ("PROVENANCE_JSON", "BEST_JSON"):
             if re.search(rf"atomic_write_\w+\([^)\n]*{name}", path.read_text()):
                 writers.setdefault(name, []).append(path.relative_to(TUNER).as_posix())
-    assert writers == {"PROVENANCE_JSON": ["driver/provenance.py"],
-                       "BEST_JSON": ["driver/best.py"]}  # fmt: skip
+    assert writers == {"PROVENANCE_JSON": ["stages/provenance.py"],
+                       "BEST_JSON": ["stages/best.py"]}  # fmt: skip
 
 
 def test_a_changed_optuna_schema_is_reported(monkeypatch):

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from tuner.cli import build_parser, config_from_args, main
-from tuner.driver.config import SearchConfig
+from tuner.config.search_config import SearchConfig
 from tuner.driver.ray_runtime import _endpoint
 
 

@@ -12,7 +12,7 @@ import pytest
 from analysis_fixture import write_experiment
 
 from tuner.cli import main
-from tuner.driver.preflight import refuse_writable_by_others
+from tuner.stages.preflight import refuse_writable_by_others
 
 NOBODY = 65534
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")

@@ -10,8 +10,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from tuner.config.search_config import SearchConfig
 from tuner.driver import warm_start
-from tuner.driver.config import SearchConfig
 from tuner.errors import ConfigError
 from tuner.experiment import IMPORTED_ATTR, REJECTED_ATTR
 

@@ -12,9 +12,9 @@ from torch import nn
 
 from search_spaces import SPACES, SpaceError, get_space
 from search_spaces.check import check_space, smallest_cost
+from tuner.config.search_config import SearchConfig
 from tuner.deploy.classifier import load_model
 from tuner.deploy.model_file import ModelFileError, model_record, write_model_file
-from tuner.driver.config import SearchConfig
 from tuner.errors import ConfigError
 from tuner.train.config import TrainConfig
 from tuner.train.cost import Budget, model_cost

@@ -8,10 +8,7 @@ from typing import Any, TextIO, cast
 
 import pandas as pd
 
-from tuner.data import DatasetBundle
-from tuner.driver.config import SearchConfig
-from tuner.driver.console import say
-from tuner.driver.objectives import (
+from tuner.config.objectives import (
     MAX_FRONT_EVALUATIONS,
     SEARCHER_METRIC,
     knee_point,
@@ -19,6 +16,8 @@ from tuner.driver.objectives import (
     parse_objectives,
     values_of,
 )
+from tuner.config.search_config import SearchConfig
+from tuner.data import DatasetBundle
 from tuner.experiment import (
     BEST_JSON,
     CONFIRM_CSV,
@@ -29,6 +28,7 @@ from tuner.experiment import (
 )
 from tuner.experiment.records import BestRecord, ProvenanceRecord, TestScore, TrialRecord
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
 
 
@@ -182,7 +182,7 @@ def write_confirmed(
     """The confirm stage's runs scored on the test split (confirm.csv) and summed up in
     best["confirm"]; returns how many of its runs are still to train, and the runs' table
     (write_model picks the winner's weights from it). `trials`: the search's table."""
-    from tuner.driver import confirm
+    from tuner.stages import confirm_runs as confirm
 
     exp = cfg.experiment_dir
     runs = confirm.runs_table(exp, bundle, trial_data, stream)
@@ -217,7 +217,7 @@ def write_model(
     else the search's best trial. best["model"] says which, with the file's own scores.
     `runs`: the confirm stage's table, as write_confirmed returned it."""
     from tuner.deploy.model_file import model_record, write_model_file
-    from tuner.driver import confirm
+    from tuner.stages import confirm_runs as confirm
     from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
     from tuner.train.trial import normalization

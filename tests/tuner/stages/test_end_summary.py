@@ -1,7 +1,7 @@
 """The lines a search ends with on the terminal (README, "Run a search"): Outcomes, Best, Lab
 baseline, Confirmed over seeds (one line per configuration, the winner marked, then the
 verdict), Model, Results, Report, in that order, from a finished experiment's recorded
-tables and best.json (tuner.driver.console.print_summary, which write_results calls). No Ray."""
+tables and best.json (tuner.stages.console.print_summary, which write_results calls). No Ray."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 import pandas as pd
 from analysis_fixture import add_confirm, write_experiment
 
-from tuner.driver.console import print_summary
+from tuner.stages.console import print_summary
 
 VERDICT = "Over 3 fresh seeds, trial W has the best mean validation accuracy."
 

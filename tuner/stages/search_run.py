@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from tuner.config.search_config import SearchConfig
 from tuner.data import DatasetBundle
-from tuner.driver.config import SearchConfig
-from tuner.driver.provenance import Timings
 from tuner.experiment.records import ProvenanceRecord
+from tuner.stages.provenance import Timings
 from tuner.train.trial_data import TrialData
 
 

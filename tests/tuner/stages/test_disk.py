@@ -1,5 +1,5 @@
 """Recognising a full disk through the wrappers around it, and a resume that forgets the
-checkpoints a full disk kept from reaching it (tuner/driver/disk.py, recovery.py)."""
+checkpoints a full disk kept from reaching it (tuner/stages/disk.py, recovery.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from tuner.driver.disk import estimate_bytes, is_disk_full
+from tuner.stages.disk import estimate_bytes, is_disk_full
 
 
 def test_disk_full_is_recognised_through_the_wrappers_ray_and_sqlite_put_around_it():

@@ -30,16 +30,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
-from tuner.data import DATASETS, MIRROR_SENSITIVE
-from tuner.driver.config import (
+from tuner.config.search_config import (
     NAME_PATTERN,
     SearchConfig,
     check_path_lengths,
     claim_experiment_dir,
     nearest_existing,
 )
-from tuner.driver.console import say
-from tuner.driver.provenance import save_record
+from tuner.data import DATASETS, MIRROR_SENSITIVE
 from tuner.errors import ConfigError
 from tuner.experiment import (
     BEST_JSON,
@@ -56,6 +54,8 @@ from tuner.experiment import (
 )
 from tuner.experiment.stats import Interval, accuracy_interval, describe
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.stages.console import say
+from tuner.stages.provenance import save_record
 
 if TYPE_CHECKING:
     from tuner.data import DatasetBundle
@@ -350,7 +350,7 @@ def retrain(
     # location instead of the arrays: this process trains them itself.
     data_cfg = replace(src.data, address=None)
 
-    from tuner.driver.preflight import load_data
+    from tuner.stages.preflight import load_data
 
     bundle, trial_data = load_data(data_cfg, stream)
     _check_buildable(config, trial_data, str(source))
@@ -358,7 +358,7 @@ def retrain(
 
     import torch
 
-    from tuner.driver import provenance
+    from tuner.stages import provenance
 
     gpu = torch.cuda.is_available()  # set_up trains on the GPU only when given a share of it
     run_seeds = fresh_seeds(seeds, start=RETRAIN_SEED_START)
@@ -614,7 +614,7 @@ def _write_model(
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """`tuner train`'s arguments (tuner/cli.py builds its subparser with these)."""
-    from tuner.driver.options import positive_int
+    from tuner.config.options import positive_int
 
     parser.add_argument(
         "source", metavar="DIR|CONFIG",

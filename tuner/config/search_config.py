@@ -18,9 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.data import DATASETS
-from tuner.driver.objectives import parse_objectives
-from tuner.driver.options import (
+from tuner.config.objectives import parse_objectives
+from tuner.config.options import (
     count,
     duration,
     gpus_or_auto,
@@ -31,7 +30,8 @@ from tuner.driver.options import (
     option,
     positive_int,
 )
-from tuner.driver.options import parse_duration as parse_duration  # its home before options.py
+from tuner.config.options import parse_duration as parse_duration  # its home before options.py
+from tuner.data import DATASETS
 from tuner.experiment import MODEL_FILE, REPORT_HTML
 from tuner.train.config import ConfigError
 from tuner.train.user_model import absolute_spec, import_callable
@@ -297,15 +297,15 @@ class SearchConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> SearchConfig:
-        """The config an experiment file (TOML or YAML, see tuner/driver/config_file.py)
+        """The config an experiment file (TOML or YAML, see tuner/config/config_file.py)
         describes, with `overrides` on top (as command-line flags are)."""
-        from tuner.driver.config_file import read_config_file
+        from tuner.config.config_file import read_config_file
 
         return cls(**{**read_config_file(path, cls.options()), **overrides})
 
     def to_toml(self) -> str:
         """These options as an experiment file (`tuner search --config`): search.toml."""
-        from tuner.driver.config_file import to_toml
+        from tuner.config.config_file import to_toml
 
         return to_toml(self.to_dict(), self.options())
 
@@ -409,7 +409,7 @@ class SearchConfig:
                 f"--reduction-factor must be an integer >= 2, got {self.reduction_factor}"
             )
         if self.storage:
-            from tuner.driver.study_storage import parse_storage
+            from tuner.config.storage_url import parse_storage
 
             parse_storage(self.storage)
         if self.max_trials is not None:
@@ -446,7 +446,7 @@ class SearchConfig:
         elif self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             raise ConfigError("--gpus-per-trial above 1 must be a whole number of GPUs")
         if self.gpus_per_trial == "auto" and self.gpu_memory is None:
-            from tuner.driver.gpu_packing import gpu_memory_bytes
+            from tuner.train.memory import gpu_memory_bytes
 
             gpu_memory_bytes(None)  # ConfigError where no GPU is in sight
         if self.gpu_memory is not None:
@@ -604,7 +604,7 @@ def _positive_int(field: str, value: Any) -> None:
         raise ConfigError(f"--{field} must be a whole number >= 1, got {value!r}")
 
 
-if __name__ == "__main__":  # python -m tuner.driver.config > docs/options.md
-    from tuner.driver.options import options_markdown
+if __name__ == "__main__":  # python -m tuner.config.search_config > docs/options.md
+    from tuner.config.options import options_markdown
 
     print(options_markdown(SearchConfig.options()), end="")

@@ -148,8 +148,9 @@ def options_markdown(options: list[Field]) -> str:
     lines = [
         "# `tuner search` options",
         "",
-        "Generated from SearchConfig's fields (tuner/driver/config.py), the same text as",
-        "`tuner search --help`: `python -m tuner.driver.config > docs/options.md` rewrites it.",
+        "Generated from SearchConfig's fields (tuner/config/search_config.py), the same text",
+        "as `tuner search --help`: `python -m tuner.config.search_config > docs/options.md`",
+        "rewrites it.",
         "`tuner resume DIR` takes the options that may change on a resume (see its --help).",
     ]
     groups: dict[str, list[Field]] = {}

@@ -1,4 +1,4 @@
-"""`tuner train` (tuner/driver/retrain.py): one configuration retrained from scratch in this
+"""`tuner train` (tuner/retrain.py): one configuration retrained from scratch in this
 process, no Ray. A config file retrained on digits over two seeds (train, and trainval without
 validation) leaves a directory whose files agree with each other; an experiment directory
 retrains its winner; bad input is one line, exit 2, and nothing written."""
@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from tuner.cli import main
-from tuner.driver.retrain import RetrainResult, retrain
 from tuner.experiment import (
     BEST_JSON,
     CHECKPOINT_FILE,
@@ -26,6 +25,7 @@ from tuner.experiment import (
     RETRAIN_JSON,
 )
 from tuner.experiment.stats import accuracy_interval
+from tuner.retrain import RetrainResult, retrain
 
 EPOCHS = 2
 TINY = {

@@ -78,7 +78,7 @@ def test_a_search_config_is_frozen():
 def test_search_config_defaults_do_not_read_the_clock(monkeypatch):
     import time
 
-    import tuner.driver.config
+    import tuner.config.search_config
     from tuner import SearchConfig
 
     def no_clock(*args: object) -> None:  # the old default name had a timestamp
@@ -87,7 +87,7 @@ def test_search_config_defaults_do_not_read_the_clock(monkeypatch):
     class NoDatetime:
         now = utcnow = today = staticmethod(no_clock)
 
-    monkeypatch.setattr(tuner.driver.config, "datetime", NoDatetime)
+    monkeypatch.setattr(tuner.config.search_config, "datetime", NoDatetime)
     for name in ("time", "time_ns", "localtime", "gmtime", "strftime"):
         monkeypatch.setattr(time, name, no_clock)
     first, second = SearchConfig(), SearchConfig()
@@ -138,7 +138,7 @@ def test_search_names_the_config_before_it_validates_it(tmp_path):
 
 
 def test_the_budget_is_samples_trials_and_max_trials_spends_what_asha_saves():
-    from tuner.driver.config import SearchConfig
+    from tuner.config.search_config import SearchConfig
 
     # The default: --samples trials (real CIFAR-10 resnet_cnn lost 7 points when ASHA's
     # savings bought more; SearchConfig.trial_cap).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tuner.cli import build_parser, config_from_args, main
-from tuner.driver.config import SearchConfig
-from tuner.driver.config_file import read_config_file
+from tuner.config.config_file import read_config_file
+from tuner.config.search_config import SearchConfig
 from tuner.errors import ConfigError
 
 

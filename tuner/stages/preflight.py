@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from tuner.config.search_config import SearchConfig
 from tuner.data import DatasetBundle, load_dataset
-from tuner.driver.config import SearchConfig
-from tuner.driver.console import say
 from tuner.errors import ConfigError
 from tuner.experiment import (
     SEARCH_GEN_STATE_GLOB,
@@ -18,6 +17,7 @@ from tuner.experiment import (
     STATE_BACKUP_DIR,
     TUNER_PKL,
 )
+from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
 
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
@@ -66,7 +66,7 @@ def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> A
 
 def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO) -> None:
     """One line when --out has less free space than the search will probably write."""
-    from tuner.driver.disk import estimate_bytes, free_bytes, mb
+    from tuner.stages.disk import estimate_bytes, free_bytes, mb
 
     needed = estimate_bytes(cfg.samples, cfg.epochs, mean_params)
     free = free_bytes(cfg.experiment_dir)
