@@ -104,8 +104,16 @@ def _all(*rooms: str) -> list[Import]:
 
 def test_the_source_is_there():
     """A moved room must not leave the rules below checking nothing."""
-    for room in ("analysis", "tuner/experiment", "tuner/data", "tuner/train", "tuner/driver",
-                 "tuner/config", "tuner/stages", "tuner/retrain.py"):
+    for room in (
+        "analysis",
+        "tuner/experiment",
+        "tuner/data",
+        "tuner/train",
+        "tuner/driver",
+        "tuner/config",
+        "tuner/stages",
+        "tuner/retrain.py",
+    ):
         assert _sources(room), room
     assert any(i.name == "tuner.experiment.collect_tables" for i in _all("analysis"))
 

@@ -80,7 +80,7 @@ def write_tables(run: SearchRun) -> Tables:
     exp = cfg.experiment_dir
     states = ray_trial_states(exp)
     unfinished = {tid for tid, s in states.items() if s["status"] not in ("TERMINATED", "ERROR")}
-    has_baseline = cfg.search_space().baseline is not None
+    has_baseline = run.space.baseline is not None
     damage = Damage()
     from tuner.driver import progress
 

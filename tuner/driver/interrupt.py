@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
     from tuner.data import DatasetBundle
 
@@ -128,7 +129,9 @@ class Interrupts:
             self._tune_stop(frame)
 
 
-def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> str:
+def interrupt_plan(
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, in_fit: bool
+) -> str:
     """What the first Ctrl-C leads to, and about how long the test scoring takes: the best
     trial's validation pass, scaled from its validation images to the test split's."""
     from tuner.config.objectives import MAX_FRONT_EVALUATIONS
@@ -152,7 +155,7 @@ def interrupt_plan(cfg: SearchConfig, bundle: DatasetBundle, in_fit: bool) -> st
     else:
         scoring = "scoring the best trial"
     scoring += f" on {tests:,} test images"
-    if cfg.search_space().baseline is not None:
+    if space.baseline is not None:
         scoring += " (and the lab baseline)"
     if shown and shown.best and not cfg.objectives:
         val_seconds = shown.kept_result(shown.best[1]).get("val_time_s")

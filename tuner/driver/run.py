@@ -62,6 +62,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     stream = stream or sys.stdout
     cfg = cfg.named(datetime.now())  # the run starts: a config without a --name gets its name
     cfg.validate()
+    space = cfg.search_space()  # looked up once: every stage below is handed it
     if cfg.warm_start:  # the rest of its checks need the dataset's shape: prepare() below
         warm_start.check_source(cfg.warm_start)
     if cfg.mlflow:
@@ -77,7 +78,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         with timings("dataset"):
             loaded = load_data(cfg, stream)
         with timings("budget_check"):
-            check_budget(cfg, loaded[0], stream)
+            check_budget(cfg, space, loaded[0], stream)
 
     claimed: list[Path] = []  # the experiment directory, once prepare() has made it
 
@@ -88,11 +89,11 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         else:
             bundle, trial_data = loaded
         with timings("space_check"):
-            checked = dry_run_space(cfg, bundle, stream)
+            checked = dry_run_space(cfg, space, bundle, stream)
         warm = None
         if cfg.warm_start:  # checked before anything is written
             with timings("warm_start"):
-                warm = warm_start.plan(cfg, bundle.input_shape, bundle.num_classes)
+                warm = warm_start.plan(cfg, space, bundle.input_shape, bundle.num_classes)
         warn_if_short_of_space(cfg, checked.mean_params, stream)
         with timings("provenance"):
             exp = cfg.experiment_dir
@@ -153,7 +154,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"({len(bundle.train.y)} train / {len(bundle.val.y)} val / {len(bundle.test.y)} test): "
         f"{budget_text(cfg)}, {cfg.searcher.upper()} + {cfg.scheduler.upper()}, seed {cfg.seed}",
     )
-    return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
+    return _run(SearchRun(cfg, space, bundle, trial_data, record, stream, timings, we_started,
                           storage=storage))  # fmt: skip
 
 
@@ -256,8 +257,8 @@ def resume(
             say(stream, f"Raising the search to {budget_text(cfg)}")
         else:
             say(stream, f"Raising the search to {raised} trials")
-    return _run(SearchRun(cfg, bundle, trial_data, record, stream, timings, we_started,
-                          restore=True, retry=retry, raise_samples=raised))  # fmt: skip
+    return _run(SearchRun(cfg, cfg.search_space(), bundle, trial_data, record, stream, timings,
+                          we_started, restore=True, retry=retry, raise_samples=raised))  # fmt: skip
 
 
 def _run(run: SearchRun) -> SearchResult:
@@ -272,7 +273,7 @@ def _run(run: SearchRun) -> SearchResult:
 
     cfg, record, timings = run.cfg, run.record, run.timings
     started = time.time()
-    plan = functools.partial(interrupt_plan, cfg, run.bundle)
+    plan = functools.partial(interrupt_plan, cfg, run.space, run.bundle)
     with Interrupts(run.stream, plan, cfg.time_budget) as interrupts:
         try:
             fit(run, interrupts)

@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tuner.config.objectives import (
     SCHEDULER_METRIC,
@@ -29,6 +29,9 @@ from tuner.experiment import (
 )
 from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
 
 
 def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
@@ -114,6 +117,7 @@ def open_study_storage(cfg: SearchConfig) -> Any:
 
 def build_tuner(
     cfg: SearchConfig,
+    space: SearchSpace,
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO,
@@ -132,7 +136,6 @@ def build_tuner(
     from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = cfg.search_space()
     side = bundle.input_shape[1]
     points, notes = space.fit_points(side)
     for note in notes:

@@ -32,6 +32,7 @@ from tuner.experiment import (
 )
 
 if TYPE_CHECKING:
+    from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
 
 SPACE_SAMPLES = 300  # samples of the new space that map its parameters (~0.3 s at 32x32)
@@ -78,9 +79,11 @@ def check_source(dir_text: str) -> Path:
     return source.resolve()
 
 
-def plan(cfg: SearchConfig, input_shape: tuple[int, int, int], num_classes: int) -> WarmStart:
-    """Read and check the source of cfg.warm_start against this search (ConfigError, one line
-    naming what differs). Reads only; writes nothing."""
+def plan(
+    cfg: SearchConfig, space: SearchSpace, input_shape: tuple[int, int, int], num_classes: int
+) -> WarmStart:
+    """Read and check the source of cfg.warm_start against this search and its `space`
+    (ConfigError, one line naming what differs). Reads only; writes nothing."""
     import optuna
     from optuna.trial import TrialState
 
@@ -117,7 +120,6 @@ def plan(cfg: SearchConfig, input_shape: tuple[int, int, int], num_classes: int)
 
     # The parameters: every one of theirs must be one of this space's, with the same range,
     # and every parameter this space always samples must be in their trials.
-    space = cfg.search_space()
     here = space_distributions(space, input_shape[1], SPACE_SAMPLES)
     seen: dict[str, list[Any]] = {}
     for t in completed:

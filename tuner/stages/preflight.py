@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tuner.config.search_config import SearchConfig
 from tuner.data import DatasetBundle, load_dataset
@@ -19,6 +19,9 @@ from tuner.experiment import (
 )
 from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
 
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
 
@@ -38,14 +41,16 @@ def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialDa
     return bundle, TrialData.from_bundle(bundle, from_cache=cache is not None)
 
 
-def dry_run_space(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> Any:
+def dry_run_space(
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, stream: TextIO
+) -> Any:
     """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
     from search_spaces import SpaceError
     from search_spaces.check import check_space
 
     try:
         report = check_space(
-            cfg.search_space(), bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES,
+            space, bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES,
             device="cpu",  # 6x quicker than "meta" here: meta kernels import sympy (~1.4 s)
         )  # fmt: skip
     except SpaceError as e:
@@ -79,14 +84,15 @@ def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO
         )
 
 
-def check_budget(cfg: SearchConfig, bundle: DatasetBundle, stream: TextIO) -> None:
+def check_budget(
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, stream: TextIO
+) -> None:
     """ConfigError (one line) when no configuration the space samples at this dataset's shape
     fits --max-params / --max-macs."""
     from search_spaces.check import BUDGET_SAMPLES, smallest_cost
     from tuner.train.cost import Budget
 
     budget = Budget(cfg.max_params, cfg.max_macs)
-    space = cfg.search_space()
     shape = bundle.input_shape
     fits, params, macs = smallest_cost(space, shape, bundle.num_classes, budget)
     if fits is not None:

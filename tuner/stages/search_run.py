@@ -4,7 +4,7 @@ fit and the results need, passed as one typed object instead of ten arguments.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tuner.config.search_config import SearchConfig
 from tuner.data import DatasetBundle
@@ -12,10 +12,16 @@ from tuner.experiment.records import ProvenanceRecord
 from tuner.stages.provenance import Timings
 from tuner.train.trial_data import TrialData
 
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
+
 
 @dataclass
 class SearchRun:
     cfg: SearchConfig
+    # cfg.search_space(), looked up once when the run starts (a user's space file is imported
+    # then) and handed to every stage that samples, prices or names it.
+    space: SearchSpace
     bundle: DatasetBundle
     trial_data: TrialData
     record: ProvenanceRecord  # provenance.json, completed as the run goes and written at its end

@@ -51,6 +51,11 @@ def _source(tmp_path, params_list, objectives=None, distributions=DISTRIBUTIONS,
     return src
 
 
+def _planned(cfg):
+    """warm_start.plan's first two arguments: the config and its space."""
+    return cfg, cfg.search_space()
+
+
 def _config(tmp_path, src, **kw):
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
@@ -69,7 +74,7 @@ def test_completed_trials_are_told_to_the_new_study_marked_imported(tmp_path):
                           state=TrialState.PRUNED, intermediate_values={1: 0.3})  # fmt: skip
     src = _source(tmp_path, [SGD, ADAM, SGD], extra=[rejected, pruned])
     cfg = _config(tmp_path, src)
-    plan = warm_start.plan(cfg, (1, 8, 8), 10)
+    plan = warm_start.plan(cfg, cfg.search_space(), (1, 8, 8), 10)
     assert [t.number for t in plan.trials] == [0, 1, 2]  # neither refused nor stopped trials
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'new.db'}")
     assert warm_start.tell(plan, storage, "new", warm_start.directions_of(cfg)) == 3
@@ -120,7 +125,7 @@ def test_a_mismatch_is_one_line_naming_the_parameter(tmp_path, change, message):
             del t["channels_b0"]
     src = _source(tmp_path, trials, objectives=change.get("objectives"), distributions=dists)
     with pytest.raises(ConfigError, match=message) as info:
-        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+        warm_start.plan(*_planned(_config(tmp_path, src)), (1, 8, 8), 10)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
 
@@ -130,13 +135,13 @@ def test_sources_that_are_not_experiments_are_refused(tmp_path):
         warm_start.check_source(str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an experiment directory"):
-        warm_start.plan(_config(tmp_path, tmp_path / "empty"), (1, 8, 8), 10)
+        warm_start.plan(*_planned(_config(tmp_path, tmp_path / "empty")), (1, 8, 8), 10)
     src = _source(tmp_path, [])
     with pytest.raises(ConfigError, match="its study has no completed trials"):
-        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+        warm_start.plan(*_planned(_config(tmp_path, src)), (1, 8, 8), 10)
     (src / "optuna.db").write_bytes(b"not a database")
     with pytest.raises(ConfigError, match="cannot read its study"):
-        warm_start.plan(_config(tmp_path, src), (1, 8, 8), 10)
+        warm_start.plan(*_planned(_config(tmp_path, src)), (1, 8, 8), 10)
 
 
 def test_trials_over_this_searchs_budget_are_left_out(tmp_path):
@@ -144,10 +149,10 @@ def test_trials_over_this_searchs_budget_are_left_out(tmp_path):
     small = {**SGD, "channels_b0": 4}
     src = _source(tmp_path, [big, small, big])
     # one block on 1x8x8: 5,050 params at 16 channels, 838 at 4 (tuner.train.cost)
-    plan = warm_start.plan(_config(tmp_path, src, max_params=1000), (1, 8, 8), 10)
+    plan = warm_start.plan(*_planned(_config(tmp_path, src, max_params=1000)), (1, 8, 8), 10)
     assert [t.params["channels_b0"] for t in plan.trials] == [4] and plan.over_budget == 2
     with pytest.raises(ConfigError, match="none of its 3 completed trials fits"):
-        warm_start.plan(_config(tmp_path, src, max_params=100), (1, 8, 8), 10)
+        warm_start.plan(*_planned(_config(tmp_path, src, max_params=100)), (1, 8, 8), 10)
 
 
 def test_the_source_path_is_made_absolute(tmp_path, monkeypatch):
