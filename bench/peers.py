@@ -194,7 +194,7 @@ def run_ours(args: argparse.Namespace, seed: int, sweep: bool) -> dict[str, Any]
 def ours_bookkeeping(exp: Path, trials: Any, budget: int) -> list[str]:
     import optuna
 
-    from tuner.driver.recovery import TUNE_TRIAL_ID
+    from tuner.driver.fence.recovery import TUNE_TRIAL_ID
     from tuner.experiment import REJECTED_ATTR
 
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{exp / 'optuna.db'}")

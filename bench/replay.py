@@ -203,7 +203,7 @@ class Method:
 def samplers() -> dict[str, Callable[[int], Any]]:
     from optuna.samplers import TPESampler
 
-    from tuner.driver.searcher import make_sampler
+    from tuner.driver.fence.searcher import make_sampler
 
     return {
         "tpe": lambda seed: make_sampler("tpe", seed),  # what `tuner search` runs
@@ -246,7 +246,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
     search that spends its savings does (tuner.driver.tuner_setup.expected_trials)."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from tuner.driver.asha import PersistentASHA, expected_trials
+    from tuner.driver.fence.asha import PersistentASHA, expected_trials
 
     class ReplayASHA(PersistentASHA):
         def _save(self) -> None:  # decisions only: no state file

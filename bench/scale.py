@@ -12,7 +12,7 @@ confirm stage off, concurrency 2 on this machine's 2 cores. It measures:
   in wall time and in the driver thread's CPU time (on 2 cores shared with 2 training workers,
   the difference is time spent waiting for a core);
 - each save of the searcher's state by Tune (TruthfulOptunaSearch.__getstate__): its time and
-  size, which grew with the study before the fix in tuner/driver/searcher.py;
+  size, which grew with the study before the fix in tuner/driver/fence/searcher.py;
 - the driver process's peak RSS (the trials run in Ray's worker processes);
 - the time to build trials.csv and epochs.csv from the trial directories and their sizes.
 
@@ -58,7 +58,7 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
 
     sys.path.insert(0, str(ROOT))
     from tuner import SearchConfig, search
-    from tuner.driver import searcher
+    from tuner.driver.fence import searcher
     from tuner.experiment import EPOCHS_CSV, TRIALS_CSV, collect_tables
     from tuner.io import atomic_write_csv
 
@@ -104,7 +104,7 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
     from ray.tune.execution.tune_controller import TuneController
 
-    from tuner.driver import internals
+    from tuner.driver.fence import internals
 
     if hasattr(internals, "install_fast_state_save"):  # timed under the wrappers below
         internals.install_fast_state_save()

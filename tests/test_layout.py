@@ -256,3 +256,57 @@ def test_test_files_have_names_of_their_own():
     name make the whole run fail to collect."""
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     assert not {n for n in names if names.count(n) > 1}
+
+
+FENCE = "tuner/driver/fence/"
+
+
+def _own_names() -> set[str]:
+    """Every name the project defines itself (functions, classes, attributes it assigns,
+    variables, arguments): a `_name` outside this set belongs to a library."""
+    names: set[str] = set()
+    for path in _sources("tuner", "search_spaces", "analysis"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+    return names
+
+
+def test_private_parts_of_ray_and_optuna_are_reached_only_inside_the_fence():
+    """Outside tuner/driver/fence/: no import of a private module or name of Ray or Optuna
+    (ray._private, ray.train._internal, `from optuna.x import _Y`), and no attribute with a
+    leading underscore that the project does not define itself (a library's private state)."""
+    own = _own_names()
+    bad = []
+    for path in _sources("tuner", "search_spaces", "analysis"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(FENCE):
+            continue
+        for i in imports_of(path):
+            parts = i.name.split(".")
+            if parts[0] in ("ray", "optuna") and any(p.startswith("_") for p in parts[1:]):
+                bad.append(str(i))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.attr not in own
+            ):
+                bad.append(f"{rel}:{node.lineno} reaches .{node.attr}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_fence_holds_the_reaches_it_lists():
+    """The check above would pass on an empty fence: the reaches must really be in it."""
+    fenced = [i for i in _all(FENCE) if i.name.split(".")[0] in ("ray", "optuna")]
+    assert any(any(p.startswith("_") for p in i.name.split(".")[1:]) for i in fenced)
+    text = (ROOT / FENCE / "internals.py").read_text()
+    for reach in ("tune_graceful_stop", "killed_by_memory_monitor", "reopen_finished_trials"):
+        assert f"def {reach}(" in text, reach

@@ -78,7 +78,7 @@ def kill_workers(marks: Path, after: int) -> Any:
     - "save": the first trial's, as its result comes in, before Tune asks the worker for the
       checkpoint the result brought. Tune 2.60 sets a STOP aside for a trial that fails while
       its checkpoint is being saved, and saved it with its state; the retried trial then
-      carried it out after one epoch (tuner.driver.recovery.forget_pending_decisions).
+      carried it out after one epoch (tuner.driver.fence.recovery.forget_pending_decisions).
     - "train": another trial's, once Tune has saved that checkpoint and goes on to ask for the
       next epoch.
 

@@ -21,7 +21,7 @@ import pytest
 from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
 
-from tuner.driver.asha import PersistentASHA
+from tuner.driver.fence.asha import PersistentASHA
 
 pytestmark = pytest.mark.slow
 

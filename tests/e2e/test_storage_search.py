@@ -15,7 +15,7 @@ from cli_fixture import run_here, tail
 from dashboard_fixture import dashboard_studies
 from postgres_fixture import PASSWORD
 
-from tuner.driver.internals import reopen_finished_trials, trial_id
+from tuner.driver.fence.internals import reopen_finished_trials, trial_id
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """A trial that Tune's restored experiment state does not hold is run again, not lost.
 
 A full disk can cut Tune's experiment state short while it is saved; the resume then puts back
-the copy of its last whole version (tuner/driver/recovery.py repair_state), which predates the
+the copy of its last whole version (tuner/driver/fence/recovery.py repair_state), which predates the
 newest trial, while the searcher's state saved beside it (search_gen_state: 3 trials made) is
 whole. Restored as they were, Tune made one trial too few and the search ended "1 of 3 trials
 still to run (0 started)" with exit 130, the lost trial's directory read as a trial of its own.

@@ -45,7 +45,7 @@ SEARCHER_METRIC, SEARCHER_MODE = "best_val_acc", "max"
 SCHEDULER_METRIC, SCHEDULER_MODE = "val_loss", "min"
 
 # The reported metrics Tune keeps running summaries of in its saved state (the searcher's, the
-# scheduler's and every --objectives one): tuner.driver.internals.lean_tune_state.
+# scheduler's and every --objectives one): tuner.driver.fence.internals.lean_tune_state.
 TUNE_SUMMARY_METRICS = frozenset(
     {SEARCHER_METRIC, SCHEDULER_METRIC, "val_acc", "time_total_s"}
     | {metric for metric, _, _ in KNOWN.values()}

@@ -51,7 +51,7 @@ def option_flags(f: Field) -> tuple[str, ...]:
 def add_options(parser: argparse.ArgumentParser, options: list[Field]) -> None:
     """One argument per option field, its dest the field's name, in --help sections by group
     (in the order the groups first appear, each listing its fields in field order)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
+    groups: dict[str, Any] = {}  # title -> the group add_argument_group returned
     for f in options:
         if f.metadata["group"] not in groups:
             groups[f.metadata["group"]] = parser.add_argument_group(f.metadata["group"])

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("tpe", "random")
-ASHA_RULES = ("paper", "ray")  # see tuner/driver/asha.py
+ASHA_RULES = ("paper", "ray")  # see tuner/driver/fence/asha.py
 COMPILE_BACKENDS = ("off", "inductor", "reduce-overhead", "aot_eager")  # tuner.train.trial
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Bytes of path kept free under <out>/<name>/ for what Ray and the search write there

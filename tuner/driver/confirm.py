@@ -40,7 +40,7 @@ from tuner.config.objectives import (
     parse_objectives,
 )
 from tuner.config.search_config import SearchConfig
-from tuner.driver.internals import lean_tune_state
+from tuner.driver.fence.internals import lean_tune_state
 from tuner.experiment import (
     BEST_JSON,
     CONFIRM_DIR,
@@ -252,7 +252,7 @@ def run_stage(
     there). Ray must be up."""
     from ray import tune
 
-    from tuner.driver.recovery import repair_state
+    from tuner.driver.fence.recovery import repair_state
     from tuner.driver.trainable import train_confirm_run
     from tuner.driver.tuner_setup import make_trainable
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
-from tuner.driver.recovery import reconcile_study, study_name
+from tuner.driver.fence.recovery import reconcile_study, study_name
 from tuner.experiment import (
     CONFIRM_DIR,
     EPOCHS_CSV,

@@ -9,9 +9,8 @@ from typing import Any, TextIO
 
 from tuner.config.objectives import TUNE_SUMMARY_METRICS
 from tuner.config.search_config import SearchConfig
-from tuner.driver.internals import lean_tune_state
-from tuner.driver.ray_runtime import check_schedulable
-from tuner.driver.recovery import (
+from tuner.driver.fence.internals import killed_by_memory_monitor, lean_tune_state
+from tuner.driver.fence.recovery import (
     forget_missing_checkpoints,
     forget_pending_decisions,
     prepare_search_state,
@@ -21,6 +20,7 @@ from tuner.driver.recovery import (
     settle_finished_trials,
     study_name,
 )
+from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.study_storage import server_lost, server_lost_error
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
@@ -137,19 +137,6 @@ def restored_tuner(
             str(exp), trainable=make_trainable(cfg, trial_data), resume_unfinished=True,
             resume_errored=bool(retry),
         )  # fmt: skip
-
-
-def killed_by_memory_monitor(error: BaseException | None) -> bool:
-    """A Ray OutOfMemoryError (its memory monitor killed a worker) anywhere in the chain."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if type(error).__name__ == "OutOfMemoryError" or (
-            "killed due to the node running low on memory" in str(error)
-        ):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def disk_full_error(exp: Path) -> DiskFullError:

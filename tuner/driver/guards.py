@@ -13,8 +13,8 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tuner.driver.asha import experiment_path
-from tuner.driver.recovery import back_up_state
+from tuner.driver.fence.asha import experiment_path
+from tuner.driver.fence.recovery import back_up_state
 from tuner.stages.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
 
@@ -121,7 +121,8 @@ def quiet_disk_full_logs() -> None:
 
 class StateBackup(Callback):
     """Keeps a copy of each of Tune's state files as it was when last whole (see
-    tuner.driver.recovery.back_up_state): a resume after a full disk puts it back over a cut one.
+    tuner.driver.fence.recovery.back_up_state): a resume after a full disk puts it back over a
+    cut one.
     Looked at every second (a listing and a stat; the copy, ~100 KB, only when Tune has
     saved anew, about every 10 s)."""
 

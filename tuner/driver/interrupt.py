@@ -23,6 +23,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tuner.driver.fence.internals import tune_graceful_stop
+
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
@@ -82,13 +84,8 @@ class Interrupts:
         self.stopping_since = time.monotonic()
         self.stream.write(f"\nStopping the search: {reason}.\n")
         self.stream.flush()
-        self._tune_stop(None)
+        tune_graceful_stop(None)
         return True
-
-    def _tune_stop(self, frame: FrameType | None) -> None:
-        tune_stop = signal.getsignal(signal.SIGUSR1)  # Tune's graceful stop (tune.py)
-        if callable(tune_stop):
-            tune_stop(signal.SIGUSR1, frame)
 
     def __enter__(self) -> Interrupts:
         global _CURRENT
@@ -126,7 +123,7 @@ class Interrupts:
         )
         self.stream.flush()
         if self.in_fit:
-            self._tune_stop(frame)
+            tune_graceful_stop(frame)
 
 
 def interrupt_plan(

@@ -24,7 +24,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tuner.driver.asha import experiment_path
+from tuner.driver.fence.asha import experiment_path
 
 DONE = ("TERMINATED", "ERROR")
 # A copy is written at most once per this many times its own writing time, start to start, so

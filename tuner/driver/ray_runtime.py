@@ -25,7 +25,7 @@ def keep_local_ray_on_loopback() -> None:
     imported; set the variable for the processes Ray spawns and the constant for this one,
     which may have imported ray already.
     """
-    from tuner.driver.internals import keep_ray_on_loopback
+    from tuner.driver.fence.internals import keep_ray_on_loopback
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     keep_ray_on_loopback()
@@ -49,7 +49,7 @@ def let_trials_use_prestarted_workers() -> None:
     (it also propagates a few, such as AWS keys, when they are set), its actors simply start
     fresh processes as before. Call it after Ray has started, for an in-process Ray only.
     """
-    from tuner.driver.internals import tune_actor_env
+    from tuner.driver.fence.internals import tune_actor_env
 
     defaults = tune_actor_env()  # None if it moved in some Ray release: only this saving is lost
     if defaults is not None and all(os.environ.get(k) == v for k, v in defaults.items()):

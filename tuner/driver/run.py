@@ -23,11 +23,11 @@ from typing import Any, TextIO, cast
 from tuner.config.search_config import SearchConfig, claim_experiment_dir
 from tuner.data import DatasetBundle
 from tuner.driver import warm_start
+from tuner.driver.fence.recovery import errored_trials, record_errors
 from tuner.driver.finish import SearchResult, write_results, write_tables
 from tuner.driver.fit import disk_full_error, fit
 from tuner.driver.interrupt import interrupt_plan
 from tuner.driver.ray_runtime import check_schedulable, while_ray_starts
-from tuner.driver.recovery import errored_trials, record_errors
 from tuner.driver.study_storage import check_storage
 from tuner.driver.tuner_setup import check_mlflow, open_study_storage
 from tuner.errors import ConfigError, DataError

@@ -127,11 +127,11 @@ def build_tuner(
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from tuner.driver.fence.searcher import TruthfulOptunaSearch, make_sampler
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.driver.interrupt import time_budget_left
     from tuner.driver.live_report import LiveReport
     from tuner.driver.progress import SearchProgress
-    from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
     from tuner.driver.tensorboard import TensorBoardLogger
     from tuner.train.cost import Budget, model_cost
 
@@ -255,8 +255,8 @@ def _mlflow(cfg: SearchConfig) -> list[Any]:
 
 
 def expected_trials(cfg: SearchConfig) -> int:
-    """The trials cfg's budget is expected to pay for under ASHA (tuner.driver.asha)."""
-    from tuner.driver.asha import expected_trials as expected
+    """The trials cfg's budget is expected to pay for under ASHA (tuner.driver.fence.asha)."""
+    from tuner.driver.fence.asha import expected_trials as expected
 
     return expected(cfg.samples, cfg.epochs, cfg.grace_period, cfg.reduction_factor,
                     cfg.trial_cap)  # fmt: skip
@@ -266,7 +266,7 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.driver.asha import PersistentASHA
+    from tuner.driver.fence.asha import PersistentASHA
 
     if cfg.scheduler != "asha":
         return FIFOScheduler()
@@ -289,7 +289,7 @@ def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False)
     fit): open its study in cfg's experiment directory, where the experiment is now, listen
     again to the `retry` trials, and give it cfg's epoch budget. `raised`: `tuner resume
     --samples` raised cfg.samples. All of it through one RestoreContext (restore_context.py)."""
-    from tuner.driver import internals
+    from tuner.driver.fence import internals
     from tuner.driver.restore_context import RestoreContext, restoring
 
     if raised:

@@ -12,9 +12,9 @@
         confirm/                 its Tune experiment (trial dirs as below; resumed like the search)
         optuna.db                the Optuna study (SQLite), unless the search was given --storage
                                  (study_url); refused configs carry REJECTED_ATTR
-        asha_state.json          ASHA's rungs (tuner/driver/asha.py)
+        asha_state.json          ASHA's rungs (tuner/driver/fence/asha.py)
         rejected.csv             configurations over --max-params / --max-macs, never trained
-        .tuner-state-backup/     whole copies of Tune's state files (tuner/driver/recovery.py)
+        .tuner-state-backup/     whole copies of Tune's state files (tuner/driver/fence/recovery.py)
         tuner.pkl, experiment_state-*.json, search_gen_state-*.json, searcher-state-*.pkl
                                  Tune's own state, read back by a resume
         trial_0003_<id>/         one per trial (Tune writes params.json, result.json, error.txt)

@@ -3,7 +3,7 @@ elsewhere, and Ray's for the space's baseline."""
 
 from __future__ import annotations
 
-from tuner.driver.asha import PersistentASHA, judged_rungs
+from tuner.driver.fence.asha import PersistentASHA, judged_rungs
 
 
 class _Trial:  # the scheduler reads trial_id, and experiment_tag to know the baseline
@@ -81,7 +81,7 @@ def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_p
 
 
 def test_the_trials_a_budget_pays_for_follow_the_rungs():
-    from tuner.driver.asha import expected_trials
+    from tuner.driver.fence.asha import expected_trials
 
     # Grace 1, rf 3, 10 epochs: rungs 1, 3, 9; a trial trains 1 + 2/3 + 6/9 + 1/27 epochs.
     assert expected_trials(20, 10, 1, 3, cap=200) == int(200 / (1 + 2 / 3 + 6 / 9 + 1 / 27))

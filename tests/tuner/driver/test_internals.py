@@ -1,5 +1,5 @@
 """The private parts of Ray and Optuna the search relies on are still there and as expected
-(tuner/driver/internals.py). When this fails after an upgrade, its message names each one."""
+(tuner/driver/fence/internals.py). When this fails after an upgrade, its message names each one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.metadata
 import re
 from pathlib import Path
 
-from tuner.driver import internals
+from tuner.driver.fence import internals
 
 
 def test_every_private_internal_the_search_relies_on_is_as_expected():
@@ -15,7 +15,7 @@ def test_every_private_internal_the_search_relies_on_is_as_expected():
     versions = {n: importlib.metadata.version(n) for n in ("ray", "optuna")}
     assert problems == [], (
         f"Ray {versions['ray']} / Optuna {versions['optuna']} changed internals that "
-        "tuner/driver/internals.py relies on:\n  " + "\n  ".join(problems)
+        "tuner/driver/fence/internals.py relies on:\n  " + "\n  ".join(problems)
     )
 
 
@@ -111,7 +111,7 @@ def test_raw_sql_on_optunas_tables_lives_only_behind_the_fence():
     """The one reach into Optuna's schema is internals.reopen_finished_trials."""
     holders = sorted(p.relative_to(TUNER).as_posix() for p in TUNER.rglob("*.py")
                      if re.search(r"UPDATE trials|DELETE FROM|sqlite3", p.read_text()))  # fmt: skip
-    assert holders == ["driver/internals.py"], holders
+    assert holders == ["driver/fence/internals.py"], holders
 
 
 def test_provenance_and_best_have_one_writer_each():

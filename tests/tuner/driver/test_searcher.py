@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.trial import TrialState
 
-from tuner.driver.searcher import outcome_state
+from tuner.driver.fence.searcher import outcome_state
 
 M = "best_val_acc"
 
@@ -60,7 +60,7 @@ def test_a_resumed_half_stored_trial_draws_what_an_uninterrupted_run_draws(kind,
     import optuna
 
     from search_spaces import get_space
-    from tuner.driver.searcher import make_sampler
+    from tuner.driver.fence.searcher import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     define = get_space(space).for_input(8)
@@ -93,7 +93,7 @@ def _searcher(db, study_name="s", total_epochs=None):
     import optuna
 
     from search_spaces import get_space
-    from tuner.driver.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.driver.fence.searcher import TruthfulOptunaSearch, make_sampler
     from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,7 +118,7 @@ def _run(searcher, tune_id, finish=True):
 
 def _restored(state, db, **resume):
     """The searcher as Tune unpickles it in a resume (tuner_setup.restoring_searcher)."""
-    from tuner.driver import searcher as searcher_module
+    from tuner.driver.fence import searcher as searcher_module
     from tuner.driver.restore_context import RestoreContext, restoring
 
     with restoring(RestoreContext(study_url=f"sqlite:///{db}", **resume)):
@@ -138,7 +138,7 @@ def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
 
     from optuna.trial import TrialState
 
-    from tuner.driver.internals import cached_storage_class, study_storage
+    from tuner.driver.fence.internals import cached_storage_class, study_storage
 
     db = tmp_path / "optuna.db"
     searcher = _searcher(db)
@@ -175,7 +175,7 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     import optuna
     from optuna.trial import TrialState
 
-    from tuner.driver.recovery import TUNE_TRIAL_ID
+    from tuner.driver.fence.recovery import TUNE_TRIAL_ID
 
     db = tmp_path / "optuna.db"
     searcher = _searcher(db)
@@ -186,7 +186,7 @@ def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     failed = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
     assert failed.state == TrialState.FAIL
-    from tuner.driver.internals import reopen_finished_trials, trial_id
+    from tuner.driver.fence.internals import reopen_finished_trials, trial_id
 
     reopen_finished_trials(f"sqlite:///{db}", [trial_id(failed)])  # as recovery.reopen_trials
     restored = _restored(state, db, retry_tune_ids=frozenset({"t1"}))

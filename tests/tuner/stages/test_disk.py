@@ -71,7 +71,7 @@ def test_a_checkpoint_that_never_reached_the_disk_is_forgotten_before_a_resume(
 ):
     # A full disk stopped Tune's copy of checkpoint_000001: Ray's restore then failed the trial
     # ("does not exist on storage anymore") on every retry, and `tuner resume` ended in error.
-    from tuner.driver.recovery import forget_missing_checkpoints
+    from tuner.driver.fence.recovery import forget_missing_checkpoints
 
     exp = tmp_path / "exp"
     trial_dir = "trial_0001_6c888bc4"
@@ -90,7 +90,7 @@ def test_a_checkpoint_that_never_reached_the_disk_is_forgotten_before_a_resume(
 
 
 def test_a_finished_trials_missing_checkpoint_is_left_alone(tmp_path):
-    from tuner.driver.recovery import forget_missing_checkpoints
+    from tuner.driver.fence.recovery import forget_missing_checkpoints
 
     exp = tmp_path / "exp"
     exp.mkdir()

@@ -20,37 +20,100 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-# (library, internal, used by): what check() verifies, listed for the reader.
+# (library, internal, used by: a file under tuner/driver/): what check() verifies, listed for
+# the reader.
 REACHES: tuple[tuple[str, str, str], ...] = (
-    ("ray", "tune.schedulers.async_hyperband._Bracket and its _rungs", "driver/asha.py"),
-    ("ray", "ASHAScheduler._brackets, _trial_info, _num_stopped, _max_t", "driver/asha.py"),
-    ("ray", "OptunaSearch._ot_trials, _ot_study, _space, _completed_trials", "driver/searcher.py"),
-    ("ray", "_private.ray_constants.ENABLE_RAY_CLUSTER", "driver/ray_runtime.py"),
-    ("ray", "tune.execution.class_cache.DEFAULT_ENV_VARS", "driver/ray_runtime.py"),
-    ("ray", "TUNE_DISABLE_SIGINT_HANDLER read by Tune's fit", "driver/interrupt.py"),
-    ("ray", "Tune's fit stops gracefully on SIGUSR1 (its handler, called)", "driver/interrupt.py"),
-    ("ray", "ASHAScheduler._reduction_factor, _stop_last_trials", "driver/asha.py"),
-    ("ray", "exceptions.OutOfMemoryError, and its memory monitor's message text", "driver/fit.py"),
-    ("ray", "train._internal.checkpoint_manager._CheckpointManager fields", "driver/recovery.py"),
-    ("ray", "tune.utils.serialization._loads_with_cloudpickle", "driver/recovery.py"),
+    ("ray", "tune.schedulers.async_hyperband._Bracket and its _rungs", "fence/asha.py"),
+    ("ray", "ASHAScheduler._brackets, _trial_info, _num_stopped, _max_t", "fence/asha.py"),
+    (
+        "ray",
+        "OptunaSearch._ot_trials, _ot_study, _space, _completed_trials",
+        "fence/searcher.py",
+    ),
+    ("ray", "_private.ray_constants.ENABLE_RAY_CLUSTER", "ray_runtime.py"),
+    ("ray", "tune.execution.class_cache.DEFAULT_ENV_VARS", "ray_runtime.py"),
+    ("ray", "TUNE_DISABLE_SIGINT_HANDLER read by Tune's fit", "interrupt.py"),
+    ("ray", "Tune's fit stops gracefully on SIGUSR1 (its handler, called)", "interrupt.py"),
+    ("ray", "ASHAScheduler._reduction_factor, _stop_last_trials", "fence/asha.py"),
+    ("ray", "exceptions.OutOfMemoryError, and its memory monitor's message text", "fit.py"),
+    (
+        "ray",
+        "train._internal.checkpoint_manager._CheckpointManager fields",
+        "fence/recovery.py",
+    ),
+    ("ray", "tune.utils.serialization._loads_with_cloudpickle", "fence/recovery.py"),
     (
         "ray",
         "ConcurrencyLimiter state: live_trials, num_unfinished_live_trials",
-        "driver/recovery.py",
+        "fence/recovery.py",
     ),
-    ("ray", "SearchGenerator.set_state and its total_samples / finished", "driver/internals.py"),
-    ("ray", "tune.trainable.metadata._TrainingRunMetadata.update_metric", "driver/internals.py"),
-    ("ray", "tune.execution.tune_controller.TuneController.save_to_dir", "driver/internals.py"),
+    (
+        "ray",
+        "SearchGenerator.set_state and its total_samples / finished",
+        "fence/internals.py",
+    ),
+    (
+        "ray",
+        "tune.trainable.metadata._TrainingRunMetadata.update_metric",
+        "fence/internals.py",
+    ),
+    (
+        "ray",
+        "tune.execution.tune_controller.TuneController.save_to_dir",
+        "fence/internals.py",
+    ),
     (
         "ray",
         "TuneController._cached_trial_decisions, _queued_trial_decisions in runner_data",
-        "driver/recovery.py",
+        "fence/recovery.py",
     ),
-    ("optuna", "Study._storage, _CachedStorage(backend) and its caches", "driver/searcher.py"),
-    ("optuna", "FrozenTrial._trial_id, Trial._trial_id", "driver/searcher.py, driver/recovery.py"),
-    ("optuna", "samplers._lazy_random_state.LazyRandomState, sampler _rng", "driver/searcher.py"),
-    ("optuna", "RDB schema: trials.state, trial_values (reopening a trial)", "driver/recovery.py"),
+    (
+        "optuna",
+        "Study._storage, _CachedStorage(backend) and its caches",
+        "fence/searcher.py",
+    ),
+    (
+        "optuna",
+        "FrozenTrial._trial_id, Trial._trial_id",
+        "fence/searcher.py, fence/recovery.py",
+    ),
+    (
+        "optuna",
+        "samplers._lazy_random_state.LazyRandomState, sampler _rng",
+        "fence/searcher.py",
+    ),
+    (
+        "optuna",
+        "RDB schema: trials.state, trial_values (reopening a trial)",
+        "fence/recovery.py",
+    ),
 )
+
+
+def killed_by_memory_monitor(error: BaseException | None) -> bool:
+    """A Ray OutOfMemoryError (its memory monitor killed a worker) anywhere in the chain.
+    Tune 2.60 wraps it in its actor manager's "Caught unexpected exception", so the class is
+    matched by name and, where only the text survives, by the monitor's message."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__name__ == "OutOfMemoryError" or (
+            "killed due to the node running low on memory" in str(error)
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def tune_graceful_stop(frame: Any = None) -> None:
+    """Ask a running Tune fit to stop as after its own first Ctrl-C: it stops starting trials,
+    lets the running ones end their current step and saves its state. Tune's fit installs
+    that stop as its SIGUSR1 handler (ray/tune/tune.py); there is no public call for it."""
+    import signal
+
+    tune_stop = signal.getsignal(signal.SIGUSR1)
+    if callable(tune_stop):
+        tune_stop(signal.SIGUSR1, frame)
 
 
 def install_sample_raise() -> None:

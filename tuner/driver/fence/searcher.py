@@ -33,13 +33,13 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.driver import restore_context
-from tuner.driver.internals import (
+from tuner.driver.fence.internals import (
     cached_storage_class,
     clear_storage_caches,
     reseed_sampler,
     study_storage,
 )
-from tuner.driver.internals import trial_id as trial_id_of
+from tuner.driver.fence.internals import trial_id as trial_id_of
 from tuner.driver.study_storage import open_storage
 from tuner.errors import BudgetError
 from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
@@ -138,11 +138,11 @@ class TruthfulOptunaSearch(OptunaSearch):
         study: Any = self.__dict__.get("_ot_study")
         clear_storage_caches(study_storage(study))
         # A retried trial is listened to again: its Trial object comes back from the database
-        # (reopened there by tuner.driver.recovery.reopen_trials).
+        # (reopened there by tuner.driver.fence.recovery.reopen_trials).
         for tune_id in resume.retry_tune_ids & finished.keys():
             self._ot_trials[tune_id] = Trial(study, finished[tune_id])
         # A trial that Tune's restored state does not hold will never run under its id again
-        # (tuner.driver.recovery.set_aside_unrecorded_trials): its Optuna trial is let go, an
+        # (tuner.driver.fence.recovery.set_aside_unrecorded_trials): its Optuna trial is let go, an
         # orphan that _take_orphan proposes again.
         if resume.known_tune_ids is not None:
             for tune_id in set(self._ot_trials) - resume.known_tune_ids:

@@ -206,7 +206,7 @@ def forget_pending_decisions(experiment_dir: str | Path, tune_ids: AbstractSet[s
     retried trial's first checkpoint save then carried it out: the trial trained one epoch and
     ended TERMINATED (read as "stopped", and told to Optuna as PRUNED).
     """
-    from tuner.driver.internals import forget_pending_decisions as forget
+    from tuner.driver.fence.internals import forget_pending_decisions as forget
 
     states = tune_state_files(Path(experiment_dir))
     if not states or not tune_ids:
@@ -230,7 +230,7 @@ def reopen_trials(experiment_dir: str | Path, study_name: str | None, tune_ids: 
     many."""
     if not tune_ids:
         return 0
-    from tuner.driver.internals import reopen_finished_trials, trial_id
+    from tuner.driver.fence.internals import reopen_finished_trials, trial_id
 
     study = _load_study(Path(experiment_dir), study_name)
     ids = [
@@ -322,7 +322,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
     The checkpoint bookkeeping is a cloudpickle inside Tune's JSON, as tuner.pkl is: only
     resume directories you trust.
     """
-    from tuner.driver.internals import (
+    from tuner.driver.fence.internals import (
         checkpoint_results,
         dump_tune_json,
         latest_checkpoint_result,
