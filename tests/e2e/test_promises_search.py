@@ -253,6 +253,39 @@ def test_resume_with_a_time_budget_of_its_own_runs_on_and_finishes(tmp_path):
     assert (exp / "best.json").is_file() and (exp / "model.pt").is_file()
 
 
+def test_a_time_budget_stops_the_search_early_for_a_whole_confirm_stage(tmp_path, monkeypatch):
+    """--time-budget keeps its end for the confirm stage. The split's arithmetic is tested on
+    scripted results (tests/tuner/driver/test_clock_guard.py); here its effect on a real
+    search: once the guard judges that the rest of the budget is the stage's, the search stops,
+    the stage runs in full, and the winner's best.json and model.pt are written. The judgement
+    is scripted (the whole budget as soon as a trial has trained all its epochs), not timed:
+    nothing here depends on how fast this machine is."""
+    from tuner.driver import guards
+
+    def reserve(shape, results, slots, budget):
+        done = any(r.get("epoch") == shape.epochs for r in results if r)
+        return budget if done else None
+
+    monkeypatch.setattr(guards, "confirm_reserve", reserve)
+    cfg = _config(tmp_path, "split", space="tpe", samples=8, confirm_top=2, confirm_seeds=2,
+                  time_budget=3600)  # fmt: skip
+    out = io.StringIO()
+    result = search(cfg, stream=out)
+    text = out.getvalue()
+    exp = result.experiment_dir
+    assert result.stopped_by_clock and "the confirm stage needs about" in text, text
+    trials = pd.read_csv(exp / "trials.csv")
+    assert (trials["status"] == "completed").sum() < 8  # the search stopped early...
+    best = json.loads((exp / "best.json").read_text())
+    stage = best["confirm"]  # ...and its confirm stage ran in full: each candidate x 2 seeds
+    assert 1 <= len(stage["trials"]) <= 2 and stage["complete"], stage
+    assert stage["runs"] == stage["runs_done"] == 2 * len(stage["trials"]), stage
+    assert best["model"]["trial_index"] == stage["winner"] and (exp / "model.pt").is_file()
+    assert "Stopped the search early to leave the end of --time-budget" in text
+    assert f"tuner resume {exp}" in text  # the trials not run stay for a resume
+    assert json.loads((exp / "provenance.json").read_text())["finished"] is None
+
+
 # --- 5: a same-seed resume past TPE's random start-up -------------------------------------------
 
 TPE_SAMPLES, STOP_AFTER = 13, 11  # TPE samples at random for its first 10 trials

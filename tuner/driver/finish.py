@@ -62,6 +62,9 @@ def write_report(experiment_dir: Path, stream: TextIO) -> Path | None:
         return None
 
 
+CLOCK_STOPS = ("time-budget", "confirm-reserve")  # the kinds of stop --time-budget makes
+
+
 @dataclass
 class Tables:
     """The search's tables as write_tables left them, and how much of the search is left."""
@@ -116,7 +119,8 @@ def write_results(
 ) -> SearchResult:
     """After fit (and the confirm stage): best.json (test scoring, the confirm stage's
     intervals), model.pt, the report, provenance.json and the summary. stopped_by:
-    "time-budget" or "disk" when the search stopped itself."""
+    "time-budget", "confirm-reserve" (the end of the budget left to the confirm stage) or
+    "disk" when the search stopped itself."""
     cfg, bundle, trial_data, record, stream, timings = (
         run.cfg, run.bundle, run.trial_data, run.record, run.stream, run.timings,
     )  # fmt: skip
@@ -131,7 +135,10 @@ def write_results(
             confirm_left, runs = write_confirmed(
                 cfg, best, stage, trials, bundle, trial_data, stream
             )
-    if best is not None and not left:
+    # The search stopped to leave the rest of --time-budget to the confirm stage: its winner
+    # is as final as a finished search's (more trials only come with `tuner resume`).
+    reserved = stopped_by == "confirm-reserve"
+    if best is not None and (not left or reserved):
         with timings("model_file"):
             write_model(cfg, best, bundle, trial_data, record, runs)
         save_best(exp, best)
@@ -152,7 +159,9 @@ def write_results(
     if left:
         started_ids = set(trials["trial_id"]) if not trials.empty else set()
         begun = len(unfinished & started_ids)
-        why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
+        why = "Stopped by --time-budget" if stopped_by in CLOCK_STOPS else "Interrupted"
+        if reserved and not confirm_left:
+            why = "Stopped the search early to leave the end of --time-budget to the confirm stage"
         if cfg.spends_savings:
             still = (f"{epochs_left(cfg, trials)} of the budget's {cfg.total_epochs} epochs "
                      f"still to train ({begun} trial(s) started and unfinished)")  # fmt: skip
@@ -161,7 +170,7 @@ def write_results(
         say(stream, f"{why} with {still}; continue with:")
         say(stream, f"  tuner resume {exp}")
     elif confirm_left:
-        why = "Stopped by --time-budget" if stopped_by == "time-budget" else "Interrupted"
+        why = "Stopped by --time-budget" if stopped_by in CLOCK_STOPS else "Interrupted"
         say(stream, f"{why} with {confirm_left} confirm run(s) still to train; continue with:")
         say(stream, f"  tuner resume {exp}")
     return SearchResult(exp, trials, epochs, best, report, interrupted=bool(left or confirm_left))

@@ -29,20 +29,26 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
     from tuner.data import DatasetBundle
+    from tuner.driver.guards import ConfirmShape
 
 _CURRENT: Interrupts | None = None  # the search running in this process
 
 
 def stop_gracefully(reason: str, kind: str = "disk") -> bool:
     """Stop the running search as the first Ctrl-C would (from a Tune callback, in the
-    driver's main thread). kind: "disk" or "time-budget". Returns False when no search is
-    running here."""
+    driver's main thread). kind: "disk", "time-budget" or "confirm-reserve". Returns False
+    when no search is running here."""
     return _CURRENT.stop(reason, kind) if _CURRENT is not None else False
 
 
 def current_time_budget() -> float | None:
     """Seconds the run in progress may take (--time-budget), or None."""
     return _CURRENT.time_budget if _CURRENT is not None else None
+
+
+def current_confirm_shape() -> ConfirmShape | None:
+    """The confirm stage the run in progress ends with (None: --no-confirm, or no run)."""
+    return _CURRENT.confirm_shape if _CURRENT is not None else None
 
 
 def current_run_seconds() -> float | None:
@@ -63,16 +69,23 @@ class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
 
     def __init__(
-        self, stream: TextIO, plan: Callable[[bool], str], time_budget: float | None = None
+        self,
+        stream: TextIO,
+        plan: Callable[[bool], str],
+        time_budget: float | None = None,
+        confirm_shape: ConfirmShape | None = None,
     ) -> None:
-        """plan(in_fit) -> what happens next, one sentence."""
+        """plan(in_fit) -> what happens next, one sentence. confirm_shape: the confirm stage
+        that --time-budget keeps time back for (None: --no-confirm)."""
         self.stream, self.plan, self.time_budget = stream, plan, time_budget
+        self.confirm_shape = confirm_shape
         self.count = 0
         self.in_fit = False
         self._previous: Any = None
         self._installed = False
         self.stop_reason: str | None = None  # why the search stopped itself
-        self.stop_kind: str | None = None  # "disk" or "time-budget"
+        # "disk", "time-budget", or "confirm-reserve" (the rest of the budget is the stage's)
+        self.stop_kind: str | None = None
         self.stopping_since: float | None = None  # monotonic time of the first stop request
         self.entered = time.monotonic()  # when the run's fit began (reset by __enter__)
 

@@ -269,12 +269,17 @@ def _run(run: SearchRun) -> SearchResult:
     import ray
 
     from tuner.driver import confirm, live_report, progress
+    from tuner.driver.guards import ConfirmShape
     from tuner.driver.interrupt import Interrupts
 
     cfg, record, timings = run.cfg, run.record, run.timings
     started = time.time()
     plan = functools.partial(interrupt_plan, cfg, run.space, run.bundle)
-    with Interrupts(run.stream, plan, cfg.time_budget) as interrupts:
+    shape = None if cfg.no_confirm else ConfirmShape(
+        cfg.confirm_top, cfg.confirm_seeds, cfg.epochs, run.space.baseline is not None
+    )  # fmt: skip
+    with Interrupts(run.stream, plan, cfg.time_budget, shape) as interrupts:
+        reserved = False
         try:
             fit(run, interrupts)
             shown = progress.ACTIVE
@@ -284,10 +289,15 @@ def _run(run: SearchRun) -> SearchResult:
             if shown is not None:  # how many trials really ran at once (--concurrency, ...)
                 record.setdefault("peak_concurrent_trials", []).append(shown.peak_running)
             tables = write_tables(run)
-            stopped = interrupts.interrupted or interrupts.stop_kind is not None
-            stage = None if cfg.no_confirm or tables.left or stopped else (
+            # Stopped to leave the rest of --time-budget to the confirm stage: the stage runs
+            # on the trials so far (the unfinished ones stay for `tuner resume`).
+            reserved = interrupts.stop_kind == "confirm-reserve"
+            stopped = interrupts.interrupted or (interrupts.stop_kind is not None and not reserved)
+            stage = None if cfg.no_confirm or (tables.left and not reserved) or stopped else (
                 confirm.plan(cfg, tables.trials)
             )  # fmt: skip
+            if reserved:  # the stage's own fit may stop at the budget's end
+                interrupts.stop_reason = interrupts.stop_kind = None
             if stage is not None:
                 with timings("confirm"):
                     confirm.run_stage(cfg, run.trial_data, stage, cast(dict, record),
@@ -302,14 +312,15 @@ def _run(run: SearchRun) -> SearchResult:
             if run.we_started_ray:
                 with timings("ray_shutdown"):
                     ray.shutdown()
+        stopped_by = interrupts.stop_kind or ("confirm-reserve" if reserved else None)
         try:
-            result = write_results(run, tables, started, interrupts.stop_kind)
+            result = write_results(run, tables, started, stopped_by)
         except OSError as e:
             if is_disk_full(e):
                 raise disk_full_error(cfg.experiment_dir) from None
             raise
         if interrupts.stop_kind == "disk":
             result.stop_reason = interrupts.stop_reason
-        elif interrupts.stop_kind == "time-budget":
+        elif stopped_by in ("time-budget", "confirm-reserve"):
             result.stopped_by_clock = True
         return result

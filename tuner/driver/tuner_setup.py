@@ -194,7 +194,9 @@ def build_tuner(
                     spends_savings=cfg.spends_savings,
                 ),  # fmt: skip
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
-                ClockGuard(),  # --time-budget, leaving the unfinished trials to `tuner resume`
+                # --time-budget, leaving the unfinished trials to `tuner resume` and the end
+                # of the budget to the confirm stage
+                ClockGuard(leave_for_confirm=True),
                 StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
                 JsonLoggerCallback(),  # result.json: what tuner.experiment reads
                 CSVLoggerCallback(),  # progress.csv
