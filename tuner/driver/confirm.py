@@ -49,6 +49,7 @@ from tuner.experiment import (
     trial_config,
 )
 from tuner.stages.confirm_runs import CONFIG_KEY
+from tuner.stages.confirm_time import largest_stage, stage_seconds
 from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
 
@@ -135,6 +136,38 @@ def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
         for r in rows
     ]
     return Plan(candidates, fresh_seeds(cfg.confirm_seeds), cfg.epochs)
+
+
+def fit_to_time(stage: Plan, seconds_left: float, slots: int) -> tuple[Plan | None, str]:
+    """The largest part of `stage` expected to end within `seconds_left`, `slots` runs at once
+    (tuner.stages.confirm_time.largest_stage says what is kept first), and one line saying what
+    was cut; (None, why) when not even its best configuration with 2 seeds fits. A stage that
+    fits is returned as it is, with no line."""
+    searched = [c for c in stage.candidates if not c.is_baseline]
+    baseline = next((c for c in stage.candidates if c.is_baseline), None)
+    size = largest_stage(
+        [c.epoch_seconds for c in searched], baseline.epoch_seconds if baseline else None,
+        len(stage.seeds), stage.epochs, slots, seconds_left,
+    )  # fmt: skip
+    full = stage_seconds([c.epoch_seconds for c in stage.candidates], len(stage.seeds),
+                         stage.epochs, slots)  # fmt: skip
+    if size is None:
+        return None, (
+            f"No confirm stage: it needs about {full:.0f} s, and not even its best "
+            f"configuration with 2 seeds fits in the {seconds_left:.0f} s --time-budget leaves; "
+            "the winner is the search's best single run (`tuner confirm DIR` runs the stage "
+            "later)"
+        )
+    kept = searched[: size.candidates] + ([baseline] if size.baseline and baseline else [])
+    if len(kept) == len(stage.candidates) and size.seeds == len(stage.seeds):
+        return stage, ""
+    cut = Plan(kept, stage.seeds[: size.seeds], stage.epochs)
+    without = "" if size.baseline or baseline is None else ", without the lab's baseline"
+    return cut, (
+        f"The confirm stage is cut to fit the {seconds_left:.0f} s left of --time-budget: "
+        f"{size.candidates} configuration(s){without} x {size.seeds} seeds (about "
+        f"{size.seconds:.0f} s; in full about {full:.0f} s, which `tuner confirm DIR` runs later)"
+    )
 
 
 def _epoch_seconds(row: pd.Series) -> float:

@@ -17,6 +17,7 @@ from ray.tune import Callback
 
 from tuner.driver.fence.asha import experiment_path
 from tuner.driver.fence.recovery import back_up_state
+from tuner.stages.confirm_time import largest_stage
 from tuner.stages.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
 
@@ -159,36 +160,35 @@ class ConfirmShape:
     baseline: bool
 
 
-# What the reserve adds for scoring the confirm runs on the test split and writing the report.
-CONFIRM_MARGIN = 1.1
-
-
 def confirm_reserve(
     shape: ConfirmShape, results: list[dict[str, Any]], slots: int, budget: float
 ) -> float | None:
     """Seconds to keep back from --time-budget for the confirm stage, estimated from the
-    trials' results so far (in creation order: the baseline, where there is one, first).
-
-    Each candidate's run costs its latest epoch's seconds (time_this_iter_s: training,
-    validation and the checkpoint) x --epochs; the top --confirm-top by best validation
-    accuracy so far are the likely candidates; the stage trains candidates x seeds runs,
-    `slots` at a time (the most trials that ran at once in the search). Never more than half
-    the budget: the search keeps at least the other half. None until a trial has reported."""
-    timed = [r for r in results if r and float(r.get("time_this_iter_s") or 0) > 0]
-    if not timed:
+    trials' results so far (in creation order: the baseline, where there is one, first):
+    the seconds of the largest stage that fits in half the budget (confirm_time.largest_stage:
+    the search keeps at least the other half), each run at its latest epoch's seconds
+    (time_this_iter_s: training, validation and the checkpoint) x --epochs, the top
+    --confirm-top by best validation accuracy so far as the candidates, `slots` runs at once
+    (the most trials that ran at once in the search). None until a trial has reported, or
+    when not even the smallest stage fits (the search then runs to the end)."""
+    first = results[0] if results else None
+    baseline = _epoch_seconds(first) if shape.baseline and first else None
+    timed = [r for r in (results[1:] if shape.baseline else results) if _epoch_seconds(r)]
+    if not timed and not baseline:
         return None
 
     def accuracy(result: dict[str, Any]) -> float:
         value = result.get("best_val_acc")
         return float(value) if isinstance(value, int | float) and math.isfinite(value) else -1.0
 
-    ranked = sorted(timed[1:] if shape.baseline else timed, key=accuracy, reverse=True)
-    chosen = ranked[: shape.top] + (timed[:1] if shape.baseline else [])
-    run_seconds = [float(r["time_this_iter_s"]) * shape.epochs for r in chosen]
-    total = sum(run_seconds) * shape.seeds * CONFIRM_MARGIN / max(1, slots)
-    # The stage cannot end before its longest run has trained, however many slots are free.
-    total = max(total, max(run_seconds) * CONFIRM_MARGIN)
-    return min(total, budget / 2)
+    ranked = sorted(timed, key=accuracy, reverse=True)[: shape.top]
+    searched = [_epoch_seconds(r) for r in ranked]
+    size = largest_stage(searched, baseline or None, shape.seeds, shape.epochs, slots, budget / 2)
+    return None if size is None else size.seconds
+
+
+def _epoch_seconds(result: dict[str, Any] | None) -> float:
+    return float((result or {}).get("time_this_iter_s") or 0.0)
 
 
 class ClockGuard(Callback):

@@ -270,7 +270,7 @@ def _run(run: SearchRun) -> SearchResult:
 
     from tuner.driver import confirm, live_report, progress
     from tuner.driver.guards import ConfirmShape
-    from tuner.driver.interrupt import Interrupts
+    from tuner.driver.interrupt import Interrupts, time_budget_left
 
     cfg, record, timings = run.cfg, run.record, run.timings
     started = time.time()
@@ -298,6 +298,12 @@ def _run(run: SearchRun) -> SearchResult:
             )  # fmt: skip
             if reserved:  # the stage's own fit may stop at the budget's end
                 interrupts.stop_reason = interrupts.stop_kind = None
+            left = time_budget_left()
+            if stage is not None and left is not None:
+                slots = max(1, shown.peak_running if shown is not None else 1)
+                stage, line = confirm.fit_to_time(stage, left, slots)
+                if line:
+                    say(run.stream, line)
             if stage is not None:
                 with timings("confirm"):
                     confirm.run_stage(cfg, run.trial_data, stage, cast(dict, record),

@@ -1,6 +1,7 @@
 """--time-budget's split between the search and the confirm stage, on scripted results (no
-Ray): what confirm_reserve keeps back, when ClockGuard stops the search for it, and that a
-restored copy of the guard (Tune unpickles it from tuner.pkl) behaves the same."""
+Ray): what confirm_reserve keeps back, when ClockGuard stops the search for it, that a
+restored copy of the guard (Tune unpickles it from tuner.pkl) behaves the same, and how the
+stage is cut to fit what the search left (confirm.fit_to_time)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tuner.driver.guards import CONFIRM_MARGIN, ClockGuard, ConfirmShape, confirm_reserve
+from tuner.driver.guards import ClockGuard, ConfirmShape, confirm_reserve
 from tuner.driver.interrupt import Interrupts
+from tuner.stages.confirm_time import CONFIRM_MARGIN
 
 SHAPE = ConfirmShape(top=2, seeds=3, epochs=10, baseline=False)
 
@@ -38,13 +40,19 @@ def test_the_baseline_is_always_confirmed_and_is_the_first_trial():
     assert confirm_reserve(shape, results, slots=1, budget=10_000) == pytest.approx(expected)
 
 
-def test_the_reserve_is_at_least_the_longest_run_and_at_most_half_the_budget():
+def test_the_reserve_is_at_least_the_longest_run_and_fits_in_half_the_budget():
     results = [result(0.9, 10.0), result(0.8, 1.0)]
     # 8 slots for 6 runs: the stage still takes the 10-s-an-epoch run's 100 s.
     assert confirm_reserve(SHAPE, results, slots=8, budget=10_000) == pytest.approx(
         10.0 * 10 * CONFIRM_MARGIN
     )
-    assert confirm_reserve(SHAPE, results, slots=1, budget=300) == 150
+    # Not even the best with 2 seeds (220 s) fits in half of 300 s: no reserve, the search
+    # runs to the end (and the stage is then left out, see below).
+    assert confirm_reserve(SHAPE, results, slots=1, budget=300) is None
+    # Half of 1,000 s holds the whole stage, both with 3 seeds, one after the other (363 s).
+    assert confirm_reserve(SHAPE, results, slots=1, budget=1000) == pytest.approx(
+        (100 + 10) * 3 * CONFIRM_MARGIN
+    )
 
 
 def test_no_reserve_before_a_trial_has_reported():
@@ -107,3 +115,57 @@ def test_a_restored_guard_keeps_its_role_and_counts_the_run_afresh():
     old = ClockGuard()
     del old.leave_for_confirm
     assert run_guard(old, 90.0, 100.0, SHAPE, TRIALS).stop_kind is None
+
+
+def candidate(index: int, seconds: float, baseline: bool = False):
+    from tuner.driver.confirm import Candidate
+
+    return Candidate(index, baseline, 0.5, {}, epoch_seconds=seconds)
+
+
+def stage(*candidates, seeds=3, epochs=10):
+    from tuner.driver.confirm import Plan
+
+    return Plan(list(candidates), [1000 + s for s in range(seeds)], epochs)
+
+
+# The top 3 at 1, 2 and 3 s an epoch and the baseline at 4 s: 10 epochs x 3 seeds on 2 slots,
+# (10 + 20 + 30 + 40) x 3 / 2 x 1.1 = 165 s in full.
+FULL = stage(candidate(5, 1.0), candidate(2, 2.0), candidate(7, 3.0), candidate(0, 4.0, True))
+
+
+def test_a_stage_that_fits_is_left_whole():
+    from tuner.driver.confirm import fit_to_time
+
+    plan, line = fit_to_time(FULL, seconds_left=165.1, slots=2)
+    assert plan == FULL and line == ""
+
+
+def indices(plan) -> list[int]:
+    return [c.trial_index for c in plan.candidates]
+
+
+def test_the_cut_keeps_three_seeds_and_a_runner_up_before_the_baseline():
+    from tuner.driver.confirm import fit_to_time
+
+    plan, line = fit_to_time(FULL, seconds_left=120.0, slots=2)  # top 2 + baseline: 115.5 s
+    assert indices(plan) == [5, 2, 0] and len(plan.seeds) == 3
+    assert "cut to fit the 120 s left" in line and "in full about 165 s" in line
+    plan, line = fit_to_time(FULL, seconds_left=100.0, slots=2)  # top 3, no baseline: 99 s
+    assert indices(plan) == [5, 2, 7] and len(plan.seeds) == 3
+    assert "without the lab's baseline" in line
+    plan, _ = fit_to_time(FULL, seconds_left=50.0, slots=2)  # top 2: 49.5 s
+    assert indices(plan) == [5, 2] and len(plan.seeds) == 3
+    plan, _ = fit_to_time(FULL, seconds_left=17.0, slots=2)  # the best alone: 16.5 s
+    assert indices(plan) == [5] and len(plan.seeds) == 3
+    plan, _ = fit_to_time(FULL, seconds_left=12.0, slots=2)  # ... with 2 seeds: 11 s
+    assert indices(plan) == [5] and plan.seeds == [1000, 1001]
+
+
+def test_no_stage_when_not_even_the_best_with_two_seeds_fits():
+    from tuner.driver.confirm import fit_to_time
+
+    plan, line = fit_to_time(FULL, seconds_left=10.0, slots=2)
+    assert plan is None
+    assert line.startswith("No confirm stage: it needs about 165 s")
+    assert "the winner is the search's best single run" in line

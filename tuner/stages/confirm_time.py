@@ -1,0 +1,61 @@
+"""How much of the confirm stage fits in the time --time-budget leaves it (no Ray): the
+stage's expected seconds, and the largest stage that fits. Used twice: by the search's clock
+guard (tuner/driver/guards.py), to stop the search when what is left is what the stage will
+take, and when the stage is planned (tuner/driver/confirm.py), to cut it to what is left.
+
+What is kept first, and why: three seeds (with two, an interval is 3x as wide, t = 12.7
+against 4.30, and the report gives no verdict below three seeds a side); then at least two of
+the search's configurations (the winner is named against its runner-up); then the lab's
+baseline, which can cost more than all the rest (on 11,000 CIFAR-10 images on 2 cores, 109 s
+an epoch against 1.4-3.6 s for the top three: bench run in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# What the estimate adds for scoring the runs on the test split and writing the report.
+CONFIRM_MARGIN = 1.1
+
+
+class StageSize(NamedTuple):
+    candidates: int  # the search's configurations, from its best down
+    baseline: bool  # with the lab's baseline
+    seeds: int
+    seconds: float  # expected wall seconds
+
+
+def stage_seconds(epoch_seconds: list[float], seeds: int, epochs: int, slots: int) -> float:
+    """The stage's expected wall seconds: each candidate's `epochs` at its seconds an epoch,
+    `seeds` times, `slots` runs at once, and CONFIRM_MARGIN; never less than its longest run,
+    however many slots are free."""
+    if not epoch_seconds:
+        return 0.0
+    runs = [s * epochs for s in epoch_seconds]
+    return max(sum(runs) * seeds / max(1, slots), max(runs)) * CONFIRM_MARGIN
+
+
+def largest_stage(
+    searched: list[float], baseline: float | None, seeds: int, epochs: int, slots: int,
+    seconds_left: float,
+) -> StageSize | None:  # fmt: skip
+    """The largest stage expected to end within `seconds_left`. `searched`: the seconds an
+    epoch of the search's candidates, best first; `baseline`: the baseline's, or None. Tried in
+    this order, the first that fits: all seeds with the baseline and k = all..2 candidates,
+    then without the baseline, then one candidate with and without it; then the same with 2
+    seeds. None when not even the best candidate with 2 seeds fits."""
+    sizes = []
+    for n_seeds in dict.fromkeys((seeds, 2)):
+        with_runner_up = range(len(searched), 1, -1)
+        sizes += [(k, True, n_seeds) for k in with_runner_up if baseline is not None]
+        sizes += [(k, False, n_seeds) for k in with_runner_up]
+        sizes += [(1, True, n_seeds)] if baseline is not None and searched else []
+        sizes += [(1, False, n_seeds)] if searched else []
+        if not searched and baseline is not None:
+            sizes += [(0, True, n_seeds)]
+    for k, with_baseline, n_seeds in sizes:
+        times = searched[:k] + ([baseline] if with_baseline and baseline is not None else [])
+        seconds = stage_seconds(times, n_seeds, epochs, slots)
+        if seconds <= seconds_left:
+            return StageSize(k, with_baseline, n_seeds, seconds)
+    return None
