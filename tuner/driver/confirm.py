@@ -138,6 +138,22 @@ def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
     return Plan(candidates, fresh_seeds(cfg.confirm_seeds), cfg.epochs)
 
 
+def recorded_cut(stage: Plan, recorded: dict[str, Any] | None) -> Plan | None:
+    """The stage recorded in provenance.json (`recorded`, a Plan.key()) when it is `stage`
+    itself or a cut of it (fit_to_time: some of its candidates, its first seeds, its epochs):
+    a resume continues that stage rather than cutting `stage` anew to another plan, which
+    would set the runs already trained aside. None otherwise."""
+    if not recorded or recorded.get("epochs") != stage.epochs:
+        return None
+    by_index = {c.trial_index: c for c in stage.candidates}
+    trials, seeds = list(recorded.get("trials") or []), list(recorded.get("seeds") or [])
+    if not trials or any(i not in by_index for i in trials):
+        return None
+    if len(seeds) < 2 or seeds != stage.seeds[: len(seeds)]:
+        return None
+    return Plan([by_index[i] for i in trials], seeds, stage.epochs)
+
+
 def fit_to_time(stage: Plan, seconds_left: float, slots: int) -> tuple[Plan | None, str]:
     """The largest part of `stage` expected to end within `seconds_left`, `slots` runs at once
     (tuner.stages.confirm_time.largest_stage says what is kept first), and one line saying what

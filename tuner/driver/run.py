@@ -298,8 +298,14 @@ def _run(run: SearchRun) -> SearchResult:
             )  # fmt: skip
             if reserved:  # the stage's own fit may stop at the budget's end
                 interrupts.stop_reason = interrupts.stop_kind = None
+            # Under --time-budget the stage is cut to what is left; a resume of a run whose
+            # stage (cut or not) did not finish continues that stage (its own clock stops it).
             left = time_budget_left()
-            if stage is not None and left is not None:
+            unfinished = run.restore and record.get("finished") is None
+            earlier = confirm.recorded_cut(stage, record.get("confirm")) if stage else None
+            if earlier is not None and unfinished and left is not None:
+                stage = earlier
+            elif stage is not None and left is not None:
                 slots = max(1, shown.peak_running if shown is not None else 1)
                 stage, line = confirm.fit_to_time(stage, left, slots)
                 if line:

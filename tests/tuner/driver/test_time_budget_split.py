@@ -169,3 +169,17 @@ def test_no_stage_when_not_even_the_best_with_two_seeds_fits():
     assert plan is None
     assert line.startswith("No confirm stage: it needs about 165 s")
     assert "the winner is the search's best single run" in line
+
+
+def test_a_resume_continues_the_stage_it_cut_and_nothing_else():
+    from tuner.driver.confirm import recorded_cut
+
+    cut = stage(candidate(5, 1.0), candidate(2, 2.0), seeds=2)
+    continued = recorded_cut(FULL, cut.key())
+    assert indices(continued) == [5, 2] and continued.seeds == [1000, 1001]
+    assert recorded_cut(FULL, FULL.key()) == FULL
+    # Another plan's stage (another candidate, other seeds or epochs, nothing recorded) is not.
+    assert recorded_cut(FULL, {**cut.key(), "trials": [5, 9]}) is None
+    assert recorded_cut(FULL, {**cut.key(), "seeds": [1001, 1002]}) is None
+    assert recorded_cut(FULL, {**cut.key(), "epochs": 5}) is None
+    assert recorded_cut(FULL, None) is None
