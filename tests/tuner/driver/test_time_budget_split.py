@@ -14,7 +14,7 @@ import pytest
 
 from tuner.driver.guards import ClockGuard, ConfirmShape, confirm_reserve
 from tuner.driver.interrupt import Interrupts
-from tuner.stages.confirm_time import CONFIRM_MARGIN
+from tuner.stages.confirm_time import CONFIRM_MARGIN, RUN_START_S
 
 SHAPE = ConfirmShape(top=2, seeds=3, epochs=10, baseline=False)
 
@@ -25,33 +25,40 @@ def result(acc: float, seconds: float) -> dict:
 
 def test_the_reserve_is_the_top_configurations_runs_over_the_slots():
     results = [result(0.5, 1.0), result(0.9, 2.0), result(0.7, 4.0), result(0.1, 100.0)]
-    # The top 2 by accuracy (0.9 at 2 s, 0.7 at 4 s an epoch) x 10 epochs x 3 seeds, 2 at once.
-    expected = (2.0 + 4.0) * 10 * 3 * CONFIRM_MARGIN / 2
+    # The top 2 by accuracy (0.9 at 2 s, 0.7 at 4 s an epoch): runs of 10 epochs + the start,
+    # 24 and 44 s, 3 seeds each, the slowest first on 2 slots: 44 + 44 + 24 | 44 + 24 + 24.
+    fast, slow = 2.0 * 10 + RUN_START_S, 4.0 * 10 + RUN_START_S
+    expected = (2 * slow + fast) * CONFIRM_MARGIN
     assert confirm_reserve(SHAPE, results, slots=2, budget=10_000) == pytest.approx(expected)
     # One slot: the runs one after the other.
-    assert confirm_reserve(SHAPE, results, slots=1, budget=10_000) == pytest.approx(2 * expected)
+    assert confirm_reserve(SHAPE, results, slots=1, budget=10_000) == pytest.approx(
+        3 * (fast + slow) * CONFIRM_MARGIN
+    )
 
 
 def test_the_baseline_is_always_confirmed_and_is_the_first_trial():
     shape = ConfirmShape(top=1, seeds=2, epochs=5, baseline=True)
     results = [result(0.2, 30.0), result(0.9, 1.0), result(0.8, 2.0)]
-    # The baseline (30 s an epoch, however poor) and the best other trial (1 s).
-    expected = (30.0 + 1.0) * 5 * 2 * CONFIRM_MARGIN / 1
-    assert confirm_reserve(shape, results, slots=1, budget=10_000) == pytest.approx(expected)
+    # The baseline (30 s an epoch, however poor) and the best other trial (1 s), 2 seeds each.
+    runs = 2 * (30.0 * 5 + RUN_START_S) + 2 * (1.0 * 5 + RUN_START_S)
+    assert confirm_reserve(shape, results, slots=1, budget=10_000) == pytest.approx(
+        runs * CONFIRM_MARGIN
+    )
 
 
 def test_the_reserve_is_at_least_the_longest_run_and_fits_in_half_the_budget():
     results = [result(0.9, 10.0), result(0.8, 1.0)]
-    # 8 slots for 6 runs: the stage still takes the 10-s-an-epoch run's 100 s.
+    slow, fast = 10.0 * 10 + RUN_START_S, 1.0 * 10 + RUN_START_S
+    # 8 slots for 6 runs: the stage still takes its slowest run.
     assert confirm_reserve(SHAPE, results, slots=8, budget=10_000) == pytest.approx(
-        10.0 * 10 * CONFIRM_MARGIN
+        slow * CONFIRM_MARGIN
     )
-    # Not even the best with 2 seeds (220 s) fits in half of 300 s: no reserve, the search
-    # runs to the end (and the stage is then left out, see below).
+    # Not even the best with 2 seeds one after the other (229 s) fits in half of 300 s: no
+    # reserve, the search runs to the end (and the stage is then left out, see below).
     assert confirm_reserve(SHAPE, results, slots=1, budget=300) is None
-    # Half of 1,000 s holds the whole stage, both with 3 seeds, one after the other (363 s).
+    # Half of 1,000 s holds the whole stage, both with 3 seeds, one after the other (389 s).
     assert confirm_reserve(SHAPE, results, slots=1, budget=1000) == pytest.approx(
-        (100 + 10) * 3 * CONFIRM_MARGIN
+        3 * (slow + fast) * CONFIRM_MARGIN
     )
 
 
@@ -75,16 +82,16 @@ def run_guard(guard: ClockGuard, spent: float, budget: float, shape, trials) -> 
     return interrupts
 
 
-# Two trials running at 1 s an epoch: the stage needs 2 x 10 x 3 x 1.1 / 2 = 33 s.
+# Two trials running at 1 s an epoch: 6 runs of 14 s on 2 slots, 42 s x 1.1 = 46 s.
 TRIALS = [trial(0.9, 1.0), trial(0.8, 1.0)]
 
 
 def test_the_search_stops_when_what_is_left_is_the_stages():
     stopped = run_guard(ClockGuard(leave_for_confirm=True), 70.0, 100.0, SHAPE, TRIALS)
     assert stopped.stop_kind == "confirm-reserve"
-    assert "the confirm stage needs about 33 s" in stopped.stream.getvalue()
+    assert "the confirm stage needs about 46 s" in stopped.stream.getvalue()
     # With more than the stage's time left, the search goes on.
-    going = run_guard(ClockGuard(leave_for_confirm=True), 60.0, 100.0, SHAPE, TRIALS)
+    going = run_guard(ClockGuard(leave_for_confirm=True), 50.0, 100.0, SHAPE, TRIALS)
     assert going.stop_kind is None
 
 
@@ -109,7 +116,7 @@ def test_a_restored_guard_keeps_its_role_and_counts_the_run_afresh():
     restored = pickle.loads(pickle.dumps(guard))
     restored.setup()
     assert restored.leave_for_confirm and restored.peak_running == 0
-    # Two running now: the stage is 33 s, as above, and the search stops at 70 s of 100.
+    # Two running now: the stage is 46 s, as above, and the search stops at 70 s of 100.
     assert run_guard(restored, 70.0, 100.0, SHAPE, TRIALS).stop_kind == "confirm-reserve"
     # A guard pickled before the split existed (no leave_for_confirm) never stops for it.
     old = ClockGuard()
@@ -129,15 +136,15 @@ def stage(*candidates, seeds=3, epochs=10):
     return Plan(list(candidates), [1000 + s for s in range(seeds)], epochs)
 
 
-# The top 3 at 1, 2 and 3 s an epoch and the baseline at 4 s: 10 epochs x 3 seeds on 2 slots,
-# (10 + 20 + 30 + 40) x 3 / 2 x 1.1 = 165 s in full.
+# The top 3 at 1, 2 and 3 s an epoch and the baseline at 4 s: runs of 14, 24, 34 and 44 s
+# (10 epochs and the start), 3 seeds each, slowest first on 2 slots: 174 s x 1.1 = 191 s.
 FULL = stage(candidate(5, 1.0), candidate(2, 2.0), candidate(7, 3.0), candidate(0, 4.0, True))
 
 
 def test_a_stage_that_fits_is_left_whole():
     from tuner.driver.confirm import fit_to_time
 
-    plan, line = fit_to_time(FULL, seconds_left=165.1, slots=2)
+    plan, line = fit_to_time(FULL, seconds_left=191.5, slots=2)
     assert plan == FULL and line == ""
 
 
@@ -148,26 +155,26 @@ def indices(plan) -> list[int]:
 def test_the_cut_keeps_three_seeds_and_a_runner_up_before_the_baseline():
     from tuner.driver.confirm import fit_to_time
 
-    plan, line = fit_to_time(FULL, seconds_left=120.0, slots=2)  # top 2 + baseline: 115.5 s
+    plan, line = fit_to_time(FULL, seconds_left=140.0, slots=2)  # top 2 + baseline: 139 s
     assert indices(plan) == [5, 2, 0] and len(plan.seeds) == 3
-    assert "cut to fit the 120 s left" in line and "in full about 165 s" in line
-    plan, line = fit_to_time(FULL, seconds_left=100.0, slots=2)  # top 3, no baseline: 99 s
+    assert "cut to fit the 140 s left" in line and "in full about 191 s" in line
+    plan, line = fit_to_time(FULL, seconds_left=125.0, slots=2)  # top 3, no baseline: 121 s
     assert indices(plan) == [5, 2, 7] and len(plan.seeds) == 3
     assert "without the lab's baseline" in line
-    plan, _ = fit_to_time(FULL, seconds_left=50.0, slots=2)  # top 2: 49.5 s
+    plan, _ = fit_to_time(FULL, seconds_left=70.0, slots=2)  # top 2: 68 s
     assert indices(plan) == [5, 2] and len(plan.seeds) == 3
-    plan, _ = fit_to_time(FULL, seconds_left=17.0, slots=2)  # the best alone: 16.5 s
+    plan, _ = fit_to_time(FULL, seconds_left=31.0, slots=2)  # the best alone: 31 s
     assert indices(plan) == [5] and len(plan.seeds) == 3
-    plan, _ = fit_to_time(FULL, seconds_left=12.0, slots=2)  # ... with 2 seeds: 11 s
+    plan, _ = fit_to_time(FULL, seconds_left=16.0, slots=2)  # ... with 2 seeds: 15 s
     assert indices(plan) == [5] and plan.seeds == [1000, 1001]
 
 
 def test_no_stage_when_not_even_the_best_with_two_seeds_fits():
     from tuner.driver.confirm import fit_to_time
 
-    plan, line = fit_to_time(FULL, seconds_left=10.0, slots=2)
+    plan, line = fit_to_time(FULL, seconds_left=15.0, slots=2)
     assert plan is None
-    assert line.startswith("No confirm stage: it needs about 165 s")
+    assert line.startswith("No confirm stage: it needs about 191 s")
     assert "the winner is the search's best single run" in line
 
 
