@@ -75,8 +75,12 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
         f" <strong>Unfinished: {confirm.get('runs_done', 0)} of {confirm.get('runs', 0)} runs "
         "done</strong>; <code>tuner resume</code> trains the rest."
     )  # fmt: skip
+    if confirm.get("cut"):  # cut to fit --time-budget: say what was left out
+        unfinished += f" <strong>Cut to fit the time budget:</strong> {esc(confirm['cut'])}."
+    with_baseline = any(c.get("is_baseline") for c in confirm.get("configs", []))
+    baseline = " and the lab's baseline" if with_baseline else ""
     intro = (
-        f"<p>After the search, the top configurations by validation and the lab's baseline "
+        f"<p>After the search, the top configurations by validation{baseline} "
         f"trained again from scratch with {len(confirm.get('seeds', []))} fresh seeds each "
         f"({esc(', '.join(map(str, confirm.get('seeds', []))))}), {confirm.get('epochs')} epochs, "
         "not as Optuna trials and never stopped by ASHA. The winner is the best mean validation "

@@ -303,3 +303,27 @@ def test_an_old_best_json_with_plain_t_intervals_is_rescored(tmp_path):
     assert "tied with the lab's baseline" not in verdict and "+117.0" not in verdict
     html = build_report(exp)
     assert "95 % t interval on the logit over 5 seeds" in html[: html.index("<nav>")]
+
+
+def test_a_confirm_stage_cut_to_fit_the_time_budget_says_so(tmp_path):
+    """A stage cut to fit --time-budget (tuner/driver/confirm.py fit_to_time) keeps the line
+    that said so in best.json; the section says what was cut, escaped, and names the lab's
+    baseline among the configurations only where it ran."""
+    from analysis_fixture import add_confirm
+
+    exp = write_experiment(tmp_path / "cut", trials=8)
+    win = json.loads((exp / "best.json").read_text())["trial_index"]
+    add_confirm(exp, "a verdict", values={win: [0.9, 0.92, 0.91], 99: [0.89, 0.9, 0.88]})
+    best = json.loads((exp / "best.json").read_text())
+    best["confirm"]["cut"] = "2 configuration(s), without the lab's baseline x 3 seeds <b>"
+    (exp / "best.json").write_text(json.dumps(best))
+    section = _confirm_section(build_report(exp))
+    assert (
+        "<strong>Cut to fit the time budget:</strong> 2 configuration(s), without the " in section
+    )
+    assert "<b>" not in section and "&lt;b&gt;" in section
+    assert "the top configurations by validation trained again" in section
+    add_confirm(exp, "a verdict")  # with the baseline (trial 0), and no cut
+    section = _confirm_section(build_report(exp))
+    assert "the top configurations by validation and the lab's baseline trained" in section
+    assert "Cut to fit" not in section

@@ -130,6 +130,8 @@ def write_results(
         best = write_best(cfg, trials, bundle, trial_data, stream)
     confirm_left, runs = 0, None
     stage = record.get("confirm")
+    if stage is not None and record.get("confirm_cut"):  # cut to fit --time-budget
+        stage = {**stage, "cut": record["confirm_cut"]}
     if best is not None and stage is not None and (exp / CONFIRM_DIR).is_dir():
         with timings("confirm_scoring"):
             confirm_left, runs = write_confirmed(

@@ -305,11 +305,16 @@ def _run(run: SearchRun) -> SearchResult:
             earlier = confirm.recorded_cut(stage, record.get("confirm")) if stage else None
             if earlier is not None and unfinished and left is not None:
                 stage = earlier
-            elif stage is not None and left is not None:
-                slots = max(1, shown.peak_running if shown is not None else 1)
-                stage, line = confirm.fit_to_time(stage, left, slots)
+            elif stage is not None:
+                line = ""
+                if left is not None:
+                    slots = max(1, shown.peak_running if shown is not None else 1)
+                    stage, line = confirm.fit_to_time(stage, left, slots)
                 if line:
                     say(run.stream, line)
+                    record["confirm_cut"] = line  # best.json and the report say so
+                else:
+                    record.pop("confirm_cut", None)
             if stage is not None:
                 with timings("confirm"):
                     confirm.run_stage(cfg, run.trial_data, stage, cast(dict, record),

@@ -100,5 +100,6 @@ class ProvenanceRecord(TypedDict, total=False):
     peak_concurrent_trials: list[int]
     memory_monitor_restarts: list[int]
     confirm: dict[str, Any]  # the confirm stage's plan: trials, seeds, epochs
+    confirm_cut: str  # the line that said how the stage was cut to fit --time-budget
     live_report: list[dict[str, float]]  # per run: copies of report.html written, seconds
     samples_raised: list[dict[str, Any]]  # `tuner resume --samples N`: from, to, at
