@@ -76,7 +76,7 @@ def _confirm_section(exp: Experiment, plot: Callable[..., str]) -> str:
         "done</strong>; <code>tuner resume</code> trains the rest."
     )  # fmt: skip
     if confirm.get("cut"):  # cut to fit --time-budget: say what was left out
-        unfinished += f" <strong>Cut to fit the time budget:</strong> {esc(confirm['cut'])}."
+        unfinished += f" <strong>{esc(confirm['cut'])}.</strong>"
     with_baseline = any(c.get("is_baseline") for c in confirm.get("configs", []))
     baseline = " and the lab's baseline" if with_baseline else ""
     intro = (

@@ -315,7 +315,10 @@ def test_a_confirm_stage_cut_to_fit_the_time_budget_says_so(tmp_path):
     win = json.loads((exp / "best.json").read_text())["trial_index"]
     add_confirm(exp, "a verdict", values={win: [0.9, 0.92, 0.91], 99: [0.89, 0.9, 0.88]})
     best = json.loads((exp / "best.json").read_text())
-    best["confirm"]["cut"] = "2 configuration(s), without the lab's baseline x 3 seeds <b>"
+    best["confirm"]["cut"] = (
+        "The confirm stage is cut to fit the 50 s left of --time-budget: 2 configuration(s), "
+        "without the lab's baseline x 3 seeds <b>"
+    )
     (exp / "best.json").write_text(json.dumps(best))
     section = _confirm_section(build_report(exp))
     assert (
@@ -326,4 +329,4 @@ def test_a_confirm_stage_cut_to_fit_the_time_budget_says_so(tmp_path):
     add_confirm(exp, "a verdict")  # with the baseline (trial 0), and no cut
     section = _confirm_section(build_report(exp))
     assert "the top configurations by validation and the lab's baseline trained" in section
-    assert "Cut to fit" not in section
+    assert "cut to fit" not in section
