@@ -138,6 +138,29 @@ def plan(cfg: SearchConfig, trials: pd.DataFrame) -> Plan | None:
     return Plan(candidates, fresh_seeds(cfg.confirm_seeds), cfg.epochs)
 
 
+def budgeted(
+    stage: Plan | None, record: dict[str, Any], resumed: bool, seconds_left: float | None,
+    slots: int,
+) -> tuple[Plan | None, str]:  # fmt: skip
+    """The stage to run in what --time-budget leaves (`seconds_left`; None: no budget), and a
+    line for the user when it was cut or left out. A resume of a run whose stage, cut or not,
+    did not finish continues that stage (recorded_cut; its own clock stops it). A cut stage's
+    line is kept in `record` (provenance.json's "confirm_cut"), for best.json and the report."""
+    if stage is None or seconds_left is None:
+        if stage is not None:
+            record.pop("confirm_cut", None)
+        return stage, ""
+    earlier = recorded_cut(stage, record.get("confirm"))
+    if earlier is not None and resumed and record.get("finished") is None:
+        return earlier, ""
+    fitted, line = fit_to_time(stage, seconds_left, slots)
+    if fitted is not None and line:
+        record["confirm_cut"] = line
+    elif fitted is not None:
+        record.pop("confirm_cut", None)
+    return fitted, line
+
+
 def recorded_cut(stage: Plan, recorded: dict[str, Any] | None) -> Plan | None:
     """The stage recorded in provenance.json (`recorded`, a Plan.key()) when it is `stage`
     itself or a cut of it (fit_to_time: some of its candidates, its first seeds, its epochs):

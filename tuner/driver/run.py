@@ -298,23 +298,11 @@ def _run(run: SearchRun) -> SearchResult:
             )  # fmt: skip
             if reserved:  # the stage's own fit may stop at the budget's end
                 interrupts.stop_reason = interrupts.stop_kind = None
-            # Under --time-budget the stage is cut to what is left; a resume of a run whose
-            # stage (cut or not) did not finish continues that stage (its own clock stops it).
-            left = time_budget_left()
-            unfinished = run.restore and record.get("finished") is None
-            earlier = confirm.recorded_cut(stage, record.get("confirm")) if stage else None
-            if earlier is not None and unfinished and left is not None:
-                stage = earlier
-            elif stage is not None:
-                line = ""
-                if left is not None:
-                    slots = max(1, shown.peak_running if shown is not None else 1)
-                    stage, line = confirm.fit_to_time(stage, left, slots)
-                if line:
-                    say(run.stream, line)
-                    record["confirm_cut"] = line  # best.json and the report say so
-                else:
-                    record.pop("confirm_cut", None)
+            slots = max(1, shown.peak_running if shown is not None else 1)
+            stage, line = confirm.budgeted(stage, cast(dict, record), run.restore,
+                                           time_budget_left(), slots)  # fmt: skip
+            if line:
+                say(run.stream, line)
             if stage is not None:
                 with timings("confirm"):
                     confirm.run_stage(cfg, run.trial_data, stage, cast(dict, record),

@@ -190,3 +190,22 @@ def test_a_resume_continues_the_stage_it_cut_and_nothing_else():
     assert recorded_cut(FULL, {**cut.key(), "seeds": [1001, 1002]}) is None
     assert recorded_cut(FULL, {**cut.key(), "epochs": 5}) is None
     assert recorded_cut(FULL, None) is None
+
+
+def test_budgeted_records_the_cut_and_a_resume_continues_it():
+    from tuner.driver.confirm import budgeted
+
+    record: dict = {"confirm_cut": "an earlier line"}
+    assert budgeted(FULL, record, False, None, 2) == (FULL, "")  # no budget: the whole stage
+    assert "confirm_cut" not in record
+    cut, line = budgeted(FULL, record, False, 70.0, 2)
+    assert indices(cut) == [5, 2] and record["confirm_cut"] == line
+    # The run stops during that stage; its resume (unfinished) continues it, whatever is left.
+    record.update(confirm=cut.key(), finished=None)
+    assert budgeted(FULL, record, True, 500.0, 2) == (cut, "")
+    # A finished run asked again (`tuner confirm DIR --time-budget`) cuts the stage anew.
+    record["finished"] = "2026-12-06T00:00:00+00:00"
+    assert budgeted(FULL, record, True, 500.0, 2) == (FULL, "") and "confirm_cut" not in record
+    # Nothing fits: no stage, and the line says why.
+    none, why = budgeted(FULL, record, False, 5.0, 2)
+    assert none is None and why.startswith("No confirm stage")
