@@ -9,7 +9,6 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ray.tune import Callback
 
 from tuner.driver.fence.asha import experiment_path
 from tuner.driver.fence.recovery import back_up_state
-from tuner.stages.confirm_time import largest_stage
+from tuner.stages.confirm_time import ConfirmShape, largest_stage
 from tuner.stages.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
 
@@ -146,18 +145,6 @@ class StateBackup(Callback):
     def on_experiment_end(self, trials: list, **_) -> None:
         self.looked_at = 0.0
         self.on_step_end(0, trials)
-
-
-@dataclass(frozen=True)
-class ConfirmShape:
-    """What the confirm stage will train after the search: its --confirm-top configurations
-    and the lab's baseline (where the space has one), each --confirm-seeds times for the
-    search's --epochs."""
-
-    top: int
-    seeds: int
-    epochs: int
-    baseline: bool
 
 
 def confirm_reserve(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
     from tuner.data import DatasetBundle
-    from tuner.driver.guards import ConfirmShape
+    from tuner.stages.confirm_time import ConfirmShape
 
 _CURRENT: Interrupts | None = None  # the search running in this process
 

@@ -269,8 +269,8 @@ def _run(run: SearchRun) -> SearchResult:
     import ray
 
     from tuner.driver import confirm, live_report, progress
-    from tuner.driver.guards import ConfirmShape
     from tuner.driver.interrupt import Interrupts, time_budget_left
+    from tuner.stages.confirm_time import ConfirmShape
 
     cfg, record, timings = run.cfg, run.record, run.timings
     started = time.time()

@@ -12,6 +12,7 @@ an epoch against 1.4-3.6 s for the top three: bench run in BENCHMARKS.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 # What the estimate adds for scoring the runs on the test split and writing the report.
@@ -20,6 +21,18 @@ CONFIRM_MARGIN = 1.1
 # another run: a digits resnet_cnn run whose 10 epochs took 18.4 s of training (19.5 s wall)
 # in the search took 23-24 s as a confirm run beside another one.
 RUN_START_S = 4.0
+
+
+@dataclass(frozen=True)
+class ConfirmShape:
+    """What the confirm stage will train after the search: its --confirm-top configurations
+    and the lab's baseline (where the space has one), each --confirm-seeds times for the
+    search's --epochs."""
+
+    top: int
+    seeds: int
+    epochs: int
+    baseline: bool
 
 
 class StageSize(NamedTuple):

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tuner.driver.guards import ClockGuard, ConfirmShape, confirm_reserve
+from tuner.driver.guards import ClockGuard, confirm_reserve
 from tuner.driver.interrupt import Interrupts
-from tuner.stages.confirm_time import CONFIRM_MARGIN, RUN_START_S
+from tuner.stages.confirm_time import CONFIRM_MARGIN, RUN_START_S, ConfirmShape
 
 SHAPE = ConfirmShape(top=2, seeds=3, epochs=10, baseline=False)
 
