@@ -247,6 +247,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from tuner.driver.fence.asha import PersistentASHA, expected_trials
+    from tuner.experiment import grace_period_for
 
     class ReplayASHA(PersistentASHA):
         def _save(self) -> None:  # decisions only: no state file
@@ -280,7 +281,11 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
         "async hyperband (3 brackets, rf 3)": Method(ray(rf=3, brackets=3)),
         # With the searcher that learns (bench/replay_searchers.py):
         "TPE + fifo": Method(fifo, "tpe"),
-        "ours + TPE (the default's rules)": Method(ours(), "tpe"),
+        "ours as shipped (TPE + ASHA, grace 3 at most epochs - 1)": Method(
+            ours(grace=grace_period_for(None, max_t)), "tpe"
+        ),
+        "ours + TPE (the default's rules)": Method(ours(), "tpe"),  # grace 1: before 2026-12-06
+        "ours, grace 2 + TPE": Method(ours(grace=2), "tpe"),
         "ours, grace 3 + TPE": Method(ours(grace=3), "tpe"),
         "async hyperband + TPE": Method(ray(rf=3, brackets=3), "tpe"),
         "ours + TPE multivariate, group, liar": Method(ours(), "tpe-mv"),

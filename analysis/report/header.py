@@ -28,6 +28,7 @@ from tuner.experiment import (
     BEST_JSON,
     CONFIG_PREFIX,
     TRIALS_CSV,
+    grace_period_for,
     is_finite,
 )
 from tuner.experiment.stats import describe, seeds_text
@@ -50,7 +51,7 @@ def _subtitle(exp: Experiment) -> str:
         how = f"{esc(cfg.get('searcher', '?')).upper()} + {esc(cfg.get('scheduler', '?')).upper()}"
         if cfg.get("scheduler") == "asha":
             how += (
-                f" (grace period {esc(cfg.get('grace_period'))}, "
+                f" (grace period {grace_period_for(cfg.get('grace_period'), exp.epoch_budget)}, "
                 f"reduction factor {esc(cfg.get('reduction_factor'))}, "
                 f"{esc(cfg.get('asha_rule') or 'ray')} rule)"
             )

@@ -58,7 +58,7 @@ from analysis.report.html import (
 from analysis.report.pareto import _front_point, _pareto_section
 from analysis.report.provenance import _provenance
 from analysis.report.trials_table import _imported_section, _rejected_section, _trials_table
-from tuner.experiment import REPORT_HTML
+from tuner.experiment import REPORT_HTML, grace_period_for
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def build_report(
              f"(~{duration(compute.seconds_full)}, at each stopped trial's own epoch time). "
              + against_sweep(trials, epochs, budget, compute.epochs_run))
         + plot("rungs", plot_asha_rungs(
-            trials, budget, int(cfg.get("grace_period") or 1),
+            trials, budget, grace_period_for(cfg.get("grace_period"), budget),
             int(cfg.get("reduction_factor") or 3), str(cfg.get("scheduler") or "asha"))),
     ))  # fmt: skip
     sections.append((

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 OURS = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html",
         "asha_state.json"]  # fmt: skip
 SEARCH = ["--no-confirm", "--samples", "5", "--max-trials", "5", "--epochs", "6", "--seed", "3",
-          "--concurrency", "2"]  # fmt: skip
+          "--concurrency", "2", "--grace-period", "1"]  # fmt: skip
 
 
 def epochs_reported(exp: Path) -> int:

@@ -82,7 +82,8 @@ def watched(tmp_path_factory):
         proc = subprocess.Popen(
             tuner("search", "--space", "space.py:space", "--dataset", "digits", "--samples",
                   "4", "--epochs", str(EPOCHS), "--searcher", "random", "--seed", "3",
-                  "--concurrency", "2", "--max-trials", "4", "--no-confirm", "--report-every", "1s",
+                  "--concurrency", "2", "--max-trials", "4", "--grace-period", "1", "--no-confirm",
+                  "--report-every", "1s",
                   "--mlflow",
                   mlruns.as_uri(), "--out", "out", "--name", "watched"),
             cwd=work, stdout=secondary, stderr=stderr_file, close_fds=True,

@@ -342,51 +342,58 @@ def test_a_resume_past_tpes_start_up_proposes_what_an_uninterrupted_run_does(tmp
     assert len(trials) == TPE_SAMPLES and (trials["status"] == "completed").all()
 
 
-# --- 6: --grace-period and --asha-rule ray ------------------------------------------------------
+# --- 6: the default grace period and --asha-rule ray ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def rungs_search(tmp_path_factory):
-    """6 trials of up to 4 epochs, one at a time, ASHA with grace period 2, reduction factor 2
-    (one rung, at epoch 2) and Ray's rule."""
+    """6 trials of up to 4 epochs, one at a time, ASHA with the default grace period (3, at
+    most epochs - 1), reduction factor 2 (one rung, at epoch 3) and Ray's rule."""
     cfg = _config(tmp_path_factory.mktemp("rungs"), "rungs", space="parity", samples=6,
-                  epochs=4, scheduler="asha", grace_period=2, reduction_factor=2,
+                  epochs=4, scheduler="asha", reduction_factor=2,
                   asha_rule="ray", concurrency=1, no_confirm=True, max_trials=6)  # fmt: skip
     return search(cfg, stream=io.StringIO())
 
 
-def test_grace_period_no_trial_stops_before_it_and_stops_fall_on_rungs(rungs_search):
+def test_the_default_grace_period_no_trial_stops_before_it_and_stops_fall_on_rungs(
+    rungs_search,
+):
     exp = rungs_search.experiment_dir
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == 6
     stopped = trials[trials["status"] == "stopped"]
     assert len(stopped) >= 1  # ASHA did stop trials: the grace period is no vacuous check
-    assert (trials["epochs_run"] >= 2).all()
-    assert set(stopped["epochs_run"]) == {2}  # the one rung below the budget
+    assert (trials["epochs_run"] >= 3).all()  # a grace of 1 (the old default) stopped at 1
+    assert set(stopped["epochs_run"]) == {3}  # the one rung below the budget
     assert set(trials.loc[trials["status"] == "completed", "epochs_run"]) == {4}
     epochs = pd.read_csv(exp / "epochs.csv")
     for index, group in epochs.groupby("trial_index"):
-        assert group["epoch"].tolist() in ([1, 2], [1, 2, 3, 4]), index
+        assert group["epoch"].tolist() in ([1, 2, 3], [1, 2, 3, 4]), index
     rungs = json.loads((exp / "asha_state.json").read_text())["brackets"][0]
-    # Rungs at grace period x rf^k: 2, and the budget, 4 (where every trial ends anyway).
-    assert sorted(milestone for milestone, _ in rungs) == [2, 4]
-    at_two = next(recorded for milestone, recorded in rungs if milestone == 2)
-    assert set(trials["trial_id"]) == set(at_two) and set(stopped["trial_id"]) <= set(at_two)
+    # Ray's rungs at grace period x rf^k up to the budget: 3 only (3 x 2 = 6 > 4).
+    assert sorted(milestone for milestone, _ in rungs) == [3]
+    at_three = rungs[0][1]
+    assert set(trials["trial_id"]) == set(at_three)
+    assert set(stopped["trial_id"]) <= set(at_three)
+    # The report names the grace period the search ran with, not the unset option.
+    assert "grace period 3," in (exp / "report.html").read_text()
 
 
 def test_asha_rule_ray_lets_the_first_trial_at_a_rung_through_and_is_recorded(rungs_search):
     exp = rungs_search.experiment_dir
     trials = pd.read_csv(exp / "trials.csv").set_index("trial_index")
-    # One trial at a time, so trial 0 reached rung 2 first: Ray's rule lets it through with
+    # One trial at a time, so trial 0 reached rung 3 first: Ray's rule lets it through with
     # no one to beat (the paper's rule, at a rung 6 trials reach with rf 2, stops it there).
     assert trials.loc[0, "status"] == "completed" and trials.loc[0, "epochs_run"] == 4
     # Each odd trial (lr 1e-6) came after a good one had set the rung's cutoff: stopped.
     assert (trials.loc[[1, 3, 5], "status"] == "stopped").all()
     record = json.loads((exp / "provenance.json").read_text())
-    assert record["config"]["asha_rule"] == "ray" and record["config"]["grace_period"] == 2
+    # The grace period was left to its default: recorded unset, so `tuner search --config
+    # search.toml --epochs 2` derives it again instead of refusing a grace of 3.
+    assert record["config"]["asha_rule"] == "ray" and record["config"]["grace_period"] is None
     # search.toml, as `tuner search --config` reads it back, runs the same rule.
     again = read_config_file(exp / "search.toml", SearchConfig.options())
-    assert again["asha_rule"] == "ray" and again["grace_period"] == 2
+    assert again["asha_rule"] == "ray" and again.get("grace_period") is None
     study = optuna.load_study(study_name="rungs", storage=f"sqlite:///{exp / 'optuna.db'}")
     pruned = sum(t.state.name == "PRUNED" for t in study.trials)
     assert pruned == int((trials["status"] == "stopped").sum())

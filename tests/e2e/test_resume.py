@@ -32,8 +32,8 @@ def search_args(tmp_path: Path, concurrency: int = 2) -> list[str]:
     """Exactly 5 trials (--max-trials) x 8 epochs of the gated network: ASHA (grace 1, rf 3)
     leaves at least 8 + 4 epochs to train, more than the kills below hand out in all."""
     return [*gated_search_args(write_net(tmp_path)), "--no-confirm", "--samples", str(SAMPLES),
-            "--max-trials", str(SAMPLES), "--epochs", str(EPOCHS), "--seed", "7",
-            "--concurrency", str(concurrency)]  # fmt: skip
+            "--max-trials", str(SAMPLES), "--epochs", str(EPOCHS), "--grace-period", "1",
+            "--seed", "7", "--concurrency", str(concurrency)]  # fmt: skip
 
 
 def rows_of(exp: Path) -> dict[str, list[tuple[int, float]]]:

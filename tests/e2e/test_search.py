@@ -53,6 +53,7 @@ def nine_trials(tmp_path_factory, shared_ray):
         seed=3,
         concurrency=2,
         max_trials=BUDGET,
+        grace_period=1,  # the rung at epoch 1 these tests describe (the default is 2 at 3 epochs)
     )
     result = search(cfg, stream=log)
     return cfg, result, log.getvalue()
@@ -266,7 +267,7 @@ def test_checkpoints_only_at_asha_rungs_and_the_last_epoch_when_epochs_are_quick
 
     cfg = SearchConfig(no_confirm=True,
                        dataset="digits", samples=3, epochs=6, reduction_factor=2, seed=5,
-                       concurrency=2, out=str(tmp_path), name="ck",
+                       grace_period=1, concurrency=2, out=str(tmp_path), name="ck",
                        checkpoint_interval=3600)  # fmt: skip
     assert scheduler_stop_epochs(cfg) == {1, 2, 4}
     result = search(cfg, stream=io.StringIO())

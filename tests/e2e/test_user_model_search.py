@@ -62,7 +62,8 @@ def searched(tmp_path_factory, shared_ray):
     exp = work / "out" / "mine"
     command = tuner(
         "search", "--model", "net.py:build", "--space", "net.py:space", "--dataset", "digits",
-        "--samples", "4", "--max-trials", "4", "--epochs", "3", "--seed", "3",
+        "--samples", "4", "--max-trials", "4", "--epochs", "3", "--grace-period", "1",
+        "--seed", "3",
         "--concurrency", "2", "--max-params", str(MAX_PARAMS), "--confirm-top", "2",
         "--confirm-seeds", "2",
         "--out", "out", "--name", "mine",

@@ -283,8 +283,12 @@ def test_every_search_option_reaches_the_search_config():
 def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
     from tuner.driver.tuner_setup import make_scheduler
 
-    paper = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="paper", name="p"), True)
-    ray_rule = make_scheduler(SearchConfig(samples=27, epochs=9, asha_rule="ray", name="r"), True)
+    paper = make_scheduler(
+        SearchConfig(samples=27, epochs=9, asha_rule="paper", name="p", grace_period=1), True
+    )
+    ray_rule = make_scheduler(
+        SearchConfig(samples=27, epochs=9, asha_rule="ray", name="r", grace_period=1), True
+    )
     assert paper._brackets[0].judged == frozenset({1, 3})  # 27 trials: rungs 1 and 3 judged
     assert ray_rule._brackets[0].judged == frozenset()
     fifo = make_scheduler(SearchConfig(scheduler="fifo"), True)

@@ -32,7 +32,7 @@ from tuner.config.options import (
 )
 from tuner.config.options import parse_duration as parse_duration  # its home before options.py
 from tuner.data import DATASETS
-from tuner.experiment import MODEL_FILE, REPORT_HTML
+from tuner.experiment import DEFAULT_GRACE_PERIOD, MODEL_FILE, REPORT_HTML, grace_period_for
 from tuner.train.config import ConfigError
 from tuner.train.user_model import absolute_spec, import_callable
 
@@ -143,9 +143,11 @@ class SearchConfig:
         "tpe", group=HOW, choices=SEARCHERS,
         help="tpe: Optuna's TPE sampler; random: random search; default %(default)s",
     )  # fmt: skip
-    grace_period: int = option(
-        1, group=HOW, type=positive_int,
-        help="ASHA: epochs every trial gets before it can be stopped; default %(default)s",
+    grace_period: int | None = option(
+        None, group=HOW, type=positive_int,
+        help="ASHA: epochs every trial gets before it can be stopped; default "
+        f"{DEFAULT_GRACE_PERIOD} (at most --epochs - 1), which replayed above a grace of 1 on "
+        "every recorded task: epoch 1 says little about the last (BENCHMARKS.md)",
     )  # fmt: skip
     reduction_factor: int = option(
         3, group=HOW, type=positive_int,
@@ -324,6 +326,11 @@ class SearchConfig:
         return replace(self, name=f"{space_slug(self.space)}-{self.dataset}-{stamp}")
 
     @property
+    def grace(self) -> int:
+        """ASHA's grace period in force: --grace-period, else the default cut to the epochs."""
+        return grace_period_for(self.grace_period, self.epochs)
+
+    @property
     def total_epochs(self) -> int:
         """The search's budget in epochs: --samples trials of --epochs epochs."""
         return self.samples * self.epochs
@@ -391,8 +398,7 @@ class SearchConfig:
                     "--mlflow needs MLflow, which is not installed: "
                     'pip install "cnn-tuner[mlflow]" (or mlflow)'
                 )
-        for field, value in (("samples", self.samples), ("epochs", self.epochs),
-                             ("grace-period", self.grace_period)):  # fmt: skip
+        for field, value in (("samples", self.samples), ("epochs", self.epochs)):
             _positive_int(field, value)
         self.validate_confirm()
         for field, maybe in (("concurrency", self.concurrency), ("val-count", self.val_count),
@@ -425,7 +431,9 @@ class SearchConfig:
                     f"--max-trials {self.max_trials} is below --samples {self.samples}: the "
                     "budget could never be spent; lower --samples instead"
                 )
-        if self.grace_period > self.epochs:
+        if self.grace_period is not None:
+            _positive_int("grace-period", self.grace_period)
+        if self.grace_period is not None and self.grace_period > self.epochs:
             raise ConfigError(
                 f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"
             )

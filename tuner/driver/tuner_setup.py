@@ -46,7 +46,7 @@ def scheduler_stop_epochs(cfg: SearchConfig) -> frozenset[int]:
     """The epochs at which ASHA may stop a trial: its rungs, grace_period x rf^k < epochs."""
     if cfg.scheduler != "asha":
         return frozenset()
-    return frozenset(rung_epochs(cfg.grace_period, cfg.reduction_factor, cfg.epochs))
+    return frozenset(rung_epochs(cfg.grace, cfg.reduction_factor, cfg.epochs))
 
 
 def make_trainable(
@@ -260,7 +260,7 @@ def expected_trials(cfg: SearchConfig) -> int:
     """The trials cfg's budget is expected to pay for under ASHA (tuner.driver.fence.asha)."""
     from tuner.driver.fence.asha import expected_trials as expected
 
-    return expected(cfg.samples, cfg.epochs, cfg.grace_period, cfg.reduction_factor,
+    return expected(cfg.samples, cfg.epochs, cfg.grace, cfg.reduction_factor,
                     cfg.trial_cap)  # fmt: skip
 
 
@@ -278,7 +278,7 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
         metric=SCHEDULER_METRIC,
         mode=SCHEDULER_MODE,
         max_t=cfg.epochs,
-        grace_period=cfg.grace_period,
+        grace_period=cfg.grace,
         reduction_factor=cfg.reduction_factor,
         samples=expected_trials(cfg) if cfg.asha_rule == "paper" else None,
         protect_baseline=has_baseline,

@@ -66,10 +66,12 @@ from tuner.experiment.files import (
     tune_state_files,
 )
 from tuner.experiment.rules import (
+    DEFAULT_GRACE_PERIOD,
     EXPLODING_LOSS_FACTOR,
     FRESH_SEED_START,
     finite,
     fresh_seeds,
+    grace_period_for,
     is_finite,
     loss_exploded,
     loss_limit,
@@ -98,6 +100,7 @@ __all__ = [
     "CHECKPOINT_PREFIX",
     "CONFIRM_CSV",
     "CONFIRM_DIR",
+    "DEFAULT_GRACE_PERIOD",
     "CONFIG_PREFIX",
     "EPOCHS_CSV",
     "EPOCH_COLUMNS",
@@ -138,6 +141,7 @@ __all__ = [
     "dirs_of_trial",
     "finite",
     "fresh_seeds",
+    "grace_period_for",
     "has_trial_dirs",
     "is_finite",
     "loss_exploded",

@@ -1,6 +1,8 @@
 import pytest
 
 from search_spaces.seed_cnn import BASELINE
+from tuner.config.search_config import SearchConfig
+from tuner.experiment import rung_epochs
 from tuner.train.config import ConfigError, TrainConfig
 from tuner.train.model import LAB_ARCH
 
@@ -154,3 +156,25 @@ def test_the_budget_is_samples_trials_and_max_trials_spends_what_asha_saves():
         SearchConfig(scheduler="fifo", max_trials=5).validate()
     with pytest.raises(ConfigError, match="^--max-trials 5 is below --samples 20: the budget"):
         SearchConfig(samples=20, max_trials=5).validate()
+
+
+@pytest.mark.parametrize(
+    ("epochs", "given", "grace"),
+    [(10, None, 3), (12, None, 3), (5, None, 3), (4, None, 3), (3, None, 2), (2, None, 1),
+     (1, None, 1), (10, 1, 1), (10, 7, 7)],
+)  # fmt: skip
+def test_the_grace_period_defaults_to_3_and_keeps_one_rung_below_the_last_epoch(
+    epochs, given, grace
+):
+    cfg = SearchConfig(epochs=epochs, grace_period=given)
+    cfg.validate()  # the default never refuses a short --epochs
+    assert cfg.grace == grace
+    # Where ASHA may stop a trial: no rung below the grace period, one below the budget.
+    stops = rung_epochs(cfg.grace, cfg.reduction_factor, cfg.epochs)
+    assert min(stops, default=grace) == grace
+    assert bool(stops) == (epochs >= 2)
+
+
+def test_a_grace_period_given_longer_than_the_epochs_is_refused():
+    with pytest.raises(ConfigError, match="--grace-period 4 is longer than --epochs 3"):
+        SearchConfig(epochs=3, grace_period=4).validate()
