@@ -41,11 +41,36 @@ def rows(result: dict[str, Any], skip_sweep: bool = False) -> list[str]:
     return out
 
 
+def compare(results: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """One row per replay (a task at one epoch budget), one column per method: its final best
+    [95 % CI], gap to the sweep and worst seed, and its epochs as a fraction of the sweep's."""
+    head = "| task, epochs a trial | sweep | " + " | ".join(methods) + " |"
+    out = [head, "|" + "---|" * (2 + len(methods))]
+    for r in results:
+        task = Path(str(r["experiment"])).name
+        cells = [f"{task}, {r['epochs']}", f"{r['methods']['sweep (fifo)']['final_best'][0]:.4f}"]
+        for name in methods:
+            m = r["methods"][name]
+            mean, lo, hi = m["final_best"]
+            cells.append(
+                f"{mean:.4f} [{lo:.4f}, {hi:.4f}], {100 * m['gap_to_sweep'][0]:+.1f} pts, "
+                f"worst {100 * m['worst_gap_to_sweep']:+.1f}, "
+                f"{m['epochs_fraction_of_sweep']:.2f} of the epochs"
+            )
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, nargs="+", help="replay results of one task")
+    parser.add_argument("--compare", nargs="+", metavar="METHOD",
+                        help="one row per JSON (a task), one column per METHOD, instead")  # fmt: skip
     args = parser.parse_args(argv)
     results = [json.loads(p.read_text()) for p in args.json]
+    if args.compare:
+        print("\n".join(compare(results, args.compare)))
+        return
     first = results[0]
     print(f"{first['configurations']} recorded configurations x {first['epochs']} epochs; the "
           f"sweep: {first['samples']} trials; seeds: "

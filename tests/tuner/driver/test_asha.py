@@ -90,3 +90,30 @@ def test_the_trials_a_budget_pays_for_follow_the_rungs():
     assert expected_trials(5, 1, 1, 3, cap=5) == 5  # one epoch: no rung, nothing saved
     # A later first rung saves less: grace 3 (rung 3, 9) pays for fewer trials than grace 1.
     assert expected_trials(20, 10, 3, 3, cap=200) < expected_trials(20, 10, 1, 3, cap=200)
+
+
+def test_the_default_search_stops_no_trial_before_its_third_epoch(tmp_path):
+    """The default grace period (3 at 10 epochs): scripted results of 20 trials, each worse
+    than the one before, pass epochs 1 and 2 unjudged; at epoch 3 the paper's rule stops all
+    but the best third of those there."""
+    from tuner.config.search_config import SearchConfig
+    from tuner.driver.tuner_setup import SCHEDULER_METRIC, make_scheduler
+
+    cfg = SearchConfig(out=str(tmp_path), name="default")
+    scheduler = make_scheduler(cfg, has_baseline=False)
+    trials = [_Trial(i) for i in range(20)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    said: dict[int, list[str]] = {}
+    for epoch in (1, 2, 3):
+        said[epoch] = [
+            scheduler.on_trial_result(
+                None, t, {"training_iteration": epoch, SCHEDULER_METRIC: float(i)}
+            )
+            for i, t in enumerate(trials)
+        ]
+    assert said[1] == said[2] == ["CONTINUE"] * 20  # a grace of 1 judged them at 1
+    # At rung 3, each trial is worse than every one before it, so it is never in the best
+    # floor(n/3) of those there (and the first two are too few for anyone to pass).
+    assert said[3].count("CONTINUE") == 0
+    assert [m for m, _ in scheduler.rungs()[0]] == [9, 3]
