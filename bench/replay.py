@@ -272,7 +272,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
     fifo = FIFOScheduler
     return {
         "sweep (fifo)": Method(fifo),
-        "ours (default: paper rule, grace 1, rf 3)": Method(ours()),
+        "ours (paper rule, grace 1, rf 3)": Method(ours()),
         "ours, ray rule": Method(ours(paper=False)),
         "ours, grace 2": Method(ours(grace=2)),
         "ours, grace 3": Method(ours(grace=3)),
@@ -284,7 +284,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
         "ours as shipped (TPE + ASHA, grace 3 at most epochs - 1)": Method(
             ours(grace=grace_period_for(None, max_t)), "tpe"
         ),
-        "ours + TPE (the default's rules)": Method(ours(), "tpe"),  # grace 1: before 2026-12-06
+        "ours + TPE, grace 1 (the default before 2026-12-06)": Method(ours(), "tpe"),
         "ours, grace 2 + TPE": Method(ours(grace=2), "tpe"),
         "ours, grace 3 + TPE": Method(ours(grace=3), "tpe"),
         "async hyperband + TPE": Method(ray(rf=3, brackets=3), "tpe"),

@@ -64,8 +64,10 @@ def compare(results: list[dict[str, Any]], methods: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, nargs="+", help="replay results of one task")
-    parser.add_argument("--compare", nargs="+", metavar="METHOD",
-                        help="one row per JSON (a task), one column per METHOD, instead")  # fmt: skip
+    parser.add_argument(
+        "--compare", nargs="+", metavar="METHOD",
+        help="one row per JSON (a task), one column per METHOD, instead",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     results = [json.loads(p.read_text()) for p in args.json]
     if args.compare:

@@ -50,7 +50,7 @@ def test_asha_stops_the_weak_and_the_baseline_is_protected(replay, tmp_path):
     make = replay.methods(samples=len(finals), max_t=max_t)
     order = list(range(len(finals)))
     sweep = replay.simulate(curves, order, make["sweep (fifo)"].scheduler(), 1, 0.0)
-    default = make["ours (default: paper rule, grace 1, rf 3)"].scheduler
+    default = make["ours (paper rule, grace 1, rf 3)"].scheduler
     ours = replay.simulate(curves, order, default(), 1, 0.0)
     assert sweep.epochs == 9 * len(finals) and sweep.best == pytest.approx(0.9)
     assert ours.epochs < sweep.epochs / 2
@@ -79,7 +79,7 @@ def test_a_replay_reports_each_method_against_the_sweep_of_the_same_configuratio
         assert method["epochs_fraction_of_sweep"] <= 1, name
         mean, low, high = method["final_best"]
         assert low <= mean <= high
-    ours = result["methods"]["ours (default: paper rule, grace 1, rf 3)"]
+    ours = result["methods"]["ours (paper rule, grace 1, rf 3)"]
     assert ours["epochs_fraction_of_sweep"] < 0.6
 
 
@@ -96,7 +96,7 @@ def test_an_equal_epoch_budget_starts_no_trial_once_it_is_spent(replay, tmp_path
     curves, max_t = replay.load_curves(tmp_path / "e", None)
     make = replay.methods(samples=10, max_t=max_t)
     order = list(range(len(curves)))
-    ours = make["ours (default: paper rule, grace 1, rf 3)"].scheduler
+    ours = make["ours (paper rule, grace 1, rf 3)"].scheduler
     free = replay.simulate(curves, order, ours(), 2, 0.0)
     capped = replay.simulate(curves, order, ours(), 2, 0.0, budget=40)
     assert free.epochs > 40 + 2 * max_t

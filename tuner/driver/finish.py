@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 
@@ -108,6 +108,14 @@ def write_tables(run: SearchRun) -> Tables:
     return Tables(trials, epochs, unfinished, left)
 
 
+def _stage_has_baseline(stage: dict[str, Any] | None, trials: pd.DataFrame) -> bool:
+    """Whether the confirm stage (provenance.json's "confirm") retrains the lab's baseline."""
+    if not stage or trials.empty or "is_baseline" not in trials:
+        return False
+    baseline = set(trials.loc[trials["is_baseline"].astype(bool), "trial_index"].astype(int))
+    return bool(baseline & {int(i) for i in stage.get("trials", [])})
+
+
 def epochs_left(cfg: SearchConfig, trials: pd.DataFrame) -> int:
     """Epochs of cfg's budget (--samples x --epochs) not trained yet."""
     trained = int(trials["epochs_run"].fillna(0).sum()) if not trials.empty else 0
@@ -126,10 +134,13 @@ def write_results(
     )  # fmt: skip
     exp = cfg.experiment_dir
     trials, epochs, unfinished, left = tables.trials, tables.epochs, tables.unfinished, tables.left
-    with timings("test_evaluation"):
-        best = write_best(cfg, trials, bundle, trial_data, stream)
-    confirm_left, runs = 0, None
     stage = record.get("confirm")
+    # The budget cut the baseline out of the confirm stage: scoring it on the test split would
+    # spend what the budget did not keep (tuner.stages.best.write_best).
+    baseline_cut = bool(record.get("confirm_cut")) and not _stage_has_baseline(stage, trials)
+    with timings("test_evaluation"):
+        best = write_best(cfg, trials, bundle, trial_data, stream, score_baseline=not baseline_cut)
+    confirm_left, runs = 0, None
     if stage is not None and record.get("confirm_cut"):  # cut to fit --time-budget
         stage = {**stage, "cut": record["confirm_cut"]}
     if best is not None and stage is not None and (exp / CONFIRM_DIR).is_dir():

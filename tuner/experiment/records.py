@@ -43,7 +43,12 @@ class TrialRecord(TestScore, total=False):
     objectives: Any  # a Pareto point: {name: value}; the best of several: the objectives' list
 
 
-class BaselineRecord(TypedDict):
+class _BaselineNotScored(TypedDict, total=False):
+    # Why test_acc is None although the baseline trained: "left out to fit --time-budget"
+    not_scored: str
+
+
+class BaselineRecord(_BaselineNotScored):
     trial_index: int
     val_acc: float
     test_acc: float | None

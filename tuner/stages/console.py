@@ -48,9 +48,11 @@ def print_summary(
         )
         base = best.get("baseline")
         if base and base.get("val_acc") is not None:
-            say(
-                stream, f"Lab baseline (trial {base['trial_index']}): val acc {base['val_acc']:.4f}"
-            )
+            why = f" (not scored on the test split: {base['not_scored']})" if base.get(
+                "not_scored"
+            ) else ""  # fmt: skip
+            say(stream, f"Lab baseline (trial {base['trial_index']}): val acc "
+                        f"{base['val_acc']:.4f}{why}")  # fmt: skip
     confirmed = best.get("confirm") if best else None
     if confirmed:
         done = "" if confirmed.get("complete") else " (unfinished)"
