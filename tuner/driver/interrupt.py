@@ -51,6 +51,11 @@ def current_confirm_shape() -> ConfirmShape | None:
     return _CURRENT.confirm_shape if _CURRENT is not None else None
 
 
+def current() -> Interrupts | None:
+    """The run in progress in this process, or None."""
+    return _CURRENT
+
+
 def current_run_seconds() -> float | None:
     """Seconds since the run in progress started its fit (the search's, then the confirm
     stage's: one --time-budget covers both), or None outside a run."""
@@ -65,6 +70,13 @@ def time_budget_left() -> float | None:
     return max(0.0, budget - spent)
 
 
+def left_for_stage(interrupts: Interrupts) -> float | None:
+    """Seconds of --time-budget the confirm stage may spend: what is left, less the test
+    scoring that comes after it (the clock guard's estimate); None without a budget."""
+    left = time_budget_left()
+    return None if left is None else max(0.0, left - interrupts.scoring_s)
+
+
 class Interrupts:
     """Context manager around the part of a search that runs after Ray has started."""
 
@@ -74,11 +86,19 @@ class Interrupts:
         plan: Callable[[bool], str],
         time_budget: float | None = None,
         confirm_shape: ConfirmShape | None = None,
+        test_per_val: float = 0.0,
+        has_baseline: bool = False,
     ) -> None:
         """plan(in_fit) -> what happens next, one sentence. confirm_shape: the confirm stage
-        that --time-budget keeps time back for (None: --no-confirm)."""
+        that --time-budget keeps time back for (None: --no-confirm). test_per_val: the test
+        split's images per validation image, to scale a validation pass's seconds to the
+        test scoring that --time-budget also keeps time back for."""
         self.stream, self.plan, self.time_budget = stream, plan, time_budget
         self.confirm_shape = confirm_shape
+        self.test_per_val, self.has_baseline = test_per_val, has_baseline
+        # The clock guard's latest estimate of the test scoring after the search (seconds):
+        # the confirm stage, planned in what is left, leaves it too.
+        self.scoring_s = 0.0
         self.count = 0
         self.in_fit = False
         self._previous: Any = None

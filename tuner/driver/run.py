@@ -269,7 +269,7 @@ def _run(run: SearchRun) -> SearchResult:
     import ray
 
     from tuner.driver import confirm, live_report, progress
-    from tuner.driver.interrupt import Interrupts, time_budget_left
+    from tuner.driver.interrupt import Interrupts, left_for_stage
     from tuner.stages.confirm_time import ConfirmShape
 
     cfg, record, timings = run.cfg, run.record, run.timings
@@ -278,7 +278,10 @@ def _run(run: SearchRun) -> SearchResult:
     shape = None if cfg.no_confirm else ConfirmShape(
         cfg.confirm_top, cfg.confirm_seeds, cfg.epochs, run.space.baseline is not None
     )  # fmt: skip
-    with Interrupts(run.stream, plan, cfg.time_budget, shape) as interrupts:
+    val_images = len(run.bundle.val.y)
+    test_per_val = len(run.bundle.test.y) / val_images if val_images else 0.0
+    with Interrupts(run.stream, plan, cfg.time_budget, shape, test_per_val,
+                    run.space.baseline is not None) as interrupts:  # fmt: skip
         reserved = False
         try:
             fit(run, interrupts)
@@ -300,7 +303,7 @@ def _run(run: SearchRun) -> SearchResult:
                 interrupts.stop_reason = interrupts.stop_kind = None
             slots = max(1, shown.peak_running if shown is not None else 1)
             stage, line = confirm.budgeted(stage, cast(dict, record), run.restore,
-                                           time_budget_left(), slots)  # fmt: skip
+                                           left_for_stage(interrupts), slots)  # fmt: skip
             if line:
                 say(run.stream, line)
             if stage is not None:

@@ -209,3 +209,56 @@ def test_budgeted_records_the_cut_and_a_resume_continues_it():
     # Nothing fits: no stage, and the line says why.
     none, why = budgeted(FULL, record, False, 5.0, 2)
     assert none is None and why.startswith("No confirm stage")
+
+
+# --- the test scoring after the search --------------------------------------------------------
+
+
+def scored(acc: float, val_seconds: float) -> dict:
+    return {"best_val_acc": acc, "time_this_iter_s": 1.0, "val_time_s": val_seconds}
+
+
+def test_the_scoring_reserve_is_the_best_and_the_baselines_validation_scaled_to_the_test_split():
+    from tuner.driver.guards import scoring_reserve
+
+    results = [scored(0.1, 0.5), scored(0.9, 0.02), scored(0.8, 0.4)]
+    # 10,000 test images against 220 validation images: each validation pass x 45.5.
+    ratio = 10_000 / 220
+    assert scoring_reserve(results, ratio, baseline=True) == pytest.approx((0.5 + 0.02) * ratio)
+    assert scoring_reserve(results, ratio, baseline=False) == pytest.approx(0.02 * ratio)
+    # The baseline is the best: scored once. No test split, or no result yet: nothing.
+    assert scoring_reserve([scored(0.9, 0.5), scored(0.1, 0.1)], ratio, True) == pytest.approx(
+        0.5 * ratio
+    )
+    assert scoring_reserve(results, 0.0, True) == 0.0 and scoring_reserve([{}], ratio, True) == 0
+
+
+def test_without_a_confirm_stage_the_search_stops_early_enough_to_score_in_the_budget():
+    # --no-confirm, a baseline whose validation pass takes 0.5 s on 220 images: scoring it and
+    # the best on 10,000 test images takes about 24 s, so at 80 s of 100 the search stops.
+    trials = [SimpleNamespace(status="RUNNING", last_result=scored(0.1, 0.5)),
+              SimpleNamespace(status="RUNNING", last_result=scored(0.9, 0.02))]  # fmt: skip
+    stream = io.StringIO()
+    interrupts = Interrupts(stream, lambda in_fit: "", time_budget=100.0, confirm_shape=None,
+                            test_per_val=10_000 / 220, has_baseline=True)  # fmt: skip
+    with interrupts:
+        interrupts.in_fit = True
+        interrupts.entered = time.monotonic() - 70.0
+        ClockGuard(leave_for_confirm=True).on_step_end(0, trials)
+        assert interrupts.stop_kind is None  # 70 + 24 < 100
+        interrupts.entered = time.monotonic() - 80.0
+        ClockGuard(leave_for_confirm=True).on_step_end(0, trials)
+    assert interrupts.stop_kind == "time-budget"
+    assert "scoring on the test split needs about 24 s of the rest" in stream.getvalue()
+    assert interrupts.scoring_s == pytest.approx(0.52 * 10_000 / 220)
+
+
+def test_the_confirm_stage_is_planned_in_what_the_scoring_leaves():
+    from tuner.driver.interrupt import left_for_stage
+
+    interrupts = Interrupts(io.StringIO(), lambda in_fit: "", time_budget=100.0)
+    with interrupts:
+        interrupts.entered = time.monotonic() - 40.0
+        interrupts.scoring_s = 15.0
+        assert left_for_stage(interrupts) == pytest.approx(45.0, abs=0.5)
+    assert left_for_stage(Interrupts(io.StringIO(), lambda in_fit: "")) is None
