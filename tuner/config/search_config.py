@@ -210,7 +210,8 @@ class SearchConfig:
     time_budget: float | None = option(  # seconds
         None, group=BUDGET, type=duration,
         help="stop the whole search after this long: 600, 90s, 15m, 2h (default: no limit); "
-        "the end of it is kept for the confirm stage, so that the winner is confirmed in time",
+        "the end of it is kept for the confirm stage and the test scoring, so that the winner is "
+        "confirmed and scored in time",
     )  # fmt: skip
     max_failures: int = option(
         2, group=RESOURCES, type=non_negative_int,
