@@ -164,11 +164,7 @@ def confirm_reserve(
     if not timed and not baseline:
         return None
 
-    def accuracy(result: dict[str, Any]) -> float:
-        value = result.get("best_val_acc")
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else -1.0
-
-    ranked = sorted(timed, key=accuracy, reverse=True)[: shape.top]
+    ranked = sorted(timed, key=_best_val_acc, reverse=True)[: shape.top]
     searched = [_epoch_seconds(r) for r in ranked]
     size = largest_stage(searched, baseline or None, shape.seeds, shape.epochs, slots, budget / 2)
     return None if size is None else size.seconds
@@ -184,14 +180,16 @@ def scoring_reserve(results: list[dict[str, Any]], test_per_val: float, baseline
     if not timed or test_per_val <= 0:
         return 0.0
 
-    def accuracy(result: dict[str, Any]) -> float:
-        value = result.get("best_val_acc")
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else -1.0
-
-    scored = [max(timed, key=accuracy)]
+    scored = [max(timed, key=_best_val_acc)]
     if baseline and results[0] and results[0] is not scored[0]:
         scored.append(results[0])
     return test_per_val * sum(float(r.get("val_time_s") or 0.0) for r in scored)
+
+
+def _best_val_acc(result: dict[str, Any]) -> float:
+    """A trial's best validation accuracy so far (-1 before it has one), to rank trials by."""
+    value = result.get("best_val_acc")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else -1.0
 
 
 def _epoch_seconds(result: dict[str, Any] | None) -> float:
