@@ -16,7 +16,7 @@ from ray.tune import Callback
 
 from tuner.driver.fence.asha import experiment_path
 from tuner.driver.fence.recovery import back_up_state
-from tuner.stages.confirm_time import ConfirmShape, largest_stage
+from tuner.stages.confirm_time import ConfirmShape, StageSize, largest_stage
 from tuner.stages.disk import CHECKPOINT_BYTES_PER_PARAM, MARGIN_BYTES, REPORT_BYTES, free_bytes, mb
 
 
@@ -150,8 +150,16 @@ class StateBackup(Callback):
 def confirm_reserve(
     shape: ConfirmShape, results: list[dict[str, Any]], slots: int, budget: float
 ) -> float | None:
-    """Seconds to keep back from --time-budget for the confirm stage, estimated from the
-    trials' results so far (in creation order: the baseline, where there is one, first):
+    """Seconds to keep back from --time-budget for the confirm stage (confirm_stage's)."""
+    size = confirm_stage(shape, results, slots, budget)
+    return None if size is None else size.seconds
+
+
+def confirm_stage(
+    shape: ConfirmShape, results: list[dict[str, Any]], slots: int, budget: float
+) -> StageSize | None:
+    """The confirm stage to keep time back for from --time-budget, and its seconds, estimated
+    from the trials' results so far (in creation order: the baseline, where there is one, first):
     the seconds of the largest stage that fits in half the budget (confirm_time.largest_stage:
     the search keeps at least the other half), each run at its latest epoch's seconds
     (time_this_iter_s: training, validation and the checkpoint) x --epochs, the top
@@ -166,8 +174,7 @@ def confirm_reserve(
 
     ranked = sorted(timed, key=_best_val_acc, reverse=True)[: shape.top]
     searched = [_epoch_seconds(r) for r in ranked]
-    size = largest_stage(searched, baseline or None, shape.seeds, shape.epochs, slots, budget / 2)
-    return None if size is None else size.seconds
+    return largest_stage(searched, baseline or None, shape.seeds, shape.epochs, slots, budget / 2)
 
 
 def scoring_reserve(results: list[dict[str, Any]], test_per_val: float, baseline: bool) -> float:
@@ -247,11 +254,14 @@ class ClockGuard(Callback):
         if search_fit and spent - getattr(self, "judged_at", -math.inf) >= 1.0:
             self.judged_at = spent
             results = [t.last_result for t in trials]
+            stage = None if shape is None else confirm_stage(shape, results, self.peak_running,
+                                                             budget)  # fmt: skip
+            reserve = None if stage is None else stage.seconds
             if run is not None:  # the test scoring after the search (the stage's fit keeps it)
-                baseline = run.confirm_shape.baseline if run.confirm_shape else run.has_baseline
+                # A baseline the budget cuts out of the stage is not scored either
+                # (tuner.stages.best.write_best).
+                baseline = run.has_baseline and (stage is None or stage.baseline)
                 run.scoring_s = scoring_reserve(results, run.test_per_val, baseline)
-            if shape is not None:
-                reserve = confirm_reserve(shape, results, self.peak_running, budget)
         scoring = run.scoring_s if run is not None else 0.0
         if spent + scoring >= budget:
             why = f"the time budget of {budget:g} s is spent"

@@ -262,3 +262,21 @@ def test_the_confirm_stage_is_planned_in_what_the_scoring_leaves():
         interrupts.scoring_s = 15.0
         assert left_for_stage(interrupts) == pytest.approx(45.0, abs=0.5)
     assert left_for_stage(Interrupts(io.StringIO(), lambda in_fit: "")) is None
+
+
+def test_the_scoring_reserve_leaves_out_a_baseline_the_stage_will_leave_out():
+    # The baseline at 100 s an epoch cannot be confirmed in half of 200 s; the best trial at
+    # 1 s can: the stage will run without the baseline, so it is not scored either.
+    shape = ConfirmShape(top=1, seeds=3, epochs=10, baseline=True)
+    slow_baseline = {**scored(0.1, 0.5), "time_this_iter_s": 100.0}
+    trials = [SimpleNamespace(status="RUNNING", last_result=slow_baseline),
+              SimpleNamespace(status="RUNNING", last_result=scored(0.9, 0.02))]  # fmt: skip
+    ratio = 10_000 / 220
+    for budget, expected in ((200.0, 0.02 * ratio), (100_000.0, 0.52 * ratio)):
+        interrupts = Interrupts(io.StringIO(), lambda in_fit: "", time_budget=budget,
+                                confirm_shape=shape, test_per_val=ratio, has_baseline=True)  # fmt: skip
+        with interrupts:
+            interrupts.in_fit = True
+            interrupts.entered = time.monotonic() - 10.0
+            ClockGuard(leave_for_confirm=True).on_step_end(0, trials)
+        assert interrupts.scoring_s == pytest.approx(expected), budget
