@@ -273,8 +273,10 @@ def test_the_scoring_reserve_leaves_out_a_baseline_the_stage_will_leave_out():
               SimpleNamespace(status="RUNNING", last_result=scored(0.9, 0.02))]  # fmt: skip
     ratio = 10_000 / 220
     for budget, expected in ((200.0, 0.02 * ratio), (100_000.0, 0.52 * ratio)):
-        interrupts = Interrupts(io.StringIO(), lambda in_fit: "", time_budget=budget,
-                                confirm_shape=shape, test_per_val=ratio, has_baseline=True)  # fmt: skip
+        interrupts = Interrupts(
+            io.StringIO(), lambda in_fit: "", time_budget=budget, confirm_shape=shape,
+            test_per_val=ratio, has_baseline=True,
+        )  # fmt: skip
         with interrupts:
             interrupts.in_fit = True
             interrupts.entered = time.monotonic() - 10.0
