@@ -261,12 +261,13 @@ def test_a_time_budget_stops_the_search_early_for_a_whole_confirm_stage(tmp_path
     is scripted (the whole budget as soon as a trial has trained all its epochs), not timed:
     nothing here depends on how fast this machine is."""
     from tuner.driver import guards
+    from tuner.stages.confirm_time import StageSize
 
-    def reserve(shape, results, slots, budget):
+    def stage(shape, results, slots, budget):
         done = any(r.get("epoch") == shape.epochs for r in results if r)
-        return budget if done else None
+        return StageSize(shape.top, shape.baseline, shape.seeds, budget) if done else None
 
-    monkeypatch.setattr(guards, "confirm_reserve", reserve)
+    monkeypatch.setattr(guards, "confirm_stage", stage)
     cfg = _config(tmp_path, "split", space="tpe", samples=8, confirm_top=2, confirm_seeds=2,
                   time_budget=3600)  # fmt: skip
     out = io.StringIO()
