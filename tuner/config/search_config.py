@@ -432,12 +432,12 @@ class SearchConfig:
                     f"--max-trials {self.max_trials} is below --samples {self.samples}: the "
                     "budget could never be spent; lower --samples instead"
                 )
-        if self.grace_period is not None:
+        if self.grace_period is not None:  # None: the default, derived from --epochs
             _positive_int("grace-period", self.grace_period)
-        if self.grace_period is not None and self.grace_period > self.epochs:
-            raise ConfigError(
-                f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"
-            )
+            if self.grace_period > self.epochs:
+                raise ConfigError(
+                    f"--grace-period {self.grace_period} is longer than --epochs {self.epochs}"
+                )
         if self.asha_rule not in ASHA_RULES:
             raise ConfigError(f"--asha-rule must be one of {', '.join(ASHA_RULES)}")
         if self.scheduler not in SCHEDULERS:

@@ -246,7 +246,7 @@ class ClockGuard(Callback):
             return
         run = current()
         search_fit = getattr(self, "leave_for_confirm", False)
-        shape, reserve, results = current_confirm_shape(), None, []
+        shape, reserve = current_confirm_shape(), None
         if search_fit:
             running = sum(1 for t in trials if t.status == "RUNNING")
             self.peak_running = max(getattr(self, "peak_running", 0), running)
