@@ -268,13 +268,17 @@ def make_scheduler(cfg: SearchConfig, has_baseline: bool) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO."""
     from ray.tune.schedulers import FIFOScheduler
 
-    from tuner.driver.fence.asha import PersistentASHA
+    from tuner.driver.fence.asha import TIME_ATTR, PersistentASHA
 
     if cfg.scheduler != "asha":
         return FIFOScheduler()
     return PersistentASHA(
         state_path=cfg.experiment_dir / ASHA_STATE_JSON,
-        time_attr="training_iteration",
+        # The trial's own epoch, not Tune's count of its reports: a trial restored from a
+        # checkpoint newer than Tune's record (a kill between the two, a Ctrl-C in its first
+        # epoch) carries on at epoch 5 while Tune counts from the record's 3, and was judged
+        # at the wrong rung.
+        time_attr=TIME_ATTR,
         metric=SCHEDULER_METRIC,
         mode=SCHEDULER_MODE,
         max_t=cfg.epochs,

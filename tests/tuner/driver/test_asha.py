@@ -107,9 +107,7 @@ def test_the_default_search_stops_no_trial_before_its_third_epoch(tmp_path):
     said: dict[int, list[str]] = {}
     for epoch in (1, 2, 3):
         said[epoch] = [
-            scheduler.on_trial_result(
-                None, t, {"training_iteration": epoch, SCHEDULER_METRIC: float(i)}
-            )
+            scheduler.on_trial_result(None, t, {"epoch": epoch, SCHEDULER_METRIC: float(i)})
             for i, t in enumerate(trials)
         ]
     assert said[1] == said[2] == ["CONTINUE"] * 20  # a grace of 1 judged them at 1
@@ -117,3 +115,27 @@ def test_the_default_search_stops_no_trial_before_its_third_epoch(tmp_path):
     # floor(n/3) of those there (and the first two are too few for anyone to pass).
     assert said[3].count("CONTINUE") == 0
     assert [m for m, _ in scheduler.rungs()[0]] == [9, 3]
+
+
+def test_a_restored_trial_is_judged_at_the_rung_of_its_epoch(tmp_path):
+    """A trial restored from a checkpoint newer than Tune's record reports epoch 3 while
+    Tune's training_iteration counts on from the record's 1: it is judged at rung 3, among
+    the trials there, both by a new scheduler and by one pickled (tuner.pkl) before the rungs
+    were measured in epochs."""
+    import pickle
+
+    old = PersistentASHA(state_path=tmp_path / "old.json", samples=27, protect_baseline=False,
+                         time_attr="training_iteration", metric="val_loss", mode="min",
+                         max_t=27, grace_period=1, reduction_factor=3)  # fmt: skip
+    for scheduler in (make(tmp_path, samples=27), pickle.loads(pickle.dumps(old))):
+        trials = [_Trial(i) for i in range(4)]
+        for trial, loss in zip(trials[:3], (1.0, 2.0, 3.0), strict=True):
+            scheduler.on_trial_add(None, trial)
+            result = {"epoch": 3, "training_iteration": 3, "val_loss": loss}
+            scheduler.on_trial_result(None, trial, result)
+        scheduler.on_trial_add(None, trials[3])
+        restored = {"epoch": 3, "training_iteration": 1, "val_loss": 0.5}
+        # Best of the 4 at rung 3: it goes on. Judged at rung 1, alone there, it was stopped.
+        assert scheduler.on_trial_result(None, trials[3], restored) == "CONTINUE"
+        rungs = dict(scheduler.rungs()[0])
+        assert "t3" in rungs[3] and "t3" not in rungs[1]

@@ -39,6 +39,11 @@ def is_baseline(trial: Any) -> bool:
     return str(getattr(trial, "experiment_tag", "")).split("_", 1)[0] == "1"
 
 
+# What the rungs are measured in: the epoch each result reports (tuner/train/trial.py), not
+# Tune's training_iteration, which counts a restored trial's reports on from Tune's record of its
+# checkpoint and falls behind the epoch when the trial continues from a newer one on disk.
+TIME_ATTR = "epoch"
+
 WORST_REWARD = -1e300  # finite: below every real (negated) validation loss
 
 
@@ -149,6 +154,15 @@ class PersistentASHA(ASHAScheduler):
             )  # fmt: skip
             for s in range(len(self._brackets))
         ]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """An experiment begun before the rungs were measured in epochs (its tuner.pkl holds
+        training_iteration) is judged by epoch on resume as well: the two agree for every
+        result already recorded, and only the epoch stays right for a trial restored from a
+        checkpoint newer than Tune's record."""
+        self.__dict__.update(state)
+        if self._time_attr == "training_iteration":
+            self._time_attr = TIME_ATTR
 
     def _follow(self, trial: Any) -> None:
         """Keep the state file in the experiment directory the trials run in now. tuner.pkl

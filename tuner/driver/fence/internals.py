@@ -34,7 +34,7 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ("ray", "tune.execution.class_cache.DEFAULT_ENV_VARS", "ray_runtime.py"),
     ("ray", "TUNE_DISABLE_SIGINT_HANDLER read by Tune's fit", "interrupt.py"),
     ("ray", "Tune's fit stops gracefully on SIGUSR1 (its handler, called)", "interrupt.py"),
-    ("ray", "ASHAScheduler._reduction_factor, _stop_last_trials", "fence/asha.py"),
+    ("ray", "ASHAScheduler._reduction_factor, _stop_last_trials, _time_attr", "fence/asha.py"),
     ("ray", "exceptions.OutOfMemoryError, and its memory monitor's message text", "fit.py"),
     (
         "ray",
@@ -596,11 +596,14 @@ def _check_ray_behaviour() -> list[str]:
     problems = []
     if "signal.SIGUSR1, signal_interrupt_tune_run" not in inspect.getsource(tune_module):
         problems.append("Tune's fit no longer stops on SIGUSR1 (Ctrl-C's graceful stop)")
-    scheduler = ASHAScheduler(metric="m", mode="max", max_t=9, reduction_factor=3,
-                              stop_last_trials=False)  # fmt: skip
-    if (getattr(scheduler, "_reduction_factor", None), getattr(scheduler, "_stop_last_trials",
-                                                               None)) != (3, False):  # fmt: skip
-        problems.append("ASHAScheduler no longer keeps _reduction_factor / _stop_last_trials")
+    scheduler = ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=9,
+                              reduction_factor=3, stop_last_trials=False)  # fmt: skip
+    kept = tuple(getattr(scheduler, n, None) for n in
+                 ("_reduction_factor", "_stop_last_trials", "_time_attr"))  # fmt: skip
+    if kept != (3, False, "epoch"):
+        problems.append(
+            "ASHAScheduler no longer keeps _reduction_factor / _stop_last_trials / _time_attr"
+        )
     if not hasattr(ray.exceptions, "OutOfMemoryError"):
         problems.append("ray.exceptions.OutOfMemoryError is gone (memory-monitor kills)")
     return problems
