@@ -155,9 +155,11 @@ def test_sigkill_three_times_then_resume_matches_an_uninterrupted_run(tmp_path, 
     assert states.get("PRUNED", 0) == outcomes.get("stopped", 0)
     assert "RUNNING" not in states and len(study.trials) == SAMPLES
     assert [t.params for t in study.trials] == [t.params for t in ref_study.trials]
-    rungs = json.loads((exp / "asha_state.json").read_text())["brackets"][0]
-    recorded = {tid for _, rec in rungs for tid in rec}
-    assert recorded <= set(trials["trial_id"]) and len(recorded) >= 1
+    # ASHA's rungs as the last run left them: every trial was judged at rung 1 (its first
+    # epoch), in whichever run that fell. (Tune's restore once copied the file into its staging
+    # dir and its saves copied that back, so the rungs reverted to the last resume's start.)
+    rungs = dict(json.loads((exp / "asha_state.json").read_text())["brackets"][0])
+    assert set(rungs[1]) == set(trials["trial_id"]), rungs
 
 
 def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path, shared_ray):

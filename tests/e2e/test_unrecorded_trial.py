@@ -1,4 +1,5 @@
-"""A trial that Tune's restored experiment state does not hold is run again, not lost.
+"""A trial that Tune's restored experiment state does not hold is adopted or run again, not
+lost.
 
 A full disk can cut Tune's experiment state short while it is saved; the resume then puts back
 the copy of its last whole version (tuner/driver/fence/recovery.py repair_state), which predates the
@@ -7,7 +8,9 @@ whole. Restored as they were, Tune made one trial too few and the search ended "
 still to run (0 started)" with exit 130, the lost trial's directory read as a trial of its own.
 The test leaves that on disk from a real search killed while trial 3 waits at its gate: the
 state without trials 2 and 3, trial 3's params.json cut short. Trial 2 had finished, and
-Optuna had been told, after the state that is put back.
+Optuna had been told, after the state that is put back: it is added back to Tune's state from
+its own files (tuner.driver.fence.recovery.adopt_unrecorded_trials) and kept as it is. Trial 3's
+config cannot be read, so it is set aside and run again under its number.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def generator_count(exp) -> int:
         return 0
 
 
-def test_trials_missing_from_the_restored_state_run_again_under_their_numbers(tmp_path):
+def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_path):
     exp = tmp_path / "lost"
     gate = Gate(tmp_path / "gate")
     gate.give(3)  # one trial at a time: trials 0, 1 and 2 train their epoch; 3 waits at the gate
@@ -67,24 +70,33 @@ def test_trials_missing_from_the_restored_state_run_again_under_their_numbers(tm
     asked = [(t.number, t.state.name, t.params) for t in study.trials]
     assert [state for _, state, _ in asked] == ["COMPLETE"] * 3 + ["RUNNING"]
 
+    finished = {f.name: f.read_bytes() for f in lost[0].iterdir() if f.is_file()}
     resumed = run(tuner("resume", str(exp)))
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     for trial_dir in lost:
         assert f"{trial_dir.name} started after Tune's last saved state" in resumed.stdout
-        assert (exp / "set-aside" / trial_dir.name / "params.json").is_file()
+    # Trial 2 is adopted: its directory and files stay as they were, and it is not run again.
+    assert (
+        f"{lost[0].name} started after Tune's last saved state; Optuna had its outcome; "
+        "kept as it is" in resumed.stdout
+    )
+    assert not (exp / "set-aside" / lost[0].name).exists()
+    assert {f.name: f.read_bytes() for f in lost[0].iterdir() if f.is_file()} == finished
+    # Trial 3's config cannot be read: set aside, and run again under its number.
     assert (exp / "set-aside" / lost[1].name / "params.json").read_text() == cut
 
     trials = pd.read_csv(exp / "trials.csv")
     assert sorted(trials["trial_index"]) == [0, 1, 2, 3]
     assert set(trials["status"]) == {"completed"}
-    # Optuna's trials 2 and 3, asked for before the kill, are the ones that ran again, under
-    # their numbers: the same configurations, told, and none asked for twice.
+    # Optuna's trial 3, asked for before the kill, is the one that ran again, under its
+    # number: the same configuration, told, and none asked for twice.
     study = optuna.load_study(study_name="lost", storage=f"sqlite:///{exp / 'optuna.db'}")
     assert [(t.number, t.params) for t in study.trials] == [(n, p) for n, _, p in asked]
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-    for number in (2, 3):
-        (again,) = exp.glob(f"trial_000{number}_*")
-        assert again.name.rsplit("_", 1)[-1] not in lost_ids
-        ran = json.loads((again / "params.json").read_text())
-        assert {k: ran[k] for k in asked[number][2]} == asked[number][2]
-        assert study.trials[number].user_attrs["tune_trial_id"] == again.name.rsplit("_", 1)[-1]
+    assert [d.name for d in exp.glob("trial_0002_*")] == [lost[0].name]
+    (again,) = exp.glob("trial_0003_*")
+    assert again.name.rsplit("_", 1)[-1] not in lost_ids
+    ran = json.loads((again / "params.json").read_text())
+    assert {k: ran[k] for k in asked[3][2]} == asked[3][2]
+    assert study.trials[3].user_attrs["tune_trial_id"] == again.name.rsplit("_", 1)[-1]
+    assert study.trials[2].user_attrs["tune_trial_id"] == lost[0].name.rsplit("_", 1)[-1]

@@ -11,6 +11,7 @@ from tuner.config.objectives import TUNE_SUMMARY_METRICS
 from tuner.config.search_config import SearchConfig
 from tuner.driver.fence.internals import killed_by_memory_monitor, lean_tune_state
 from tuner.driver.fence.recovery import (
+    adopt_unrecorded_trials,
     forget_missing_checkpoints,
     forget_pending_decisions,
     prepare_search_state,
@@ -114,7 +115,8 @@ def restored_tuner(
 
     exp = cfg.experiment_dir
     notes = repair_state(exp)
-    aside_notes, aside = set_aside_unrecorded_trials(exp)
+    notes += adopt_unrecorded_trials(exp, study_name(record, cfg))
+    aside_notes, aside = set_aside_unrecorded_trials(exp)  # those that could not be adopted
     notes += aside_notes
     reopen_trials(exp, study_name(record, cfg), aside)  # those told after Tune's last save
     # Settled first: the searcher's state is brought into line with the trials left to run.

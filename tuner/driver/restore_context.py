@@ -13,8 +13,8 @@ several searches (tests, notebooks).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class RestoreContext:
     raised_samples, raised_trial_cap: `tuner resume --samples N` raised the search: the trial
         count the displays and ASHA's judged rungs use, and the count the search generator
         runs to (None: as the search had them).
+    epochs_trained: Tune trial id -> the epochs it has trained, from its own files
+        (tuner.experiment.epochs_trained): the searcher's pickled count is as old as Tune's
+        last save, and an epoch budget (--max-trials) counts on from the files.
     """
 
     study_url: str | None = None
@@ -40,6 +43,7 @@ class RestoreContext:
     total_epochs: int | None = None
     raised_samples: int | None = None
     raised_trial_cap: int | None = None
+    epochs_trained: Mapping[str, int] = field(default_factory=dict)
 
 
 _CURRENT = RestoreContext()

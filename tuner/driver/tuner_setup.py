@@ -22,10 +22,13 @@ from tuner.driver.ray_runtime import let_trials_use_prestarted_workers
 from tuner.experiment import (
     ASHA_STATE_JSON,
     REJECTED_CSV,
+    epochs_trained,
     ray_trial_states,
     record_rejection,
     rung_epochs,
     trial_dir_name,
+    trial_dirs,
+    trial_id_of,
 )
 from tuner.stages.console import say
 from tuner.train.trial_data import TrialData
@@ -301,6 +304,8 @@ def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False)
     if raised:
         internals.install_sample_raise()
     known = frozenset(ray_trial_states(cfg.experiment_dir))
+    trained = {trial_id_of(d): epochs_trained(d) for d in trial_dirs(cfg.experiment_dir)
+               if trial_id_of(d) in known}  # fmt: skip
     context = RestoreContext(
         study_url=cfg.study_url,
         retry_tune_ids=frozenset(retry),
@@ -308,6 +313,7 @@ def restoring_searcher(cfg: SearchConfig, retry: set[str], raised: bool = False)
         total_epochs=cfg.total_epochs if cfg.spends_savings else None,
         raised_samples=cfg.samples if raised else None,
         raised_trial_cap=cfg.trial_cap if raised else None,
+        epochs_trained=trained,
     )
     with restoring(context):
         yield

@@ -141,6 +141,32 @@ def read_history(checkpoint_dir: str | Path) -> list[dict[str, Any]] | None:
         return None
 
 
+def last_result(trial_dir: str | Path) -> dict[str, Any] | None:
+    """The last whole report in a trial's result.json, or None (none yet, or none whole)."""
+    try:
+        lines = (Path(trial_dir) / RESULT_JSON).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:  # the line a crash cut off
+            continue
+        if isinstance(row, dict):
+            return row
+    return None
+
+
+def epochs_trained(trial_dir: str | Path) -> int:
+    """How many epochs a trial has trained, from its own files: its last report, or the
+    history of its newest checkpoint when that is further on (saved, not yet reported)."""
+    reported = int((last_result(trial_dir) or {}).get("epoch") or 0)
+    newest = checkpoint_dirs(trial_dir)
+    history = read_history(newest[0]) if newest else None
+    saved = max((int(m.get("epoch") or 0) for m in history or []), default=0)
+    return max(reported, saved)
+
+
 def read_json(path: str | Path) -> dict[str, Any] | None:
     """A JSON object from a file, or None when it is missing, cut short or not an object."""
     try:

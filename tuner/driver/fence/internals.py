@@ -20,6 +20,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from tuner.experiment import ASHA_STATE_JSON, BEST_JSON, PROVENANCE_JSON, RETRAIN_JSON
+
 # (library, internal, used by: a file under tuner/driver/): what check() verifies, listed for
 # the reader.
 REACHES: tuple[tuple[str, str, str], ...] = (
@@ -64,7 +66,19 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "ray",
+        "Tune's restore copies the experiment's top-level *.json into its staging dir, and "
+        "its saves copy them back (PROJECT_FILES)",
+        "fence/internals.py",
+    ),
+    (
+        "ray",
         "TuneController._cached_trial_decisions, _queued_trial_decisions in runner_data",
+        "fence/recovery.py",
+    ),
+    (
+        "ray",
+        "experiment_state's trial entry (Trial.__getstate__ fields, StorageContext's "
+        "trial_dir_name and current_checkpoint_index, run metadata) copied for a trial",
         "fence/recovery.py",
     ),
     (
@@ -192,6 +206,16 @@ def lean_tune_state(metrics: Iterable[str]) -> Iterator[None]:
 _ENCODED: Any = None  # weakref.WeakKeyDictionary: controller -> {trial id: (state, its JSON)}
 
 
+# The project's own files at the top of the experiment directory, written in place there (not
+# through Tune). Tune's restore copies every top-level *.json of the experiment into its staging
+# dir, and each of its saves copies the staging dir back, in place: the copies from when the
+# resume began went back over the live files (asha_state.json's rungs, written after every
+# decision, reverted to the resume's first ones), and a kill during that copy left
+# provenance.json empty, which the next `tuner resume` could not read. The save below drops them
+# from the staging dir first.
+PROJECT_FILES = (PROVENANCE_JSON, BEST_JSON, ASHA_STATE_JSON, RETRAIN_JSON)
+
+
 def install_fast_state_save() -> None:
     """Replace TuneController.save_to_dir (once per process) with one that writes the same
     file from each trial's encoded state, kept until the trial's state changes."""
@@ -231,6 +255,9 @@ def install_fast_state_save() -> None:
         os.makedirs(driver_staging_path, exist_ok=True)
         with open(Path(driver_staging_path, self.experiment_state_file_name), "w") as f:
             f.write(text)
+        for name in PROJECT_FILES:  # see PROJECT_FILES
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(Path(driver_staging_path, name))
         self._search_alg.save_to_dir(driver_staging_path, session_str=self._session_str)
         self._callbacks.save_to_dir(driver_staging_path, session_str=self._session_str)
 
@@ -337,6 +364,61 @@ def latest_checkpoint_result(manager: Any) -> Any:
 def set_checkpoint_results(manager: Any, kept: list[Any], latest: Any) -> None:
     manager._checkpoint_results = list(kept)
     manager._latest_checkpoint_result = latest
+
+
+def trial_entry_like(
+    template: list[Any],
+    *,
+    trial_id: str,
+    dir_name: str,
+    tag: str,
+    config: dict[str, Any],
+    status: str,
+    last_result: dict[str, Any] | None,
+    checkpoint_index: int,
+) -> list[str]:
+    """An entry of experiment_state's "trial_data" (Trial.get_json_state: the trial's state,
+    its run metadata) for a trial that Tune's saved state does not hold, made from `template`,
+    another trial's entry in the same experiment: the same trainable, resources, storage and
+    failure settings, and this trial's own id, directory, tag, config and status. Its run
+    metadata holds no checkpoint (the trainable continues from the newest one in its directory,
+    tuner/driver/trainable.py) and the next checkpoint is written as `checkpoint_index` + 1."""
+    import copy
+
+    state = load_tune_json(template[0])
+    storage = copy.copy(state["storage"])
+    storage.trial_dir_name = dir_name
+    storage.current_checkpoint_index = checkpoint_index
+    evaluated = state.get("evaluated_params") or {}
+    state.update(
+        trial_id=trial_id,
+        storage=storage,
+        config=config,
+        _Trial__unresolved_config=config,
+        evaluated_params={k: config[k] for k in evaluated if k in config},
+        experiment_tag=tag,
+        relative_logdir=dir_name,
+        custom_dirname=dir_name,
+        status=status,
+        restore_path=None,
+        _restore_checkpoint_result=None,
+        _state_json=None,
+    )
+    metadata = load_tune_json(template[1])
+    manager = copy.deepcopy(metadata["checkpoint_manager"])
+    set_checkpoint_results(manager, [], None)
+    metadata.update(
+        checkpoint_manager=manager,
+        num_failures=0,
+        num_failures_after_restore=0,
+        error_filename=None,
+        pickled_error_filename=None,
+        last_result=dict(last_result or {}),
+        metric_analysis={},
+        metric_n_steps={},
+    )
+    metadata.pop("_cached_json", None)
+    return [dump_tune_json(state), dump_tune_json(metadata)]
 
 
 # The decisions (CONTINUE, STOP, PAUSE) Tune's controller holds for a trial until the trial's
@@ -459,6 +541,42 @@ def _check_checkpoint_manager() -> list[str]:
     again = load_tune_json(dump_tune_json({"checkpoint_manager": manager}))
     if latest_checkpoint_result(again["checkpoint_manager"]).checkpoint.path != "/x/c_0":
         return ["Tune's JSON no longer round-trips a _CheckpointManager"]
+    return []
+
+
+def _check_trial_entry() -> list[str]:
+    """trial_entry_like's entry is read back by Tune as the trial it describes."""
+    import tempfile
+
+    try:
+        from ray.train._internal.storage import StorageContext
+        from ray.tune import PlacementGroupFactory
+        from ray.tune.experiment import Trial
+    except ImportError as e:
+        return [f"Tune's Trial or StorageContext moved: {e}"]
+    with tempfile.TemporaryDirectory() as root:
+        storage = StorageContext(storage_path=root, experiment_dir_name="e",
+                                 trial_dir_name="trial_0000_a")  # fmt: skip
+        trial = Trial("cnn_tuner_check", config={"lr": 0.1}, trial_id="a", storage=storage,
+                      evaluated_params={"lr": 0.1}, experiment_tag="1_lr=0.1",
+                      stub=True)  # fmt: skip
+        trial.placement_group_factory = PlacementGroupFactory([{"CPU": 1}])  # a stub has none
+        try:
+            entry = trial_entry_like(list(trial.get_json_state()), trial_id="b",
+                                     dir_name="trial_0001_b", tag="2", config={"lr": 0.2},
+                                     status="PENDING", last_result={"epoch": 2},
+                                     checkpoint_index=4)  # fmt: skip
+            made = Trial.from_json_state(entry[0], stub=True)
+            made.restore_run_metadata(entry[1])
+            got = (made.trial_id, made.config, made.evaluated_params, made.status,
+                   made.experiment_tag, made.storage.trial_dir_name,
+                   made.storage.current_checkpoint_index, made.last_result.get("epoch"),
+                   made.checkpoint)  # fmt: skip
+        except Exception as e:  # any break in the format
+            return [f"a trial entry made from another's no longer reads back: {e!r}"]
+    want = ("b", {"lr": 0.2}, {"lr": 0.2}, "PENDING", "2", "trial_0001_b", 4, 2, None)
+    if got != want:
+        return [f"a trial entry made from another's reads back as {got}, not {want}"]
     return []
 
 
@@ -596,6 +714,12 @@ def _check_ray_behaviour() -> list[str]:
     problems = []
     if "signal.SIGUSR1, signal_interrupt_tune_run" not in inspect.getsource(tune_module):
         problems.append("Tune's fit no longer stops on SIGUSR1 (Ctrl-C's graceful stop)")
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as manager
+
+    if 'path.endswith(".json") or path.endswith(".pkl")' not in inspect.getsource(
+        manager.sync_down_experiment_state
+    ):
+        problems.append("Tune's restore no longer copies the top-level *.json (PROJECT_FILES)")
     scheduler = ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=9,
                               reduction_factor=3, stop_last_trials=False)  # fmt: skip
     kept = tuple(getattr(scheduler, n, None) for n in
@@ -611,9 +735,9 @@ def _check_ray_behaviour() -> list[str]:
 
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
-    _check_checkpoint_manager, _check_concurrency_limiter, _check_search_generator,
-    _check_run_metadata, _check_state_save, _check_pending_decisions, _check_optuna_reopen,
-    _check_ray_behaviour,
+    _check_checkpoint_manager, _check_trial_entry, _check_concurrency_limiter,
+    _check_search_generator, _check_run_metadata, _check_state_save, _check_pending_decisions,
+    _check_optuna_reopen, _check_ray_behaviour,
 )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuner.experiment import (
+    ERROR_TXT,
     EXPERIMENT_STATE_GLOB,
     PARAMS_JSON,
     SEARCH_GEN_STATE_GLOB,
@@ -24,11 +25,14 @@ from tuner.experiment import (
     STATE_PATTERNS,
     TRIAL_PREFIX,
     TUNE_TRIAL_ID,
+    checkpoint_dirs,
     has_study,
+    last_result,
     ray_trial_states,
     read_params,
     study_url,
     trial_id_of,
+    trial_index,
     tune_state_files,
 )
 from tuner.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -165,9 +169,76 @@ def prepare_search_state(experiment_dir: str | Path, retry: AbstractSet[str] = f
     return changed
 
 
+def adopt_unrecorded_trials(experiment_dir: str | Path, study_name: str | None) -> list[str]:
+    """Add to Tune's newest experiment state every trial directory it does not hold, from the
+    files this project owns: the trial's config (params.json), its number and id (the
+    directory's name), its last report (result.json), its checkpoints, and its outcome (the
+    Optuna trial that carries its Tune id). Returns a line for each.
+
+    Such a trial was started after Tune's last saved state (Tune saves it on its own clock,
+    not after every checkpoint), or that save was cut short by a full disk and an older copy
+    put back. Added, it is restored like any other: one that Optuna has finished stays as it
+    is, and one still running continues from its newest checkpoint, under its own directory
+    and id (ASHA's rungs and the study already know it by that id). A trial that cannot be
+    added (its params.json cut short, no Optuna trial with its id, no other trial in the state
+    to copy Tune's settings from) is left to set_aside_unrecorded_trials."""
+    from optuna.trial import TrialState
+
+    from tuner.driver.fence.internals import trial_entry_like
+
+    experiment_dir = Path(experiment_dir)
+    states = tune_state_files(experiment_dir)
+    if not states or not has_study(experiment_dir):
+        return []
+    data = json.loads(states[-1].read_text())
+    items = data.get("trial_data") or []
+    known = set(ray_trial_states(experiment_dir))
+    unrecorded = [d for d in sorted(experiment_dir.glob(f"{TRIAL_PREFIX}*_*"))
+                  if d.is_dir() and trial_id_of(d) not in known and trial_index(d) >= 0
+                  and read_params(d) is not None]  # fmt: skip
+    if not items or not unrecorded:
+        return []
+    study = _load_study(experiment_dir, study_name)
+    by_tune_id = {t.user_attrs[TUNE_TRIAL_ID]: t for t in study.get_trials(deepcopy=False)
+                  if TUNE_TRIAL_ID in t.user_attrs}  # fmt: skip
+    notes = []
+    for trial_dir in unrecorded:
+        ot_trial = by_tune_id.get(trial_id_of(trial_dir))
+        if ot_trial is None:
+            continue
+        if ot_trial.state == TrialState.RUNNING:
+            status = "PENDING"
+        elif ot_trial.state == TrialState.FAIL and (trial_dir / ERROR_TXT).is_file():
+            status = "ERROR"
+        else:
+            status = "TERMINATED"
+        saved = checkpoint_dirs(trial_dir)
+        items.append(
+            trial_entry_like(
+                items[0],
+                trial_id=trial_id_of(trial_dir),
+                dir_name=trial_dir.name,
+                tag=str(trial_index(trial_dir) + 1),  # Tune's tags count from 1
+                config=read_params(trial_dir) or {},
+                status=status,
+                last_result=last_result(trial_dir),
+                checkpoint_index=int(saved[0].name.rsplit("_", 1)[-1]) if saved else -1,
+            )
+        )
+        then = ("it continues from its newest checkpoint" if status == "PENDING" and saved
+                else "it starts again from epoch 1" if status == "PENDING"
+                else "Optuna had its outcome; kept as it is")  # fmt: skip
+        notes.append(f"{trial_dir.name} started after Tune's last saved state; {then}")
+    if notes:
+        data["trial_data"] = items
+        atomic_write_text(states[-1], json.dumps(data))
+    return notes
+
+
 def set_aside_unrecorded_trials(experiment_dir: str | Path) -> tuple[list[str], set[str]]:
     """Move into SET_ASIDE_DIR every trial directory that Tune's experiment state does not
-    hold. Returns a line for each, and their Tune trial ids.
+    hold and adopt_unrecorded_trials could not add. Returns a line for each, and their Tune
+    trial ids.
 
     Such a trial was started after Tune's last saved state (a driver killed between saves), or
     that save was cut short by a full disk and an older copy put back. Tune restores only the

@@ -147,6 +147,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         if resume.known_tune_ids is not None:
             for tune_id in set(self._ot_trials) - resume.known_tune_ids:
                 del self._ot_trials[tune_id]
+            # A trial this pickle predates, that Tune's restored state holds (made after
+            # Tune's last save and added back by tuner.driver.fence.recovery.
+            # adopt_unrecorded_trials): its Optuna trial is found by its Tune id, if still
+            # running (a finished one is never run again).
+            unseen = resume.known_tune_ids - self._ot_trials.keys() - finished.keys()
+            if unseen and study is not None:
+                for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    tune_id = frozen.user_attrs.get(TUNE_TRIAL_ID)
+                    if tune_id in unseen:
+                        self._ot_trials[tune_id] = Trial(study, trial_id_of(frozen))
+        for tune_id, epochs in resume.epochs_trained.items():
+            self._epochs_run[tune_id] = max(self._epochs_run.get(tune_id, 0), epochs)
         self._unchecked = set(self._ot_trials)
 
     @property
