@@ -47,8 +47,23 @@ def rows_of(exp: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def epochs_on_disk(exp: Path) -> set[tuple[str, int]]:
-    """(trial, epoch) for every epoch reported so far."""
-    return {(trial, epoch) for trial, rows in rows_of(exp).items() for epoch, _ in rows}
+    """(trial, epoch) for every epoch trained and kept so far: reported in result.json, or in
+    the history of a whole checkpoint. A trial writes its checkpoint before the driver hears of
+    the epoch, and Tune saves its state (and copies result.json into the experiment) on its own
+    clock, so a kill that follows a checkpoint lands before both: the resume starts from a
+    state that knows less than the disk holds."""
+    from tuner.train.checkpoints import read_state
+
+    kept = {(trial, epoch) for trial, rows in rows_of(exp).items() for epoch, _ in rows}
+    for history in exp.glob("trial_*/checkpoint_*/history.json"):
+        try:
+            metrics = json.loads(history.read_text())
+        except (OSError, ValueError):  # being copied in, or deleted for a newer one
+            continue
+        epochs = {(history.parent.parent.name, m["epoch"]) for m in metrics}
+        if not epochs <= kept and read_state(history.parent) is not None:  # not cut short
+            kept |= epochs
+    return kept
 
 
 def trained(exp: Path) -> dict[str, dict[int, set[float]]]:

@@ -12,6 +12,7 @@ from tuner.config.search_config import SearchConfig
 from tuner.driver.fence.internals import killed_by_memory_monitor, lean_tune_state
 from tuner.driver.fence.recovery import (
     adopt_unrecorded_trials,
+    continue_checkpoint_numbers,
     forget_missing_checkpoints,
     forget_pending_decisions,
     prepare_search_state,
@@ -116,6 +117,7 @@ def restored_tuner(
     exp = cfg.experiment_dir
     notes = repair_state(exp)
     notes += adopt_unrecorded_trials(exp, study_name(record, cfg))
+    continue_checkpoint_numbers(exp)  # after the newest on disk, which Tune's state may lag
     aside_notes, aside = set_aside_unrecorded_trials(exp)  # those that could not be adopted
     notes += aside_notes
     reopen_trials(exp, study_name(record, cfg), aside)  # those told after Tune's last save

@@ -27,7 +27,7 @@ from tuner.train.checkpoints import (
     save_checkpoint,
 )
 from tuner.train.pipeline import EpochPipeline
-from tuner.train.trial import run_trial
+from tuner.train.trial import UNHEARD, run_trial
 from tuner.train.trial_data import TrialData
 
 
@@ -125,7 +125,7 @@ def _restored_state(
             note = f"{own.name}: {chosen.name} was saved after Tune's record; it goes on from there"
         if note and chosen is not None:
             print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
-        return state
+        return {**state, UNHEARD: True} if state is not None else None
     if getattr(checkpoint.filesystem, "type_name", "local") == "local":
         here = Path(checkpoint.path)  # read in place, even when it was deleted
         chosen, state, skipped = newest_readable(here.parent, preferred=here)
@@ -134,12 +134,13 @@ def _restored_state(
             here = Path(d)
             chosen, state, skipped = newest_readable(here, preferred=here)
     note = describe_fallback(here.parent.name, chosen, skipped)
-    if chosen is not None and chosen.name > here.name and not skipped:
+    newer = chosen is not None and chosen.name > here.name
+    if newer and not skipped:
         note = (f"{here.parent.name}: {chosen.name} is newer than Tune's record ({here.name}); "
                 "it continues from there")  # fmt: skip
     if note:
         print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
-    return state
+    return {**state, UNHEARD: True} if newer and state is not None else state
 
 
 def _node_id() -> str:

@@ -134,6 +134,7 @@ def build_tuner(
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.driver.interrupt import time_budget_left
     from tuner.driver.live_report import LiveReport
+    from tuner.driver.newest_checkpoint import NewestCheckpointOnly
     from tuner.driver.progress import SearchProgress
     from tuner.driver.tensorboard import TensorBoardLogger
     from tuner.train.cost import Budget, model_cost
@@ -182,10 +183,9 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=str(cfg.experiment_dir.parent),
-            # Each checkpoint carries the kept (lowest-val-loss) weights as well as the latest
-            # state, so the newest one is both "the latest and the best": a resume and the
-            # final evaluation need nothing older. Keeping one halves the disk used.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # No num_to_keep: with one, Tune forces a save of its whole state at every trial
+            # checkpoint. NewestCheckpointOnly keeps the newest instead (newest_checkpoint.py).
+            checkpoint_config=tune.CheckpointConfig(),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             verbose=0,
             callbacks=[
@@ -196,6 +196,7 @@ def build_tuner(
                     budget_left=time_budget_left,
                     spends_savings=cfg.spends_savings,
                 ),  # fmt: skip
+                NewestCheckpointOnly(),  # each trial's older checkpoints deleted
                 DiskGuard(cfg.experiment_dir),  # stops cleanly before the disk is full
                 # --time-budget, leaving the unfinished trials to `tuner resume` and the end
                 # of the budget to the confirm stage

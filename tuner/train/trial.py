@@ -195,6 +195,14 @@ class Progress:
     # result.json from a staging copy that a killed driver may not have synced, and a
     # restored trial never reports those epochs again (tuner.experiment fills them in).
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Restored from a checkpoint newer than Tune's record of the trial (UNHEARD): the driver
+    # may never have heard of its last epoch (killed between the checkpoint and the report),
+    # so that epoch is reported again before the next one trains, for ASHA to judge it.
+    unheard: bool = False
+
+
+# Set by the trainable on a checkpoint's state it restores from that is not Tune's record.
+UNHEARD = "cnn_tuner_unheard"
 
 
 def restore(trial: Trial, state: dict[str, Any] | None) -> Progress:
@@ -215,6 +223,7 @@ def restore(trial: Trial, state: dict[str, Any] | None) -> Progress:
         best=dict(state["best"]),
         best_state=state["best_state"],
         history=[m for m in state.get("history", []) if m.get("epoch", 0) <= epoch],
+        unheard=bool(state.get(UNHEARD)),
     )
 
 
@@ -264,12 +273,15 @@ def train_epochs(
         saved_at, saved_best_epoch = time.monotonic(), progress.best["epoch"]
         return training_state(trial, progress)
 
-    if progress.epoch >= cfg.epochs and progress.history:
-        # Restored from its last epoch's checkpoint, one Tune's last save had missed: nothing
-        # is left to train, but Tune and the searcher must still hear how the trial ended (it
-        # returned at once, and Optuna was told PRUNED for a trial the tables call completed).
+    if progress.history and (progress.unheard or progress.epoch >= cfg.epochs):
+        # Restored from a checkpoint Tune's last save had missed: the driver must hear of its
+        # epoch (ASHA judges it; a report it had heard is recorded once). From the last
+        # epoch's, nothing is left to train, but Tune and the searcher must still hear how the
+        # trial ended (it returned at once, and Optuna was told PRUNED for a trial the tables
+        # call completed).
         report(dict(progress.history[-1]), None)
-        return
+        if progress.epoch >= cfg.epochs:
+            return
     for epoch in range(progress.epoch + 1, cfg.epochs + 1):
         epoch_started_at = time.time()  # wall clock, to measure start-up from outside
         try:

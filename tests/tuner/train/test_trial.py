@@ -166,6 +166,28 @@ def test_a_trial_restored_from_its_last_epoch_reports_how_it_ended(data):
     assert reported == [{"epoch": 2, "val_acc": 0.75}]
 
 
+def test_a_trial_restored_from_a_checkpoint_tune_had_not_recorded_reports_its_epoch_again(
+    data, tmp_path
+):
+    """A kill between a trial's checkpoint and the driver's hearing of its epoch: restored from
+    that checkpoint (marked UNHEARD by the trainable), the trial reports the epoch once more,
+    for ASHA to judge it, before it trains the next. Restored from Tune's record, it does not."""
+    from tuner.train.trial import UNHEARD
+
+    config = {**TINY, "epochs": 3}
+    first: list[tuple[dict, dict | None]] = []
+    run_trial(config, data, lambda m, s, wait=False: first.append((m, s)))
+    after_one = first[0][1]
+    assert after_one is not None
+    for marked, epochs in ((True, [1, 2, 3]), (False, [2, 3])):
+        again: list[dict] = []
+        state = {**after_one, UNHEARD: True} if marked else after_one
+        run_trial(config, data, lambda m, s, wait=False, out=again: out.append(m),
+                  read_state=lambda state=state: state)  # fmt: skip
+        assert [m["epoch"] for m in again] == epochs
+    assert again[0]["epoch"] == 2  # the last run: not marked
+
+
 def test_a_compiled_trial_trains_the_same_network_and_checkpoints_it_plainly(data):
     """--compile: the trial trains and validates through torch.compile (here its aot_eager
     backend, which traces without generating kernels: no C++ compiler needed), and gets the

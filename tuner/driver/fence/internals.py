@@ -421,6 +421,19 @@ def trial_entry_like(
     return [dump_tune_json(state), dump_tune_json(metadata)]
 
 
+def continue_checkpoint_numbers(trial_state: str, newest_on_disk: int) -> str | None:
+    """A trial's entry state (experiment_state's trial_data[i][0]) with its StorageContext's
+    current_checkpoint_index raised to `newest_on_disk` (the next checkpoint is written as the
+    one after it); None when it is there already."""
+    state = load_tune_json(trial_state)
+    storage = state.get("storage")
+    current = getattr(storage, "current_checkpoint_index", None)
+    if not isinstance(current, int) or current >= newest_on_disk:
+        return None
+    storage.current_checkpoint_index = newest_on_disk
+    return dump_tune_json(state)
+
+
 # The decisions (CONTINUE, STOP, PAUSE) Tune's controller holds for a trial until the trial's
 # pending checkpoint save, or the result in hand, is processed: trial id -> decision, saved
 # with the rest of the controller's attributes in experiment_state's "runner_data" and put
@@ -566,6 +579,12 @@ def _check_trial_entry() -> list[str]:
                                      dir_name="trial_0001_b", tag="2", config={"lr": 0.2},
                                      status="PENDING", last_result={"epoch": 2},
                                      checkpoint_index=4)  # fmt: skip
+            raised = continue_checkpoint_numbers(entry[0], 7)
+            if (
+                raised is None
+                or Trial.from_json_state(raised, stub=True).storage.current_checkpoint_index != 7
+            ):
+                return ["a trial entry's checkpoint count can no longer be raised"]
             made = Trial.from_json_state(entry[0], stub=True)
             made.restore_run_metadata(entry[1])
             got = (made.trial_id, made.config, made.evaluated_params, made.status,

@@ -235,6 +235,41 @@ def adopt_unrecorded_trials(experiment_dir: str | Path, study_name: str | None) 
     return notes
 
 
+def continue_checkpoint_numbers(experiment_dir: str | Path) -> int:
+    """In Tune's newest experiment state, number each unfinished trial's next checkpoint after
+    the newest one in its directory. Returns how many trials were changed.
+
+    Tune numbers a trial's checkpoints from the count in its saved state, which is as old as
+    Tune's last save; the trial may have written newer ones since (it continues from its newest,
+    tuner/driver/trainable.py). Restored as saved, the next checkpoint took a number already
+    on disk, or one below the newest: the two were merged in one directory, or the newest by
+    number was no longer the newest epoch, and a later resume went back to an older epoch and
+    trained it again."""
+    from tuner.driver.fence.internals import continue_checkpoint_numbers as renumber
+
+    experiment_dir = Path(experiment_dir)
+    states = tune_state_files(experiment_dir)
+    if not states:
+        return 0
+    data = json.loads(states[-1].read_text())
+    changed = 0
+    for item in data.get("trial_data", []):
+        trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
+        if trial.get("status") not in (*UNFINISHED, "ERROR"):
+            continue
+        name = trial.get("relative_logdir") or ""
+        saved = checkpoint_dirs(experiment_dir / name) if name else []
+        if not saved:
+            continue
+        newer = renumber(item[0], int(saved[0].name.rsplit("_", 1)[-1]))
+        if newer is not None:
+            item[0] = newer
+            changed += 1
+    if changed:
+        atomic_write_text(states[-1], json.dumps(data))
+    return changed
+
+
 def set_aside_unrecorded_trials(experiment_dir: str | Path) -> tuple[list[str], set[str]]:
     """Move into SET_ASIDE_DIR every trial directory that Tune's experiment state does not
     hold and adopt_unrecorded_trials could not add. Returns a line for each, and their Tune
@@ -418,6 +453,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
         tail = Path(result.checkpoint.path).name.rsplit("_", 1)[-1]
         return int(tail) if tail.isdigit() else -1
 
+    changed = False
     for item in data.get("trial_data", []):
         trial = json.loads(item[0]) if isinstance(item[0], str) else item[0]
         if trial.get("status") not in (*UNFINISHED, "ERROR") or len(item) < 2:
@@ -432,12 +468,19 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
         set_checkpoint_results(manager, kept, newest)
         metadata.pop("_cached_json", None)
         item[1] = dump_tune_json(metadata)
+        changed = True
         name = Path(latest.checkpoint.path).parent.name
+        saved = checkpoint_dirs(experiment_dir / name)
+        if saved and int(saved[0].name.rsplit("_", 1)[-1]) > number(latest):
+            # Deleted for a newer one that Tune's last save did not know of yet
+            # (tuner/driver/newest_checkpoint.py): the trial continues from that one and
+            # says so itself (tuner/driver/trainable.py). Nothing was lost.
+            continue
         then = (f"it continues from {Path(newest.checkpoint.path).name}" if newest is not None
                 else "it starts again from epoch 1")  # fmt: skip
         notes.append(f"{name}: checkpoint {Path(latest.checkpoint.path).name} never reached "
                      f"the disk; {then}")  # fmt: skip
-    if notes:
+    if changed:
         atomic_write_text(states[-1], json.dumps(data))
     return notes
 
