@@ -33,7 +33,7 @@ class NewestCheckpointOnly(Callback):
     filesystem the experiment is stored (a local or shared directory, or cloud storage)."""
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
-                      **info: Any) -> None:  # fmt: skip
+                      **_: Any) -> None:  # fmt: skip
         import pyarrow.fs
 
         path, fs = getattr(checkpoint, "path", None), getattr(checkpoint, "filesystem", None)
@@ -43,13 +43,15 @@ class NewestCheckpointOnly(Callback):
         if _number(newest) < 0:
             return
         try:
-            found = fs.get_file_info(pyarrow.fs.FileSelector(parent, allow_not_found=True))
+            found: list[Any] = fs.get_file_info(
+                pyarrow.fs.FileSelector(parent, allow_not_found=True)
+            )
         except OSError:  # the trial's directory is unreadable now: try again next time
             return
-        for info in found:
-            name = posixpath.basename(info.path)
-            if info.type == pyarrow.fs.FileType.Directory and 0 <= _number(name) < _number(newest):
+        for entry in found:
+            name = posixpath.basename(entry.path)
+            if entry.type == pyarrow.fs.FileType.Directory and 0 <= _number(name) < _number(newest):
                 try:
-                    fs.delete_dir(info.path)
+                    fs.delete_dir(entry.path)
                 except OSError:  # gone already, or not ours to delete: it only costs disk
                     continue

@@ -135,7 +135,7 @@ def _restored_state(
             chosen, state, skipped = newest_readable(here, preferred=here)
     note = describe_fallback(here.parent.name, chosen, skipped)
     newer = chosen is not None and chosen.name > here.name
-    if newer and not skipped:
+    if chosen is not None and newer and not skipped:
         note = (f"{here.parent.name}: {chosen.name} is newer than Tune's record ({here.name}); "
                 "it continues from there")  # fmt: skip
     if note:

@@ -570,7 +570,7 @@ def _check_trial_entry() -> list[str]:
     with tempfile.TemporaryDirectory() as root:
         storage = StorageContext(storage_path=root, experiment_dir_name="e",
                                  trial_dir_name="trial_0000_a")  # fmt: skip
-        trial = Trial("cnn_tuner_check", config={"lr": 0.1}, trial_id="a", storage=storage,
+        trial: Any = Trial("cnn_tuner_check", config={"lr": 0.1}, trial_id="a", storage=storage,
                       evaluated_params={"lr": 0.1}, experiment_tag="1_lr=0.1",
                       stub=True)  # fmt: skip
         trial.placement_group_factory = PlacementGroupFactory([{"CPU": 1}])  # a stub has none
@@ -580,12 +580,10 @@ def _check_trial_entry() -> list[str]:
                                      status="PENDING", last_result={"epoch": 2},
                                      checkpoint_index=4)  # fmt: skip
             raised = continue_checkpoint_numbers(entry[0], 7)
-            if (
-                raised is None
-                or Trial.from_json_state(raised, stub=True).storage.current_checkpoint_index != 7
-            ):
+            back: Any = Trial.from_json_state(raised, stub=True) if raised else None
+            if back is None or back.storage.current_checkpoint_index != 7:
                 return ["a trial entry's checkpoint count can no longer be raised"]
-            made = Trial.from_json_state(entry[0], stub=True)
+            made: Any = Trial.from_json_state(entry[0], stub=True)
             made.restore_run_metadata(entry[1])
             got = (made.trial_id, made.config, made.evaluated_params, made.status,
                    made.experiment_tag, made.storage.trial_dir_name,
