@@ -257,9 +257,9 @@ class ConfirmProgress(Callback):
 
 def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO) -> Any:
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import FIFOScheduler
 
+    from tuner.driver.fence.loggers import ProgressCsvLogger, ResultJsonLogger
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.driver.live_report import LiveReport
     from tuner.driver.tensorboard import TensorBoardLogger
@@ -296,8 +296,8 @@ def _tuner(cfg: SearchConfig, trial_data: TrialData, stage: Plan, stream: TextIO
                 DiskGuard(cfg.experiment_dir),
                 ClockGuard(),
                 StateBackup(cfg.experiment_dir / CONFIRM_DIR),
-                JsonLoggerCallback(),
-                CSVLoggerCallback(),
+                ResultJsonLogger(),
+                ProgressCsvLogger(),
                 TensorBoardLogger(wrapped=CONFIG_KEY),
                 LiveReport(
                     cfg.experiment_dir, len(runs), cfg.report_every, confirm_of=cfg.samples

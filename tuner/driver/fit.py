@@ -26,9 +26,9 @@ from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.study_storage import server_lost, server_lost_error
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
-    RESULT_JSON,
     checkpoint_dirs,
     dirs_of_trial,
+    last_result,
     ray_trial_states,
 )
 from tuner.experiment.records import ProvenanceRecord
@@ -163,8 +163,8 @@ def checkpoint_notes(exp: Path) -> list[str]:
         if state["status"] in ("TERMINATED",):
             continue
         for trial_dir in dirs_of_trial(exp, trial_id):
-            if not checkpoint_dirs(trial_dir) and not (trial_dir / RESULT_JSON).exists():
-                continue  # never started: nothing to continue from
+            if not checkpoint_dirs(trial_dir) and last_result(trial_dir) is None:
+                continue  # never reported an epoch: nothing to continue from
             chosen, _, skipped = newest_readable(trial_dir)
             note = describe_fallback(trial_dir.name, chosen, skipped)
             if chosen is None and not skipped:

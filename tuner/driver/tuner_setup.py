@@ -128,8 +128,8 @@ def build_tuner(
 ) -> Any:
     import optuna
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from tuner.driver.fence.loggers import ProgressCsvLogger, ResultJsonLogger
     from tuner.driver.fence.searcher import TruthfulOptunaSearch, make_sampler
     from tuner.driver.guards import ClockGuard, DiskGuard, StateBackup
     from tuner.driver.interrupt import time_budget_left
@@ -202,8 +202,8 @@ def build_tuner(
                 # of the budget to the confirm stage
                 ClockGuard(leave_for_confirm=True),
                 StateBackup(cfg.experiment_dir),  # whole copies of Tune's state files
-                JsonLoggerCallback(),  # result.json: what tuner.experiment reads
-                CSVLoggerCallback(),  # progress.csv
+                ResultJsonLogger(),  # result.json: what tuner.experiment reads
+                ProgressCsvLogger(),  # progress.csv
                 TensorBoardLogger(),  # events.out.tfevents.*: tensorboard --logdir DIR
                 LiveReport(
                     cfg.experiment_dir,

@@ -66,6 +66,12 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "ray",
+        "LoggerCallback._restore_from_remote(file_name, trial), called as Tune's JSON or CSV "
+        "logger starts a trial",
+        "fence/loggers.py",
+    ),
+    (
+        "ray",
         "Tune's restore copies the experiment's top-level *.json into its staging dir, and "
         "its saves copy them back (PROJECT_FILES)",
         "fence/internals.py",
@@ -731,6 +737,13 @@ def _check_ray_behaviour() -> list[str]:
     problems = []
     if "signal.SIGUSR1, signal_interrupt_tune_run" not in inspect.getsource(tune_module):
         problems.append("Tune's fit no longer stops on SIGUSR1 (Ctrl-C's graceful stop)")
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    starts = ((JsonLoggerCallback.log_trial_start, "(EXPR_RESULT_FILE, trial)"),
+              (CSVLoggerCallback._setup_trial, "(EXPR_PROGRESS_FILE, trial)"))  # fmt: skip
+    for logger, call in starts:
+        if f"self._restore_from_remote{call}" not in inspect.getsource(logger):
+            problems.append(f"{logger.__qualname__} no longer calls _restore_from_remote{call}")
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager as manager
 
     if 'path.endswith(".json") or path.endswith(".pkl")' not in inspect.getsource(
