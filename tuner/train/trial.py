@@ -279,7 +279,8 @@ def train_epochs(
         # epoch's, nothing is left to train, but Tune and the searcher must still hear how the
         # trial ended (it returned at once, and Optuna was told PRUNED for a trial the tables
         # call completed).
-        report(dict(progress.history[-1]), None)
+        # Waited on like a rung's report: a stop on it must come before the next epoch starts.
+        report(dict(progress.history[-1]), None, wait=progress.epoch < cfg.epochs)
         if progress.epoch >= cfg.epochs:
             return
     for epoch in range(progress.epoch + 1, cfg.epochs + 1):
