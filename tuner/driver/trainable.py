@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tuner.experiment import confirm_run_dir_name, dirs_of_trial
+from tuner.experiment import confirm_run_dir_name, dirs_of_trial, last_result
 from tuner.train.checkpoints import (
     EVERY_EPOCH,
     CheckpointPolicy,
@@ -125,7 +125,7 @@ def _restored_state(
             note = f"{own.name}: {chosen.name} was saved after Tune's record; it goes on from there"
         if note and chosen is not None:
             print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
-        return {**state, UNHEARD: True} if state is not None else None
+        return _unheard(state, own)
     if getattr(checkpoint.filesystem, "type_name", "local") == "local":
         here = Path(checkpoint.path)  # read in place, even when it was deleted
         chosen, state, skipped = newest_readable(here.parent, preferred=here)
@@ -140,7 +140,18 @@ def _restored_state(
                 "it continues from there")  # fmt: skip
     if note:
         print(f"cnn-tuner: {note}", file=sys.stderr, flush=True)
-    return {**state, UNHEARD: True} if newer and state is not None else state
+    return _unheard(state, here.parent) if newer else state
+
+
+def _unheard(state: dict[str, Any] | None, trial_dir: Path) -> dict[str, Any] | None:
+    """`state`, marked UNHEARD when the driver may not have heard of its epoch: the trial's
+    result.json (written by the driver as it takes each result in, tuner/driver/fence/
+    loggers.py) does not reach it. Where that file cannot be read here, it is marked: a
+    report heard twice is recorded once."""
+    if state is None:
+        return None
+    heard = int((last_result(trial_dir) or {}).get("epoch") or 0)
+    return state if heard >= int(state.get("epoch") or 0) else {**state, UNHEARD: True}
 
 
 def _node_id() -> str:

@@ -67,7 +67,7 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     (
         "ray",
         "LoggerCallback._restore_from_remote(file_name, trial), called as Tune's JSON or CSV "
-        "logger starts a trial",
+        "logger starts a trial; JsonLoggerCallback._trial_files and _trial_configs",
         "fence/loggers.py",
     ),
     (
@@ -741,6 +741,8 @@ def _check_ray_behaviour() -> list[str]:
 
     starts = ((JsonLoggerCallback.log_trial_start, "(EXPR_RESULT_FILE, trial)"),
               (CSVLoggerCallback._setup_trial, "(EXPR_PROGRESS_FILE, trial)"))  # fmt: skip
+    problems += [f"JsonLoggerCallback has no {n}" for n in
+                 _has(JsonLoggerCallback(), "_trial_files", "_trial_configs")]  # fmt: skip
     for logger, call in starts:
         if f"self._restore_from_remote{call}" not in inspect.getsource(logger):
             problems.append(f"{logger.__qualname__} no longer calls _restore_from_remote{call}")

@@ -19,10 +19,14 @@ copy, this process's own and the newest, is never replaced.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from tuner.experiment import PARAMS_JSON, RESULT_JSON
+from tuner.io import atomic_write_bytes, atomic_write_text
 
 
 def _carry_on(file_name: str, trial: Any) -> None:
@@ -39,8 +43,53 @@ def _carry_on(file_name: str, trial: Any) -> None:
     pyarrow.fs.copy_files(remote, local.as_posix(), source_filesystem=fs)
 
 
+def _in_place(trial: Any) -> Path | None:
+    """The trial's directory in the experiment when it is on this machine's filesystem (a local
+    or shared directory); None for cloud storage."""
+    storage = getattr(trial, "storage", None)
+    if storage is None or getattr(storage, "custom_fs_provided", False):
+        return None
+    if getattr(storage.storage_filesystem, "type_name", "") != "local":
+        return None
+    return Path(trial.path)
+
+
 class ResultJsonLogger(JsonLoggerCallback):
-    """result.json (what tuner.experiment reads), carried on across resumes and retries."""
+    """result.json (what tuner.experiment reads) and params.json.
+
+    Where the experiment is on this machine's filesystem, both are written straight into the
+    trial's directory there, not into Tune's staging dir: `tuner status`, the live report and a
+    resume see each result as it comes (Tune copies its staging dir into the experiment only
+    when it saves its state, every 10 s or more, and not while the driver waits in the
+    searcher), and Tune's copy can never put an older file back over them. params.json is
+    written atomically. On cloud storage, Tune's way, the file carried on across resumes and
+    retries."""
+
+    def update_config(self, trial: Any, config: dict) -> None:
+        import cloudpickle
+        from ray.tune.result import EXPR_PARAM_PICKLE_FILE
+        from ray.tune.utils.util import SafeFallbackEncoder
+
+        here = _in_place(trial)
+        if here is None:
+            super().update_config(trial, config)
+            return
+        self._trial_configs[trial] = config
+        here.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(config, indent=2, sort_keys=True, cls=SafeFallbackEncoder)
+        atomic_write_text(here / PARAMS_JSON, text)
+        atomic_write_bytes(here / EXPR_PARAM_PICKLE_FILE, cloudpickle.dumps(config))
+
+    def log_trial_start(self, trial: Any) -> None:
+        here = _in_place(trial)
+        if here is None:
+            super().log_trial_start(trial)
+            return
+        if trial in self._trial_files:
+            self._trial_files[trial].close()
+        self.update_config(trial, trial.config)
+        trial.init_local_path()  # the staging dir the other loggers write into
+        self._trial_files[trial] = (here / RESULT_JSON).open("at")
 
     def _restore_from_remote(self, file_name: str, trial: Any) -> None:
         _carry_on(file_name, trial)
