@@ -20,12 +20,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from tuner.experiment import CHECKPOINT_PREFIX
-
-
-def _number(name: str) -> int:
-    tail = name.rsplit("_", 1)[-1]
-    return int(tail) if name.startswith(CHECKPOINT_PREFIX) and tail.isdigit() else -1
+from tuner.experiment import checkpoint_number
 
 
 class NewestCheckpointOnly(Callback):
@@ -39,8 +34,9 @@ class NewestCheckpointOnly(Callback):
         path, fs = getattr(checkpoint, "path", None), getattr(checkpoint, "filesystem", None)
         if not path or fs is None:
             return
-        parent, newest = posixpath.split(str(path))
-        if _number(newest) < 0:
+        parent = posixpath.dirname(str(path))
+        newest = checkpoint_number(str(path))
+        if newest < 0:
             return
         try:
             found: list[Any] = fs.get_file_info(
@@ -49,8 +45,8 @@ class NewestCheckpointOnly(Callback):
         except OSError:  # the trial's directory is unreadable now: try again next time
             return
         for entry in found:
-            name = posixpath.basename(entry.path)
-            if entry.type == pyarrow.fs.FileType.Directory and 0 <= _number(name) < _number(newest):
+            older = 0 <= checkpoint_number(posixpath.basename(entry.path)) < newest
+            if older and entry.type == pyarrow.fs.FileType.Directory:
                 try:
                     fs.delete_dir(entry.path)
                 except OSError:  # gone already, or not ours to delete: it only costs disk

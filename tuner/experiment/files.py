@@ -117,14 +117,18 @@ def dirs_of_trial(experiment_dir: str | Path, trial_id: str) -> list[Path]:
     return sorted(Path(experiment_dir).glob(f"{TRIAL_PREFIX}*_{trial_id}"))
 
 
+def checkpoint_number(checkpoint_dir: str | Path) -> int:
+    """The number in a `checkpoint_000003` directory name (a path or a name), -1 for any other
+    name."""
+    name = Path(checkpoint_dir).name
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if name.startswith(CHECKPOINT_PREFIX) and tail.isdigit() else -1
+
+
 def checkpoint_dirs(trial_dir: str | Path) -> list[Path]:
     """The trial's checkpoint directories, newest first."""
-    found = [
-        p
-        for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*")
-        if p.name.rsplit("_", 1)[-1].isdigit()
-    ]
-    return sorted(found, key=lambda p: int(p.name.rsplit("_", 1)[-1]), reverse=True)
+    found = [p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*") if checkpoint_number(p) >= 0]
+    return sorted(found, key=checkpoint_number, reverse=True)
 
 
 def tune_state_files(experiment_dir: str | Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Tune's result.json and progress.csv loggers, carrying on a trial's file after a resume.
+"""Tune's result.json and progress.csv loggers: result.json written in place, and each file
+carried on after a resume.
 
 Tune's loggers write into its staging dir, which Tune copies into the experiment directory when
 it saves its state (on its own clock, every 10 s or more: tuner/driver/newest_checkpoint.py).
@@ -14,7 +15,9 @@ staging copy even when that is newer:
   older one.
 
 Here the experiment's copy is carried on whenever the staging dir has none, and the staging
-copy, this process's own and the newest, is never replaced.
+copy, this process's own and the newest, is never replaced. Where the experiment is on this
+machine's filesystem, result.json and params.json skip the staging dir altogether
+(ResultJsonLogger).
 """
 
 from __future__ import annotations

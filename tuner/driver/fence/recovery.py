@@ -26,6 +26,7 @@ from tuner.experiment import (
     TRIAL_PREFIX,
     TUNE_TRIAL_ID,
     checkpoint_dirs,
+    checkpoint_number,
     has_study,
     last_result,
     ray_trial_states,
@@ -193,16 +194,16 @@ def adopt_unrecorded_trials(experiment_dir: str | Path, study_name: str | None) 
     data = json.loads(states[-1].read_text())
     items = data.get("trial_data") or []
     known = set(ray_trial_states(experiment_dir))
-    unrecorded = [d for d in sorted(experiment_dir.glob(f"{TRIAL_PREFIX}*_*"))
+    unrecorded = {d: params for d in sorted(experiment_dir.glob(f"{TRIAL_PREFIX}*_*"))
                   if d.is_dir() and trial_id_of(d) not in known and trial_index(d) >= 0
-                  and read_params(d) is not None]  # fmt: skip
+                  and (params := read_params(d)) is not None}  # fmt: skip
     if not items or not unrecorded:
         return []
     study = _load_study(experiment_dir, study_name)
     by_tune_id = {t.user_attrs[TUNE_TRIAL_ID]: t for t in study.get_trials(deepcopy=False)
                   if TUNE_TRIAL_ID in t.user_attrs}  # fmt: skip
     notes = []
-    for trial_dir in unrecorded:
+    for trial_dir, config in unrecorded.items():
         ot_trial = by_tune_id.get(trial_id_of(trial_dir))
         if ot_trial is None:
             continue
@@ -219,10 +220,10 @@ def adopt_unrecorded_trials(experiment_dir: str | Path, study_name: str | None) 
                 trial_id=trial_id_of(trial_dir),
                 dir_name=trial_dir.name,
                 tag=str(trial_index(trial_dir) + 1),  # Tune's tags count from 1
-                config=read_params(trial_dir) or {},
+                config=config,
                 status=status,
                 last_result=last_result(trial_dir),
-                checkpoint_index=int(saved[0].name.rsplit("_", 1)[-1]) if saved else -1,
+                checkpoint_index=checkpoint_number(saved[0]) if saved else -1,
             )
         )
         then = ("it continues from its newest checkpoint" if status == "PENDING" and saved
@@ -261,7 +262,7 @@ def continue_checkpoint_numbers(experiment_dir: str | Path) -> int:
         saved = checkpoint_dirs(experiment_dir / name) if name else []
         if not saved:
             continue
-        newer = renumber(item[0], int(saved[0].name.rsplit("_", 1)[-1]))
+        newer = renumber(item[0], checkpoint_number(saved[0]))
         if newer is not None:
             item[0] = newer
             changed += 1
@@ -450,8 +451,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
         return (experiment_dir / where.parent.name / where.name).is_dir()
 
     def number(result) -> int:
-        tail = Path(result.checkpoint.path).name.rsplit("_", 1)[-1]
-        return int(tail) if tail.isdigit() else -1
+        return checkpoint_number(result.checkpoint.path)
 
     changed = False
     for item in data.get("trial_data", []):
@@ -471,7 +471,7 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
         changed = True
         name = Path(latest.checkpoint.path).parent.name
         saved = checkpoint_dirs(experiment_dir / name)
-        if saved and int(saved[0].name.rsplit("_", 1)[-1]) > number(latest):
+        if saved and checkpoint_number(saved[0]) > number(latest):
             # Deleted for a newer one that Tune's last save did not know of yet
             # (tuner/driver/newest_checkpoint.py): the trial continues from that one and
             # says so itself (tuner/driver/trainable.py). Nothing was lost.
