@@ -273,7 +273,8 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
 def write_partial_experiment(path: str | Path, epochs: int = 4) -> Path:
     """An interrupted search: provenance and Ray's per-trial files, no trials.csv or best.json.
 
-    Trial 0 ran its budget, trial 1 was cut off after two epochs.
+    Trial 0 ran its budget, ASHA stopped trial 1 after two epochs (its trial_end.json says it
+    ended).
     """
     path = Path(path)
     path.mkdir(parents=True)
@@ -292,6 +293,7 @@ def write_partial_experiment(path: str | Path, epochs: int = 4) -> Path:
             for e, v in enumerate(losses, 1)
         ]  # fmt: skip
         (trial / "result.json").write_text("\n".join(lines) + "\n")
+        (trial / "trial_end.json").write_text('{"status": "TERMINATED"}\n')
     return path
 
 

@@ -65,6 +65,10 @@ TRIAL_PREFIX = "trial_"  # trial_0003_<id>
 PARAMS_JSON = "params.json"  # the flat config (Tune writes it, in place)
 RESULT_JSON = "result.json"  # one JSON line per report
 ERROR_TXT = "error.txt"  # the traceback of the trial's last failure
+# How the trial ended, {"status": "TERMINATED" | "ERROR"}: written by the driver the moment Tune
+# ends the trial, removed when the trial starts again. A trial directory without it has not ended
+# (or ended in a search older than this file, whose Tune state says how).
+TRIAL_END_JSON = "trial_end.json"
 CHECKPOINT_PREFIX = "checkpoint_"  # checkpoint_000000, checkpoint_000001, ...
 CHECKPOINT_FILE = "state.pt"  # the training state (torch)
 HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
@@ -245,6 +249,14 @@ def read_params(trial_dir: Path) -> dict[str, Any] | None:
 def trial_config(experiment_dir: str | Path, row: pd.Series) -> dict[str, Any]:
     """The exact flat config a trial ran (from its params.json; CSV columns lose int types)."""
     return json.loads((Path(experiment_dir) / row["trial_dir"] / PARAMS_JSON).read_text())
+
+
+def trial_end(trial_dir: str | Path) -> str | None:
+    """How the trial ended, "TERMINATED" or "ERROR", from its TRIAL_END_JSON; None while it has
+    not (or the file is from no driver that writes it)."""
+    record = read_json(Path(trial_dir) / TRIAL_END_JSON)
+    status = (record or {}).get("status")
+    return status if status in ("TERMINATED", "ERROR") else None
 
 
 def ray_trial_states(experiment_dir: str | Path) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,9 @@
 """`tuner status DIR`: where a running or finished search stands, read from its files alone.
 
-No Ray and no driver to ask: the trials' result files, Tune's saved experiment state (each
-trial's status; Tune saves it every few seconds while it runs) and provenance.json (the
-options, when the run started, whether it finished) say it all. The same tables the search
+No Ray and no driver to ask: the trials' result files (each epoch as it ends, and how the
+trial ended the moment it did), Tune's saved experiment state (for searches older than
+trial_end.json; it trails by Tune's save interval) and provenance.json (the options, when the
+run started, whether it finished) say it all. The same tables the search
 writes at its end come from the same reader (tables.collect_tables), so the counts agree with
 trials.csv once it is there.
 """
@@ -27,6 +28,7 @@ from tuner.experiment.files import (
     read_json,
     read_table,
     trial_dirs,
+    trial_end,
     tune_state_files,
 )
 from tuner.experiment.rules import finite, pick_best
@@ -55,12 +57,17 @@ def _newest_mtime(exp: Path) -> float | None:
 
 
 def _confirm_runs(exp: Path) -> dict[str, int] | None:
-    """The confirm stage's runs, {"done", "total"}, from its own Tune state; None before it."""
-    states = ray_trial_states(exp / CONFIRM_DIR)
-    if not states:
+    """The confirm stage's runs, {"done", "total"}: from its run directories (each run's end is
+    on disk the moment it comes) or its Tune state (every run, once Tune has saved it), whichever
+    knows more; None before the stage."""
+    stage = exp / CONFIRM_DIR
+    states = ray_trial_states(stage)
+    runs = trial_dirs(stage)
+    if not states and not runs:
         return None
+    ended = sum(1 for d in runs if trial_end(d) is not None)
     done = sum(1 for s in states.values() if s.get("status") in ("TERMINATED", "ERROR"))
-    return {"done": done, "total": len(states)}
+    return {"done": max(ended, done), "total": max(len(runs), len(states))}
 
 
 def read_status(experiment_dir: str | Path, now: float | None = None) -> dict[str, Any]:

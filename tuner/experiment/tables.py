@@ -24,6 +24,7 @@ from tuner.experiment.files import (
     read_params,
     read_table,
     trial_dirs,
+    trial_end,
     trial_id_of,
     trial_index,
 )
@@ -183,15 +184,22 @@ def collect_tables(
             )
         last = by_epoch[max(by_epoch)] if by_epoch else {}
         state = states.get(trial_id, {})
-        # error.txt stays behind after a failure that a retry recovered from; Tune's status
-        # says whether the trial ended in error. Without it, a trial that has not run its
-        # budget after an error is taken to have failed.
+        # error.txt stays behind after a failure that a retry recovered from: how the trial
+        # ended says whether it failed.
         error = _error_message(trial_dir)
         epochs_run = len(by_epoch)
-        failed = state["status"] == "ERROR" if state else bool(error) and epochs_run < epoch_budget
+        ended = trial_end(trial_dir)
+        if ended is not None:  # the driver's record, written the moment Tune ended the trial
+            failed, going = ended == "ERROR", False
+        elif state:  # not ended, or ended in a search older than TRIAL_END_JSON: Tune's record
+            failed = state["status"] == "ERROR"
+            going = state["status"] in ("RUNNING", "PENDING")
+        else:  # started after Tune last saved its state (every 10 s or more) and not ended
+            failed = bool(error) and epochs_run < epoch_budget
+            going = running is None and not failed
         status = classify(
             epochs_run, epoch_budget, bool(last.get("diverged")), failed,
-            running=trial_id in (running or set()) or state.get("status") in ("RUNNING", "PENDING"),
+            running=going or trial_id in (running or set()),
         )  # fmt: skip
         train_seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in by_epoch.values())
         values = {

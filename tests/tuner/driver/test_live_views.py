@@ -184,13 +184,17 @@ def test_status_counts_the_trial_dirs_of_an_interrupted_search(tmp_path):
     from tuner.experiment import PROVENANCE_JSON
 
     exp = tmp_path / "exp"
-    for index, epochs in ((0, 2), (1, 1)):
+    # trial 1 ended after 1 epoch (stopped); trial 2 had not ended when the driver went, and
+    # Tune never saved its state: the driver's own end record is what tells them apart
+    for index, epochs, ended in ((0, 2, True), (1, 1, True), (2, 1, False)):
         trial = exp / f"trial_{index:04d}_id{index}"
         trial.mkdir(parents=True)
         (trial / "params.json").write_text(json.dumps({"lr": 0.1 * (index + 1), "epochs": 2}))
         rows = [_epoch(e, trial_id=f"id{index}", best_epoch=e, params=100) for e in
                 range(1, epochs + 1)]  # fmt: skip
         (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if ended:
+            (trial / "trial_end.json").write_text('{"status": "TERMINATED"}')
     (exp / PROVENANCE_JSON).write_text(json.dumps({
         "config": {"samples": 5, "epochs": 2, "time_budget": 600.0},
         "started": "2026-12-01T10:00:00+00:00", "finished": None,
@@ -201,9 +205,9 @@ def test_status_counts_the_trial_dirs_of_an_interrupted_search(tmp_path):
     newest = max(p.stat().st_mtime for p in exp.rglob("result.json"))
     status = read_status(exp, now=newest + STALE_S + 1)
     assert status["state"] == "interrupted"
-    assert (status["finished"], status["running"], status["pending"]) == (2, 0, 3)
-    assert status["by_status"] == {"completed": 1, "stopped": 1}
-    assert status["epochs_trained"] == 3
+    assert (status["finished"], status["running"], status["pending"]) == (2, 1, 2)
+    assert status["by_status"] == {"completed": 1, "stopped": 1, "running": 1}
+    assert status["epochs_trained"] == 4
     assert status["best"]["trial_index"] == 0 and status["best"]["config"]["lr"] == 0.1
     assert "tuner resume" in format_status(status)
     # the same files, read as if just written: running, with what is left of the time budget

@@ -28,7 +28,7 @@ from typing import Any
 
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from tuner.experiment import PARAMS_JSON, RESULT_JSON
+from tuner.experiment import PARAMS_JSON, RESULT_JSON, TRIAL_END_JSON
 from tuner.io import atomic_write_bytes, atomic_write_text
 
 
@@ -57,8 +57,26 @@ def _in_place(trial: Any) -> Path | None:
     return Path(trial.path)
 
 
+def _forget_end(trial: Any, here: Path | None) -> None:
+    """A trial that starts again (resumed, retried) has not ended: its TRIAL_END_JSON goes."""
+    import pyarrow.fs
+
+    if here is not None:
+        (here / TRIAL_END_JSON).unlink(missing_ok=True)
+        return
+    Path(trial.local_path, TRIAL_END_JSON).unlink(missing_ok=True)
+    remote = Path(trial.path, TRIAL_END_JSON).as_posix()
+    fs = trial.storage.storage_filesystem
+    if fs.get_file_info(remote).type == pyarrow.fs.FileType.File:
+        fs.delete_file(remote)
+
+
 class ResultJsonLogger(JsonLoggerCallback):
-    """result.json (what tuner.experiment reads) and params.json.
+    """result.json (what tuner.experiment reads), params.json, and trial_end.json.
+
+    trial_end.json says that, and how, the trial ended, the moment Tune ends it: `tuner status`
+    and the live report cannot take that from Tune's saved state, which trails by Tune's save
+    interval (a trial started since its last save is not in it at all).
 
     Where the experiment is on this machine's filesystem, both are written straight into the
     trial's directory there, not into Tune's staging dir: `tuner status`, the live report and a
@@ -85,6 +103,7 @@ class ResultJsonLogger(JsonLoggerCallback):
 
     def log_trial_start(self, trial: Any) -> None:
         here = _in_place(trial)
+        _forget_end(trial, here)
         if here is None:
             super().log_trial_start(trial)
             return
@@ -93,6 +112,13 @@ class ResultJsonLogger(JsonLoggerCallback):
         self.update_config(trial, trial.config)
         trial.init_local_path()  # the staging dir the other loggers write into
         self._trial_files[trial] = (here / RESULT_JSON).open("at")
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        super().log_trial_end(trial, failed)  # closes result.json: every report is in it
+        here = _in_place(trial) or Path(trial.local_path)  # cloud: copied with Tune's next save
+        here.mkdir(parents=True, exist_ok=True)
+        status = "ERROR" if failed else "TERMINATED"
+        atomic_write_text(here / TRIAL_END_JSON, json.dumps({"status": status}) + "\n")
 
     def _restore_from_remote(self, file_name: str, trial: Any) -> None:
         _carry_on(file_name, trial)
