@@ -84,8 +84,11 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
 
     # Python's collector, generation 2 (a full pass over the driver's heap): how often and
     # how long, to tell its pauses from the suggestions' own spikes.
+    # Those during the fit, where they stall the suggestions and Tune's loop, apart.
     full_collections: list[float] = []
+    in_fit: list[float] = []
     collecting: list[float] = []
+    fitting = [False]
 
     def on_gc(phase: str, info: dict) -> None:
         if info.get("generation") != 2:
@@ -94,8 +97,22 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
             collecting[:] = [time.perf_counter()]
         elif collecting:
             full_collections.append(time.perf_counter() - collecting[0])
+            if fitting[0]:
+                in_fit.append(full_collections[-1])
 
     gc.callbacks.append(on_gc)
+    from tuner.driver import run as driver_run
+
+    original_fit = driver_run.fit
+
+    def timed_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fitting[0] = True
+        try:
+            return original_fit(*args, **kwargs)
+        finally:
+            fitting[0] = False
+
+    driver_run.fit = timed_fit
 
     # Tune's saves of the whole experiment state (every trial's state as JSON, the searcher,
     # the callbacks) and the copy of it from Ray's staging directory into the experiment:
@@ -177,6 +194,8 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
         "full_gc": {"count": len(full_collections),
                     "total_s": sum(full_collections),
                     "max_ms": 1000 * max(full_collections, default=0.0)},
+        "full_gc_in_fit": {"count": len(in_fit), "total_s": sum(in_fit),
+                           "max_ms": 1000 * max(in_fit, default=0.0)},
         "searcher_saves": {"count": len(saves), "total_s": sum(t for t, _ in saves),
                            "last_ms": 1000 * saves[-1][0] if saves else None,
                            "last_bytes": saves[-1][1] if saves else None},
@@ -233,7 +252,9 @@ def main() -> None:
               f"{c['first_50_median']:.1f} -> {c['last_50_median']:.1f} ms, max {c['max']:.0f} ms"
               f" (at #{c['max_at']}); {v['count']} searcher saves, {v['total_s']:.1f} s in all, "
               f"last {v['last_ms'] or 0:.0f} ms / {(v['last_bytes'] or 0) / 1e3:.0f} kB; "
-              f"{r['full_gc']['count']} full collections, longest {r['full_gc']['max_ms']:.0f} ms",
+              f"{r['full_gc']['count']} full collections, longest {r['full_gc']['max_ms']:.0f} ms"
+              f" ({r['full_gc_in_fit']['count']} in the fit, longest "
+              f"{r['full_gc_in_fit']['max_ms']:.0f} ms)",
               flush=True)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -22,6 +22,8 @@ import pytest
 from cli_fixture import CHILD_TIMEOUT_S, tail
 from dashboard_fixture import dashboard_studies
 
+from tuner.experiment.status import read_status
+
 pytestmark = pytest.mark.slow
 
 SPACE = """
@@ -111,7 +113,9 @@ def watched(tmp_path_factory):
     deadline = time.monotonic() + CHILD_TIMEOUT_S
     while proc.poll() is None and time.monotonic() < deadline:
         if (exp / "optuna.db").is_file():
-            status = status_json(exp)
+            # polled in this process (the command's own reader): a new interpreter twice a
+            # second took a core from the search; the command itself is run below
+            status = read_status(exp)
             if status["state"] == "running" and status["finished"] >= 1:
                 break  # held before trial 3: it stays so until the gate opens
         time.sleep(0.5)
