@@ -46,7 +46,7 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     skipped = CheckReport("flaky", 0, 0.0, (0, 0), (0, 0))
     monkeypatch.setattr(search_module, "dry_run_space", lambda *args: skipped)
     cfg = SearchConfig(no_confirm=True,
-                       space="flaky", samples=6, epochs=2, searcher="random", scheduler="fifo",
+                       space="flaky", samples=4, epochs=2, searcher="random", scheduler="fifo",
                        out=str(tmp_path), name="flaky", max_failures=1, seed=2)  # fmt: skip
     result = search(cfg, stream=io.StringIO())
     trials = result.trials
