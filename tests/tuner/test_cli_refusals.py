@@ -107,3 +107,21 @@ def test_an_image_folder_of_one_class_is_refused_before_ray(tmp_path, layout):
     assert str(tree) in line
     assert "RAY_NOT_IMPORTED" in proc.stdout
     assert not out.exists()
+
+
+def test_resume_of_a_search_that_tune_never_saved_is_refused(tmp_path):
+    """A driver stopped in its first seconds, before Tune first saved its state (or with that
+    first save cut short and set aside): Tune would start a new experiment over the old files
+    and end as if interrupted. One line instead, and the directory as it was."""
+    exp = tmp_path / "early"
+    (exp / "trial_0000_abc").mkdir(parents=True)
+    (exp / "trial_0000_abc" / "params.json").write_text('{"lr": 0.1}')
+    (exp / "provenance.json").write_text(json.dumps({"config": {"samples": 4, "epochs": 2}}))
+    (exp / "tuner.pkl").write_bytes(b"not read: refused before it")
+    before = {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()}
+    done = run_cli("resume", str(exp), cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr, "holds no saved state of Ray Tune")
+    assert f"tuner search --config {exp / 'search.toml'} --name NEW_NAME" in line
+    assert {p: p.read_bytes() for p in exp.rglob("*") if p.is_file()} == before
+    assert "RAY_NOT_IMPORTED" in done.stdout

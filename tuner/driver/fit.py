@@ -19,6 +19,7 @@ from tuner.driver.fence.recovery import (
     forget_missing_checkpoints,
     forget_pending_decisions,
     prepare_search_state,
+    refuse_without_tune_state,
     reopen_trials,
     repair_state,
     set_aside_unrecorded_trials,
@@ -134,6 +135,7 @@ def restored_tuner(
 
     exp = cfg.experiment_dir
     notes = repair_state(exp)
+    refuse_without_tune_state(exp)  # its only copy was cut short and set aside
     notes += adopt_unrecorded_trials(exp, study_name(record, cfg))
     continue_checkpoint_numbers(exp)  # after the newest on disk, which Tune's state may lag
     aside_notes, aside = set_aside_unrecorded_trials(exp)  # those that could not be adopted

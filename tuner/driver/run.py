@@ -23,7 +23,11 @@ from typing import Any, TextIO, cast
 from tuner.config.search_config import SearchConfig, claim_experiment_dir
 from tuner.data import DatasetBundle
 from tuner.driver import warm_start
-from tuner.driver.fence.recovery import errored_trials, record_errors
+from tuner.driver.fence.recovery import (
+    errored_trials,
+    record_errors,
+    refuse_without_tune_state,
+)
 from tuner.driver.finish import SearchResult, write_results, write_tables
 from tuner.driver.fit import disk_full_error, fit
 from tuner.driver.interrupt import interrupt_plan
@@ -195,6 +199,7 @@ def resume(
     for needed in (PROVENANCE_JSON, TUNER_PKL):
         if not (exp / needed).is_file():
             raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
+    refuse_without_tune_state(exp)
     refuse_writable_by_others(exp)
     record: ProvenanceRecord = json.loads((exp / PROVENANCE_JSON).read_text())
     fields = set(SearchConfig.__dataclass_fields__)

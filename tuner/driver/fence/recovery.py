@@ -15,11 +15,13 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuner.errors import ConfigError
 from tuner.experiment import (
     ERROR_TXT,
     EXPERIMENT_STATE_GLOB,
     PARAMS_JSON,
     SEARCH_GEN_STATE_GLOB,
+    SEARCH_TOML,
     SET_ASIDE_DIR,
     STATE_BACKUP_DIR,
     STATE_PATTERNS,
@@ -386,6 +388,20 @@ def back_up_state(experiment_dir: str | Path, seen: dict[str, float]) -> None:
                     seen[path.name] = mtime
             except OSError:
                 continue
+
+
+def refuse_without_tune_state(experiment_dir: str | Path) -> None:
+    """ConfigError (one line) for an experiment that holds no state of Tune's: its driver
+    stopped before Tune first saved it (in its first seconds), or that first save was cut
+    short. Tune would start a new experiment over the old one's files, and the run ended as
+    if interrupted with trials left."""
+    exp = Path(experiment_dir)
+    if not tune_state_files(exp):
+        raise ConfigError(
+            f"{exp} holds no saved state of Ray Tune (the search stopped in its first seconds, "
+            f"before Tune first saved it): there is nothing to resume; run the search again "
+            f"with `tuner search --config {exp / SEARCH_TOML} --name NEW_NAME`"
+        )
 
 
 def repair_state(experiment_dir: str | Path) -> list[str]:
