@@ -218,6 +218,24 @@ def test_status_counts_the_trial_dirs_of_an_interrupted_search(tmp_path):
     assert running["time_left_s"] == pytest.approx(max(0.0, 600 - (fresh - started)))
 
 
+def test_status_counts_the_confirm_runs_that_ended_before_tune_saved_them(tmp_path):
+    """The confirm stage's runs, counted from their end records: Tune's state of the stage
+    trails by its save interval (here it was never saved)."""
+    from tuner.experiment import PROVENANCE_JSON
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / PROVENANCE_JSON).write_text(json.dumps({"config": {"samples": 1, "epochs": 1}}))
+    assert read_status(exp, now=0.0)["confirm"] is None  # before the stage
+    for seed, ended in ((1000, True), (1001, False)):
+        run = exp / "confirm" / f"run_0000_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "params.json").write_text(json.dumps({"confirm": {"seed": seed}}))
+        if ended:
+            (run / "trial_end.json").write_text('{"status": "TERMINATED"}')
+    assert read_status(exp, now=0.0)["confirm"] == {"done": 1, "total": 2}
+
+
 def test_live_copies_keep_to_a_twentieth_of_the_drivers_time(tmp_path, monkeypatch):
     from tuner.driver import live_report
     from tuner.experiment import PROVENANCE_JSON, REPORT_HTML
