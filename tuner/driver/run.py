@@ -199,8 +199,8 @@ def resume(
     for needed in (PROVENANCE_JSON, TUNER_PKL):
         if not (exp / needed).is_file():
             raise ConfigError(f"{exp} is not a search experiment directory (no {needed})")
+    refuse_writable_by_others(exp)  # first: a pickle others could write is never a resume
     refuse_without_tune_state(exp)
-    refuse_writable_by_others(exp)
     record: ProvenanceRecord = json.loads((exp / PROVENANCE_JSON).read_text())
     fields = set(SearchConfig.__dataclass_fields__)
     cfg = SearchConfig(**{k: v for k, v in record["config"].items() if k in fields})
