@@ -138,26 +138,30 @@ def write_results(
     # The budget cut the baseline out of the confirm stage: scoring it on the test split would
     # spend what the budget did not keep (tuner.stages.best.write_best).
     baseline_cut = bool(record.get("confirm_cut")) and not _stage_has_baseline(stage, trials)
+    work = run.torch
+    work.install(bundle, trial_data)  # sent to the helper once, at its first scoring
     with timings("test_evaluation"):
-        best = write_best(cfg, trials, bundle, trial_data, stream, score_baseline=not baseline_cut)
+        best = write_best(cfg, trials, bundle, trial_data, stream,
+                          score_baseline=not baseline_cut, work=work)  # fmt: skip
     confirm_left, runs = 0, None
     if stage is not None and record.get("confirm_cut"):  # cut to fit --time-budget
         stage = {**stage, "cut": record["confirm_cut"]}
     if best is not None and stage is not None and (exp / CONFIRM_DIR).is_dir():
         with timings("confirm_scoring"):
             confirm_left, runs = write_confirmed(
-                cfg, best, stage, trials, bundle, trial_data, stream
+                cfg, best, stage, trials, bundle, trial_data, stream, work
             )
     # The search stopped to leave the rest of --time-budget to the confirm stage: its winner
     # is as final as a finished search's (more trials only come with `tuner resume`).
     reserved = stopped_by == "confirm-reserve"
     if best is not None and (not left or reserved):
         with timings("model_file"):
-            write_model(cfg, best, bundle, trial_data, record, runs)
+            write_model(cfg, best, bundle, trial_data, record, runs, work)
         save_best(exp, best)
     record["finished"] = None if left or confirm_left else datetime.now(timezone.utc).isoformat()
     record["seconds"] = round(record.get("seconds", 0) + time.time() - started, 1)
     record["outcomes"] = trials["status"].value_counts().to_dict() if not trials.empty else {}
+    work.close()  # its torch and the dataset's copy leave before the report is drawn
     say(stream, "Writing the report")
     with timings("report"):
         report = write_report(exp, stream)

@@ -67,7 +67,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                                    raised=run.raise_samples is not None)  # fmt: skip
         else:
             with timings("build_tuner"):
-                tuner = build_tuner(cfg, run.space, run.bundle, trial_data, stream, run.storage)
+                tuner = build_tuner(cfg, run.space, run.bundle, trial_data, stream, run.storage,
+                                    run.torch)  # fmt: skip
         if not cfg.verbose:  # a full disk: one line from us, not Ray's tracebacks
             from tuner.driver.guards import quiet_disk_full_logs
 

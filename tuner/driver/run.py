@@ -50,6 +50,7 @@ from tuner.stages.preflight import (
 )
 from tuner.stages.provenance import Timings, save_record
 from tuner.stages.search_run import SearchRun
+from tuner.stages.torch_work import TorchHelper, gpus
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
@@ -74,15 +75,29 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
     if cfg.storage:  # the server answers, takes the credentials, and has no study of this name
         check_storage(cfg.storage, study_name=cfg.name)
     timings = Timings()
+    # The dry run, the pricing and the scoring run in a helper process: the driver never
+    # imports torch (tuner/stages/torch_work.py). Closed after the preflight unless a size
+    # budget prices the searcher's proposals, and again after the scoring.
+    work = TorchHelper()
+    try:
+        return _search(cfg, space, stream, timings, work)
+    finally:
+        work.close()
+
+
+def _search(
+    cfg: SearchConfig, space: Any, stream: TextIO, timings: Timings, work: TorchHelper
+) -> SearchResult:
     loaded: tuple[DatasetBundle, TrialData] | None = None
-    if cfg.max_params is not None or cfg.max_macs is not None:
+    budgeted = cfg.max_params is not None or cfg.max_macs is not None
+    if budgeted:
         # Priced before Ray starts, so that an impossible budget costs a second and exit 2,
         # not Ray's start and 200 refused proposals inside Tune. The dataset is loaded first
         # (for its shape) instead of beside Ray's start: ~0.1 s from the cache.
         with timings("dataset"):
             loaded = load_data(cfg, stream)
         with timings("budget_check"):
-            check_budget(cfg, space, loaded[0], stream)
+            check_budget(cfg, space, loaded[0], work)
 
     claimed: list[Path] = []  # the experiment directory, once prepare() has made it
 
@@ -93,11 +108,11 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         else:
             bundle, trial_data = loaded
         with timings("space_check"):
-            checked = dry_run_space(cfg, space, bundle, stream)
+            checked = dry_run_space(cfg, space, bundle, stream, work)
         warm = None
         if cfg.warm_start:  # checked before anything is written
             with timings("warm_start"):
-                warm = warm_start.plan(cfg, space, bundle.input_shape, bundle.num_classes)
+                warm = warm_start.plan(cfg, space, bundle.input_shape, bundle.num_classes, work)
         warn_if_short_of_space(cfg, checked.mean_params, stream)
         with timings("provenance"):
             exp = cfg.experiment_dir
@@ -105,7 +120,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
             # same moment may have made it since: whichever makes it first runs.
             claim_experiment_dir(exp)
             claimed.append(exp)
-            record = provenance.collect(cfg.to_dict(), cfg.seed)
+            record = provenance.collect(cfg.to_dict(), cfg.seed, work.run(gpus))
             record["dataset"] = {
                 "name": bundle.name, "source": bundle.source, "classes": list(bundle.classes),
                 "input_shape": list(bundle.input_shape), "train": len(bundle.train.y),
@@ -140,6 +155,8 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         for exp in claimed:
             shutil.rmtree(exp, ignore_errors=True)
         raise
+    if not budgeted:
+        work.close()  # nothing to price: its memory is free for the trials until the scoring
     try:
         check_schedulable(cfg)  # needs Ray's view of the nodes
     except ConfigError:
@@ -159,7 +176,7 @@ def search(cfg: SearchConfig, stream: TextIO | None = None) -> SearchResult:
         f"{budget_text(cfg)}, {cfg.searcher.upper()} + {cfg.scheduler.upper()}, seed {cfg.seed}",
     )
     return _run(SearchRun(cfg, space, bundle, trial_data, record, stream, timings, we_started,
-                          storage=storage))  # fmt: skip
+                          storage=storage, torch=work))  # fmt: skip
 
 
 def budget_text(cfg: SearchConfig) -> str:
@@ -262,8 +279,13 @@ def resume(
             say(stream, f"Raising the search to {budget_text(cfg)}")
         else:
             say(stream, f"Raising the search to {raised} trials")
-    return _run(SearchRun(cfg, cfg.search_space(), bundle, trial_data, record, stream, timings,
-                          we_started, restore=True, retry=retry, raise_samples=raised))  # fmt: skip
+    work = TorchHelper()
+    try:
+        return _run(SearchRun(cfg, cfg.search_space(), bundle, trial_data, record, stream,
+                              timings, we_started, restore=True, retry=retry,
+                              raise_samples=raised, torch=work))  # fmt: skip
+    finally:
+        work.close()
 
 
 def _run(run: SearchRun) -> SearchResult:

@@ -19,6 +19,7 @@ ends and otherwise every FLUSH_SECS.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,26 @@ def _hparam(value: Any) -> bool | int | float | str | None:
     return None if value is None else str(value)
 
 
+def _summary_writer_class() -> Any:
+    """tensorboardX's SummaryWriter, imported without torch.
+
+    tensorboardX's writer imports torch when it can, only to accept tensors as values; this
+    callback hands it floats, and the driver never imports torch (506 MB of its memory,
+    tuner/stages/torch_work.py). A None in sys.modules makes that `import torch` fail the way
+    tensorboardX expects of a machine without torch, for the span of its import only.
+    """
+    if "torch" in sys.modules or "tensorboardX.writer" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
 class TensorBoardLogger(Callback):
     """One tensorboardX SummaryWriter per trial, in the trial's directory. wrapped: the key
     under which a trial's config holds the configuration it trains (the confirm stage's runs:
@@ -72,8 +93,7 @@ class TensorBoardLogger(Callback):
     def _writer(self, trial: Any) -> Any:
         writer = self._writers.get(trial.trial_id)
         if writer is None:
-            from tensorboardX import SummaryWriter
-
+            SummaryWriter = _summary_writer_class()
             trial.init_local_path()
             writer = SummaryWriter(str(Path(trial.local_path)), flush_secs=FLUSH_SECS)
             self._writers[trial.trial_id] = writer

@@ -27,7 +27,6 @@ from tuner.train.checkpoints import (
     save_checkpoint,
 )
 from tuner.train.pipeline import EpochPipeline
-from tuner.train.trial import UNHEARD, run_trial
 from tuner.train.trial_data import TrialData
 
 
@@ -56,6 +55,10 @@ def train_trial(
     report and checkpoint go to Tune.
     """
     from ray import tune
+
+    # torch here, in the trial's process: the driver imports this module (to hand Tune the
+    # function) and never torch (tuner/stages/torch_work.py).
+    from tuner.train.trial import run_trial
 
     data = data.opened()  # numpy only: no torch work in this thread (see run_trial)
     if gpu_share == "auto":  # the share tuner.driver.gpu_packing asked for this configuration
@@ -151,6 +154,8 @@ def _unheard(state: dict[str, Any] | None, trial_dir: Path) -> dict[str, Any] | 
     if state is None:
         return None
     heard = int((last_result(trial_dir) or {}).get("epoch") or 0)
+    from tuner.train.trial import UNHEARD
+
     return state if heard >= int(state.get("epoch") or 0) else {**state, UNHEARD: True}
 
 

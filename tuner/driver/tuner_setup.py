@@ -35,6 +35,7 @@ from tuner.train.trial_data import TrialData
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
+    from tuner.stages.torch_work import TorchWork
 
 
 def fixed_params(cfg: SearchConfig, bundle: DatasetBundle) -> dict[str, Any]:
@@ -125,7 +126,10 @@ def build_tuner(
     trial_data: TrialData,
     stream: TextIO,
     storage: Any = None,
+    work: TorchWork | None = None,
 ) -> Any:
+    """The Tuner of a new search. work: where a size budget prices proposals (the run's
+    torch helper; None: a helper of the pricer's own)."""
     import optuna
     from ray import tune
 
@@ -137,7 +141,8 @@ def build_tuner(
     from tuner.driver.newest_checkpoint import NewestCheckpointOnly
     from tuner.driver.progress import SearchProgress
     from tuner.driver.tensorboard import TensorBoardLogger
-    from tuner.train.cost import Budget, model_cost
+    from tuner.stages.torch_work import Pricer
+    from tuner.train.budget import Budget
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     side = bundle.input_shape[1]
@@ -160,9 +165,7 @@ def build_tuner(
         storage=storage,
         study_name=cfg.name,
         budget=budget,
-        pricer=functools.partial(
-            model_cost, input_shape=bundle.input_shape, num_classes=bundle.num_classes
-        ),
+        pricer=Pricer(work, bundle.input_shape, bundle.num_classes),
         rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
     )
     scheduler = make_scheduler(cfg, has_baseline=space.baseline is not None)

@@ -34,6 +34,7 @@ from tuner.experiment import (
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
     from tuner.config.search_config import SearchConfig
+    from tuner.stages.torch_work import TorchWork
 
 SPACE_SAMPLES = 300  # samples of the new space that map its parameters (~0.3 s at 32x32)
 
@@ -80,7 +81,11 @@ def check_source(dir_text: str) -> Path:
 
 
 def plan(
-    cfg: SearchConfig, space: SearchSpace, input_shape: tuple[int, int, int], num_classes: int
+    cfg: SearchConfig,
+    space: SearchSpace,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    work: TorchWork | None = None,
 ) -> WarmStart:
     """Read and check the source of cfg.warm_start against this search and its `space`
     (ConfigError, one line naming what differs). Reads only; writes nothing."""
@@ -88,7 +93,8 @@ def plan(
     from optuna.trial import TrialState
 
     from search_spaces import config_of, describe_distribution, space_distributions, widest
-    from tuner.train.cost import Budget, model_cost
+    from tuner.stages import torch_work
+    from tuner.train.budget import Budget
 
     assert cfg.warm_start is not None
     flag = f"--warm-start {cfg.warm_start}"
@@ -149,11 +155,19 @@ def plan(
     kept, over = completed, 0
     if budget.active:
         kept = []
+        configs: list[dict[str, Any] | None] = []
         for t in completed:
-            try:
-                config = config_of(space, t.params, input_shape[1])  # with the space's constants
-                cost = model_cost(config, input_shape, num_classes)
+            try:  # with the space's constants
+                configs.append(config_of(space, t.params, input_shape[1]))
             except Exception:
+                configs.append(None)  # cannot be built at this dataset's shape
+        priced = (work or torch_work.TorchWork()).run(
+            torch_work.prices, [c for c in configs if c is not None], input_shape, num_classes
+        )
+        costs = iter(priced)
+        for t, config in zip(completed, configs, strict=True):
+            cost = next(costs) if config is not None else None
+            if cost is None:
                 over += 1  # cannot be built at this dataset's shape: nothing to learn from
                 continue
             if budget.reason(cost) is None:

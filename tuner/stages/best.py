@@ -28,7 +28,9 @@ from tuner.experiment import (
 )
 from tuner.experiment.records import BestRecord, ProvenanceRecord, TestScore, TrialRecord
 from tuner.io import atomic_write_csv, atomic_write_json
+from tuner.stages import torch_work
 from tuner.stages.console import say
+from tuner.stages.torch_work import TorchWork, with_data
 from tuner.train.trial_data import TrialData
 
 
@@ -38,15 +40,14 @@ def _score(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None,
+    work: TorchWork,
 ) -> TestScore | None:
     """evaluate_on_test, saying first what it scores (on a CPU a big net takes a minute)."""
-    from tuner.train.scoring import evaluate_on_test
-
     if stream is not None:
         say(
             stream, f"Scoring trial {int(row['trial_index'])} on {len(bundle.test.y):,} test images"
         )
-    return evaluate_on_test(trial_config(exp, row), exp / row["trial_dir"], bundle, trial_data)
+    return work.run_on_data(torch_work.score, trial_config(exp, row), exp / row["trial_dir"])
 
 
 def _trial_record(
@@ -54,7 +55,8 @@ def _trial_record(
     row: pd.Series,
     bundle: DatasetBundle,
     trial_data: TrialData,
-    stream: TextIO | None = None,
+    stream: TextIO | None,
+    work: TorchWork,
 ) -> BestRecord:
     """One trial as best.json describes it, scored on the test split."""
     config = trial_config(exp, row)
@@ -70,7 +72,7 @@ def _trial_record(
         "epochs_run": int(row["epochs_run"]),
         "params": int(row["params"]),
     }
-    scored = _score(exp, row, bundle, trial_data, stream) or {}
+    scored = _score(exp, row, bundle, trial_data, stream, work) or {}
     if scored and scored["kept_epoch"] != record["best_epoch"]:
         # Stopped from outside (--time-budget) after its best epoch but before that epoch's
         # checkpoint (see --checkpoint-interval): the weights scored are the checkpoint's, so
@@ -87,7 +89,8 @@ def _pick(
     trials: pd.DataFrame,
     bundle: DatasetBundle,
     trial_data: TrialData,
-    stream: TextIO | None = None,
+    stream: TextIO | None,
+    work: TorchWork,
 ) -> BestRecord | None:
     """Single objective: the highest validation accuracy. Several: the Pareto front of the
     completed trials, each point scored on the test split, and its knee as `the` best."""
@@ -96,7 +99,7 @@ def _pick(
         row = pick_best(trials) if not trials.empty else None
         if row is None:
             return None
-        best = _trial_record(exp, row, bundle, trial_data, stream)
+        best = _trial_record(exp, row, bundle, trial_data, stream, work)
         best["selected_by"] = (
             f"highest {SEARCHER_METRIC} (val accuracy of the lowest-val-loss weights)"
         )
@@ -116,7 +119,7 @@ def _pick(
     for index in by_index.index:
         row = by_index.loc[index]
         if index in scored:
-            point = _trial_record(exp, row, bundle, trial_data, stream)
+            point = _trial_record(exp, row, bundle, trial_data, stream, work)
         else:
             point = {"trial_index": int(index), "params": int(row["params"])}
         point["objectives"] = values_of(row, objectives)
@@ -139,13 +142,15 @@ def write_best(
     trial_data: TrialData,
     stream: TextIO | None = None,
     score_baseline: bool = True,
+    work: TorchWork | None = None,
 ) -> BestRecord | None:
     """Pick the best trial on validation, then (only then) score it on the test split, and
     the lab's baseline unless `score_baseline` is False (--time-budget left the baseline out
     of the confirm stage: on 11,000 CIFAR-10 images its scoring alone took about 30 s on 2
     cores, which the budget had not kept; best.json then says why it has no test score)."""
     exp = cfg.experiment_dir
-    best = _pick(cfg, trials, bundle, trial_data, stream)
+    work = with_data(work, bundle, trial_data)
+    best = _pick(cfg, trials, bundle, trial_data, stream, work)
     if best is None:
         return None
     best["classes"] = list(bundle.classes)
@@ -157,7 +162,7 @@ def write_best(
         if int(base["trial_index"]) == best["trial_index"] and "test_acc" in best:
             scored = cast(TestScore, best)  # the baseline won: scored once, not twice
         elif score_baseline:
-            scored = _score(exp, base, bundle, trial_data, stream)
+            scored = _score(exp, base, bundle, trial_data, stream, work)
         else:
             scored = None
         best["baseline"] = {
@@ -186,6 +191,7 @@ def write_confirmed(
     bundle: DatasetBundle,
     trial_data: TrialData,
     stream: TextIO | None = None,
+    work: TorchWork | None = None,
 ) -> tuple[int, pd.DataFrame]:
     """The confirm stage's runs scored on the test split (confirm.csv) and summed up in
     best["confirm"]; returns how many of its runs are still to train, and the runs' table
@@ -193,7 +199,7 @@ def write_confirmed(
     from tuner.stages import confirm_runs as confirm
 
     exp = cfg.experiment_dir
-    runs = confirm.runs_table(exp, bundle, trial_data, stream)
+    runs = confirm.runs_table(exp, bundle, trial_data, stream, work)
     atomic_write_csv(exp / CONFIRM_CSV, runs)
     planned = len(stage.get("trials", [])) * len(stage.get("seeds", []))
     left = confirm.unfinished_runs(exp, planned)
@@ -219,16 +225,14 @@ def write_model(
     trial_data: TrialData,
     record: ProvenanceRecord,
     runs: pd.DataFrame | None = None,
+    work: TorchWork | None = None,
 ) -> None:
     """model.pt: the winner's weights, standing alone (tuner.deploy.model_file). The confirm
     stage's winner, from its run with the best validation accuracy, when the stage is complete;
     else the search's best trial. best["model"] says which, with the file's own scores.
     `runs`: the confirm stage's table, as write_confirmed returned it."""
-    from tuner.deploy.model_file import model_record, write_model_file
     from tuner.stages import confirm_runs as confirm
-    from tuner.train.checkpoints import load_best_weights
     from tuner.train.config import TrainConfig
-    from tuner.train.trial import normalization
 
     exp = cfg.experiment_dir
     confirmed = best.get("confirm")
@@ -252,15 +256,12 @@ def write_model(
             "seed": TrainConfig.from_dict(best["config"]).seed,  # the space's, or the lab's 42
             "val_acc": best["val_acc"], "test_acc": best.get("test_acc"), "from": "search",
         }  # fmt: skip
-    weights, _ = load_best_weights(exp / chosen["checkpoint"])
-    mean, std = normalization(TrainConfig.from_dict(chosen["config"]), trial_data)
     source = {
         "experiment": exp.name, "trial_index": chosen["trial_index"], "seed": chosen["seed"],
         "from": chosen["from"], "checkpoint": chosen["checkpoint"], "dataset": bundle.name,
     }  # fmt: skip
-    write_model_file(exp / MODEL_FILE, model_record(
-        config=chosen["config"], state_dict=weights, input_shape=bundle.input_shape,
-        classes=bundle.classes, mean=mean, std=std, val_acc=chosen["val_acc"],
-        test_acc=chosen["test_acc"], source=source, provenance=cast(dict, record),
-    ))  # fmt: skip
+    with_data(work, bundle, trial_data).run_on_data(
+        torch_work.model_file, exp / MODEL_FILE, exp / chosen["checkpoint"], chosen, source,
+        cast(dict, record),
+    )  # fmt: skip
     best["model"] = {"file": MODEL_FILE, **{k: v for k, v in chosen.items() if k != "config"}}

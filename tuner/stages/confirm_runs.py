@@ -20,19 +20,24 @@ from tuner.experiment import (
     trial_dirs,
 )
 from tuner.experiment.stats import Interval, accuracy_interval, difference, verdict_clauses
+from tuner.stages import torch_work
 from tuner.stages.console import say
+from tuner.stages.torch_work import TorchWork, with_data
 from tuner.train.trial_data import TrialData
 
 CONFIG_KEY = "confirm"  # param_space = {CONFIG_KEY: grid of runs}; each run's params.json
 
 
 def runs_table(
-    exp: Path, bundle: DatasetBundle, trial_data: TrialData, stream: TextIO | None = None
+    exp: Path,
+    bundle: DatasetBundle,
+    trial_data: TrialData,
+    stream: TextIO | None = None,
+    work: TorchWork | None = None,
 ) -> pd.DataFrame:
     """confirm.csv: one row per run of DIR/confirm/, its kept weights scored on the test split
     (finished runs only; an unfinished one has status running and no scores)."""
-    from tuner.train.scoring import evaluate_on_test
-
+    work = with_data(work, bundle, trial_data)
     confirm_dir = exp / CONFIRM_DIR
     states = {}  # (trial index, seed) -> Tune's status
     for state in ray_trial_states(confirm_dir).values():
@@ -57,7 +62,7 @@ def runs_table(
             "kept_epoch": 0, "run_dir": f"{CONFIRM_DIR}/{run_dir.name}", "checkpoint": "",
         }  # fmt: skip
         if row["status"] == "done" and checkpoint_dirs(run_dir):
-            scored = evaluate_on_test(run["config"], run_dir, bundle, trial_data)
+            scored = work.run_on_data(torch_work.score, run["config"], run_dir)
             if scored:
                 row.update(
                     val_acc=scored["kept_val_acc"], val_loss=scored["kept_val_loss"],

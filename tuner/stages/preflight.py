@@ -17,7 +17,9 @@ from tuner.experiment import (
     STATE_BACKUP_DIR,
     TUNER_PKL,
 )
+from tuner.stages import torch_work
 from tuner.stages.console import say
+from tuner.stages.torch_work import TorchWork
 from tuner.train.trial_data import TrialData
 
 if TYPE_CHECKING:
@@ -42,17 +44,16 @@ def load_data(cfg: SearchConfig, stream: TextIO) -> tuple[DatasetBundle, TrialDa
 
 
 def dry_run_space(
-    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, stream: TextIO
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, stream: TextIO, work: TorchWork
 ) -> Any:
-    """Dry-run a few of the space's configurations on this dataset's shape (ConfigError)."""
+    """Dry-run a few of the space's configurations on this dataset's shape (ConfigError), in
+    `work`'s helper process."""
     from search_spaces import SpaceError
-    from search_spaces.check import check_space
 
     try:
-        report = check_space(
-            space, bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES,
-            device="cpu",  # 6x quicker than "meta" here: meta kernels import sympy (~1.4 s)
-        )  # fmt: skip
+        report = work.run_or_here(
+            torch_work.dry_run, space, bundle.input_shape, bundle.num_classes, SPACE_CHECK_SAMPLES
+        )
     except SpaceError as e:
         raise ConfigError(str(e)) from e
     say(
@@ -85,16 +86,18 @@ def warn_if_short_of_space(cfg: SearchConfig, mean_params: float, stream: TextIO
 
 
 def check_budget(
-    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, stream: TextIO
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle, work: TorchWork
 ) -> None:
     """ConfigError (one line) when no configuration the space samples at this dataset's shape
-    fits --max-params / --max-macs."""
-    from search_spaces.check import BUDGET_SAMPLES, smallest_cost
-    from tuner.train.cost import Budget
+    fits --max-params / --max-macs (priced in `work`'s helper process)."""
+    from search_spaces.check import BUDGET_SAMPLES
+    from tuner.train.budget import Budget
 
     budget = Budget(cfg.max_params, cfg.max_macs)
     shape = bundle.input_shape
-    fits, params, macs = smallest_cost(space, shape, bundle.num_classes, budget)
+    fits, params, macs = work.run_or_here(
+        torch_work.smallest, space, shape, bundle.num_classes, budget
+    )
     if fits is not None:
         return
     asked = ", ".join(

@@ -54,23 +54,25 @@ def git_revision(where: Path | None = None) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def hardware() -> dict[str, Any]:
+def hardware(gpus: dict[str, Any] | None = None) -> dict[str, Any]:
+    """This machine; `gpus`: CUDA's version and the GPUs, as torch sees them
+    (tuner.stages.torch_work.gpus, asked in the helper process the driver has; without it,
+    asked here)."""
     info: dict[str, Any] = {
         "host": platform.node(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
     }
-    try:
-        import torch
+    if gpus is None:
+        from tuner.stages.torch_work import gpus as ask
 
-        info["cuda"] = torch.version.cuda
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # provenance must never stop a search
-        info["gpus"] = []
-    return info
+        gpus = ask()
+    return {**info, **gpus}
 
 
-def collect(config: dict[str, Any], seed: int) -> ProvenanceRecord:
+def collect(
+    config: dict[str, Any], seed: int, gpus: dict[str, Any] | None = None
+) -> ProvenanceRecord:
     try:
         user = getpass.getuser()
     except Exception:
@@ -84,7 +86,7 @@ def collect(config: dict[str, Any], seed: int) -> ProvenanceRecord:
         "user": user,
         "libraries": library_versions(),
         "git": git_revision(),
-        "hardware": hardware(),
+        "hardware": hardware(gpus),
     }
     if config.get("model"):  # which code built the network: its file and its hash
         record["model_source"] = source_digest(config["model"]) or {"import": config["model"]}

@@ -10,6 +10,7 @@ from tuner.config.search_config import SearchConfig
 from tuner.data import DatasetBundle
 from tuner.experiment.records import ProvenanceRecord
 from tuner.stages.provenance import Timings
+from tuner.stages.torch_work import TorchWork
 from tuner.train.trial_data import TrialData
 
 if TYPE_CHECKING:
@@ -32,3 +33,6 @@ class SearchRun:
     storage: Any = None  # the study's database, when search() opened it beside Ray's start
     retry: set[str] = field(default_factory=set)  # errored trials a resume runs again
     raise_samples: int | None = None  # `tuner resume --samples N`: the search runs to N trials
+    # Where the torch work runs (the pricing under a size budget, the test scoring, model.pt):
+    # the driver's helper process (tuner/stages/torch_work.py), closed when the run ends.
+    torch: TorchWork = field(default_factory=TorchWork)

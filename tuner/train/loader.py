@@ -20,8 +20,6 @@ import torch.nn.functional as F
 
 # ITU-R 601 luma, the weights torchvision's RandomGrayscale uses.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
-# channel_stats works through this many images at a time: ~25 MB of float64 for CIFAR-10.
-STATS_CHUNK = 1024
 # Columns of the per-epoch table of uniform draws, one row per image position in the epoch.
 _FLIP, _GRAY, _CROP_Y, _CROP_X, _CUT_Y, _CUT_X = range(6)
 _DRAWS = 6
@@ -61,22 +59,11 @@ def _as_tensor(a: np.ndarray | torch.Tensor) -> torch.Tensor:
 def channel_stats(
     x: np.ndarray | torch.Tensor,
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std) of uint8 (N, C, H, W) images, in [0, 1] units, for normalisation."""
-    t = _as_tensor(x)
-    if t.ndim != 4:
-        raise ValueError(f"expected (N, C, H, W) images, got shape {tuple(t.shape)}")
-    channels = t.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64, device=t.device)
-    total_sq = torch.zeros(channels, dtype=torch.float64, device=t.device)
-    # float64 sums are exact here (at most 255^2 * 1e8 < 2^53); chunks bound the float copy.
-    for start in range(0, t.shape[0], STATS_CHUNK):
-        chunk = t[start : start + STATS_CHUNK].to(torch.float64)  # (n, C, H, W)
-        total += chunk.sum(dim=(0, 2, 3))
-        total_sq += chunk.square().sum(dim=(0, 2, 3))
-    count = t.shape[0] * t.shape[2] * t.shape[3]
-    mean = total / count
-    std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
-    return tuple((mean / 255).tolist()), tuple((std / 255).tolist())
+    """Per-channel (mean, std) of uint8 (N, C, H, W) images, in [0, 1] units, for normalisation
+    (tuner.data.channel_stats, numpy: the driver computes them without torch)."""
+    from tuner.data.channel_stats import channel_stats as of_array
+
+    return of_array(x.cpu().numpy() if isinstance(x, torch.Tensor) else x)
 
 
 def _crop_and_flip(

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from tuner.data import CacheRef, DatasetBundle, Split, open_cached
+from tuner.data.channel_stats import channel_stats
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,6 @@ class TrialData:
         them on its own node, instead of the arrays themselves. For clusters, whose nodes share
         the cache.
         """
-        from tuner.train.loader import channel_stats  # torch: the driver's side only
-
         mean, std = channel_stats(bundle.train.x)
         if from_cache and bundle.cache is None:
             raise ValueError("the dataset was not cached, so trials cannot open it by path")

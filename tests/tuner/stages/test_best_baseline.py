@@ -22,7 +22,7 @@ def experiment(tmp_path, monkeypatch):
     exp = write_experiment(tmp_path / "exp", trials=6, epochs=3)
     scored: list[int] = []
 
-    def score(exp, row, bundle, trial_data, stream):  # what would be scored, and in what order
+    def score(exp, row, bundle, trial_data, stream, work):  # what would be scored, in what order
         scored.append(int(row["trial_index"]))
         return {"test_acc": 0.5, "test_loss": 1.0, "per_class_acc": {}, "kept_epoch":
                 int(row["best_epoch"]), "kept_val_acc": 0.5, "kept_val_loss": 1.0}  # fmt: skip

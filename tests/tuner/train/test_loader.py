@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from tuner.train import loader as loader_module
 from tuner.train.loader import Augment, DeviceLoader, channel_stats
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -105,7 +104,9 @@ def test_normalisation_matches_torchvision_formula(device: str) -> None:
 
 
 def test_channel_stats_match_numpy_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader_module, "STATS_CHUNK", 7)  # several chunks plus a ragged one
+    import tuner.data.channel_stats as stats_module
+
+    monkeypatch.setattr(stats_module, "STATS_CHUNK", 7)  # several chunks plus a ragged one
     x = _images(n=37, h=6, w=6).numpy()
     mean, std = channel_stats(x)
     scaled = x.astype(np.float64) / 255

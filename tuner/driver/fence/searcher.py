@@ -43,7 +43,7 @@ from tuner.driver.fence.internals import trial_id as trial_id_of
 from tuner.driver.study_storage import open_storage
 from tuner.errors import BudgetError
 from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
-from tuner.train.cost import Budget, Cost
+from tuner.train.budget import Budget, Cost
 
 MAX_REJECTIONS = 200  # in a row: the budget cannot be met by this space
 
