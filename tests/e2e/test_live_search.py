@@ -81,13 +81,16 @@ def watched(tmp_path_factory):
     primary, secondary = pty.openpty()  # the search's stdout is a terminal
     errors = work / "stderr.log"  # a file, not a pipe nobody reads while the search runs
     with open(errors, "wb") as stderr_file:
-        proc = subprocess.Popen(
-            tuner("search", "--space", "space.py:space", "--dataset", "digits", "--samples",
+        # -X importtime: the driver's process lists every module it imports on stderr (its
+        # children do not inherit the flag), which shows whether it imported torch.
+        command = tuner("search", "--space", "space.py:space", "--dataset", "digits", "--samples",
                   "4", "--epochs", str(EPOCHS), "--searcher", "random", "--seed", "3",
                   "--concurrency", "2", "--max-trials", "4", "--grace-period", "1", "--no-confirm",
                   "--report-every", "1s",
                   "--mlflow",
-                  mlruns.as_uri(), "--out", "out", "--name", "watched"),
+                  mlruns.as_uri(), "--out", "out", "--name", "watched")
+        proc = subprocess.Popen(
+            [command[0], "-X", "importtime", *command[1:]],
             cwd=work, stdout=secondary, stderr=stderr_file, close_fds=True,
             env={**os.environ, "COLUMNS": "120", "LIVE_TEST_GATE": str(gate)},
         )  # fmt: skip
@@ -132,10 +135,13 @@ def watched(tmp_path_factory):
         pytest.fail(f"the search ran on after the gate opened:\n{tail(output())}", pytrace=False)
     reader.join(timeout=10)
     os.close(primary)
-    stderr = errors.read_text(errors="replace")
+    lines = errors.read_text(errors="replace").splitlines(keepends=True)
+    imported = [line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")]
+    stderr = "".join(line for line in lines if not line.startswith("import time:"))
     terminal = b"".join(chunks).decode(errors="replace")
     assert code == 0, (stderr + terminal)[-3000:]
-    return {"exp": exp, "mlruns": mlruns, "terminal": terminal, "stderr": stderr, **seen}
+    return {"exp": exp, "mlruns": mlruns, "terminal": terminal, "stderr": stderr,
+            "imported": imported, **seen}  # fmt: skip
 
 
 def test_event_files_hold_one_scalar_per_epoch_and_no_nan(watched):
@@ -224,3 +230,16 @@ def test_the_terminal_got_a_live_bar_and_the_trial_lines(watched):
     assert "[4/4 done]" in terminal and "4/4 trials" in terminal  # a trial line, the bar's text
     for index in range(4):
         assert f"trial {index:>3}" in terminal
+
+
+def test_the_driver_never_imported_torch(watched):
+    """Its dry run, test scoring and model.pt ran in its helper process
+    (tuner/stages/torch_work.py); the trials in Ray's workers. `import torch` alone is 506 MB of
+    the driver's memory, and a CUDA context it opened would hold GPU memory beside the trials."""
+    assert "tuner.driver.run" in watched["imported"]  # the flag's list is the driver's own
+    assert "ray.tune" in watched["imported"] and "tensorboardX" in watched["imported"]
+    # A real import of torch loads its submodules (torch._C, torch.version, ...). "torch" alone
+    # is listed once, for the attempt tensorboardX makes and the driver refuses
+    # (tuner/driver/tensorboard.py), which loads nothing.
+    assert [m for m in watched["imported"] if m.startswith("torch.")] == []
+    assert (watched["exp"] / "model.pt").is_file()  # scored and written all the same
