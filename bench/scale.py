@@ -13,7 +13,8 @@ confirm stage off, concurrency 2 on this machine's 2 cores. It measures:
   the difference is time spent waiting for a core);
 - each save of the searcher's state by Tune (TruthfulOptunaSearch.__getstate__): its time and
   size, which grew with the study before the fix in tuner/driver/fence/searcher.py;
-- the driver process's peak RSS (the trials run in Ray's worker processes);
+- the driver process's peak RSS (the trials run in Ray's worker processes), and that of its
+  helper process for torch work (tuner/stages/torch_work.py);
 - the time to build trials.csv and epochs.csv from the trial directories and their sizes.
 
     python bench/scale.py --json bench/results/scale.json
@@ -101,6 +102,23 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
                 in_fit.append(full_collections[-1])
 
     gc.callbacks.append(on_gc)
+
+    # The helper process that does the driver's torch work (tuner/stages/torch_work.py; none
+    # before it existed): its peak memory, asked just before each helper ends.
+    helper_peaks: list[float] = []
+    try:
+        from tuner.stages import torch_work
+    except ImportError:
+        torch_work = None  # type: ignore[assignment]
+    if torch_work is not None:
+        original_close = torch_work.TorchHelper.close
+
+        def close(self):  # type: ignore[no-untyped-def]
+            if self._child is not None and self._child.poll() is None:
+                helper_peaks.append(self.run(torch_work.peak_rss_mb))
+            original_close(self)
+
+        torch_work.TorchHelper.close = close  # type: ignore[method-assign]
     from tuner.driver import run as driver_run
 
     original_fit = driver_run.fit
@@ -206,6 +224,7 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
                              "last_ms": 1000 * state_saves[-1][0] if state_saves else None,
                              "last_bytes": state_saves[-1][1] if state_saves else None},
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "helper_peak_rss_mb": max(helper_peaks, default=None),
         "tables_s": tables_s, "trials_csv_bytes": sizes[TRIALS_CSV],
         "epochs_csv_bytes": sizes[EPOCHS_CSV],
     }  # fmt: skip
@@ -244,7 +263,9 @@ def main() -> None:
               f"{'?' if overhead is None else f'{overhead:.0f}'} ms a trial; suggest median "
               f"{s['first_50_median']:.1f} ms (first 50) -> {s['last_50_median']:.1f} ms (last 50),"
               f" max {s['max']:.0f} ms (at #{s['max_at']}); driver peak "
-              f"{r['driver_peak_rss_mb']:.0f} MB; tables {r['tables_s']:.2f} s, trials.csv "
+              f"{r['driver_peak_rss_mb']:.0f} MB (its torch helper "
+              f"{r.get('helper_peak_rss_mb') or 0:.0f} MB); tables {r['tables_s']:.2f} s, "
+              f"trials.csv "
               f"{r['trials_csv_bytes'] / 1e3:.0f} kB, epochs.csv "
               f"{r['epochs_csv_bytes'] / 1e3:.0f} kB", flush=True)  # fmt: skip
         c, v = r["suggest_cpu_ms"], r["searcher_saves"]

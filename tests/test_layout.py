@@ -310,3 +310,54 @@ def test_the_fence_holds_the_reaches_it_lists():
     text = (ROOT / FENCE / "internals.py").read_text()
     for reach in ("tune_graceful_stop", "killed_by_memory_monitor", "reopen_finished_trials"):
         assert f"def {reach}(" in text, reach
+
+
+def _torch_modules() -> set[str]:
+    """torch, torchvision, and every module of tuner/ whose import loads them (at its module
+    level, directly or through another such module)."""
+    heavy = {"torch", "torchvision"}
+    modules = {}
+    for path in _sources("tuner", "search_spaces"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = [i.name for i in imports_of(path) if i.where == "module"]
+    changed = True
+    while changed:
+        changed = False
+        for name, imported in modules.items():
+            if name not in heavy and any(_in(i, *heavy) for i in imported):
+                heavy.add(name)
+                changed = True
+    return heavy
+
+
+# Where the driver's rooms may still name torch: code that runs in another process, or only
+# where a GPU is asked for. Each with why.
+TORCH_OUTSIDE_THE_DRIVER = {
+    # The helper's calls: they run in its child process (tuner/stages/torch_work.py).
+    "tuner/stages/torch_work.py",
+    # The Tune trainable's body runs in the trial's process; the driver only names it.
+    "tuner/driver/trainable.py",
+}
+TORCH_WITH_A_GPU = {
+    # --gpus-per-trial auto: each trial's memory estimate and the GPU's size (a GPU machine,
+    # where the driver's torch is the least of the memory).
+    ("tuner/driver/tuner_setup.py", "tuner.train.memory.gpu_memory_bytes"),
+    ("tuner/driver/tuner_setup.py", "tuner.train.memory.estimated_peak"),
+}
+
+
+def test_the_driver_leaves_torch_to_its_helper_and_the_trials():
+    """The driver's process never imports torch (506 MB of its memory; and a CUDA context in
+    it would hold GPU memory beside the trials): the dry run, the pricing, the test scoring
+    and model.pt run in the helper (tuner/stages/torch_work.py). tests/e2e/test_live_search.py
+    checks the same on a real search's imports."""
+    heavy = _torch_modules()
+    assert {"torch", "tuner.train.scoring", "tuner.train.cost"} <= heavy
+    bad = [
+        i
+        for i in _runtime(_all("tuner/driver", "tuner/stages", "tuner/experiment"))
+        if any(_in(i.name, h) for h in heavy)
+        and i.path not in TORCH_OUTSIDE_THE_DRIVER
+        and (i.path, i.name) not in TORCH_WITH_A_GPU
+    ]
+    assert not bad, "\n".join(map(str, bad))

@@ -83,12 +83,36 @@ def watched(tmp_path_factory):
     with open(errors, "wb") as stderr_file:
         # -X importtime: the driver's process lists every module it imports on stderr (its
         # children do not inherit the flag), which shows whether it imported torch.
-        command = tuner("search", "--space", "space.py:space", "--dataset", "digits", "--samples",
-                  "4", "--epochs", str(EPOCHS), "--searcher", "random", "--seed", "3",
-                  "--concurrency", "2", "--max-trials", "4", "--grace-period", "1", "--no-confirm",
-                  "--report-every", "1s",
-                  "--mlflow",
-                  mlruns.as_uri(), "--out", "out", "--name", "watched")
+        command = tuner(
+            "search",
+            "--space",
+            "space.py:space",
+            "--dataset",
+            "digits",
+            "--samples",
+            "4",
+            "--epochs",
+            str(EPOCHS),
+            "--searcher",
+            "random",
+            "--seed",
+            "3",
+            "--concurrency",
+            "2",
+            "--max-trials",
+            "4",
+            "--grace-period",
+            "1",
+            "--no-confirm",
+            "--report-every",
+            "1s",
+            "--mlflow",
+            mlruns.as_uri(),
+            "--out",
+            "out",
+            "--name",
+            "watched",
+        )
         proc = subprocess.Popen(
             [command[0], "-X", "importtime", *command[1:]],
             cwd=work, stdout=secondary, stderr=stderr_file, close_fds=True,

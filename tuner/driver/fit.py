@@ -39,6 +39,7 @@ from tuner.experiment.records import ProvenanceRecord
 from tuner.stages.console import say
 from tuner.stages.disk import DiskFullError, is_disk_full
 from tuner.stages.search_run import SearchRun
+from tuner.stages.torch_work import TorchWork
 from tuner.train.trial_data import TrialData
 
 
@@ -64,7 +65,10 @@ def fit(run: SearchRun, interrupts: Any) -> None:
         if run.restore:  # a new search checked its request in search(), before any trial
             check_schedulable(cfg)
             tuner = restored_tuner(cfg, trial_data, record, retry, stream,
-                                   raised=run.raise_samples is not None)  # fmt: skip
+                                   raised=run.raise_samples is not None,
+                                   work=run.torch)  # fmt: skip
+            # It opened the checkpoints; a restored searcher prices in a helper of its own.
+            run.torch.close()
         else:
             with timings("build_tuner"):
                 tuner = build_tuner(cfg, run.space, run.bundle, trial_data, stream, run.storage,
@@ -104,7 +108,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                         "threshold); the search continues from its last saved state "
                         f"({memory_kills}/{max(1, cfg.max_failures)})")  # fmt: skip
                     tuner = restored_tuner(cfg, trial_data, record, set(), None,
-                                           raised=run.raise_samples is not None)  # fmt: skip
+                                           raised=run.raise_samples is not None,
+                                           work=run.torch)  # fmt: skip
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
@@ -128,10 +133,12 @@ def restored_tuner(
     retry: set[str],
     stream: TextIO | None,
     raised: bool = False,
+    work: TorchWork | None = None,
 ) -> Any:
     """Tune's saved experiment, repaired and brought into line with the study, restored.
     `retry`: errored trials to run again. `stream`: where to say what was repaired (None:
-    quietly, for the in-place restore after a memory-monitor kill)."""
+    quietly, for the in-place restore after a memory-monitor kill). `work`: where the
+    checkpoints are opened (the run's torch helper)."""
     from ray import tune
 
     exp = cfg.experiment_dir
@@ -148,7 +155,7 @@ def restored_tuner(
     forget_pending_decisions(exp, retry)  # a STOP Tune set aside for a retried trial
     forgotten = forget_missing_checkpoints(exp)
     told = {note.split(":", 1)[0] for note in forgotten}
-    notes += forgotten + [n for n in checkpoint_notes(exp) if n.split(":", 1)[0] not in told]
+    notes += forgotten + [n for n in checkpoint_notes(exp, work) if n.split(":", 1)[0] not in told]
     if settled:
         notes.append(f"{settled} trial(s) had finished just before the interruption")
     if retry:
@@ -174,22 +181,29 @@ def disk_full_error(exp: Path) -> DiskFullError:
     )
 
 
-def checkpoint_notes(exp: Path) -> list[str]:
+def checkpoint_notes(exp: Path, work: TorchWork | None = None) -> list[str]:
     """One line for each unfinished trial whose newest checkpoint cannot be read (cut short by
-    a crash or a full disk, or deleted): where the resume continues it from instead."""
-    from tuner.train.checkpoints import describe_fallback, newest_readable
+    a crash or a full disk, or deleted): where the resume continues it from instead. The
+    checkpoints are opened in `work`'s helper process (torch.load)."""
+    from tuner.stages import torch_work
+    from tuner.train.checkpoints import describe_fallback
 
-    notes = []
+    trial_dirs = []
     for trial_id, state in ray_trial_states(exp).items():
         if state["status"] in ("TERMINATED",):
             continue
         for trial_dir in dirs_of_trial(exp, trial_id):
             if not checkpoint_dirs(trial_dir) and last_result(trial_dir) is None:
                 continue  # never reported an epoch: nothing to continue from
-            chosen, _, skipped = newest_readable(trial_dir)
-            note = describe_fallback(trial_dir.name, chosen, skipped)
-            if chosen is None and not skipped:
-                note = f"{trial_dir.name}: no checkpoint left; it starts again from epoch 1"
-            if note:
-                notes.append(note)
+            trial_dirs.append(trial_dir)
+    if not trial_dirs:
+        return []
+    found = (work or torch_work.TorchWork()).run(torch_work.readable_checkpoints, trial_dirs)
+    notes = []
+    for trial_dir, (chosen, skipped) in zip(trial_dirs, found, strict=True):
+        note = describe_fallback(trial_dir.name, chosen, skipped)
+        if chosen is None and not skipped:
+            note = f"{trial_dir.name}: no checkpoint left; it starts again from epoch 1"
+        if note:
+            notes.append(note)
     return notes

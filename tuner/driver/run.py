@@ -342,6 +342,7 @@ def _run(run: SearchRun) -> SearchResult:
                 raise disk_full_error(cfg.experiment_dir) from None
             raise
         finally:
+            run.torch.prewarm()  # its torch loads beside the waits below, for the scoring
             # every live copy of the report written before the final one replaces it
             record.setdefault("live_report", []).append(live_report.wait_all())
             if run.we_started_ray:

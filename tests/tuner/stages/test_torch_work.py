@@ -42,7 +42,7 @@ def die() -> None:
 
 @pytest.fixture()
 def helper():
-    work = TorchHelper()
+    work = TorchHelper(here_if_loaded=False)  # the child, even where this process has torch
     yield work
     work.close()
 
@@ -99,6 +99,15 @@ def test_a_child_that_dies_is_one_error_and_the_next_call_gets_a_new_one(helper)
     assert helper.run(pid) != before
 
 
+def test_where_torch_is_loaded_already_the_work_runs_here_and_no_child_starts():
+    import torch  # noqa: F401  (a notebook, a test process)
+
+    work = TorchHelper()
+    work.install("bundle", "data")
+    assert work.run(pid) == os.getpid() and work._child is None
+    assert work.run_on_data(describe, "d") == "bundle/data/d" and work._child is None
+
+
 def test_the_pricer_prices_in_its_helper_and_pickles_without_it(helper):
     pricer = Pricer(helper, (1, 8, 8), 10)
     config = {"n_blocks": 1, "channels_b0": 4, "fc_layers": 0, "batch_norm": True}
@@ -108,7 +117,17 @@ def test_the_pricer_prices_in_its_helper_and_pickles_without_it(helper):
     restored = pickle.loads(pickle.dumps(pricer))  # as Tune saves and a resume restores it
     assert restored.work is None
     try:
-        assert restored(config) == cost  # a helper of its own
+        assert restored(config) == cost  # a helper of its own (here: torch is loaded here)
     finally:
-        assert restored.work is not None
+        assert isinstance(restored.work, TorchHelper)
         restored.work.close()
+
+
+def test_a_prewarmed_child_serves_the_next_call(helper):
+    helper.prewarm()
+    child = helper._child
+    assert child is not None
+    helper.prewarm()  # once is enough: the same child
+    assert helper._child is child
+    assert helper.run(torch_loaded)  # prewarm's import reply read first, then this one
+    assert helper._child is child and helper.run(pid) == child.pid
