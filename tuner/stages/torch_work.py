@@ -284,6 +284,12 @@ def _receive(stream: IO[bytes]) -> bytes:
 def _serve() -> None:
     """The child: answer calls until end-of-file. Its stdout is the reply channel, so anything
     the work prints goes to stderr, which is the driver's."""
+    import signal
+
+    # Ctrl-C reaches every process of the terminal's group: what it means is the driver's to
+    # decide (tuner/driver/interrupt.py), which then ends this one; a traceback here would be
+    # noise. When the driver dies, this reads end-of-file and leaves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -131,3 +131,9 @@ def test_a_prewarmed_child_serves_the_next_call(helper):
     assert helper._child is child
     assert helper.run(torch_loaded)  # prewarm's import reply read first, then this one
     assert helper._child is child and helper.run(pid) == child.pid
+
+
+def test_ctrl_c_is_the_drivers_to_handle_the_child_carries_on(helper):
+    child = helper.run(pid)
+    os.kill(child, signal.SIGINT)  # as the terminal sends it to the whole group
+    assert helper.run(shout_and_add, 2, 2) == 4 and helper.run(pid) == child
