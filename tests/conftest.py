@@ -37,6 +37,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def torch_in_this_process() -> None:
+    """The searches a test runs in its own process do their torch work there, as a notebook
+    that imported torch does (tuner.stages.torch_work: where torch is loaded already, no helper
+    process). Without this, each such search started the helper twice, two more imports of
+    torch (~2.5 s of a core each): in CI a test of one such search took 3-17 s longer. The
+    CLI's own processes, which
+    the end-to-end tests run as a user does, still use the helper, and
+    tests/e2e/test_live_search.py checks that their driver never imports torch."""
+    import torch  # noqa: F401
+
+
+@pytest.fixture(scope="session", autouse=True)
 def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test session gets its own dataset cache and Ray temp dir.
 

@@ -110,6 +110,7 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                     tuner = restored_tuner(cfg, trial_data, record, set(), None,
                                            raised=run.raise_samples is not None,
                                            work=run.torch)  # fmt: skip
+                    run.torch.close()
         interrupts.in_fit = False
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since

@@ -266,21 +266,25 @@ def resume(
     record["retry_errored"] = sorted(retry)
     timings = Timings()
 
+    # The restore opens the unfinished trials' checkpoints (torch.load) in the helper: its
+    # torch loads beside Ray's start, as a new search's does for the dry run.
+    work = TorchHelper()
+
     def prepare() -> tuple[DatasetBundle, TrialData]:
+        work.prewarm()
         with timings("dataset"):
             return load_data(cfg, stream)
 
-    (bundle, trial_data), we_started = while_ray_starts(cfg, stream, prepare, timings)
-    record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
-    save_record(exp, record)
-    say(stream, f"Resuming {exp}")
-    if raised:
-        if cfg.spends_savings:
-            say(stream, f"Raising the search to {budget_text(cfg)}")
-        else:
-            say(stream, f"Raising the search to {raised} trials")
-    work = TorchHelper()
     try:
+        (bundle, trial_data), we_started = while_ray_starts(cfg, stream, prepare, timings)
+        record.setdefault("resumed", []).append(datetime.now(timezone.utc).isoformat())
+        save_record(exp, record)
+        say(stream, f"Resuming {exp}")
+        if raised:
+            if cfg.spends_savings:
+                say(stream, f"Raising the search to {budget_text(cfg)}")
+            else:
+                say(stream, f"Raising the search to {raised} trials")
         return _run(SearchRun(cfg, cfg.search_space(), bundle, trial_data, record, stream,
                               timings, we_started, restore=True, retry=retry,
                               raise_samples=raised, torch=work))  # fmt: skip
