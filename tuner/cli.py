@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tuner.config.options import add_options, duration, non_negative_int, number, positive_int
@@ -246,6 +247,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from tuner.driver.run import search
     from tuner.driver.study_storage import StudyServerLost
     from tuner.stages.disk import DiskFullError
+    from tuner.stages.torch_work import HelperLost
     from tuner.train.config import ConfigError
 
     cfg = config_from_args(args).named()  # named now, so that Ctrl-C can say where it went
@@ -253,6 +255,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         result = search(cfg)
     except (ConfigError, DataError, DiskFullError, StudyServerLost) as e:
         return _fail(str(e))
+    except HelperLost as e:
+        return _lost(e, cfg.experiment_dir)
     except KeyboardInterrupt:
         return _stopped_at_once(cfg.experiment_dir)
     return _exit_code(result)
@@ -293,12 +297,15 @@ def _resume(directory: str, **options: Any) -> int:
     from tuner.driver.run import resume
     from tuner.driver.study_storage import StudyServerLost
     from tuner.stages.disk import DiskFullError
+    from tuner.stages.torch_work import HelperLost
     from tuner.train.config import ConfigError
 
     try:
         result = resume(directory, **options)
     except (ConfigError, DataError, DiskFullError, StudyServerLost) as e:
         return _fail(str(e))
+    except HelperLost as e:
+        return _lost(e, Path(directory))
     except KeyboardInterrupt:
         return _stopped_at_once(directory)
     return _exit_code(result)
@@ -401,6 +408,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"tuner: warning: {message}", file=sys.stderr)
+
+
+def _lost(error: Exception, experiment: Path) -> int:
+    """A part of the run died (not bad input): one line, exit 1, and how to go on."""
+    print(f"tuner: error: {error}; what the run did is on disk, and `tuner resume "
+          f"{experiment}` continues it", file=sys.stderr)  # fmt: skip
+    return 1
 
 
 def _fail(message: str) -> int:

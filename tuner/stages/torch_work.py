@@ -48,6 +48,10 @@ class NotInHelper(RuntimeError):
     The caller may make it in this process instead."""
 
 
+class HelperLost(RuntimeError):
+    """The helper process died during a call (killed for memory, most often); one line."""
+
+
 _HEADER = struct.Struct("!Q")  # each message: its length, then a pickle
 
 
@@ -181,9 +185,13 @@ class TorchHelper(TorchWork):
         except (BrokenPipeError, EOFError) as e:
             code = child.wait()
             self._child = None
-            raise RuntimeError(
-                f"the driver's torch helper process ended (exit {code}) during "
-                f"{_what(message)}; its error is above"
+            how = (
+                f"was killed by signal {-code}" + (" (most often for memory)" if code == -9 else "")
+                if code < 0
+                else f"ended (exit {code}; its error is above)"
+            )
+            raise HelperLost(
+                f"the driver's torch helper process {how} during {_what(message)}"
             ) from e
         if not ok:
             raise value

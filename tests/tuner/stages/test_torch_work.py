@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tuner.errors import ConfigError
-from tuner.stages.torch_work import NotInHelper, Pricer, TorchHelper, TorchWork
+from tuner.stages.torch_work import HelperLost, NotInHelper, Pricer, TorchHelper, TorchWork
 from tuner.train.budget import Cost
 
 
@@ -94,7 +94,8 @@ def test_the_dataset_is_installed_once_and_handed_to_each_call(helper):
 
 def test_a_child_that_dies_is_one_error_and_the_next_call_gets_a_new_one(helper):
     before = helper.run(pid)
-    with pytest.raises(RuntimeError, match=r"torch helper process ended \(exit -9\) during die"):
+    killed = r"torch helper process was killed by signal 9 \(most often for memory\) during die"
+    with pytest.raises(HelperLost, match=killed):
         helper.run(die)
     assert helper.run(pid) != before
 
@@ -137,3 +138,22 @@ def test_ctrl_c_is_the_drivers_to_handle_the_child_carries_on(helper):
     child = helper.run(pid)
     os.kill(child, signal.SIGINT)  # as the terminal sends it to the whole group
     assert helper.run(shout_and_add, 2, 2) == 4 and helper.run(pid) == child
+
+
+def test_the_cli_says_in_one_line_that_the_helper_died_and_how_to_go_on(
+    monkeypatch, tmp_path, capsys
+):
+    import tuner.driver.run as run_module
+    from tuner.cli import main
+
+    def search(cfg):  # the search's scoring found its helper killed
+        raise HelperLost(
+            "the driver's torch helper process was killed by signal 9 (most often for "
+            "memory) during score()"
+        )
+
+    monkeypatch.setattr(run_module, "search", search)
+    code = main(["search", "--out", str(tmp_path), "--name", "lost", "--no-confirm"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, lines  # not bad input (2): a part of the run died
+    assert "killed by signal 9" in lines[0] and f"tuner resume {tmp_path / 'lost'}" in lines[0]
