@@ -205,6 +205,9 @@ def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path, shar
     before, done = rows_of(exp), trained(exp)
     # Epochs that only a checkpoint holds: trained, never reported before the stop.
     assert any(epochs and not before.get(trial) for trial, epochs in done.items()), (done, before)
+    # Tune writes tuner.pkl once, as the search starts; a resume must never write it again (its
+    # saves copied it back over itself, and a kill in that copy left it empty).
+    pickled = (exp / "tuner.pkl").stat()
 
     clock = Gate(tmp_path / "clock-gate")  # no tickets: the restored trial waits
     budgeted = Child(tuner("resume", str(exp), "--time-budget", "1s"),
@@ -229,6 +232,8 @@ def test_ctrl_c_saves_state_and_resume_repeats_no_completed_epoch(tmp_path, shar
     trials = pd.read_csv(exp / "trials.csv")
     assert len(trials) == SAMPLES and "running" not in set(trials["status"])
     assert json.loads((exp / "provenance.json").read_text())["finished"] is not None
+    unchanged = (exp / "tuner.pkl").stat()
+    assert (unchanged.st_mtime_ns, unchanged.st_size) == (pickled.st_mtime_ns, pickled.st_size)
 
 
 class _Trial:  # the scheduler only reads trial_id

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tuner.experiment import ASHA_STATE_JSON, BEST_JSON, PROVENANCE_JSON, RETRAIN_JSON
+from tuner.experiment import ASHA_STATE_JSON, BEST_JSON, PROVENANCE_JSON, RETRAIN_JSON, TUNER_PKL
 
 # (library, internal, used by: a file under tuner/driver/): what check() verifies, listed for
 # the reader.
@@ -72,8 +72,8 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "ray",
-        "Tune's restore copies the experiment's top-level *.json into its staging dir, and "
-        "its saves copy them back (PROJECT_FILES)",
+        "Tune's restore copies the experiment's top-level *.json and *.pkl into its staging "
+        "dir, and its saves copy them back (PROJECT_FILES, tuner.pkl among them)",
         "fence/internals.py",
     ),
     (
@@ -218,8 +218,11 @@ _ENCODED: Any = None  # weakref.WeakKeyDictionary: controller -> {trial id: (sta
 # resume began went back over the live files (asha_state.json's rungs, written after every
 # decision, reverted to the resume's first ones), and a kill during that copy left
 # provenance.json empty, which the next `tuner resume` could not read. The save below drops them
-# from the staging dir first.
-PROJECT_FILES = (PROVENANCE_JSON, BEST_JSON, ASHA_STATE_JSON, RETRAIN_JSON)
+# from the staging dir first. Tune's own tuner.pkl too (the restore copies the *.pkl as well):
+# written once, when the search starts, it was copied back over itself at every save of a
+# resumed run, and a kill during that copy left it empty (1 run of 14 of the SIGKILL loop,
+# tests/e2e/test_resume.py): no later `tuner resume` could read the experiment.
+PROJECT_FILES = (PROVENANCE_JSON, BEST_JSON, ASHA_STATE_JSON, RETRAIN_JSON, TUNER_PKL)
 
 
 def install_fast_state_save() -> None:
@@ -751,7 +754,9 @@ def _check_ray_behaviour() -> list[str]:
     if 'path.endswith(".json") or path.endswith(".pkl")' not in inspect.getsource(
         manager.sync_down_experiment_state
     ):
-        problems.append("Tune's restore no longer copies the top-level *.json (PROJECT_FILES)")
+        problems.append(
+            "Tune's restore no longer copies the top-level *.json and *.pkl (PROJECT_FILES)"
+        )
     scheduler = ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=9,
                               reduction_factor=3, stop_last_trials=False)  # fmt: skip
     kept = tuple(getattr(scheduler, n, None) for n in
