@@ -73,7 +73,7 @@ REACHES: tuple[tuple[str, str, str], ...] = (
     (
         "ray",
         "Tune's restore copies the experiment's top-level *.json and *.pkl into its staging "
-        "dir, and its saves copy them back (PROJECT_FILES, tuner.pkl among them)",
+        "dir, and its saves copy them back (PROJECT_FILES, Tune's own pickle among them)",
         "fence/internals.py",
     ),
     (
