@@ -83,12 +83,6 @@ class TorchWork:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> TorchWork:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class TorchHelper(TorchWork):
     """The same calls in one child process, started at the first call and ended by close()
