@@ -34,6 +34,9 @@ class SearchSpace:
     baseline: dict[str, Any] | None  # the lab's configuration in this space's names, if it has one
     # Known-good configurations tried right after the baseline (not labelled as the lab's).
     start_points: tuple[dict[str, Any], ...] = ()
+    # Architecture parameters a size budget may step down in a start point, the first given up
+    # first (search_spaces/fit_to_run.py).
+    scalable: tuple[str, ...] = ()
 
     def points_to_evaluate(self, input_size: int | None = None) -> list[dict[str, Any]] | None:
         """What the search tries first: the lab's baseline (always trial 0), then start points.
@@ -126,6 +129,7 @@ SPACES: dict[str, SearchSpace] = {
         define=resnet_cnn,
         baseline=None,  # the lab's network is not in this space
         start_points=(RESNET_RECIPE,),
+        scalable=("width_mult", "convs_per_block", "n_blocks"),
     ),
 }
 

@@ -47,3 +47,20 @@ def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path):
     html = (exp / "report.html").read_text()
     assert 'id="rejected"' in html and "Refused by the size budget" in html
     assert f"{int(rejected['params'].iloc[0]):,}" in html
+
+
+def test_the_recipe_is_narrowed_into_the_budget_and_trains_first(shared_ray, tmp_path):
+    max_macs = 1_000_000
+    # ASHA by the paper's rule, one trial at a time, judged at epoch 1 (4 / 2^2 >= 1): the first
+    # trial there has no peer to beat and would be stopped; trial 0, a known point, is not.
+    cfg = SearchConfig(no_confirm=True, space="resnet_cnn", samples=4, epochs=2, grace_period=1,
+                       reduction_factor=2, concurrency=1, seed=0, out=str(tmp_path),
+                       name="narrowed", max_macs=max_macs)  # fmt: skip
+    stream = io.StringIO()
+    result = search(cfg, stream=stream)
+    first = result.trials.set_index("trial_index").loc[0]
+    # RECIPE is 128/256/512 channels (about 40M MACs at 8x8): narrowed to width 0.25, and on
+    # 1,400-odd digits x 2 epochs its batch of 512 cut to the space's smallest
+    assert (first["config/width_mult"], first["config/batch_size"]) == (0.25, 32)
+    assert first["status"] == "completed" and first["epochs_run"] == 2 and first["macs"] <= max_macs
+    assert "start point 1 of resnet_cnn: width_mult 2.0 -> 0.25" in stream.getvalue()

@@ -236,9 +236,16 @@ class Pricer:
         self.num_classes = num_classes
 
     def __call__(self, config: dict[str, Any]) -> Cost:
+        return self._work().run(price, config, self.input_shape, self.num_classes)
+
+    def many(self, configs: list[dict[str, Any]]) -> list[Cost | None]:
+        """Each configuration's cost in one call, None where it cannot be built."""
+        return self._work().run(prices, configs, self.input_shape, self.num_classes)
+
+    def _work(self) -> TorchWork:
         if self.work is None:
             self.work = TorchHelper()
-        return self.work.run(price, config, self.input_shape, self.num_classes)
+        return self.work
 
     def __getstate__(self) -> dict[str, Any]:
         return {"input_shape": self.input_shape, "num_classes": self.num_classes}

@@ -100,7 +100,7 @@ def test_the_default_search_stops_no_trial_before_its_third_epoch(tmp_path):
     from tuner.driver.tuner_setup import SCHEDULER_METRIC, make_scheduler
 
     cfg = SearchConfig(out=str(tmp_path), name="default")
-    scheduler = make_scheduler(cfg, has_baseline=False)
+    scheduler = make_scheduler(cfg, protect_first=False)
     trials = [_Trial(i) for i in range(20)]
     for trial in trials:
         scheduler.on_trial_add(None, trial)

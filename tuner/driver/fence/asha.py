@@ -16,8 +16,9 @@ only the top floor(n/rf) of the n trials at a rung, so nobody passes until rf ha
 Here a trial continues past a rung only if it is among the best floor(n/rf) of the n trials
 recorded there, itself included, at every rung expected to pass at least rf trials on
 (--samples / rf^(k+1) >= rf at the k-th rung), where that is a fair test among enough peers.
-Rungs too high for that, and the space's baseline (trial 0, the reference the report compares
-against), keep Ray's rule.
+Rungs too high for that, and trial 0 where it is a known point (the space's baseline, the
+reference the report compares against, or a start point such as resnet_cnn's recipe), keep Ray's
+rule.
 """
 
 from __future__ import annotations

@@ -1,0 +1,91 @@
+"""A space's start points fitted to the run: narrowed into a size budget, their batch cut to make
+enough steps on small data; the lab's baseline left as the lab wrote it. Real pricing (torch's
+model_cost in this process), no Ray."""
+
+from __future__ import annotations
+
+from search_spaces import config_of, get_space
+from search_spaces.fit_to_run import MIN_STEPS, fit_start_points
+from search_spaces.resnet_cnn import RECIPE
+from search_spaces.seed_cnn import BASELINE
+from tuner.stages.torch_work import prices
+from tuner.train.budget import Budget
+from tuner.train.cost import model_cost
+
+CIFAR = (3, 32, 32)
+
+
+def _fit(space_name, shape, budget, train_images=45_000, epochs=12):
+    space = get_space(space_name)
+    points, _ = space.fit_points(shape[1])
+    return space, *fit_start_points(
+        space, points, shape[1], train_images=train_images, epochs=epochs, budget=budget,
+        prices=lambda configs: prices(configs, shape, 10),
+    )  # fmt: skip
+
+
+def test_the_recipe_is_narrowed_into_a_mac_budget_keeping_its_depth():
+    budget = Budget(max_macs=20_000_000)
+    space, points, notes = _fit("resnet_cnn", CIFAR, budget)
+    (point,) = points
+    cost = model_cost(config_of(space, point, 32), CIFAR, 10)
+    assert budget.reason(cost) is None
+    # width is given up first, and only as far as needed: 0.5 is 40M MACs, 0.25 is 10.2M
+    assert (point["width_mult"], point["convs_per_block"], point["n_blocks"]) == (0.25, 2, 3)
+    assert {k: v for k, v in point.items() if k != "width_mult"} == {
+        k: v for k, v in RECIPE.items() if k != "width_mult"
+    }
+    assert notes == [
+        "note: start point 1 of resnet_cnn: width_mult 2.0 -> 0.25 "
+        "(narrowed to fit --max-macs 20,000,000)"
+    ]
+
+
+def test_a_parameter_budget_gives_up_convolutions_after_the_width():
+    budget = Budget(max_params=50_000)
+    space, (point,), _ = _fit("resnet_cnn", CIFAR, budget)
+    assert (point["width_mult"], point["convs_per_block"], point["n_blocks"]) == (0.25, 1, 3)
+    assert model_cost(config_of(space, point, 32), CIFAR, 10).params <= 50_000
+
+
+def test_a_point_over_the_budget_at_its_narrowest_is_left_out_with_a_note():
+    _, points, notes = _fit("resnet_cnn", CIFAR, Budget(max_params=500))
+    assert points is None
+    assert notes == [
+        "note: start point 1 of resnet_cnn is over the size budget even at its narrowest; left out"
+    ]
+
+
+def test_without_a_budget_on_enough_data_the_recipe_is_untouched():
+    _, (point,), notes = _fit("resnet_cnn", CIFAR, Budget(), train_images=45_000, epochs=12)
+    assert point == RECIPE and notes == []
+
+
+def test_on_small_data_the_batch_is_cut_to_make_enough_steps():
+    _, (point,), notes = _fit("resnet_cnn", CIFAR, Budget(), train_images=10_780, epochs=5)
+    assert point["batch_size"] == 64  # 842 steps; 128 would make 421
+    assert 10_780 * 5 // 64 >= MIN_STEPS > 10_780 * 5 // 128
+    assert notes == [
+        "note: start point 1 of resnet_cnn: batch_size 512 -> 64 "
+        f"({MIN_STEPS}+ steps on 10,780 images x 5 epochs)"
+    ]
+    # too little data for any choice: the smallest the space has
+    _, (point,), _ = _fit("resnet_cnn", CIFAR, Budget(), train_images=40, epochs=1)
+    assert point["batch_size"] == 32
+
+
+def test_the_fitted_point_is_a_point_of_the_space_on_digits():
+    space, (point,), _ = _fit(
+        "resnet_cnn", (1, 8, 8), Budget(max_macs=1_000_000), train_images=1_400, epochs=12
+    )
+    from search_spaces import fit_point
+
+    assert fit_point(space, point, 8)[1] == []  # every value one the space allows at 8x8
+    assert model_cost(config_of(space, point, 8), (1, 8, 8), 10).macs <= 1_000_000
+
+
+def test_the_labs_baseline_is_left_as_the_lab_wrote_it():
+    _, points, notes = _fit(
+        "seed_cnn", CIFAR, Budget(max_params=30_000), train_images=1_000, epochs=1
+    )
+    assert points == [BASELINE] and notes == []
