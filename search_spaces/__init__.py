@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from search_spaces.resnet_cnn import BATCH_SIZES as RESNET_BATCH_SIZES
 from search_spaces.resnet_cnn import RECIPE as RESNET_RECIPE
 from search_spaces.resnet_cnn import resnet_cnn
 from search_spaces.seed_cnn import BASELINE as SEED_CNN_BASELINE
@@ -126,7 +127,7 @@ SPACES: dict[str, SearchSpace] = {
         summary="a residual CNN with batch norm (depth, width multiplier) and a modern recipe: "
         "(Nesterov) SGD, weight decay, one-cycle or cosine, label smoothing, crop + flip + cutout, "
         "batch up to 1024",
-        define=resnet_cnn,
+        define=functools.partial(resnet_cnn, batch_sizes=RESNET_BATCH_SIZES),
         baseline=None,  # the lab's network is not in this space
         start_points=(RESNET_RECIPE,),
         scalable=("width_mult", "convs_per_block", "n_blocks"),

@@ -12,9 +12,9 @@ first trial:
   batch is cut to the largest of the space's choices, no larger than the point's own, that
   makes at least MIN_STEPS steps over the trial's epochs. Measured with `tuner train` on 10,780
   CIFAR-10 training JPEGs, 5 epochs, RECIPE narrowed to width 0.25 (10.2M MACs), one seed each,
-  10,000 held-out images: batch 512 (105 steps) 50.9 % validation; batch 128 (420 steps) 60.2 %
-  held out; batch 64 (842 steps) 61.2-63.3 % held out at lr 0.05-0.2. 800 steps is where the
-  gain levels off. On 45,000 images and 12 epochs the rule keeps the recipe's 512.
+  scored on 10,000 held-out images (bench/recipe_fit.py): batch 512 (110 steps) 48.1 %; batch
+  128 (425 steps) 60.2 %; batch 64 (845 steps) 61.2-63.5 % at lr 0.05-0.2. 800 steps is where
+  the gain levels off. On 45,000 images and 12 epochs the rule keeps the recipe's 512.
 
 The lab's baseline is left as the lab wrote it: it is the reference a search is compared with.
 """

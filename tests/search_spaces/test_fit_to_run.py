@@ -89,3 +89,31 @@ def test_the_labs_baseline_is_left_as_the_lab_wrote_it():
         "seed_cnn", CIFAR, Budget(max_params=30_000), train_images=1_000, epochs=1
     )
     assert points == [BASELINE] and notes == []
+
+
+def test_an_experiment_saved_before_the_small_batches_resumes_with_its_own_choices():
+    """A searcher pickled before 2026-12-07 holds partial(resnet_cnn, input_size=32): resumed, it
+    samples its study's own batch list; the new list in that study is refused by Optuna."""
+    import functools
+    import pickle
+
+    import optuna
+    import pytest
+
+    from search_spaces.resnet_cnn import BATCH_SIZES, BATCH_SIZES_BEFORE_2026_12_07, resnet_cnn
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    old_space = pickle.loads(pickle.dumps(functools.partial(resnet_cnn, input_size=32)))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    old_space(study.ask())  # the old experiment's trial
+    old_space(study.ask())  # a trial of its resume
+    assert [t.distributions["batch_size"].choices for t in study.trials] == [
+        BATCH_SIZES_BEFORE_2026_12_07
+    ] * 2
+    with pytest.raises(ValueError, match="dynamic value space"):
+        get_space("resnet_cnn").for_input(32)(study.ask())
+    # a new search samples the new list, and pickles it with the space
+    new_space = pickle.loads(pickle.dumps(get_space("resnet_cnn").for_input(32)))
+    fresh = optuna.create_study()
+    new_space(fresh.ask())
+    assert fresh.trials[0].distributions["batch_size"].choices == BATCH_SIZES

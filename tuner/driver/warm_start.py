@@ -15,7 +15,7 @@ ranges, at this dataset's image size). A mismatch is one line naming the paramet
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,8 @@ class WarmStart:
     source: Path
     trials: list[Any]  # optuna FrozenTrial, COMPLETE, trained (not refused for a budget)
     over_budget: int  # completed trials left out: over this search's --max-params/--max-macs
+    # this space's categorical distributions, which the trials are told with
+    choices: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """provenance.json["warm_start"]: where the trials came from and what they were."""
@@ -179,7 +181,8 @@ def plan(
                 f"{flag}: none of its {len(completed)} completed trials fits this search's "
                 "size budget"
             )
-    return WarmStart(source=source, trials=kept, over_budget=over)
+    choices = {k: dist for k, (dist, _) in here.items() if hasattr(dist, "choices")}
+    return WarmStart(source=source, trials=kept, over_budget=over, choices=choices)
 
 
 def tell(warm: WarmStart, storage: Any, study_name: str, directions: list[str]) -> int:
@@ -195,7 +198,7 @@ def tell(warm: WarmStart, storage: Any, study_name: str, directions: list[str]) 
     study.add_trials(
         optuna.trial.create_trial(
             params=t.params,
-            distributions=t.distributions,
+            distributions={k: warm.choices.get(k, d) for k, d in t.distributions.items()},
             values=t.values,
             intermediate_values=t.intermediate_values,
             user_attrs={IMPORTED_ATTR: warm.source.name, "imported_number": t.number},
@@ -215,6 +218,11 @@ def _within(old: Any, mine: Any) -> bool:
     same choices, or a numeric range of the same kind inside this one's. Inside, not equal: an
     integer bound that depends on another choice (dropout_layers up to fc_layers) spans less
     over a few old trials than over this space's 200 samples (seen: 1..1 there, 1..2 here)."""
+    if hasattr(old, "choices") and hasattr(mine, "choices"):
+        # Choices this space has added (resnet_cnn's batches of 32 and 64) leave the old trials'
+        # values valid; `tell` restates them with this space's choices, which Optuna requires of
+        # every trial of a study.
+        return all(any(o == m and type(o) is type(m) for m in mine.choices) for o in old.choices)
     if not hasattr(old, "low") or not hasattr(mine, "low"):
         return bool(old == mine)
     same_kind = (type(old), old.log, getattr(old, "step", None)) == (

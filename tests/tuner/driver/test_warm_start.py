@@ -173,3 +173,30 @@ def test_old_trials_whose_range_is_inside_this_spaces_are_accepted():
         FloatDistribution(1e-4, 0.1, log=True), FloatDistribution(1e-3, 0.1, log=True)
     )
     assert not _within(FloatDistribution(0.01, 0.1), FloatDistribution(1e-3, 0.1, log=True))
+
+
+def test_trials_from_a_space_with_fewer_choices_are_told_with_this_spaces_choices(tmp_path):
+    # resnet_cnn's batches gained 32 and 64 on 2026-12-07: its older experiments must still
+    # warm-start a new search, and Optuna refuses a study whose trials disagree on a choice list
+    fewer = {**DISTRIBUTIONS, "channels_b0": CategoricalDistribution([8, 16])}
+    src = _source(tmp_path, [SGD, ADAM], distributions=fewer)
+    cfg = _config(tmp_path, src)
+    plan = warm_start.plan(cfg, cfg.search_space(), (1, 8, 8), 10)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert warm_start.tell(plan, storage, "new", warm_start.directions_of(cfg)) == 2
+    study = optuna.load_study(study_name="new", storage=storage)
+    assert [t.distributions["channels_b0"] for t in study.trials] == [
+        DISTRIBUTIONS["channels_b0"]
+    ] * 2
+    # and the new search's own trials, sampled from [4, 8, 16], go into the same study
+    trial = study.ask({"channels_b0": DISTRIBUTIONS["channels_b0"]})
+    assert trial.params["channels_b0"] in (4, 8, 16)
+
+
+def test_a_choice_the_space_no_longer_has_is_one_line(tmp_path):
+    more = {**DISTRIBUTIONS, "channels_b0": CategoricalDistribution([4, 8, 16, 32])}
+    src = _source(tmp_path, [{**SGD, "channels_b0": 32}], distributions=more)
+    cfg = _config(tmp_path, src)
+    with pytest.raises(ConfigError, match=r"parameter 'channels_b0' has another range: one of "
+                       r"\[4, 8, 16, 32\] there, one of \[4, 8, 16\] here"):  # fmt: skip
+        warm_start.plan(cfg, cfg.search_space(), (1, 8, 8), 10)
