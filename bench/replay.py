@@ -340,6 +340,16 @@ class Learning:
         options = tomllib.loads(toml.read_text())
         side = options.get("image_size") or (8 if options.get("dataset") == "digits" else 32)
         space = get_space(options.get("space", "seed_cnn"))
+        if space.name == "resnet_cnn":
+            from dataclasses import replace
+
+            from search_spaces.resnet_cnn import BATCH_SIZES_BEFORE_2026_12_07, resnet_cnn
+
+            batches = {p.get("batch_size") for p in recorded_params(exp, ["batch_size"]).values()}
+            if batches <= set(BATCH_SIZES_BEFORE_2026_12_07):
+                # recorded before batches of 32 and 64 joined the space: replay the space the
+                # curves were recorded in, or TPE's proposals of 32 and 64 map to neighbours
+                space = replace(space, define=resnet_cnn)
         dists = {n: d for n, (d, _) in space_distributions(space, side).items()}
         self.define = space.for_input(side)
         self.curves = {c.index: c for c in curves}
