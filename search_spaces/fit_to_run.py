@@ -7,7 +7,8 @@ first trial:
 - Over `--max-params` / `--max-macs` it never trains: the searcher refuses it. Here it is
   narrowed instead, one axis at a time in the order the space gives (`SearchSpace.scalable`:
   resnet_cnn gives up width first, then convolutions per block, then blocks), each axis stepped
-  down only as far as needed. The recipe's shape is kept; it only gets thinner.
+  down only as far as needed; an axis that had to go to its narrowest on the way is then
+  widened again as far as the budget allows. The recipe's shape is kept as far as it fits.
 - On a small dataset or a short search its batch makes too few optimizer steps to learn. Its
   batch is cut to the largest of the space's choices, no larger than the point's own, that
   makes at least MIN_STEPS steps over the trial's epochs. Measured with `tuner train` on 10,780
@@ -71,6 +72,7 @@ def fit_budget(
     if not budget.active or fits([point])[0]:
         return point
     current = dict(point)
+    given_up: list[str] = []
     for axis in space.scalable:
         if axis not in current:
             continue
@@ -80,9 +82,34 @@ def fit_budget(
         steps = [{**current, axis: v} for v in lower]
         for candidate, ok in zip(steps, fits(steps), strict=True):
             if ok:
-                return candidate
+                return _widen_back(space, input_size, candidate, given_up, point, fits)
         current = steps[-1]  # this axis at its narrowest; give up the next one too
+        given_up.append(axis)
     return None
+
+
+def _widen_back(
+    space: SearchSpace,
+    input_size: int,
+    fitted: dict[str, Any],
+    given_up: list[str],
+    point: dict[str, Any],
+    fits: Callable[[list[dict[str, Any]]], list[bool]],
+) -> dict[str, Any]:
+    """The axes set to their narrowest on the way, each widened again as far as the budget now
+    allows, the last given up first, never past the point's own value. Under --max-params 20,000
+    at 28x28 the recipe had to lose a block; with the block gone, its second convolution fits
+    again (17,220 parameters instead of 5,604, on 4 classes)."""
+    for axis in reversed(given_up):
+        wider = [
+            v for v in _allowed(space, fitted, axis, input_size) if fitted[axis] < v <= point[axis]
+        ]
+        steps = [{**fitted, axis: v} for v in sorted(wider, reverse=True)]
+        for candidate, ok in zip(steps, fits(steps) if steps else [], strict=True):
+            if ok:
+                fitted = candidate
+                break
+    return fitted
 
 
 def fit_start_points(
@@ -147,19 +174,23 @@ def _values(dist: Any) -> list[Any]:
     return []
 
 
-def _lower_values(
-    space: SearchSpace, point: dict[str, Any], axis: str, input_size: int
-) -> list[float]:
-    """The values of `axis` the space allows below the point's, largest first."""
+def _allowed(space: SearchSpace, point: dict[str, Any], axis: str, input_size: int) -> list[float]:
+    """The numeric values the space allows for `axis` where the other values are `point`'s."""
     from search_spaces import _replay
 
     trial, _ = _replay(space, point, input_size)
-    value = trial.params.get(axis)
-    numeric = [
+    return [
         v
         for v in _values(trial.distributions.get(axis))
         if isinstance(v, int | float) and not isinstance(v, bool)
     ]
+
+
+def _lower_values(
+    space: SearchSpace, point: dict[str, Any], axis: str, input_size: int
+) -> list[float]:
+    """The values of `axis` the space allows below the point's, largest first."""
+    value = point.get(axis)
     if value is None:
         return []
-    return sorted((v for v in numeric if v < value), reverse=True)
+    return sorted((v for v in _allowed(space, point, axis, input_size) if v < value), reverse=True)

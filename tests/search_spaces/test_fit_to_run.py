@@ -48,6 +48,16 @@ def test_a_parameter_budget_gives_up_convolutions_after_the_width():
     assert model_cost(config_of(space, point, 32), CIFAR, 10).params <= 50_000
 
 
+def test_an_axis_given_up_on_the_way_is_widened_again_where_the_budget_allows():
+    # 20,000 parameters at 28x28: three blocks do not fit even at width 0.25 and one conv a
+    # block, so a block goes; with two blocks the second conv of each fits again
+    budget = Budget(max_params=20_000)
+    space, (point,), notes = _fit("resnet_cnn", (1, 28, 28), budget)
+    assert (point["width_mult"], point["convs_per_block"], point["n_blocks"]) == (0.25, 2, 2)
+    assert model_cost(config_of(space, point, 28), (1, 28, 28), 10).params <= 20_000
+    assert "convs_per_block" not in notes[0] and "n_blocks 3 -> 2" in notes[0]
+
+
 def test_a_point_over_the_budget_at_its_narrowest_is_left_out_with_a_note():
     _, points, notes = _fit("resnet_cnn", CIFAR, Budget(max_params=500))
     assert points is None
