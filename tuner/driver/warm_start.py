@@ -214,10 +214,11 @@ def directions_of(cfg: SearchConfig) -> list[str]:
 
 
 def _within(old: Any, mine: Any) -> bool:
-    """Whether every value of the old trials' distribution is one this space can sample: the
-    same choices, or a numeric range of the same kind inside this one's. Inside, not equal: an
-    integer bound that depends on another choice (dropout_layers up to fc_layers) spans less
-    over a few old trials than over this space's 200 samples (seen: 1..1 there, 1..2 here)."""
+    """Whether every value of the old trials' distribution is one this space can sample: choices
+    all among this space's, or a numeric range of the same kind inside this one's. Inside, not
+    equal: an integer bound that depends on another choice (dropout_layers up to fc_layers)
+    spans less over a few old trials than over this space's 200 samples (1..1 there, 1..2
+    here)."""
     if hasattr(old, "choices") and hasattr(mine, "choices"):
         # Choices this space has added (resnet_cnn's batches of 32 and 64) leave the old trials'
         # values valid; `tell` restates them with this space's choices, which Optuna requires of
