@@ -40,16 +40,10 @@ def fit_batch(
     space: SearchSpace, point: dict[str, Any], input_size: int, train_images: int, epochs: int
 ) -> dict[str, Any]:
     """`point` with its batch cut so that it makes at least MIN_STEPS steps (see the module)."""
-    from search_spaces import _replay
-
     if "batch_size" not in point:
         return point
-    trial, _ = _replay(space, point, input_size)
-    dist = trial.distributions.get("batch_size")
     choices = sorted(
-        c
-        for c in _values(dist)
-        if isinstance(c, int) and not isinstance(c, bool) and c <= point["batch_size"]
+        int(c) for c in _allowed(space, point, "batch_size", input_size) if c <= point["batch_size"]
     )
     if not choices:
         return point

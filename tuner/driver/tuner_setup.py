@@ -148,15 +148,13 @@ def build_tuner(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     side = bundle.input_shape[1]
     points, notes = space.fit_points(side)
-    for note in notes:
-        say(stream, note)
     budget = Budget(cfg.max_params, cfg.max_macs)
     pricer = Pricer(work, bundle.input_shape, bundle.num_classes)
-    points, notes = fit_start_points(
+    points, fitted = fit_start_points(
         space, points, side, train_images=len(bundle.train.y), epochs=cfg.epochs,
         budget=budget, prices=pricer.many,
     )  # fmt: skip
-    for note in notes:
+    for note in notes + fitted:
         say(stream, note)
     objectives = parse_objectives(cfg.objectives) if cfg.objectives else None
     # Optuna's TPE is multi-objective (MOTPE) when the study has several directions.
