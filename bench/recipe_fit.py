@@ -25,7 +25,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from search_spaces.resnet_cnn import BASE_CHANNELS, CONSTANTS, RECIPE  # noqa: E402
+from search_spaces import config_of, get_space  # noqa: E402
+from search_spaces.resnet_cnn import RECIPE  # noqa: E402
 
 # name: the keys changed from RECIPE (width 0.25: 16/32/64 channels, 10.2M MACs at 32x32)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -48,9 +49,8 @@ TUNER = str(Path(sys.executable).parent / "tuner")  # this environment's CLI
 
 
 def config(changes: dict[str, Any]) -> dict[str, Any]:
-    blocks = changes.get("n_blocks", RECIPE["n_blocks"])
-    channels = {f"channels_b{i}": BASE_CHANNELS * 2**i for i in range(blocks)}
-    return {**CONSTANTS, **RECIPE, **channels, **changes}
+    """The whole flat config of RECIPE with `changes`, as the space builds it at 32x32."""
+    return config_of(get_space("resnet_cnn"), {**RECIPE, **changes}, 32)
 
 
 def main() -> None:
