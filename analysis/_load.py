@@ -23,7 +23,6 @@ from tuner.experiment import (
     CONFIG_PREFIX,
     EPOCHS_CSV,
     IMPORTED_ATTR,
-    OPTUNA_DB,
     PROVENANCE_JSON,
     REJECTED_ATTR,
     REJECTED_CSV,
@@ -33,6 +32,7 @@ from tuner.experiment import (
     finite,
     has_study,
     has_trial_dirs,
+    journal_path,
     pick_best,
     read_json,
     read_params,
@@ -91,10 +91,6 @@ class Experiment:
     @property
     def hyperparameters(self) -> list[str]:
         return hyperparameters(self.trials)
-
-    @property
-    def study_path(self) -> Path:
-        return self.path / OPTUNA_DB
 
 
 def hyperparameters(trials: pd.DataFrame) -> list[str]:
@@ -313,7 +309,8 @@ def display_value(value: Any) -> str:
 
 
 def load_study(exp: Experiment, imported: bool = False) -> Any | None:
-    """The experiment's Optuna study (optuna.db, or its --storage server), or None when there
+    """The experiment's Optuna study (optuna.journal, an older experiment's optuna.db, or its
+    --storage server), or None when there
     is none: its
     trials that trained here, or with `imported` only those told to it by --warm-start."""
     if not has_study(exp.path):
@@ -322,7 +319,13 @@ def load_study(exp: Experiment, imported: bool = False) -> Any | None:
 
     server = recorded_storage(exp.path)
     url = study_url(exp.path)  # a server's with a connect timeout: down, it is said in 10 s
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=study_engine_kwargs(url) or None)
+    journal = journal_path(url)
+    if journal is not None:  # read only: Optuna's reader takes no lock and skips a torn tail
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        storage: Any = JournalStorage(JournalFileBackend(str(journal)))
+    else:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=study_engine_kwargs(url) or None)
     names = optuna.get_all_study_names(storage=storage)
     name = exp.config.get("name")
     if name not in names and (server is not None or not names):

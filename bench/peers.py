@@ -195,9 +195,10 @@ def ours_bookkeeping(exp: Path, trials: Any, budget: int) -> list[str]:
     import optuna
 
     from tuner.driver.fence.recovery import TUNE_TRIAL_ID
-    from tuner.experiment import REJECTED_ATTR
+    from tuner.driver.study_storage import open_storage
+    from tuner.experiment import REJECTED_ATTR, study_url
 
-    study = optuna.load_study(study_name=None, storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = optuna.load_study(study_name=None, storage=open_storage(study_url(exp)))
     ran = {row.trial_id: row for row in trials.itertuples()}
     errors = []
     for t in study.trials:

@@ -1,7 +1,7 @@
 """Synthetic but realistic experiment directories for the analysis tests (no Ray, no training).
 
 `write_experiment` lays out what `tuner search` leaves behind (trials.csv, epochs.csv,
-best.json, provenance.json and, asked for, optuna.db) for any number of trials: seed_cnn-like
+best.json, provenance.json and, asked for, optuna.journal) for any number of trials: seed_cnn-like
 configs drawn by a seeded numpy generator, loss curves that learn, overfit, plateau or blow up
 depending on the config, and outcomes as ASHA would give them (stopped at rungs 1, 3, 9 of a
 10-epoch budget) or as the test says (`reached`).
@@ -20,9 +20,9 @@ import pandas as pd
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck")  # fmt: skip
 RUNGS = (1, 3, 9)
-# seed_cnn-like Optuna distributions of the configs _config draws (for optuna.db)
+# seed_cnn-like Optuna distributions of the configs _config draws (for optuna.journal)
 _CHANNELS, _WIDTHS = [16, 32, 64, 128, 256], [32, 64, 128, 256, 512]
-# --objectives names -> trials.csv column, for a multi-objective optuna.db
+# --objectives names -> trials.csv column, for a multi-objective optuna.journal
 _OBJECTIVE_COLUMNS = {"val_acc": "best_val_acc", "val_loss": "best_val_loss", "params": "params"}
 
 
@@ -52,11 +52,12 @@ def _write_study(
     runs: list[tuple[dict[str, Any], dict[str, Any]]],
     objectives: str | None,
 ) -> None:
-    """optuna.db as TruthfulOptunaSearch leaves it: one trial per Tune trial (user attribute
+    """optuna.journal as TruthfulOptunaSearch leaves it: one trial per Tune trial (user attribute
     tune_trial_id), COMPLETE when it ran its budget, PRUNED when stopped, FAIL when diverged;
     single-objective best_val_acc (maximize) with each epoch as an intermediate value, or the
     --objectives values."""
     import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
     from optuna.trial import TrialState
 
     from tuner.experiment import TUNE_TRIAL_ID
@@ -64,7 +65,7 @@ def _write_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     parts = [p.strip().split(":") for p in objectives.split(",")] if objectives else []
     study = optuna.create_study(
-        study_name=name, storage=f"sqlite:///{path / 'optuna.db'}",
+        study_name=name, storage=JournalStorage(JournalFileBackend(str(path / "optuna.journal"))),
         directions=[f"{m}imize" for _, m in parts] if parts else ["maximize"],
     )  # fmt: skip
     space = _distributions()
@@ -179,7 +180,7 @@ def write_experiment(
 
     overrides: trial index -> config values to force (e.g. a malicious categorical value).
     reached: each trial's epochs, instead of the ASHA-like draw (fewer than `epochs`: stopped;
-    a diverging config may still end sooner). study: write optuna.db too; objectives: make it
+    a diverging config may still end sooner). study: write optuna.journal too; objectives: make it
     multi-objective, e.g. "val_acc:max,params:min" (recorded in provenance). scheduler:
     provenance's.
     """

@@ -15,7 +15,7 @@ from tuner.experiment import (
     CONFIRM_DIR,
     EPOCHS_CSV,
     MODEL_FILE,
-    OPTUNA_DB,
+    OPTUNA_JOURNAL,
     PROVENANCE_JSON,
     REPORT_HTML,
     SEARCH_TOML,
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a search: Optuna proposes configurations, ASHA stops weak ones early, "
         "Ray runs the trials. In seed_cnn the lab's hand-tuned network is always trial 0. "
         f"Results go to <out>/<name>/ ({TRIALS_CSV}, {EPOCHS_CSV}, {BEST_JSON}, "
-        f"{PROVENANCE_JSON}, {OPTUNA_DB}, {REPORT_HTML}).",
+        f"{PROVENANCE_JSON}, {OPTUNA_JOURNAL}, {REPORT_HTML}).",
     )
     search.add_argument(
         "--config", metavar="FILE", default=None,

@@ -28,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.plots._style import base_layout, empty_figure
-from tuner.experiment import OPTUNA_DB, TUNE_TRIAL_ID, trial_id_of
+from tuner.experiment import OPTUNA_JOURNAL, TUNE_TRIAL_ID, trial_id_of
 
 TITLE = "Parameter importance (fANOVA)"
 MIN_TRIALS = 5  # fewer trials than this and a forest's variance split means nothing
@@ -230,7 +230,7 @@ def _get_importance_info(
     scheduler: the search's (asha, fifo), for the note; objectives: the names of a
     multi-objective search's objectives, in order."""
     if study is None:
-        return ImportanceInfo([], [], 0, f"No Optuna study ({OPTUNA_DB}) in the experiment.")
+        return ImportanceInfo([], [], 0, f"No Optuna study ({OPTUNA_JOURNAL}) in the experiment.")
     finished = _finished(study)
     if len(finished) >= min_trials:
         return _on_finished(study, finished, objectives)

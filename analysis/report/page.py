@@ -121,7 +121,7 @@ def build_report(
             load_study(exp), trials=trials, epochs=epochs,
             scheduler=str(cfg.get("scheduler") or "asha"), objectives=objective_names(cfg),
         )  # fmt: skip
-    except Exception as e:  # a damaged or foreign optuna.db must not cost the whole report
+    except Exception as e:  # a damaged or foreign study file must not cost the whole report
         importance = ImportanceInfo([], [], 0, f"Could not read the Optuna study: {e}")
 
     figures: dict[str, go.Figure] = {}

@@ -124,7 +124,7 @@ def _imported_section(exp: Experiment) -> str:
     intro += "</p>"
     try:
         study = load_study(exp, imported=True)
-    except Exception as e:  # a damaged optuna.db must not cost the whole report
+    except Exception as e:  # a damaged study file must not cost the whole report
         return intro + f'<p class="muted">Could not read the Optuna study: {esc(e)}</p>'
     trials = [] if study is None else study.trials
     if not trials:

@@ -169,11 +169,14 @@ def test_the_same_bytes_from_separate_processes(experiment, tmp_path):
     assert outs[0] == outs[1]
 
 
-def test_a_search_that_has_not_finished_a_trial_yet_gets_a_report(tmp_path):
+@pytest.mark.parametrize(
+    "study_file, damage", [("optuna.journal", "not an operation\n{}\n"), ("optuna.db", "no")]
+)
+def test_a_search_that_has_not_finished_a_trial_yet_gets_a_report(tmp_path, study_file, damage):
     exp = tmp_path / "just-started"
     exp.mkdir()
     (exp / "provenance.json").write_text(json.dumps({"config": {"epochs": 5, "name": "s"}}))
-    (exp / "optuna.db").write_text("not a database")
+    (exp / study_file).write_text(damage)  # a study that cannot be read
     page = build_report(exp)
     assert "No trials yet." in page and "Could not read the Optuna study" in page
     assert page.count('<div class="figure"') == len(FIGURES)

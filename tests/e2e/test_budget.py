@@ -8,6 +8,7 @@ import io
 import optuna
 import pandas as pd
 import pytest
+from study_fixture import journal_study
 
 from tuner import SearchConfig, search
 from tuner.experiment import REJECTED_ATTR
@@ -31,7 +32,7 @@ def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path):
     first = rejected.iloc[0]  # the lab's baseline, always proposed first, is refused
     assert (first["config/channels_b2"], first["config/lr"]) == (256, 0.01)
 
-    study = optuna.load_study(study_name="budget", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "budget")
     refused = [t for t in study.trials if REJECTED_ATTR in t.user_attrs]
     assert len(refused) == len(rejected)
     # Told: complete with the worst accuracy and a positive violation, which TPE reads (it

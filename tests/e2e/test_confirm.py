@@ -12,13 +12,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 import torch
 from cli_fixture import Child, run, run_here, tail, tuner
 from gate_fixture import Gate, write_net
 from PIL import Image
+from study_fixture import journal_study
 
 from tuner import load_model
 from tuner.config.search_config import SearchConfig
@@ -78,7 +78,7 @@ def test_the_stage_trains_k_x_s_runs_apart_from_the_study(confirmed):
         params = json.loads((run_dir / "params.json").read_text())["confirm"]
         assert params["config"]["seed"] == params["seed"] and params["config"]["epochs"] == 2
     # Not Optuna trials: the study holds the search's 5 only; ASHA's rungs know only those.
-    study = optuna.load_study(study_name="c", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "c")
     assert len(study.trials) == 5
     rungs = json.loads((exp / "asha_state.json").read_text())
     assert "confirm" not in json.dumps(rungs)

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 import pytest
 from gate_fixture import Gate, write_net
+from study_fixture import journal_study
 
 import search_spaces
 from search_spaces import SearchSpace
@@ -56,9 +56,7 @@ def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_pat
     assert (trials.loc[broken, "num_failures"] == 2).all()  # first try + one retry
     assert trials.loc[broken, "error"].str.contains("pool").all()
     assert (trials.loc[~broken, "status"] == "completed").all()
-    study = optuna.load_study(
-        study_name="flaky", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
-    )
+    study = journal_study(result.experiment_dir, "flaky")
     states = {t.params["pool"]: set() for t in study.trials}
     for t in study.trials:
         states[t.params["pool"]].add(t.state.name)
@@ -172,7 +170,7 @@ def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
         # Every epoch once, in the epochs the resume returned.
         mine = again.epochs[again.epochs["trial_id"] == kill["trial_id"]]
         assert mine["epoch"].tolist() == list(range(1, epochs + 1)), moment
-    study = optuna.load_study(study_name="errored", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "errored")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
 
 

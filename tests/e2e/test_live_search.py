@@ -66,7 +66,7 @@ def status_json(exp: Path) -> dict:
 
 def read_dashboard(db: Path) -> list[dict]:
     """optuna-dashboard on the study's file: the trials of its one study."""
-    studies = dashboard_studies(f"sqlite:///{db}")
+    studies = dashboard_studies(str(db))  # a file path: the dashboard finds it is a journal
     assert len(studies) == 1, list(studies)
     return next(iter(studies.values()))
 
@@ -139,7 +139,7 @@ def watched(tmp_path_factory):
     seen = {"banner": None, "status": None, "dashboard": None}
     deadline = time.monotonic() + CHILD_TIMEOUT_S
     while proc.poll() is None and time.monotonic() < deadline:
-        if (exp / "optuna.db").is_file():
+        if (exp / "optuna.journal").is_file():
             # polled in this process (the command's own reader): a new interpreter twice a
             # second took a core from the search; the command itself is run below
             status = read_status(exp)
@@ -150,7 +150,7 @@ def watched(tmp_path_factory):
     assert not ended, "the search ended before the test could look at it:\n" + tail(output())
     seen["status"] = status_json(exp)
     seen["banner"] = (exp / "report.html").read_text()
-    seen["dashboard"] = read_dashboard(exp / "optuna.db")
+    seen["dashboard"] = read_dashboard(exp / "optuna.journal")
     gate.touch()
     try:
         code = proc.wait(timeout=CHILD_TIMEOUT_S)

@@ -27,7 +27,7 @@ from search_spaces import SPACES
 pytestmark = pytest.mark.slow
 
 COMPLETE = ["trials.csv", "epochs.csv", "best.json", "provenance.json", "report.html",
-            "optuna.db"]  # fmt: skip
+            "optuna.journal"]  # fmt: skip
 
 
 # Few images (16 a shape): the cells prove that every space builds, trains and reports on

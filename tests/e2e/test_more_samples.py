@@ -6,10 +6,10 @@ from __future__ import annotations
 import gc
 import json
 
-import optuna
 import pandas as pd
 import pytest
 from cli_fixture import run_here, tail
+from study_fixture import journal_study
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_a_finished_search_raised_to_more_trials(tmp_path, shared_ray):
     assert list(kept["trial_id"]) == list(before.set_index("trial_index")["trial_id"])
     assert (kept["epochs_run"] == before.set_index("trial_index")["epochs_run"]).all()
     # Optuna's study holds exactly those trials, in states that agree with trials.csv.
-    study = optuna.load_study(study_name="grow", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "grow")
     assert len(study.trials) == len(trials)
     by_number = {t.number: t.state.name for t in study.trials}
     for row in trials.itertuples():

@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import json
 
-import optuna
 import pandas as pd
 import pytest
+from study_fixture import journal_study
 
 from tuner import SearchConfig, search
 from tuner.config.objectives import knee_point, parse_objectives
@@ -69,7 +69,7 @@ def test_a_multi_objective_search_writes_the_pareto_front(tmp_path, capsys):
     assert all(p["test_acc"] is not None for p in best["pareto_front"])
     assert "Pareto front (" in stream.getvalue() and "<- knee" in stream.getvalue()
 
-    study = optuna.load_study(study_name="mo", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "mo")
     assert len(study.directions) == 2
     states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
     outcomes = trials["status"].value_counts().to_dict()

@@ -15,9 +15,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 import pytest
+from study_fixture import journal_study
 
 import search_spaces
 from search_spaces import SearchSpace
@@ -326,15 +326,13 @@ def test_a_resume_past_tpes_start_up_proposes_what_an_uninterrupted_run_does(tmp
         cut = search(_config(tmp_path, "cut", **options), stream=out)
     exp = cut.experiment_dir
     assert cut.interrupted and "Ctrl-C: " in out.getvalue()
-    storage = f"sqlite:///{exp / 'optuna.db'}"
-    proposed = len(optuna.load_study(study_name="cut", storage=storage).trials)
+    proposed = len(journal_study(exp, "cut").trials)
     assert STOP_AFTER <= proposed < TPE_SAMPLES
     resumed = resume(exp, stream=io.StringIO())
     assert not resumed.interrupted
 
     def params(name: str) -> list[dict[str, Any]]:
-        db = f"sqlite:///{tmp_path / name / 'optuna.db'}"
-        return [t.params for t in optuna.load_study(study_name=name, storage=db).trials]
+        return [t.params for t in journal_study(tmp_path / name, name).trials]
 
     ref_params, cut_params = params("ref"), params("cut")
     assert len(cut_params) == len(ref_params) == TPE_SAMPLES
@@ -395,6 +393,6 @@ def test_asha_rule_ray_lets_the_first_trial_at_a_rung_through_and_is_recorded(ru
     # search.toml, as `tuner search --config` reads it back, runs the same rule.
     again = read_config_file(exp / "search.toml", SearchConfig.options())
     assert again["asha_rule"] == "ray" and again.get("grace_period") is None
-    study = optuna.load_study(study_name="rungs", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "rungs")
     pruned = sum(t.state.name == "PRUNED" for t in study.trials)
     assert pruned == int((trials["status"] == "stopped").sum())

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
+from study_fixture import journal_study
 
 from tuner.driver.fence.asha import PersistentASHA
 
@@ -99,12 +100,12 @@ def assert_each_epoch_trained_once(exp: Path, before: dict[str, dict[int, set[fl
 
 
 def study_of(exp: Path) -> optuna.Study:
-    return optuna.load_study(study_name=exp.name, storage=f"sqlite:///{exp / 'optuna.db'}")
+    return journal_study(exp, exp.name)
 
 
 def finished_trials(exp: Path) -> dict[str, str]:
     """result.json text of the trials Optuna has finished: these must never change again."""
-    if not (exp / "optuna.db").exists():
+    if not (exp / "optuna.journal").exists():
         return {}
     ids = {t.user_attrs.get("tune_trial_id") for t in study_of(exp).trials
            if t.state.is_finished()}  # fmt: skip

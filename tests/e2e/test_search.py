@@ -10,9 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
+from study_fixture import journal_study
 
 from search_spaces.seed_cnn import BASELINE
 from tuner import SearchConfig, search
@@ -24,7 +24,7 @@ EXPERIMENT_FILES = [
     "epochs.csv",
     "best.json",
     "provenance.json",
-    "optuna.db",
+    "optuna.journal",
     "tuner.pkl",
     "model.pt",
     "search.toml",
@@ -167,9 +167,7 @@ def test_provenance_records_config_versions_git_and_seed(nine_trials):
 
 def test_optuna_study_is_stored_in_the_experiment_dir(nine_trials):
     cfg, result, _ = nine_trials
-    study = optuna.load_study(
-        study_name="e2e", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
-    )
+    study = journal_study(result.experiment_dir, "e2e")
     assert len(study.trials) == len(pd.read_csv(result.experiment_dir / "trials.csv"))
     assert study.trials[0].params["lr"] == BASELINE["lr"]
     assert study.trials[0].params["channels_b2"] == 256
@@ -177,9 +175,7 @@ def test_optuna_study_is_stored_in_the_experiment_dir(nine_trials):
 
 def test_optuna_states_match_the_trial_outcomes(nine_trials):
     _, result, _ = nine_trials
-    study = optuna.load_study(
-        study_name="e2e", storage=f"sqlite:///{result.experiment_dir / 'optuna.db'}"
-    )
+    study = journal_study(result.experiment_dir, "e2e")
     trials = pd.read_csv(result.experiment_dir / "trials.csv")
     states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
     outcomes = trials["status"].value_counts().to_dict()

@@ -1,5 +1,5 @@
 """`--storage URL`: the search's Optuna study on a real PostgreSQL server (a fresh one for this
-module, tests/postgres_fixture.py) instead of optuna.db: a search, its resume to more trials,
+module, tests/postgres_fixture.py) instead of optuna.journal: a search, its resume to more trials,
 `tuner status` and the report, a warm start from it, a retry's reopened trial, and every bad
 input refused in one line before anything is made. The password only ever comes from
 PGPASSWORD, and never lands in the experiment."""
@@ -14,6 +14,7 @@ import pytest
 from cli_fixture import run_here, tail
 from dashboard_fixture import dashboard_studies
 from postgres_fixture import PASSWORD
+from study_fixture import journal_study
 
 from tuner.driver.fence.internals import reopen_finished_trials, trial_id
 
@@ -43,7 +44,7 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
     first = run_here("search", *SEARCH, "--storage", url, "--out", str(tmp_path), "--name", "pg")
     assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
     exp = tmp_path / "pg"
-    assert not (exp / "optuna.db").exists()  # the study is on the server
+    assert not (exp / "optuna.journal").exists()  # the study is on the server
     assert json.loads((exp / "provenance.json").read_text())["config"]["storage"] == url
     assert f'storage = "{url}"' in (exp / "search.toml").read_text()
     grown = run_here("resume", str(exp), "--samples", "4")
@@ -78,11 +79,11 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
     shown = dashboard_studies(url)
     assert {name: len(shown[name]) for name in ("pg", "pg-b")} == {"pg": 4, "pg-b": 2}, shown
 
-    # A warm start reads the server's study (into a new search's own optuna.db).
+    # A warm start reads the server's study (into a new search's own optuna.journal).
     warm = run_here("search", *SEARCH, "--warm-start", str(exp), "--out", str(tmp_path),
                     "--name", "warm")  # fmt: skip
     assert warm.returncode == 0, tail(warm.stdout) + tail(warm.stderr)
-    imported = [t for t in _study(f"sqlite:///{tmp_path / 'warm' / 'optuna.db'}", "warm").trials
+    imported = [t for t in journal_study(tmp_path / "warm", "warm").trials
                 if "imported_from" in t.user_attrs]  # fmt: skip
     completed = sum(t.state.name == "COMPLETE" for t in study.trials)
     assert len(imported) == completed > 0

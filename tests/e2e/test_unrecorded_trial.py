@@ -20,11 +20,11 @@ import os
 import pickle
 import signal
 
-import optuna
 import pandas as pd
 import pytest
 from cli_fixture import Child, run, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
+from study_fixture import journal_study
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_pat
     params = lost[1] / "params.json"
     cut = params.read_text()[:20]
     params.write_text(cut)
-    study = optuna.load_study(study_name="lost", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "lost")
     asked = [(t.number, t.state.name, t.params) for t in study.trials]
     assert [state for _, state, _ in asked] == ["COMPLETE"] * 3 + ["RUNNING"]
 
@@ -90,7 +90,7 @@ def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_pat
     assert set(trials["status"]) == {"completed"}
     # Optuna's trial 3, asked for before the kill, is the one that ran again, under its
     # number: the same configuration, told, and none asked for twice.
-    study = optuna.load_study(study_name="lost", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "lost")
     assert [(t.number, t.params) for t in study.trials] == [(n, p) for n, _, p in asked]
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     assert [d.name for d in exp.glob("trial_0002_*")] == [lost[0].name]

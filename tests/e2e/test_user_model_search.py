@@ -11,11 +11,11 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 import torch
 from cli_fixture import Child, run_here, tail, tuner
+from study_fixture import journal_study
 
 from tuner import load_model
 from tuner.data import load_dataset
@@ -91,7 +91,7 @@ def test_the_search_trains_the_users_network_within_the_budget(searched):
         expected = 10 * width + (depth - 1) * (9 * width * width + width) + 10 * width + 10
         assert row["params"] == expected
         assert row["params"] <= MAX_PARAMS
-    study = optuna.load_study(study_name="mine", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = journal_study(exp, "mine")
     trained = [t for t in study.trials if not t.user_attrs.get("rejected")]
     assert len(trained) == 4 and "RUNNING" not in {t.state.name for t in study.trials}
     assert all({"width", "depth", "lr"} == set(t.params) for t in study.trials)

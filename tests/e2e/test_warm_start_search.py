@@ -8,9 +8,9 @@ import json
 import subprocess
 
 import cli_fixture
-import optuna
 import pandas as pd
 import pytest
+from study_fixture import journal_study
 
 from tuner.experiment import IMPORTED_ATTR
 
@@ -36,7 +36,7 @@ def run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
 
 
 def study_of(exp):
-    return optuna.load_study(study_name=exp.name, storage=f"sqlite:///{exp / 'optuna.db'}")
+    return journal_study(exp, exp.name)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Where an experiment's Optuna study is (tuner.experiment.study_url): optuna.db inside the
-directory, wherever it was moved, or the --storage server its provenance.json records."""
+"""Where an experiment's Optuna study is (tuner.experiment.study_url): optuna.journal inside
+the directory (optuna.db in an older experiment's), wherever it was moved, or the --storage
+server its provenance.json records."""
 
 from __future__ import annotations
 
@@ -8,15 +9,30 @@ import json
 import pytest
 
 from tuner.errors import ConfigError
-from tuner.experiment import has_study, recorded_storage, study_url
+from tuner.experiment import has_study, journal_path, recorded_storage, study_url
 
 
-def test_sqlite_in_the_directory_unless_a_server_is_recorded(tmp_path):
+def test_a_journal_in_the_directory_unless_a_server_is_recorded(tmp_path):
     exp = tmp_path / "exp"
     exp.mkdir()
-    assert study_url(exp) == f"sqlite:///{exp / 'optuna.db'}" and not has_study(exp)
-    (exp / "optuna.db").write_bytes(b"")
+    url = study_url(exp)
+    assert url == f"journal://{exp / 'optuna.journal'}" and not has_study(exp)
+    assert journal_path(url) == exp / "optuna.journal"
+    (exp / "optuna.journal").write_bytes(b"")
     assert has_study(exp) and recorded_storage(exp) is None
+    server = "postgresql://tuner@db:5432/studies"
+    (exp / "provenance.json").write_text(json.dumps({"config": {"storage": server}}))
+    assert (study_url(exp), recorded_storage(exp)) == (server, server)
+    assert journal_path(server) is None
+
+
+def test_an_older_experiment_keeps_its_sqlite_study(tmp_path):
+    """Made before 2026-12-07: optuna.db is its study, found wherever the directory moved."""
+    exp = tmp_path / "moved"
+    exp.mkdir()
+    (exp / "optuna.db").write_bytes(b"")
+    assert study_url(exp) == f"sqlite:///{exp / 'optuna.db'}" and has_study(exp)
+    assert journal_path(study_url(exp)) is None
     server = "postgresql://tuner@db:5432/studies"
     (exp / "provenance.json").write_text(json.dumps({"config": {"storage": server}}))
     assert (study_url(exp), recorded_storage(exp)) == (server, server)

@@ -360,7 +360,7 @@ class SearchConfig:
 
     @property
     def study_url(self) -> str:
-        """Where this search's Optuna study is: --storage, or optuna.db in its directory."""
+        """Where this search's Optuna study is: --storage, or its file in its directory."""
         from tuner.experiment import study_url
 
         return study_url(self.experiment_dir, self.storage)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 class RestoreContext:
     """The resume in progress; the default (no resume) changes nothing that was pickled.
 
-    study_url: the experiment's study where it is now: optuna.db in the directory (wherever the
+    study_url: the experiment's study where it is now: its file in the directory (wherever the
         directory was moved) or its --storage server (None: the URL it was pickled with).
     retry_tune_ids: Tune trials that `tuner resume --retry-errored` runs again; their Optuna
         trials were reopened (internals.reopen_finished_trials), so the restored searcher

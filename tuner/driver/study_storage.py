@@ -1,5 +1,9 @@
-"""`--storage URL`: the search's Optuna study on a database server (PostgreSQL, MySQL, any URL
-Optuna's RDBStorage takes) instead of optuna.db in the experiment directory, so that a team's
+"""Where the search's Optuna study is kept, and opening it.
+
+By default the study is optuna.journal in the experiment directory: Optuna's JournalStorage,
+an append-only file of operations that every reader replays (StudyJournal below). An experiment
+made before 2026-12-07 keeps its SQLite optuna.db. `--storage URL` puts the study on a database
+server instead (PostgreSQL, MySQL, any URL Optuna's RDBStorage takes), so that a team's
 searches share one database and one optuna-dashboard shows them all.
 
 The URL is recorded in provenance.json and search.toml as given, so it must not hold a
@@ -12,11 +16,14 @@ and a new search whose name another experiment's study already has on that serve
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Any
 
 from tuner.config.storage_url import parse_storage
 from tuner.errors import ConfigError
-from tuner.experiment import study_engine_kwargs
+from tuner.experiment import JOURNAL_SCHEME, journal_path, study_engine_kwargs
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
@@ -62,10 +69,88 @@ def check_storage(url: str, study_name: str | None) -> None:
 
 
 def open_storage(url: str) -> Any:
-    """Optuna's RDBStorage at `url` (optuna.db's sqlite URL, or a --storage server's)."""
+    """The study's storage at `url` (tuner.experiment.study_url): a StudyJournal for
+    optuna.journal, Optuna's RDBStorage for optuna.db's sqlite URL or a --storage server's."""
+    path = journal_path(url)
+    if path is not None:
+        return journal_class()(path)
     import optuna
 
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url) or None)
+
+
+@functools.cache
+def _lock_class() -> type:
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    class TailRepairingLock(JournalFileSymlinkLock):
+        """Optuna's symlink lock (the one optuna-dashboard takes too), which, once held, cuts
+        off a last line left without its newline: a write cut short by a SIGKILL or a full
+        disk. Optuna's reader skips such a line while it is last, but the next write would
+        be appended to it, and the file would no longer read ("Invalid log format")."""
+
+        def __init__(self, filepath: str) -> None:
+            super().__init__(filepath)
+            self.target = filepath
+
+        def acquire(self) -> bool:
+            held = super().acquire()
+            if held:
+                _cut_torn_tail(self.target)
+            return held
+
+    return TailRepairingLock
+
+
+def journal_lock(path: str | Path) -> Any:
+    """The lock every writer of optuna.journal takes (acquire / release)."""
+    return _lock_class()(str(path))
+
+
+@functools.cache
+def journal_class() -> type:
+    """StudyJournal: Optuna's JournalStorage on optuna.journal (built on first use, so that
+    importing this module imports no Optuna: `tuner --help` stays light)."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    class StudyJournal(JournalStorage):
+        """Optuna's JournalStorage on the experiment's optuna.journal, remembering its
+        study_url (`url`): the searcher is pickled with the URL, not the storage."""
+
+        def __init__(self, path: str | Path) -> None:
+            self.url = f"{JOURNAL_SCHEME}{Path(path).absolute()}"
+            super().__init__(JournalFileBackend(str(path), lock_obj=journal_lock(path)))
+
+    return StudyJournal
+
+
+def _cut_torn_tail(path: str) -> None:
+    """Truncate `path` after its last newline when its last byte is not one."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            keep = 0
+            step = 1 << 16
+            end = size
+            while end > 0:  # the last newline, read backwards a block at a time
+                start = max(0, end - step)
+                f.seek(start)
+                block = f.read(end - start)
+                at = block.rfind(b"\n")
+                if at >= 0:
+                    keep = start + at + 1
+                    break
+                end = start
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
 
 
 def _first_line(error: BaseException) -> str:

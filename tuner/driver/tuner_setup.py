@@ -111,9 +111,9 @@ def _estimated_peak_of_run(config: dict[str, Any], **shape: Any) -> int:
 
 
 def open_study_storage(cfg: SearchConfig) -> Any:
-    """The Optuna study's database: optuna.db in the experiment directory, or the --storage
-    server (~0.8 s of SQLAlchemy and Alembic the first time, so search() opens it while Ray
-    starts)."""
+    """The Optuna study's storage: optuna.journal in the experiment directory (optuna.db in an
+    older one's), or the --storage server (~0.8 s of SQLAlchemy and Alembic the first time, so
+    search() opens it while Ray starts)."""
     from tuner.driver.study_storage import open_storage
 
     return open_storage(cfg.study_url)

@@ -24,7 +24,7 @@ from tuner.driver.study_storage import open_storage
 from tuner.errors import ConfigError
 from tuner.experiment import (
     IMPORTED_ATTR,
-    OPTUNA_DB,
+    OPTUNA_JOURNAL,
     PROVENANCE_JSON,
     REJECTED_ATTR,
     has_study,
@@ -76,7 +76,7 @@ def check_source(dir_text: str) -> Path:
         raise ConfigError(f"--warm-start {dir_text}: no such experiment directory")
     if not has_study(source) or not (source / PROVENANCE_JSON).is_file():
         raise ConfigError(
-            f"--warm-start {dir_text}: not an experiment directory (no {OPTUNA_DB} and "
+            f"--warm-start {dir_text}: not an experiment directory (no {OPTUNA_JOURNAL} and "
             f"{PROVENANCE_JSON}); give one that `tuner search` wrote"
         )
     return source.resolve()

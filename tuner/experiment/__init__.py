@@ -3,7 +3,7 @@
 The driver (tuner.driver) writes an experiment directory and `analysis` reads it; both go
 through here for everything they must agree on:
 
-- files.py: the file names (trials.csv, best.json, optuna.db, a trial's params.json, a
+- files.py: the file names (trials.csv, best.json, optuna.journal, a trial's params.json, a
   checkpoint's state.pt, ...), where they are, and reading them back;
 - tables.py: trials.csv / epochs.csv / rejected.csv, their columns, and building them from the
   trial directories (a finished, an interrupted or a copied experiment, without Ray);
@@ -26,8 +26,10 @@ from tuner.experiment.files import (
     EXPERIMENT_STATE_GLOB,
     HISTORY_FILE,
     IMPORTED_ATTR,
+    JOURNAL_SCHEME,
     MODEL_FILE,
     OPTUNA_DB,
+    OPTUNA_JOURNAL,
     PARAMS_JSON,
     PROVENANCE_JSON,
     REJECTED_ATTR,
@@ -53,6 +55,7 @@ from tuner.experiment.files import (
     epochs_trained,
     has_study,
     has_trial_dirs,
+    journal_path,
     last_result,
     ray_trial_states,
     read_history,
@@ -116,7 +119,9 @@ __all__ = [
     "FRESH_SEED_START",
     "HISTORY_FILE",
     "MODEL_FILE",
+    "JOURNAL_SCHEME",
     "OPTUNA_DB",
+    "OPTUNA_JOURNAL",
     "OUTCOMES",
     "PARAMS_JSON",
     "PROVENANCE_JSON",
@@ -161,6 +166,7 @@ __all__ = [
     "ray_trial_states",
     "read_history",
     "has_study",
+    "journal_path",
     "read_json",
     "recorded_storage",
     "study_engine_kwargs",

@@ -127,10 +127,24 @@ def test_provenance_and_best_have_one_writer_each():
 def test_a_changed_optuna_schema_is_reported(monkeypatch):
     import sqlite3
 
-    def moved(db_path, trial_ids):
-        raise sqlite3.OperationalError("no such column: datetime_complete")
+    reopen = internals.reopen_finished_trials
+
+    def moved(url, trial_ids):
+        if url.startswith("sqlite"):
+            raise sqlite3.OperationalError("no such column: datetime_complete")
+        reopen(url, trial_ids)
 
     monkeypatch.setattr(internals, "reopen_finished_trials", moved)
     assert internals._check_optuna_reopen() == [
         "optuna's RDB schema changed (reopening a trial): no such column: datetime_complete"
+    ]
+
+
+def test_a_renumbered_journal_operation_is_reported(monkeypatch):
+    """Optuna numbering its journal's operations differently: the check says so, and the
+    reopening it would do (dropping the finishing line) no longer reopens the trial."""
+    monkeypatch.setattr(internals, "JOURNAL_SET_TRIAL_STATE", 7)
+    assert internals._check_optuna_reopen() == [
+        "optuna's journal numbers SET_TRIAL_STATE_VALUES differently",
+        "a reopened Optuna trial (journal) no longer takes a new outcome",
     ]

@@ -87,6 +87,26 @@ def test_a_resumed_half_stored_trial_draws_what_an_uninterrupted_run_draws(kind,
     assert orphan.params == reference[3]
 
 
+@pytest.fixture(params=["optuna.journal", "optuna.db"])
+def db(request, tmp_path):
+    """The study's file: a new experiment's journal, and an older experiment's SQLite."""
+    return tmp_path / request.param
+
+
+def _url(db):
+    from tuner.experiment import JOURNAL_SCHEME
+
+    return f"{JOURNAL_SCHEME}{db}" if db.suffix == ".journal" else f"sqlite:///{db}"
+
+
+def _study(db):
+    import optuna
+
+    from tuner.driver.study_storage import open_storage
+
+    return optuna.load_study(study_name="s", storage=open_storage(_url(db)))
+
+
 def _searcher(db, study_name="s", total_epochs=None):
     import functools
 
@@ -94,13 +114,14 @@ def _searcher(db, study_name="s", total_epochs=None):
 
     from search_spaces import get_space
     from tuner.driver.fence.searcher import TruthfulOptunaSearch, make_sampler
+    from tuner.driver.study_storage import open_storage
     from tuner.train.cost import Budget, model_cost
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = TruthfulOptunaSearch(
         epoch_budget=2, space=get_space("seed_cnn").for_input(8), metric="m", mode="max",
         total_epochs=total_epochs,
-        sampler=make_sampler("tpe", 0), storage=optuna.storages.RDBStorage(f"sqlite:///{db}"),
+        sampler=make_sampler("tpe", 0), storage=open_storage(_url(db)),
         study_name=study_name, budget=Budget(None, None),
         pricer=functools.partial(model_cost, input_shape=(1, 8, 8), num_classes=10),
     )  # fmt: skip
@@ -121,7 +142,7 @@ def _restored(state, db, **resume):
     from tuner.driver.fence import searcher as searcher_module
     from tuner.driver.restore_context import RestoreContext, restoring
 
-    with restoring(RestoreContext(study_url=f"sqlite:///{db}", **resume)):
+    with restoring(RestoreContext(study_url=_url(db), **resume)):
         restored = searcher_module.TruthfulOptunaSearch.__new__(
             searcher_module.TruthfulOptunaSearch
         )
@@ -129,7 +150,7 @@ def _restored(state, db, **resume):
         return restored
 
 
-def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
+def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path, db):
     """Tune saves the searcher every few seconds: the save holds the running trials' Optuna
     Trial objects and the storage's URL, never Optuna's cached copy of the study nor the
     finished trials' objects, so its size does not grow with the study; a restore goes on
@@ -140,7 +161,6 @@ def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
 
     from tuner.driver.fence.internals import cached_storage_class, study_storage
 
-    db = tmp_path / "optuna.db"
     searcher = _searcher(db)
     for i in range(3):
         _run(searcher, f"t{i}")
@@ -151,60 +171,58 @@ def test_a_saved_searcher_keeps_the_running_trials_and_not_the_study(tmp_path):
     state = searcher.__getstate__()
     # 20 more finished trials cost their ids only (a Trial object and its params: ~1.3 kB).
     assert len(pickle.dumps(state)) - small < 20 * 200
-    moved = tmp_path / "copied.db"
+    moved = tmp_path / f"copied{db.suffix}"
     moved.write_bytes(db.read_bytes())
     restored = _restored(state, moved)
     assert set(restored._ot_trials) == {"running"}
     storage = study_storage(restored.study)
-    assert type(storage) is cached_storage_class() and str(moved) in storage._backend.url
+    if db.suffix == ".db":  # Optuna wraps an RDBStorage in its cache
+        storage = storage._backend
+        assert type(study_storage(restored.study)) is cached_storage_class()
+    assert storage.url == _url(moved)
     restored.on_trial_complete("running", {"m": 0.9, "epoch": 2})
-    import optuna
 
-    told = optuna.load_study(study_name="s", storage=f"sqlite:///{moved}").trials
+    told = _study(moved).trials
     assert [t.state for t in told].count(TrialState.COMPLETE) == 24
     assert max(t.value for t in told) == 0.9
     # The first database was left as it was.
-    before = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    before = _study(db).trials
     assert [t.state for t in before].count(TrialState.RUNNING) == 1
 
 
-def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path):
+def test_a_restored_searcher_listens_again_to_a_retried_trial(tmp_path, db):
     """`tuner resume --retry-errored`: the Optuna trial of a finished Tune trial is reopened in
     the database, and the restored searcher (whose save kept only that trial's id) tells its
     new outcome."""
-    import optuna
     from optuna.trial import TrialState
 
     from tuner.driver.fence.recovery import TUNE_TRIAL_ID
 
-    db = tmp_path / "optuna.db"
     searcher = _searcher(db)
     _run(searcher, "t0")
     assert isinstance(searcher.suggest("t1"), dict)
     searcher.on_trial_complete("t1", None, error=True)
     state = searcher.__getstate__()
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    study = _study(db)
     failed = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
     assert failed.state == TrialState.FAIL
     from tuner.driver.fence.internals import reopen_finished_trials, trial_id
 
-    reopen_finished_trials(f"sqlite:///{db}", [trial_id(failed)])  # as recovery.reopen_trials
+    reopen_finished_trials(_url(db), [trial_id(failed)])  # as recovery.reopen_trials
     restored = _restored(state, db, retry_tune_ids=frozenset({"t1"}))
     assert "t1" in restored._ot_trials and "t1" not in restored._completed_trials
     restored.on_trial_complete("t1", {"m": 0.7, "epoch": 2})
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    study = _study(db)
     retried = next(t for t in study.trials if t.user_attrs[TUNE_TRIAL_ID] == "t1")
     assert retried.state == TrialState.COMPLETE and retried.value == 0.7
 
 
-def test_orphans_from_before_a_crash_are_reused_once_each_then_new_trials_are_asked(tmp_path):
+def test_orphans_from_before_a_crash_are_reused_once_each_then_new_trials_are_asked(tmp_path, db):
     """Two Optuna trials were asked just after Tune's last save, and the driver died: the
     restored searcher hands each to one new Tune trial (their stored params come back), then
     asks Optuna for new ones; no trial is handed out twice or left RUNNING."""
-    import optuna
     from optuna.trial import TrialState
 
-    db = tmp_path / "optuna.db"
     searcher = _searcher(db)
     _run(searcher, "t0")
     state = searcher.__getstate__()  # Tune's last save
@@ -214,20 +232,18 @@ def test_orphans_from_before_a_crash_are_reused_once_each_then_new_trials_are_as
     assert configs[:2] == orphaned
     for tune_id in ("t1", "t2", "t3"):
         restored.on_trial_complete(tune_id, {"m": 0.5, "epoch": 2})
-    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    trials = _study(db).trials
     assert len(trials) == 4
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
 
 
-def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tmp_path):
+def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tmp_path, db):
     """Tune saved the searcher while "t1" ran; the driver then told Optuna t1's outcome and
     died. Tune restores t1 as running and replays its last result and its completion: the
     restored searcher, checking the database once, tells Optuna nothing twice (Optuna would
     raise), and still tells a trial it starts itself."""
-    import optuna
     from optuna.trial import TrialState
 
-    db = tmp_path / "optuna.db"
     searcher = _searcher(db)
     assert isinstance(searcher.suggest("t1"), dict)
     searcher.on_trial_result("t1", {"m": 0.1, "epoch": 1})
@@ -237,7 +253,7 @@ def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tm
     restored.on_trial_result("t1", {"m": 0.3, "epoch": 2})
     restored.on_trial_complete("t1", {"m": 0.3, "epoch": 2})
     _run(restored, "t2")
-    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
+    trials = _study(db).trials
     assert [(t.state, t.value) for t in trials] == [
         (TrialState.COMPLETE, 0.3),
         (TrialState.COMPLETE, 0.2),
@@ -245,13 +261,12 @@ def test_a_trial_told_after_the_last_save_is_not_told_again_after_the_restore(tm
     assert trials[0].intermediate_values == {1: 0.1, 2: 0.3}
 
 
-def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore(tmp_path):
+def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore(tmp_path, db):
     """With ASHA the budget is epochs (SearchConfig.spends_savings): trials stopped early leave
     theirs to new ones, the searcher says FINISHED once the budget is trained (the running
     ones finish), a save keeps the count, and `tuner resume --samples` raises the budget."""
     from ray.tune.search import Searcher
 
-    db = tmp_path / "optuna.db"
     searcher = _searcher(db, total_epochs=6)
     for i in range(4):  # four trials stopped at epoch 1: 4 of 6 epochs
         assert isinstance(searcher.suggest(f"s{i}"), dict)
@@ -269,7 +284,7 @@ def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore
     raised = _restored(state, db, total_epochs=12)  # `tuner resume --samples`: twice the budget
     assert not raised.spent() and isinstance(raised.suggest("more"), dict)
     # Without an epoch budget (FIFO, or --max-trials at --samples) the searcher never ends it.
-    unlimited = _searcher(tmp_path / "other.db")
+    unlimited = _searcher(tmp_path / f"other{db.suffix}")
     for i in range(4):
         _run(unlimited, f"u{i}")
     assert not unlimited.spent() and isinstance(unlimited.suggest("u4"), dict)

@@ -107,6 +107,12 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "RDB schema: trials.state, trial_values (reopening a trial)",
         "fence/recovery.py",
     ),
+    (
+        "optuna",
+        "JournalStorage's file: one JSON operation a line, op_code 6 (SET_TRIAL_STATE_VALUES) "
+        "with trial_id and state (reopening a trial)",
+        "fence/recovery.py",
+    ),
 )
 
 
@@ -679,11 +685,17 @@ def _check_pending_decisions() -> list[str]:
 
 
 def reopen_finished_trials(study_url: str, trial_ids: list[int]) -> None:
-    """Set finished Optuna trials (storage ids) RUNNING again, their values gone, in one
-    transaction on the study's database (optuna.db, or a --storage server), so that a retried
-    trial's new outcome can be told. A FAIL or COMPLETE is final to Optuna: no public API
-    reopens a trial, and a new trial would take a new number, where trial N of the study must
-    stay trial N of the experiment."""
+    """Set finished Optuna trials (storage ids) RUNNING again, their values gone, so that a
+    retried trial's new outcome can be told: in one transaction on the study's database
+    (optuna.db, or a --storage server), or in one atomic rewrite of optuna.journal. A FAIL or
+    COMPLETE is final to Optuna: no public API reopens a trial, and a new trial would take a
+    new number, where trial N of the study must stay trial N of the experiment."""
+    from tuner.experiment import journal_path
+
+    path = journal_path(study_url)
+    if path is not None:
+        _reopen_in_journal(path, set(trial_ids))
+        return
     import sqlalchemy
 
     from tuner.driver.study_storage import engine_kwargs
@@ -700,32 +712,94 @@ def reopen_finished_trials(study_url: str, trial_ids: list[int]) -> None:
         engine.dispose()
 
 
+JOURNAL_SET_TRIAL_STATE = 6  # optuna.storages.journal._storage.JournalOperation
+JOURNAL_RUNNING, JOURNAL_WAITING = 0, 4  # optuna.trial.TrialState: the unfinished states
+
+
+def _reopen_in_journal(path: Any, trial_ids: set[int]) -> None:
+    """Drop the operations that finished `trial_ids` from the journal file: replayed without
+    them, each trial is RUNNING, as it was before its outcome was told. Written to a file beside
+    it and renamed over it (nothing is lost if this stops half way), under Optuna's own lock so
+    that no writer appends meanwhile. Every reader replays the file afresh: the caller opens the
+    study after this."""
+    import os
+    import tempfile
+
+    from tuner.driver.study_storage import journal_lock
+
+    lock = journal_lock(path)
+    lock.acquire()
+    try:
+        kept: list[bytes] = []
+        with open(path, "rb") as f:
+            for line in f:
+                op = json.loads(line)
+                finishing = (
+                    op.get("op_code") == JOURNAL_SET_TRIAL_STATE
+                    and op.get("trial_id") in trial_ids
+                    and op.get("state") not in (JOURNAL_RUNNING, JOURNAL_WAITING)
+                )
+                if not finishing:
+                    kept.append(line)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".optuna-journal-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.writelines(kept)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    finally:
+        lock.release()
+
+
 def _check_optuna_reopen() -> list[str]:
-    """A FAILed trial reopened by reopen_finished_trials takes a new COMPLETE with its value."""
+    """A FAILed trial reopened by reopen_finished_trials takes a new COMPLETE with its value,
+    in an SQLite study and in a journal file; the journal's operation codes are as above."""
     import tempfile
     from pathlib import Path
 
     import optuna
+    from optuna.storages.journal._storage import JournalOperation
 
-    from tuner.experiment import OPTUNA_DB
+    from tuner.driver.study_storage import open_storage
+    from tuner.experiment import JOURNAL_SCHEME, OPTUNA_DB, OPTUNA_JOURNAL
 
+    problems = []
+    if JournalOperation.SET_TRIAL_STATE_VALUES != JOURNAL_SET_TRIAL_STATE:
+        problems.append("optuna's journal numbers SET_TRIAL_STATE_VALUES differently")
+    if (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING) != (
+        JOURNAL_RUNNING, JOURNAL_WAITING,
+    ):  # fmt: skip
+        problems.append("optuna numbers TrialState.RUNNING / WAITING differently")
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / OPTUNA_DB}"
-        study = optuna.create_study(storage=url, study_name="s", direction="maximize")
-        trial = study.ask()
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        try:
-            reopen_finished_trials(url, [trial_id(study.trials[0])])
-        except Exception as e:  # noqa: BLE001  OperationalError: a table or column moved
-            return [f"optuna's RDB schema changed (reopening a trial): {e}"]
-        again = optuna.load_study(storage=url, study_name="s")
-        again.tell(trial.number, 0.5)
-        done = again.trials[0]
-        del study, again
-        optuna.storages.RDBStorage(url).engine.dispose()
-    if (done.state.name, done.value) != ("COMPLETE", 0.5):
-        return ["a reopened Optuna trial no longer takes a new outcome"]
-    return []
+        for url in (f"sqlite:///{Path(tmp) / OPTUNA_DB}",
+                    f"{JOURNAL_SCHEME}{Path(tmp) / OPTUNA_JOURNAL}"):  # fmt: skip
+            study = optuna.create_study(storage=open_storage(url), study_name="s",
+                                        direction="maximize")  # fmt: skip
+            trial = study.ask()
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            kind = url.split(":")[0]
+            try:
+                reopen_finished_trials(url, [trial_id(study.trials[0])])
+            except Exception as e:  # noqa: BLE001  a table, column or field moved
+                what = "RDB schema" if kind == "sqlite" else "journal file format"
+                problems.append(f"optuna's {what} changed (reopening a trial): {e}")
+                continue
+            again = optuna.load_study(storage=open_storage(url), study_name="s")
+            with contextlib.suppress(ValueError):  # "Cannot tell a FAIL trial": not reopened
+                again.tell(trial.number, 0.5)
+            done = again.trials[0]
+            del study, again
+            if kind == "sqlite":
+                optuna.storages.RDBStorage(url).engine.dispose()
+            if (done.state.name, done.value) != ("COMPLETE", 0.5):
+                problems.append(f"a reopened Optuna trial ({kind}) no longer takes a new outcome")
+    return problems
 
 
 def _check_ray_behaviour() -> list[str]:

@@ -1,11 +1,11 @@
 """Keeping Tune's experiment state and the Optuna study in agreement across crashes.
 
-Optuna's SQLite study is written the moment each decision is made; Tune's experiment state is
-saved every ~10 s. After a driver crash Tune's snapshot can lag: a trial that ASHA stopped (and
-Optuna recorded as PRUNED) may still be RUNNING in it, and a plain `Tuner.restore` would train
-it on, past its stop. The study is the durable record, so before a restore the trials it has
-already finished are marked TERMINATED in Tune's state; after a search has ended, no Optuna
-trial may be left RUNNING.
+The Optuna study (optuna.journal) is written the moment each decision is made; Tune's
+experiment state is saved every ~10 s. After a driver crash Tune's snapshot can lag: a trial
+that ASHA stopped (and Optuna recorded as PRUNED) may still be RUNNING in it, and a plain
+`Tuner.restore` would train it on, past its stop. The study is the durable record, so before a
+restore the trials it has already finished are marked TERMINATED in Tune's state; after a
+search has ended, no Optuna trial may be left RUNNING.
 """
 
 from __future__ import annotations
@@ -503,5 +503,5 @@ def forget_missing_checkpoints(experiment_dir: str | Path) -> list[str]:
 
 def study_name(record: ProvenanceRecord, cfg: SearchConfig) -> str:
     """The Optuna study's name: the experiment's name when it was created. A moved or copied
-    experiment directory may have another name now; the study inside optuna.db keeps its own."""
+    experiment directory may have another name now; the study inside its file keeps its own."""
     return str((record.get("config") or {}).get("name") or cfg.name)

@@ -40,7 +40,7 @@ from tuner.driver.fence.internals import (
     study_storage,
 )
 from tuner.driver.fence.internals import trial_id as trial_id_of
-from tuner.driver.study_storage import open_storage
+from tuner.driver.study_storage import journal_class, open_storage
 from tuner.errors import BudgetError
 from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
 from tuner.train.budget import Budget, Cost
@@ -97,7 +97,7 @@ class TruthfulOptunaSearch(OptunaSearch):
     # -- pickling: the study's database is found where the experiment is now -------------
     # Ray pickles this searcher twice: into tuner.pkl once (with the whole Tuner) and into
     # searcher-state-*.pkl at every experiment checkpoint. Pickled plainly, both hold
-    # optuna.db's absolute path, so a moved or copied experiment was resumed against the old
+    # the study file's absolute path, so a moved or copied experiment was resumed against the old
     # place, or failed to open it. Here the storage is pickled as a reference and opened again
     # from the experiment directory it is restored from.
     def __getstate__(self) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         completed = self.__dict__.get("_completed_trials")
         if isinstance(completed, set):
             completed -= resume.retry_tune_ids
-        # Optuna's in-memory cache of the study is as old as this pickle; optuna.db may have
+        # Optuna's in-memory cache of the study is as old as this pickle; the study may have
         # moved on since (trials told after Tune's last save, trials reopened for a retry).
         # Emptied, the cache reads everything from the database again.
         study: Any = self.__dict__.get("_ot_study")
@@ -337,9 +337,10 @@ class _StoragePickler(pickle.Pickler):
     """
 
     _cached: Any = cached_storage_class()
+    _journal: Any = journal_class()
 
     def persistent_id(self, obj: Any) -> tuple[str, str] | None:
-        if isinstance(obj, RDBStorage):
+        if isinstance(obj, (RDBStorage, self._journal)):
             return ("optuna-storage", obj.url)
         if isinstance(obj, self._cached) and isinstance(obj._backend, RDBStorage):
             return ("optuna-cached-storage", obj._backend.url)
@@ -378,7 +379,7 @@ class _SeedPerTrial(_SamplerBase):
     A plain seeded sampler draws from one stream, so a resume (which restores the sampler as
     it was at Tune's last save) would replay draws already used by trials asked for after that
     save. Reseeding once per trial (in `before_trial`) was not enough either: a kill can land
-    while the driver stores a new trial's parameters (one SQLite commit each); the resume then
+    while the driver stores a new trial's parameters (one write each); the resume then
     reuses that RUNNING trial (TruthfulOptunaSearch._take_orphan), whose stored parameters come
     back, but `before_trial` never runs for it, so the missing ones were drawn from whatever
     state the stream was in (seen: one trial's momentum 0.0943 against 0.0582 uninterrupted).
