@@ -139,3 +139,32 @@ def test_a_restored_trial_is_judged_at_the_rung_of_its_epoch(tmp_path):
         assert scheduler.on_trial_result(None, trials[3], restored) == "CONTINUE"
         rungs = dict(scheduler.rungs()[0])
         assert "t3" in rungs[3] and "t3" not in rungs[1]
+
+
+def test_the_state_file_is_written_when_a_rung_changes_and_only_then(tmp_path):
+    """A result between rungs changes nothing and writes nothing (the write is an fsync); a
+    result at a rung, and a stop, are on disk before the decision is returned; a scheduler
+    restored from a pickle writes its next change again."""
+    import json
+    import pickle
+
+    scheduler = make(tmp_path, samples=None)
+    state = tmp_path / "asha.json"
+    trial = _Trial(0)
+    scheduler.on_trial_add(None, trial)
+    scheduler.on_trial_result(None, trial, {"epoch": 1, "val_loss": 2.0})  # rung 1
+    assert json.loads(state.read_text())["brackets"][0][-1] == [1, {"t0": -2.0}]
+    state.unlink()
+    scheduler.on_trial_result(None, trial, {"epoch": 2, "val_loss": 1.5})  # between rungs
+    assert not state.exists()
+    scheduler.on_trial_result(None, trial, {"epoch": 3, "val_loss": 1.0})  # rung 3
+    assert dict(json.loads(state.read_text())["brackets"][0])[3] == {"t0": -1.0}
+    restored = pickle.loads(pickle.dumps(scheduler))
+    state.unlink()
+    other = _Trial(1)
+    restored.on_trial_add(None, other)
+    assert restored.on_trial_result(None, other, {"epoch": 1, "val_loss": 9.0}) == "STOP"
+    saved = json.loads(state.read_text())
+    assert saved["num_stopped"] == 1 and dict(saved["brackets"][0])[1] == {
+        "t0": -2.0, "t1": -9.0,
+    }  # fmt: skip

@@ -162,6 +162,7 @@ class PersistentASHA(ASHAScheduler):
         result already recorded, and only the epoch stays right for a trial restored from a
         checkpoint newer than Tune's record."""
         self.__dict__.update(state)
+        self.__dict__.pop("_saved_signature", None)  # the state file is read again: write anew
         if self._time_attr == "training_iteration":
             self._time_attr = TIME_ATTR
 
@@ -202,12 +203,23 @@ class PersistentASHA(ASHAScheduler):
         self._num_stopped = int(state.get("num_stopped", 0))
 
     def _save(self) -> None:
+        # Written only when it changed. Ray's brackets only ever add a trial's reward to a rung
+        # (once per trial and rung) and count stopped trials up, so the rungs' sizes and the
+        # count say whether anything did: most results (between rungs) change nothing, and
+        # the write (an fsync) was 2.7 ms a trial of the driver's time at 300 tiny trials.
+        signature = (
+            self._num_stopped,
+            tuple(len(rec) for b in self._brackets for _, rec in b._rungs),
+        )
+        if signature == getattr(self, "_saved_signature", None):
+            return
         state = {
             "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
             "num_stopped": self._num_stopped,
         }
         # Python's json writes and reads back -Infinity (a diverged trial's reward).
         atomic_write_text(self._state_path, json.dumps(state))
+        self._saved_signature = signature
 
     def rungs(self) -> list[list[tuple[float, dict[str, float]]]]:
         self._ensure_loaded()
