@@ -53,7 +53,7 @@ batch_size = { choices = [64, 128, 256] }
 CONCURRENCY = 2
 
 
-def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
+def child(samples: int, out: Path, trial_epochs: int = 2, report_every: float = 60.0) -> None:
     """One search in this process; its figures to `out` (JSON)."""
     import resource
 
@@ -171,7 +171,7 @@ def child(samples: int, out: Path, trial_epochs: int = 2) -> None:
         cfg = SearchConfig(space=str(Path(d) / "space.toml"), dataset="digits",
                            samples=samples, epochs=trial_epochs, no_confirm=True,
                            out=str(Path(d) / "out"), name="scale", concurrency=CONCURRENCY,
-                           seed=0)  # fmt: skip
+                           seed=0, report_every=report_every)  # fmt: skip
         start = time.perf_counter()
         cpu_start = resource.getrusage(resource.RUSAGE_SELF)
         result = search(cfg, stream=open("/dev/null", "w"))
@@ -241,11 +241,17 @@ def main() -> None:
         default=2,
         help="epochs a trial (two values apart give the cost a result adds)",
     )
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        default=60.0,
+        help="seconds between the live report's copies (the search's --report-every; 0: none)",
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, Path(args.child_out), args.epochs)
+        child(args.child, Path(args.child_out), args.epochs, args.report_every)
         return
     out: dict = {"cpu": cpu_model(), "date": datetime.now().isoformat(timespec="seconds"),
                  "targets": "1,000 trials: <= 20 ms driver overhead a trial; no suggestion "
@@ -253,7 +259,8 @@ def main() -> None:
     for n in args.sizes:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             subprocess.run([sys.executable, __file__, "--child", str(n), "--child-out", f.name,
-                            "--epochs", str(args.epochs)],
+                            "--epochs", str(args.epochs), "--report-every",
+                            str(args.report_every)],
                            check=True, cwd=ROOT)  # fmt: skip
             r = json.loads(Path(f.name).read_text())
         out["runs"].append(r)

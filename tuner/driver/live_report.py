@@ -5,16 +5,20 @@ whenever something changed since the last copy: an epoch reported or a trial end
 carries a banner ("running: 7 of 20 trials finished, updated 14:02") and reloads itself; the
 final report, written when the search ends (tuner/driver/finish.py), has neither.
 
-Each copy is written in a thread of its own, so Tune's loop goes on while the tables are read
-from the trial directories and the page is drawn; a copy still being written when the next is
-due is not doubled, and the next copy waits at least SHARE_LIMIT times as long as the last one
-took, so the copies keep under 5 % of the driver's time even at a short --report-every. Their
-cost is measured by bench/live_report.py (write time at 200 and 1,000 trials, and the share of
-a real 200-trial search's wall time): see BENCHMARKS.md.
+Each copy is written in a process of its own (analysis.report.live_copy), which a thread starts
+and waits for, so Tune's loop and the searcher go on while the tables are read from the trial
+directories and the page is drawn, without sharing the interpreter's lock with that work. A
+copy still being written when the next is due is not doubled, and the next copy waits at least
+SHARE_LIMIT times as long as the last one took, so the copies keep under 5 % of the driver's
+time even at a short --report-every. Their cost is measured by bench/live_report.py (write
+time at 200 and 1,000 trials, and the share of a real 200-trial search's wall time): see
+BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
 import time
@@ -128,26 +132,52 @@ class LiveReport(Callback):
             self._thread = None
 
     def _write(self, done: int, trained: int = 0) -> None:
-        from analysis import Running, write_report
-
+        """Write one copy, in a process of its own (analysis.report.live_copy): in this one,
+        its second and a half of Python at 1,000 trials held the interpreter's lock against
+        the searcher and Tune's loop (6-7 ms a trial of the driver's overhead, suggestions of
+        up to 625 ms; bench/scale.py --report-every 0 against 60). This thread only waits."""
         if self.confirm_of is None:
             per_trial = getattr(self, "epochs", None)  # None in a tuner.pkl from before it
-            budget = (trained, self.total * per_trial) if per_trial else None
-            running = Running(done, self.total, datetime.now(), self.every, epochs=budget)
+            budget = [trained, self.total * per_trial] if per_trial else None
+            running: dict[str, Any] = {"finished": done, "total": self.total, "epochs": budget}
         else:
-            running = Running(
-                self.confirm_of, self.confirm_of, datetime.now(), self.every,
-                stage=f"confirming the winner over seeds: {done} of {self.total} runs done",
-            )  # fmt: skip
+            running = {
+                "finished": self.confirm_of, "total": self.confirm_of,
+                "stage": f"confirming the winner over seeds: {done} of {self.total} runs done",
+            }  # fmt: skip
+        running.update(updated=datetime.now().isoformat(), reload_s=self.every)
         start = time.perf_counter()
         try:
-            write_report(self.experiment_dir, live=running)
-        except Exception as e:  # a copy that fails must not stop the search; the final one
-            if not self._warned:  # is written (and its errors shown) when the search ends
-                self._warned = True
-                print(f"cnn-tuner: the live report could not be written: {e}", file=sys.stderr)
+            child = subprocess.run(
+                [sys.executable, "-m", "analysis.report.live_copy", str(self.experiment_dir),
+                 json.dumps(running)],
+                env=_child_env(), capture_output=True, text=True,
+                start_new_session=True,  # Ctrl-C is the driver's to handle, not the copy's
+            )  # fmt: skip
+            error = child.stderr.strip().splitlines()[-1] if child.returncode else ""
+        except OSError as e:
+            error = str(e)
+        if error:
+            if not self._warned:  # a copy that fails must not stop the search; the final one
+                self._warned = True  # is written (and its errors shown) when the search ends
+                print(f"cnn-tuner: the live report could not be written: {error}",
+                      file=sys.stderr)  # fmt: skip
             return
         took = time.perf_counter() - start
         self.seconds += took
         self.writes += 1
         self._gap = SHARE_LIMIT * took
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory `analysis` is imported from first on the path (a
+    checkout run without being installed)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("analysis")
+    env = dict(os.environ)
+    if spec is not None and spec.origin is not None:
+        root = str(Path(spec.origin).parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
