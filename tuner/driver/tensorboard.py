@@ -12,15 +12,19 @@ whole run's axis); a diverged trial is tagged instead: a `status` text ("diverge
 and status=diverged among its hyperparameters. When a trial ends, its hyperparameters and
 final metrics go to the HParams plugin, so the HParams tab compares trials side by side.
 
-Runs in the driver, on Tune's result callbacks: a few scalars per epoch, flushed when a trial
-ends and otherwise every FLUSH_SECS.
+Runs in the driver, on Tune's result callbacks: a few scalars per epoch, written in Tune's own
+thread and flushed when a trial ends, and while it runs at its first epoch FLUSH_SECS after the
+last flush.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ray.tune import Callback
@@ -43,7 +47,9 @@ FINAL_METRICS = {
     "final/best_val_loss": "best_val_loss",
     "final/epochs": "epoch",
 }
-FLUSH_SECS = 30  # tensorboardX's own background flush; a trial's end flushes at once
+# A trial's events reach its file when it ends, and while it runs at its first epoch after
+# FLUSH_SECS: `tensorboard` shows a long trial's curve within that.
+FLUSH_SECS = 30
 HPARAM_TYPES = (bool, int, float, str)
 
 
@@ -57,45 +63,83 @@ def _hparam(value: Any) -> bool | int | float | str | None:
     return None if value is None else str(value)
 
 
-def _summary_writer_class() -> Any:
-    """tensorboardX's SummaryWriter, imported without torch.
+@functools.cache
+def _tbx() -> SimpleNamespace:
+    """tensorboardX's event file writer, summaries and Event proto, imported without torch.
 
-    tensorboardX's writer imports torch when it can, only to accept tensors as values; this
+    Its synchronous EventsWriter, not its SummaryWriter: a SummaryWriter starts a thread of
+    its own for every trial, and one trial's writer cost the driver 3.8 ms of CPU against 0.7
+    ms here (2 epochs of 7 scalars and the hparams, 200 trials; 2026-12-07), a tenth of the
+    driver's whole cost a trial in a search of tiny trials (bench/scale.py).
+
+    tensorboardX's package imports torch when it can, only to accept tensors as values; this
     callback hands it floats, and the driver never imports torch (506 MB of its memory,
     tuner/stages/torch_work.py). A None in sys.modules makes that `import torch` fail the way
     tensorboardX expects of a machine without torch, for the span of its import only.
     """
-    if "torch" in sys.modules or "tensorboardX.writer" in sys.modules:
-        from tensorboardX import SummaryWriter
-
-        return SummaryWriter
-    sys.modules["torch"] = None  # type: ignore[assignment]
+    guard = "torch" not in sys.modules and "tensorboardX" not in sys.modules
+    if guard:
+        sys.modules["torch"] = None  # type: ignore[assignment]
     try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import summary
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
     finally:
-        del sys.modules["torch"]
-    return SummaryWriter
+        if guard:
+            del sys.modules["torch"]
+    return SimpleNamespace(
+        EventsWriter=EventsWriter, Event=Event, scalar=summary.scalar, text=summary.text,
+        hparams=summary.hparams,
+    )  # fmt: skip
+
+
+class _TrialEvents:
+    """One trial's event file (events.out.tfevents.*, in its directory), written in the
+    calling thread and flushed when it closes or FLUSH_SECS after its last flush."""
+
+    def __init__(self, directory: Path) -> None:
+        self._tbx = _tbx()
+        self._file = self._tbx.EventsWriter(str(directory / "events"))
+        self._flushed = time.monotonic()
+
+    def add(self, summary: Any, step: int) -> None:
+        self._file.write_event(
+            self._tbx.Event(summary=summary, wall_time=time.time(), step=int(step))
+        )
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.add(self._tbx.scalar(tag, value), step)
+
+    def add_text(self, tag: str, text: str, step: int) -> None:
+        self.add(self._tbx.text(tag, text), step)
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._flushed >= FLUSH_SECS:
+            self._file.flush()
+            self._flushed = time.monotonic()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class TensorBoardLogger(Callback):
-    """One tensorboardX SummaryWriter per trial, in the trial's directory. wrapped: the key
-    under which a trial's config holds the configuration it trains (the confirm stage's runs:
+    """One event file per trial, in the trial's directory. wrapped: the key under which a
+    trial's config holds the configuration it trains (the confirm stage's runs:
     {key: {"config": ..., "seed": ...}})."""
 
     def __init__(self, wrapped: str | None = None) -> None:
         self._wrapped = wrapped
-        self._writers: dict[str, Any] = {}
+        self._writers: dict[str, _TrialEvents] = {}
         self._last: dict[str, dict[str, Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks into tuner.pkl
         return {"_wrapped": self._wrapped, "_writers": {}, "_last": {}}
 
-    def _writer(self, trial: Any) -> Any:
+    def _writer(self, trial: Any) -> _TrialEvents:
         writer = self._writers.get(trial.trial_id)
         if writer is None:
-            SummaryWriter = _summary_writer_class()
             trial.init_local_path()
-            writer = SummaryWriter(str(Path(trial.local_path)), flush_secs=FLUSH_SECS)
+            writer = _TrialEvents(Path(trial.local_path))
             self._writers[trial.trial_id] = writer
         return writer
 
@@ -107,9 +151,10 @@ class TensorBoardLogger(Callback):
         for tag, key in SCALARS.items():
             value = finite(result.get(key))
             if value is not None:  # NaN and inf are left out, without a warning
-                writer.add_scalar(tag, value, global_step=step)
+                writer.add_scalar(tag, value, step)
         if result.get("diverged"):
-            writer.add_text("status", f"diverged at epoch {step}", global_step=step)
+            writer.add_text("status", f"diverged at epoch {step}", step)
+        writer.flush_if_due()
         self._last[trial.trial_id] = result
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
@@ -134,9 +179,9 @@ class TensorBoardLogger(Callback):
         finally:
             writer.close()
 
-    def _write_hparams(self, writer: Any, trial: Any, last: dict[str, Any], failed: bool) -> None:
-        from tensorboardX.summary import hparams
-
+    def _write_hparams(
+        self, writer: _TrialEvents, trial: Any, last: dict[str, Any], failed: bool
+    ) -> None:
         config = trial.config or {}
         if self._wrapped and self._wrapped in config:  # a confirm run: its config and seed
             run = config[self._wrapped]
@@ -145,12 +190,10 @@ class TensorBoardLogger(Callback):
         status = "error" if failed else "diverged" if last.get("diverged") else "finished"
         params = {k: v for k, v in params.items() if v is not None}
         params["status"] = status
-        metrics = {tag: finite(last.get(key)) for tag, key in FINAL_METRICS.items()}
-        metrics = {tag: value for tag, value in metrics.items() if value is not None}
-        experiment, start, end = hparams(hparam_dict=params, metric_dict=metrics)
-        writer.file_writer.add_summary(experiment)
-        writer.file_writer.add_summary(start)
-        writer.file_writer.add_summary(end)
+        finals = {tag: finite(last.get(key)) for tag, key in FINAL_METRICS.items()}
+        metrics = {tag: value for tag, value in finals.items() if value is not None}
+        for summary in _tbx().hparams(hparam_dict=params, metric_dict=metrics):
+            writer.add(summary, 0)  # experiment, session start, session end
         step = int(last.get("epoch", 0))
         for tag, value in metrics.items():  # the HParams tab reads these tags' scalars
-            writer.add_scalar(tag, value, global_step=step)
+            writer.add_scalar(tag, value, step)

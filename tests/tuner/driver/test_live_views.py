@@ -76,6 +76,19 @@ def test_tensorboard_writes_one_scalar_per_epoch_and_the_hparams(tmp_path):
     assert start.hparams["channels"].string_value == "[8, 16]"  # a list, as text
 
 
+def test_a_running_trials_scalars_reach_its_file_once_a_flush_is_due(tmp_path, monkeypatch):
+    from tuner.driver import tensorboard
+
+    trial = FakeTrial(tmp_path / "r")
+    logger = TensorBoardLogger()
+    logger.on_trial_result(0, [], trial, _epoch(1))
+    assert _events(tmp_path / "r").Tags()["scalars"] == []  # buffered: no flush due yet
+    monkeypatch.setattr(tensorboard, "FLUSH_SECS", 0)
+    logger.on_trial_result(0, [], trial, _epoch(2))  # the trial still runs
+    val = _events(tmp_path / "r").Scalars("accuracy/val")
+    assert [e.step for e in val] == [1, 2]
+
+
 def test_a_diverged_trial_writes_no_nan_and_is_tagged(tmp_path, recwarn):
     trial = FakeTrial(tmp_path / "d")
     logger = TensorBoardLogger()
