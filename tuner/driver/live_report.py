@@ -154,11 +154,11 @@ class LiveReport(Callback):
                 env=_child_env(), capture_output=True, text=True,
                 start_new_session=True,  # Ctrl-C is the driver's to handle, not the copy's
             )  # fmt: skip
-            said = child.stderr.strip().splitlines()
-            # a copy killed by a signal (the memory monitor, say) says nothing on stderr
-            error = (
-                (said[-1] if said else f"exit code {child.returncode}") if child.returncode else ""
-            )
+            error = ""
+            if child.returncode:
+                said = child.stderr.strip().splitlines()
+                # a copy killed by a signal (the memory monitor, say) says nothing on stderr
+                error = said[-1] if said else f"exit code {child.returncode}"
         except OSError as e:
             error = str(e)
         if error:
