@@ -288,3 +288,33 @@ def test_the_epoch_budget_starts_trials_until_it_is_spent_and_survives_a_restore
     for i in range(4):
         _run(unlimited, f"u{i}")
     assert not unlimited.spent() and isinstance(unlimited.suggest("u4"), dict)
+
+
+def test_a_searcher_whose_saved_state_cannot_be_read_stops_the_resume_in_one_line(tmp_path, db):
+    """Tune 2.60 logs a failed searcher restore and goes on without its state; the resume then
+    waited for a trial for ever. The searcher refuses its first use instead, in one line."""
+
+    from tuner.errors import ConfigError
+
+    searcher = _searcher(db)
+    _run(searcher, "t0")
+    saved = tmp_path / "searcher-state-x.pkl"
+    searcher.save(str(saved))
+    whole = saved.read_bytes()
+    saved.write_bytes(whole[: len(whole) // 2])
+    restored = _searcher(db)
+
+    restored.restore(str(saved))  # Tune would log what this raised and go on
+
+    for use in (lambda: restored.suggest("t1"),
+                lambda: restored.on_trial_result("t0", {"m": 0.1, "epoch": 1}),
+                lambda: restored.on_trial_complete("t0", {"m": 0.1, "epoch": 1})):  # fmt: skip
+        with pytest.raises(ConfigError) as refused:
+            use()
+        message = str(refused.value)
+        assert message.startswith("cannot resume: Tune's saved searcher state searcher-state-x.pkl")
+        assert "\n" not in message and "truncated" in message
+    saved.write_bytes(whole)  # the whole file restores as before
+    again = _searcher(db)
+    again.restore(str(saved))
+    assert isinstance(again.suggest("t1"), dict)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import zlib
 from typing import TYPE_CHECKING, Any, cast
@@ -41,7 +42,7 @@ from tuner.driver.fence.internals import (
 )
 from tuner.driver.fence.internals import trial_id as trial_id_of
 from tuner.driver.study_storage import journal_class, open_storage
-from tuner.errors import BudgetError
+from tuner.errors import BudgetError, ConfigError
 from tuner.experiment import REJECTED_ATTR, TUNE_TRIAL_ID, finite, is_finite
 from tuner.train.budget import Budget, Cost
 
@@ -174,10 +175,26 @@ class TruthfulOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore, with the study opened where restoring_searcher (tuner_setup) says it
         is (Ray hands over a copy of the state file in its own temp dir, so the file's own
-        directory says nothing about where the experiment is)."""
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        self.__setstate__(state)
+        directory says nothing about where the experiment is).
+
+        A state that cannot be read is not raised here: Tune 2.60 logs a failed restore and
+        goes on without the searcher's state, and then waited for a trial for ever (a CI run
+        hung 600 s on a cut-short file). It is raised, as one line, at the searcher's first
+        use instead (see _refuse_if_unrestored)."""
+        try:
+            with open(checkpoint_path, "rb") as f:
+                state = pickle.load(f)
+            self.__setstate__(state)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the resume must not go on
+            self._unrestored = f"{os.path.basename(checkpoint_path)} could not be read ({e})"
+
+    def _refuse_if_unrestored(self) -> None:
+        problem = getattr(self, "_unrestored", None)
+        if problem is not None:
+            raise ConfigError(
+                f"cannot resume: Tune's saved searcher state {problem}; nothing was changed. "
+                "Restore the experiment directory from a copy, or start the search again"
+            )
 
     def _report(self, trial_id: str, result: dict) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -240,6 +257,7 @@ class TruthfulOptunaSearch(OptunaSearch):
                 self._epochs_run[trial_id] = epoch
 
     def suggest(self, trial_id: str) -> dict | None:
+        self._refuse_if_unrestored()
         if self.spent():
             # Ray's SearchGenerator ends the search on this marker (its annotation says dict).
             return cast(dict, Searcher.FINISHED)
@@ -293,6 +311,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         return worst if len(metrics) > 1 else worst[0]
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._refuse_if_unrestored()
         self._count_epochs(trial_id, result)
         if trial_id not in self._completed_trials:
             self._report(trial_id, result)
@@ -300,6 +319,7 @@ class TruthfulOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
+        self._refuse_if_unrestored()
         self._count_epochs(trial_id, result)
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
