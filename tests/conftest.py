@@ -60,6 +60,16 @@ def private_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["RAY_TMPDIR"] = str(Path("/tmp") / f"rt{os.getpid()}")  # short: socket paths
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_ray_left_running():
+    """The in-process Ray that shared_ray leaves running, stopped by its handle at the end."""
+    yield
+    if _in_process_ray():
+        import ray
+
+        ray.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def only_slow_tests_start_ray(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """The README promises that `-m "not slow"` skips every test that starts Ray: a test that
@@ -76,12 +86,14 @@ def only_slow_tests_start_ray(request: pytest.FixtureRequest, monkeypatch: pytes
     yield
 
 
-@pytest.fixture(scope="module")
-def shared_ray():
-    """One in-process Ray for a module's searches: a search finds it running and leaves it so
-    (Ray's start and stop, 3-5 s, paid once a module). Loopback only, private temp dir (above).
-    For tests whose subject is not the process: signals, exit codes of a killed driver and
-    Ray's own start-up need a child of their own."""
+def _in_process_ray() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def _start_shared_ray() -> None:
     import ray
 
     from tuner.driver.ray_runtime import TUNE_ACTOR_ENV, keep_local_ray_on_loopback
@@ -91,8 +103,53 @@ def shared_ray():
         os.environ.setdefault(name, value)  # as tuner.driver.ray_runtime.start_ray does
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shared_ray():
+    """One in-process Ray for the searches of every module that asks for it: a search finds it
+    running and leaves it so. Loopback only, private temp dir (above). It outlives the module,
+    so the next module that shares it does not start it again (Ray's start and stop, 3-5 s of
+    wall and ~3 s of CPU, were paid by each of 14 modules); ray_only_where_shared stops it
+    before any test that did not ask for it. For tests whose subject is not the process:
+    signals, exit codes of a killed driver and Ray's own start-up need a child of their own."""
+    if not _in_process_ray():
+        _start_shared_ray()
     yield
-    ray.shutdown()
+
+
+def _asks_for_shared_ray(item: pytest.Item) -> bool:
+    return "shared_ray" in getattr(item, "fixturenames", ())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_only_where_shared_in_module(request: pytest.FixtureRequest):
+    """A module of slow tests none of which shares the in-process Ray finds none running, also
+    in its module-scoped fixtures (set up before any test's own)."""
+    items = [i for i in request.session.items if getattr(i, "module", None) is request.module]
+    slow = any(i.get_closest_marker("slow") is not None for i in items)
+    if slow and not any(_asks_for_shared_ray(i) for i in items) and _in_process_ray():
+        import ray
+
+        ray.shutdown()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def ray_only_where_shared(request: pytest.FixtureRequest):
+    """A slow test that did not ask for shared_ray finds no in-process Ray (it may start its
+    own, or check that a search starts one); one that did finds it running, started again if a
+    test before it in the module stopped it. The others cannot start Ray
+    (only_slow_tests_start_ray), and Ray left running does not touch them: stopping it for
+    each would cost 1.3 s."""
+    slow = request.node.get_closest_marker("slow") is not None
+    if slow and _asks_for_shared_ray(request.node) and not _in_process_ray():
+        _start_shared_ray()
+    elif slow and not _asks_for_shared_ray(request.node) and _in_process_ray():
+        import ray
+
+        ray.shutdown()
+    yield
 
 
 @pytest.fixture(scope="module")

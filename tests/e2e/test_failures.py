@@ -34,7 +34,9 @@ def flaky_space(trial, input_size=8):
     return {"batch_norm": True, "hflip": False, "optimizer": "adam", "lr": 3e-3}
 
 
-def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(tmp_path, monkeypatch):
+def test_a_persistent_error_ends_in_error_and_fail_and_the_others_finish(
+    tmp_path, monkeypatch, shared_ray
+):
     space = SearchSpace("flaky", "test space with a broken choice", flaky_space, baseline=None)
     monkeypatch.setitem(search_spaces.SPACES, "flaky", space)
     # The pre-Ray space check would refuse this space outright
@@ -113,7 +115,7 @@ def kill_workers(marks: Path, after: int) -> Any:
 
 
 def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, shared_ray
 ):
     """Both trials' workers die after three epochs (kill_workers), one while Tune saves its
     checkpoint and one while Tune asks for its next epoch; with no retries left both end in

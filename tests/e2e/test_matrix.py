@@ -82,7 +82,10 @@ def _search(tmp_path, monkeypatch, name: str, data: dict, **options):
     md5s = data.pop("_md5s", None)
     if md5s is not None:
         use_fake_cifar_md5s(monkeypatch, md5s)
-    options = {"epochs": 1, "samples": 2, **options}
+    # One trial at a time: the cells are about spaces, shapes and kinds, not concurrency, and
+    # a second trial process (torch, Ray's trainable: ~3 s of CI's CPU) would be started only
+    # to train one epoch; the cells beside them with concurrency as their subject keep it.
+    options = {"epochs": 1, "samples": 2, "concurrency": 1, **options}
     cfg = SearchConfig(no_confirm=True, out=str(tmp_path), name=name, **data, **options)
     result = search(cfg)
     exp = result.experiment_dir

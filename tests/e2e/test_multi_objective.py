@@ -47,7 +47,7 @@ def brute_force_front(trials: pd.DataFrame) -> set[int]:
     return front
 
 
-def test_a_multi_objective_search_writes_the_pareto_front(tmp_path, capsys):
+def test_a_multi_objective_search_writes_the_pareto_front(tmp_path, capsys, shared_ray):
     (tmp_path / "space.py").write_text(SPACE)
     cfg = SearchConfig(no_confirm=True, samples=8, epochs=3, seed=5, out=str(tmp_path), name="mo",
                        grace_period=1,
