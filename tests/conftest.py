@@ -14,19 +14,18 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
 
 
-# The files whose tests take longest, in seconds of CI's run on 2 cores (2026-12-06,
-# --durations=0): test_resume 157, test_failures 148, test_matrix 144, test_promises_search
-# 114, test_confirm 88, test_disk_full 74, test_search 64, ... of 1,362 in all. They start
+# The files whose tests take longest, in seconds of CI's run on 2 cores (2026-12-07,
+# --durations=0): test_resume 189, test_failures 159, test_matrix 153, test_promises_search
+# 137, test_hosts 114, test_confirm 96, test_storage_search 87, ... of 1,662 in all. They start
 # first, so that neither of the two workers is left running one of them alone at the end.
 # xdist's own order (--loadscope-reorder, files with the most tests first) started them last:
 # the run's last minute was one file on one worker. pyproject.toml turns that order off.
 SLOWEST_FIRST = (
     "test_resume.py", "test_failures.py", "test_matrix.py", "test_promises_search.py",
-    "test_hosts.py",
-    "test_confirm.py", "test_disk_full.py", "test_storage_search.py", "test_search.py",
-    "test_user_model_search.py",
-    "test_report_browser_search.py", "test_more_samples.py", "test_warm_start_search.py",
-    "test_experiment_dir.py", "test_unrecorded_trial.py", "test_config_file_search.py",
+    "test_hosts.py", "test_confirm.py", "test_storage_search.py", "test_search.py",
+    "test_disk_full.py", "test_report_browser_search.py", "test_unrecorded_trial.py",
+    "test_user_model_search.py", "test_warm_start_search.py", "test_budget.py",
+    "test_experiment_dir.py", "test_live_search.py", "test_config_file_search.py",
     "test_ray_runtime.py",
 )  # fmt: skip
 

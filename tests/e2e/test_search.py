@@ -189,6 +189,9 @@ def test_optuna_states_match_the_trial_outcomes(nine_trials):
     assert len(stopped) >= 1 and set(stopped["epochs_run"]) == {1}
     rungs = json.loads((result.experiment_dir / "asha_state.json").read_text())["brackets"][0]
     assert set(stopped["trial_id"]) <= {tid for _, rec in rungs for tid in rec}
+    # Decided over 16+ trials, logged a line each, and folded into that one file at the end.
+    assert not (result.experiment_dir / "asha_state.jsonl").exists()
+    assert sum(len(rec) for _, rec in rungs) >= 16
     epochs = pd.read_csv(result.experiment_dir / "epochs.csv")
     for ot_trial in study.trials:  # every epoch is an intermediate value, the last one included
         row = epochs[epochs["trial_index"] == ot_trial.number]

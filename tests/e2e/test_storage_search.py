@@ -1,11 +1,13 @@
 """`--storage URL`: the search's Optuna study on a real PostgreSQL server (a fresh one for this
-module, tests/postgres_fixture.py) instead of optuna.journal: a search, its resume to more trials,
+module, tests/postgres_fixture.py) instead of optuna.journal: a search, its resume to more trials
+(and a lower count refused),
 `tuner status` and the report, a warm start from it, a retry's reopened trial, and every bad
 input refused in one line before anything is made. The password only ever comes from
 PGPASSWORD, and never lands in the experiment."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import optuna
@@ -41,21 +43,40 @@ def test_a_search_keeps_its_study_on_the_server_and_grows_from_it(
     tmp_path, postgres, password, shared_ray
 ):
     url = postgres.url()
-    first = run_here("search", *SEARCH, "--storage", url, "--out", str(tmp_path), "--name", "pg")
+    # Two epochs: ASHA judges the trials at epoch 1, and may stop one (PRUNED in the study).
+    first = run_here("search", *SEARCH, "--epochs", "2", "--storage", url, "--out",
+                     str(tmp_path), "--name", "pg")  # fmt: skip
     assert first.returncode == 0, tail(first.stdout) + tail(first.stderr)
+    assert gc.get_freeze_count() == 0  # the fit's frozen objects are collectable again
     exp = tmp_path / "pg"
     assert not (exp / "optuna.journal").exists()  # the study is on the server
     assert json.loads((exp / "provenance.json").read_text())["config"]["storage"] == url
     assert f'storage = "{url}"' in (exp / "search.toml").read_text()
+    before = pd.read_csv(exp / "trials.csv").set_index("trial_index")
+    assert len(before) == 2  # the default: --samples trials
+
+    # `tuner resume DIR --samples N` raises a finished search to N trials; a lower N is
+    # refused in one line.
+    lower = run_here("resume", str(exp), "--samples", "1")
+    assert lower.returncode == 2 and len(lower.stderr.strip().splitlines()) == 1
+    assert "can only raise it" in lower.stderr
     grown = run_here("resume", str(exp), "--samples", "4")
     assert grown.returncode == 0, tail(grown.stdout) + tail(grown.stderr)
+    assert "Raising the search to 4 trials" in grown.stdout
     trials = pd.read_csv(exp / "trials.csv")
-    assert len(trials) == 4
+    assert len(trials) == 4 and sorted(trials["trial_index"]) == [0, 1, 2, 3]
+    kept = trials.set_index("trial_index").loc[before.index]  # the first two, untouched
+    assert list(kept["trial_id"]) == list(before["trial_id"])
+    assert (kept["epochs_run"] == before["epochs_run"]).all()
     study = _study(url, "pg")
     by_number = {t.number: t.state.name for t in study.trials}
     assert by_number == {
         row.trial_index: STATES.get(row.status, "PRUNED") for row in trials.itertuples()
     }
+    record = json.loads((exp / "provenance.json").read_text())
+    assert record["config"]["samples"] == 4 and record["samples_raised"][0]["from"] == 2
+    assert record["finished"] is not None
+    assert "trial 3" in (exp / "report.html").read_text()
     # Read back from the server by the commands that read the study.
     status = run_here("status", str(exp), "--json")
     shown = json.loads(status.stdout)

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from tuner.config.objectives import TUNE_SUMMARY_METRICS
 from tuner.config.search_config import SearchConfig
+from tuner.driver.fence.asha import compact as compact_rungs
 from tuner.driver.fence.internals import killed_by_memory_monitor, lean_tune_state
 from tuner.driver.fence.recovery import (
     adopt_unrecorded_trials,
@@ -30,6 +31,7 @@ from tuner.driver.ray_runtime import check_schedulable
 from tuner.driver.study_storage import server_lost, server_lost_error
 from tuner.driver.tuner_setup import build_tuner, make_trainable, restoring_searcher
 from tuner.experiment import (
+    ASHA_STATE_JSON,
     checkpoint_dirs,
     dirs_of_trial,
     last_result,
@@ -112,6 +114,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                                            work=run.torch)  # fmt: skip
                     run.torch.close()
         interrupts.in_fit = False
+        # The fit leaves one asha_state.json: the log of its rung decisions is folded in.
+        compact_rungs(exp / ASHA_STATE_JSON)
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
             say(stream, f"Trials stopped ({waited:.0f} s); writing what the search has")

@@ -14,7 +14,8 @@
                                  was given --storage (study_url); refused configs carry
                                  REJECTED_ATTR. Experiments made before 2026-12-07 have
                                  optuna.db (SQLite) instead, and keep it
-        asha_state.json          ASHA's rungs (tuner/driver/fence/asha.py)
+        asha_state.json          ASHA's rungs (tuner/driver/fence/asha.py); while a search
+                                 runs, asha_state.jsonl beside it holds the decisions since
         rejected.csv             configurations over --max-params / --max-macs, never trained
         .tuner-state-backup/     whole copies of Tune's state files (tuner/driver/fence/recovery.py)
         tuner.pkl, experiment_state-*.json, search_gen_state-*.json, searcher-state-*.pkl

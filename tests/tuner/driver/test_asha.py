@@ -3,6 +3,8 @@ elsewhere, and Ray's for the space's baseline."""
 
 from __future__ import annotations
 
+import json
+
 from tuner.driver.fence.asha import PersistentASHA, judged_rungs
 
 
@@ -76,8 +78,11 @@ def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_p
         ray = decisions(make(tmp_path / "r", samples=None), [2.0, math.inf, 1.5, 3.0, 1.0])
     # Ray's rule: the median of the rung so far; the inf is its worst value, not a NaN
     assert ray == ["CONTINUE", "STOP", "CONTINUE", "STOP", "CONTINUE"]
-    saved = json.loads((tmp_path / "r" / "asha.json").read_text())
-    assert "Infinity" not in json.dumps(saved)  # a finite floor, valid JSON
+    on_disk = [(tmp_path / "r" / name).read_text() for name in ("asha.json", "asha.jsonl")]
+    assert all("Infinity" not in text for text in on_disk)  # a finite floor, valid JSON
+    assert [json.loads(line) for line in on_disk[1].splitlines()][:1] == [
+        {"rung": [0, 1, "t1", -1e300]}
+    ]
 
 
 def test_the_trials_a_budget_pays_for_follow_the_rungs():
@@ -141,30 +146,79 @@ def test_a_restored_trial_is_judged_at_the_rung_of_its_epoch(tmp_path):
         assert "t3" in rungs[3] and "t3" not in rungs[1]
 
 
-def test_the_state_file_is_written_when_a_rung_changes_and_only_then(tmp_path):
-    """A result between rungs changes nothing and writes nothing (the write is an fsync); a
-    result at a rung, and a stop, are on disk before the decision is returned; a scheduler
-    restored from a pickle writes its next change again."""
-    import json
+def test_the_rungs_are_on_disk_when_a_rung_changes_and_only_then(tmp_path):
+    """A result between rungs changes nothing and writes nothing (a write is an fsync); a
+    result at a rung, and a stop, are on disk before the decision is returned: the first as
+    the snapshot, the next ones as a line each appended to the log, not the whole state again;
+    a scheduler restored from a pickle writes a whole snapshot at its next change."""
     import pickle
 
+    from tuner.driver.fence.asha import read_rungs
+
     scheduler = make(tmp_path, samples=None)
-    state = tmp_path / "asha.json"
+    state, log = tmp_path / "asha.json", tmp_path / "asha.jsonl"
     trial = _Trial(0)
     scheduler.on_trial_add(None, trial)
     scheduler.on_trial_result(None, trial, {"epoch": 1, "val_loss": 2.0})  # rung 1
     assert json.loads(state.read_text())["brackets"][0][-1] == [1, {"t0": -2.0}]
-    state.unlink()
+    assert not log.exists()
+    snapshot = state.read_text()
     scheduler.on_trial_result(None, trial, {"epoch": 2, "val_loss": 1.5})  # between rungs
-    assert not state.exists()
+    assert state.read_text() == snapshot and not log.exists()
     scheduler.on_trial_result(None, trial, {"epoch": 3, "val_loss": 1.0})  # rung 3
-    assert dict(json.loads(state.read_text())["brackets"][0])[3] == {"t0": -1.0}
+    assert state.read_text() == snapshot  # not rewritten: one line appended
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [{"rung": [0, 3, "t0", -1.0]}]
+    assert dict(read_rungs(state)["brackets"][0])[3] == {"t0": -1.0}
     restored = pickle.loads(pickle.dumps(scheduler))
-    state.unlink()
     other = _Trial(1)
     restored.on_trial_add(None, other)
     assert restored.on_trial_result(None, other, {"epoch": 1, "val_loss": 9.0}) == "STOP"
-    saved = json.loads(state.read_text())
-    assert saved["num_stopped"] == 1 and dict(saved["brackets"][0])[1] == {
-        "t0": -2.0, "t1": -9.0,
+    saved = json.loads(state.read_text())  # the whole state again, the log folded in
+    assert not log.exists()
+    assert saved["num_stopped"] == 1 and dict(saved["brackets"][0]) == {
+        27: {}, 9: {}, 3: {"t0": -1.0}, 1: {"t0": -2.0, "t1": -9.0},
     }  # fmt: skip
+
+
+def _scheduler_state(scheduler: PersistentASHA) -> dict:
+    return {"brackets": [[[m, dict(rec)] for m, rec in rungs] for rungs in scheduler.rungs()],
+            "num_stopped": scheduler._num_stopped}  # fmt: skip
+
+
+def test_the_log_folds_into_the_snapshot_and_replays_to_the_same_rungs(tmp_path):
+    """Hundreds of decisions: the log is folded into the snapshot once it is as long (a few
+    whole writes, not one a decision); what is on disk reads back as the scheduler's own state
+    at every step, also with a log line cut short by a kill, or a log replayed over a snapshot
+    that already holds it (a kill between the snapshot's write and the log's removal)."""
+    from tuner.driver.fence.asha import COMPACT_AT_LEAST, compact, read_rungs
+
+    scheduler = make(tmp_path, samples=27)
+    state, log = tmp_path / "asha.json", tmp_path / "asha.jsonl"
+    snapshots, decisions_ = set(), 0
+    for i in range(400):
+        trial = _Trial(i)
+        scheduler.on_trial_add(None, trial)
+        for epoch in (1, 3):
+            decisions_ += 1
+            if (
+                scheduler.on_trial_result(
+                    None, trial, {"epoch": epoch, "val_loss": (i * 7919) % 101}
+                )
+                == "STOP"
+            ):
+                break  # fmt: skip
+        snapshots.add(state.stat().st_mtime_ns)
+        assert read_rungs(state) == json.loads(json.dumps(_scheduler_state(scheduler)))
+    assert 1 < len(snapshots) < decisions_ / COMPACT_AT_LEAST + 3  # whole writes: a handful
+    lines = log.read_text()
+    assert lines.count("\n") > 0
+    whole = read_rungs(state)
+    log.write_text(lines + '{"rung": [0, 1, "t9')  # a kill mid-line
+    assert read_rungs(state) == whole
+    log.write_text(lines)
+    compact(state)
+    assert not log.exists() and json.loads(state.read_text()) == whole
+    log.write_text(lines)  # replayed over the snapshot that holds it: nothing changes
+    assert read_rungs(state) == whole
+    restored = make(tmp_path, samples=27)  # a fresh scheduler reads it all back
+    assert json.loads(json.dumps(_scheduler_state(restored))) == whole

@@ -2,8 +2,9 @@
 
 Ray keeps ASHA's rungs in memory only: the experiment state drops the scheduler and a restore
 unpickles the copy written at start-up, with empty rungs (see ray-optuna-notes.md). After a
-resume every trial would then pass its next rung unopposed. This subclass writes the rungs to
-`<experiment>/asha_state.json` after every decision and reads them back the first time the
+resume every trial would then pass its next rung unopposed. This subclass keeps the rungs on
+disk as every decision is made (`<experiment>/asha_state.json`, a snapshot, and
+`asha_state.jsonl`, the entries since: see read_rungs) and reads them back the first time the
 restored scheduler is used.
 
 It also judges trials the way the ASHA paper does where it can. Ray's rule lets a trial
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,7 +34,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tuner.experiment import rung_epochs
-from tuner.io import atomic_write_text
+from tuner.io import atomic_write_text, file_mode
 
 
 def is_baseline(trial: Any) -> bool:
@@ -125,6 +127,62 @@ def experiment_path(trial: Any) -> str | None:
         return None
 
 
+# The rungs on disk. asha_state.json is a snapshot: {"brackets": [[[milestone, {trial id:
+# reward}], ...] per bracket], "num_stopped": n}. asha_state.jsonl beside it holds what was
+# recorded since, a line a decision: {"rung": [bracket, milestone, trial id, reward]} or
+# {"stopped": n}. Rewriting the whole snapshot at every decision cost O(trials) each: 12 % of
+# the driver's main thread at trial 8,000 of 10,000 tiny trials (BENCHMARKS.md [scale]). A
+# line is appended instead, and the snapshot is written again only when the log has grown as
+# long as it (amortized O(1) a decision), at a process's first decision, and when the search
+# ends (compact). Replaying a line twice changes nothing, so a kill between a snapshot and the
+# log's removal loses nothing.
+COMPACT_AT_LEAST = 256  # log lines before a compaction, however small the snapshot
+
+
+def log_path(state_path: str | Path) -> Path:
+    return Path(state_path).with_suffix(".jsonl")
+
+
+def read_rungs(state_path: str | Path) -> dict[str, Any] | None:
+    """The rungs as last decided: the snapshot with the log's lines applied (a last line cut
+    short by a kill is left out). None where no decision was ever written."""
+    path = Path(state_path)
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    try:
+        lines = log_path(path).read_text().split("\n")
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:  # the empty string after the last newline, or a torn last line
+            continue
+        if "stopped" in entry:
+            state["num_stopped"] = entry["stopped"]
+            continue
+        bracket, milestone, trial_id, reward = entry["rung"]
+        rungs = state["brackets"][bracket]
+        for rung in rungs:
+            if rung[0] == milestone:
+                rung[1][trial_id] = reward
+                break
+        else:
+            rungs.append([milestone, {trial_id: reward}])
+    return state
+
+
+def compact(state_path: str | Path) -> None:
+    """Fold the log into the snapshot (when a search or a resume ends: what it leaves is one
+    asha_state.json)."""
+    state = read_rungs(state_path)
+    if state is None:
+        return
+    atomic_write_text(state_path, json.dumps(state))
+    log_path(state_path).unlink(missing_ok=True)
+
+
 class PersistentASHA(ASHAScheduler):
     def __init__(
         self,
@@ -162,7 +220,8 @@ class PersistentASHA(ASHAScheduler):
         result already recorded, and only the epoch stays right for a trial restored from a
         checkpoint newer than Tune's record."""
         self.__dict__.update(state)
-        self.__dict__.pop("_saved_signature", None)  # the state file is read again: write anew
+        for name in ("_saved_signature", "_logged"):  # the state is read again: written anew
+            self.__dict__.pop(name, None)
         if self._time_attr == "training_iteration":
             self._time_attr = TIME_ATTR
 
@@ -194,31 +253,58 @@ class PersistentASHA(ASHAScheduler):
             for bracket in self._brackets:
                 if isinstance(bracket, PeerJudgedBracket):
                     bracket.judged = judged
-        path = Path(self._state_path)
-        if not path.exists():
+        state = read_rungs(self._state_path)
+        if state is None:
             return
-        state = json.loads(path.read_text())
         for bracket, rungs in zip(self._brackets, state["brackets"], strict=True):
             bracket._rungs = [(milestone, dict(recorded)) for milestone, recorded in rungs]
         self._num_stopped = int(state.get("num_stopped", 0))
 
-    def _save(self) -> None:
-        # Written only when it changed. Ray's brackets only ever add a trial's reward to a rung
-        # (once per trial and rung) and count stopped trials up, so the rungs' sizes and the
-        # count say whether anything did: most results (between rungs) change nothing, and
-        # the write (an fsync) was 2.7 ms a trial of the driver's time at 300 tiny trials.
-        signature = (
-            self._num_stopped,
-            tuple(len(rec) for b in self._brackets for _, rec in b._rungs),
-        )
-        if signature == getattr(self, "_saved_signature", None):
+    def _save(self, trial_id: str) -> None:
+        """On disk before the decision is returned. trial_id: the trial whose result was just
+        judged, the only one Ray's brackets add to a rung (once per rung)."""
+        # Only when it changed. Ray's brackets only ever add a trial's reward to a rung (once
+        # per trial and rung) and count stopped trials up, so the rungs' sizes and the count
+        # say whether anything did: most results (between rungs) change nothing.
+        sizes = [len(rec) for b in self._brackets for _, rec in b._rungs]
+        signature = (self._num_stopped, tuple(sizes))
+        before = getattr(self, "_saved_signature", None)
+        if signature == before:
             return
-        state = {
-            "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
-            "num_stopped": self._num_stopped,
-        }
-        # Python's json writes and reads back -Infinity (a diverged trial's reward).
-        atomic_write_text(self._state_path, json.dumps(state))
+        logged = getattr(self, "_logged", 0)
+        lines: list[dict[str, Any]] = []
+        if before is not None and len(before[1]) == len(sizes):
+            grown = [i for i, (was, now) in enumerate(zip(before[1], sizes, strict=True))
+                     if now != was]  # fmt: skip
+            rungs = [(b, m, rec) for b, br in enumerate(self._brackets) for m, rec in br._rungs]
+            for i in grown:
+                b, milestone, recorded = rungs[i]
+                if sizes[i] != before[1][i] + 1 or trial_id not in recorded:
+                    lines = []  # not one entry of this trial: write the whole state
+                    break
+                lines.append({"rung": [b, milestone, trial_id, recorded[trial_id]]})
+            else:
+                if self._num_stopped != before[0]:
+                    lines.append({"stopped": self._num_stopped})
+        if lines and logged + len(lines) < max(COMPACT_AT_LEAST, sum(sizes)):
+            # Python's json writes and reads back -Infinity (a diverged trial's reward).
+            data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+            fd = os.open(log_path(self._state_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         file_mode())  # fmt: skip
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._logged = logged + len(lines)
+        else:
+            state = {
+                "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
+                "num_stopped": self._num_stopped,
+            }
+            atomic_write_text(self._state_path, json.dumps(state))
+            log_path(self._state_path).unlink(missing_ok=True)
+            self._logged = 0
         self._saved_signature = signature
 
     def rungs(self) -> list[list[tuple[float, dict[str, float]]]]:
@@ -236,7 +322,7 @@ class PersistentASHA(ASHAScheduler):
         if trial.trial_id not in self._trial_info:  # restored trials may skip on_trial_add
             super().on_trial_add(tune_controller, trial)
         action = super().on_trial_result(tune_controller, trial, result)
-        self._save()
+        self._save(trial.trial_id)
         return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
@@ -245,4 +331,4 @@ class PersistentASHA(ASHAScheduler):
         if trial.trial_id not in self._trial_info:
             super().on_trial_add(tune_controller, trial)
         super().on_trial_complete(tune_controller, trial, result)
-        self._save()
+        self._save(trial.trial_id)
