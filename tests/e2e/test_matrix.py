@@ -175,7 +175,7 @@ def test_each_torchvision_dataset_is_searched_to_a_finished_experiment(
     fake = write_fake(name, tmp_path / "data")
     accept_fake_md5s(monkeypatch, fake)
     data = {"dataset": name, "data_dir": str(tmp_path / "data"), "val_count": 8}
-    _, provenance = _search(tmp_path, monkeypatch, name, data, space="seed_cnn")
+    _, provenance = _search(tmp_path, monkeypatch, name, data, space="seed_cnn", samples=1)
     assert tuple(provenance["dataset"]["input_shape"]) == TORCHVISION_SHAPES[name]
     assert provenance["dataset"]["name"] == name
 

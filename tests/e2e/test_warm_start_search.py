@@ -43,8 +43,10 @@ def study_of(exp):
 def searches(tmp_path_factory, shared_ray):
     work = tmp_path_factory.mktemp("warm")
     (work / "space.toml").write_text(SPACE)
+    # One trial at a time: a second trial process would cost CI ~3 s of CPU in each of the
+    # three searches, and the warm start's subject is the study, not concurrency.
     common = ["--space", "space.toml", "--dataset", "digits", "--epochs", "1", "--no-confirm",
-              "--out", "out"]  # fmt: skip
+              "--concurrency", "1", "--out", "out"]  # fmt: skip
     source = run("search", *common, "--samples", str(SOURCE_TRIALS), "--searcher", "random",
                  "--scheduler", "fifo", "--seed", "1", "--name", "source", cwd=work)  # fmt: skip
     assert source.returncode == 0, source.stderr[-2000:]
