@@ -24,6 +24,7 @@ rule.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -292,7 +293,10 @@ class PersistentASHA(ASHAScheduler):
             fd = os.open(log_path(self._state_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                          file_mode())  # fmt: skip
             try:
-                os.write(fd, data)
+                size = os.fstat(fd).st_size
+                if os.write(fd, data) != len(data):  # a full disk: no part line stays behind
+                    os.ftruncate(fd, size)  # for the next line to be glued to
+                    raise OSError(errno.ENOSPC, "No space left on device", str(self._state_path))
                 os.fsync(fd)
             finally:
                 os.close(fd)
