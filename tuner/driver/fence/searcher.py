@@ -192,8 +192,8 @@ class TruthfulOptunaSearch(OptunaSearch):
         problem = getattr(self, "_unrestored", None)
         if problem is not None:
             raise ConfigError(
-                f"cannot resume: Tune's saved searcher state {problem}; nothing was changed. "
-                "Restore the experiment directory from a copy, or start the search again"
+                f"cannot resume: Tune's saved searcher state {problem}; put back a copy of the "
+                "experiment directory, or start the search again under another --name"
             )
 
     def _report(self, trial_id: str, result: dict) -> None:
