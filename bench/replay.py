@@ -250,7 +250,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
     from tuner.experiment import grace_period_for
 
     class ReplayASHA(PersistentASHA):
-        def _save(self) -> None:  # decisions only: no state file
+        def _save(self, trial_id: str) -> None:  # decisions only: no state file
             pass
 
     state = str(Path(tempfile.gettempdir()) / "replay-asha-unused.json")

@@ -12,7 +12,6 @@ from typing import Any, TextIO
 
 from tuner.config.objectives import TUNE_SUMMARY_METRICS
 from tuner.config.search_config import SearchConfig
-from tuner.driver.fence.asha import compact as compact_rungs
 from tuner.driver.fence.internals import killed_by_memory_monitor, lean_tune_state
 from tuner.driver.fence.recovery import (
     adopt_unrecorded_trials,
@@ -115,6 +114,8 @@ def fit(run: SearchRun, interrupts: Any) -> None:
                     run.torch.close()
         interrupts.in_fit = False
         # The fit leaves one asha_state.json: the log of its rung decisions is folded in.
+        from tuner.driver.fence.asha import compact as compact_rungs  # Ray: not at import
+
         compact_rungs(exp / ASHA_STATE_JSON)
         if interrupts.stopping_since is not None:  # the wait was for each trial's epoch to end
             waited = time.monotonic() - interrupts.stopping_since
