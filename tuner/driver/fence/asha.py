@@ -174,14 +174,19 @@ def read_rungs(state_path: str | Path) -> dict[str, Any] | None:
     return state
 
 
+def write_snapshot(state_path: str | Path, state: dict[str, Any]) -> None:
+    """The whole state as the snapshot, and no log beside it."""
+    # Python's json writes and reads back -Infinity (a diverged trial's reward).
+    atomic_write_text(state_path, json.dumps(state))
+    log_path(state_path).unlink(missing_ok=True)
+
+
 def compact(state_path: str | Path) -> None:
     """Fold the log into the snapshot (when a search or a resume ends: what it leaves is one
     asha_state.json)."""
     state = read_rungs(state_path)
-    if state is None:
-        return
-    atomic_write_text(state_path, json.dumps(state))
-    log_path(state_path).unlink(missing_ok=True)
+    if state is not None:
+        write_snapshot(state_path, state)
 
 
 class PersistentASHA(ASHAScheduler):
@@ -273,43 +278,51 @@ class PersistentASHA(ASHAScheduler):
         if signature == before:
             return
         logged = getattr(self, "_logged", 0)
-        lines: list[dict[str, Any]] = []
-        if before is not None and len(before[1]) == len(sizes):
-            grown = [i for i, (was, now) in enumerate(zip(before[1], sizes, strict=True))
-                     if now != was]  # fmt: skip
-            rungs = [(b, m, rec) for b, br in enumerate(self._brackets) for m, rec in br._rungs]
-            for i in grown:
-                b, milestone, recorded = rungs[i]
-                if sizes[i] != before[1][i] + 1 or trial_id not in recorded:
-                    lines = []  # not one entry of this trial: write the whole state
-                    break
-                lines.append({"rung": [b, milestone, trial_id, recorded[trial_id]]})
-            else:
-                if self._num_stopped != before[0]:
-                    lines.append({"stopped": self._num_stopped})
+        lines = self._new_lines(before, sizes, trial_id) if before is not None else []
         if lines and logged + len(lines) < max(COMPACT_AT_LEAST, sum(sizes)):
-            # Python's json writes and reads back -Infinity (a diverged trial's reward).
-            data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-            fd = os.open(log_path(self._state_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                         file_mode())  # fmt: skip
-            try:
-                size = os.fstat(fd).st_size
-                if os.write(fd, data) != len(data):  # a full disk: no part line stays behind
-                    os.ftruncate(fd, size)  # for the next line to be glued to
-                    raise OSError(errno.ENOSPC, "No space left on device", str(self._state_path))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._append(lines)
             self._logged = logged + len(lines)
         else:
-            state = {
+            write_snapshot(self._state_path, {
                 "brackets": [[[m, rec] for m, rec in b._rungs] for b in self._brackets],
                 "num_stopped": self._num_stopped,
-            }
-            atomic_write_text(self._state_path, json.dumps(state))
-            log_path(self._state_path).unlink(missing_ok=True)
+            })  # fmt: skip
             self._logged = 0
         self._saved_signature = signature
+
+    def _new_lines(
+        self, before: tuple[int, tuple[int, ...]], sizes: list[int], trial_id: str
+    ) -> list[dict[str, Any]]:
+        """The log lines for what changed since `before` (the last signature written), or []
+        where it is not one entry of this trial a rung: then the whole state is written."""
+        if len(before[1]) != len(sizes):
+            return []
+        rungs = [(b, m, rec) for b, br in enumerate(self._brackets) for m, rec in br._rungs]
+        lines: list[dict[str, Any]] = []
+        for (b, milestone, recorded), was, now in zip(rungs, before[1], sizes, strict=True):
+            if now == was:
+                continue
+            if now != was + 1 or trial_id not in recorded:
+                return []
+            lines.append({"rung": [b, milestone, trial_id, recorded[trial_id]]})
+        if self._num_stopped != before[0]:
+            lines.append({"stopped": self._num_stopped})
+        return lines
+
+    def _append(self, lines: list[dict[str, Any]]) -> None:
+        """`lines` at the log's end, fsynced; on a full disk, no part line stays behind for the
+        next line to be glued to."""
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        fd = os.open(log_path(self._state_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                     file_mode())  # fmt: skip
+        try:
+            size = os.fstat(fd).st_size
+            if os.write(fd, data) != len(data):
+                os.ftruncate(fd, size)
+                raise OSError(errno.ENOSPC, "No space left on device", str(self._state_path))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def rungs(self) -> list[list[tuple[float, dict[str, float]]]]:
         self._ensure_loaded()
