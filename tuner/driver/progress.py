@@ -62,6 +62,9 @@ class SearchProgress(Callback):
         self.final_status: dict[str, str] = {}  # trial id -> Tune's status when the run ended
         self.peak_running = 0  # the most trials running at once (provenance.json)
         self.failures: dict[str, int] = {}  # trial id -> failures seen in this run
+        # Trials Tune has ended, counted from its list once a run and kept up after: the list
+        # walked at every end was O(trials) a trial (0.4 ms at 1,000, 4 ms at 10,000).
+        self._done: set[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks into tuner.pkl; a stream (a captured stdout, an open
@@ -78,6 +81,7 @@ class SearchProgress(Callback):
             state.setdefault(name, empty())
         state.setdefault("peak_running", 0)
         state.setdefault("spends_savings", False)
+        state["_done"] = None
         state["_bar"] = None
         self.__dict__.update(state)
         self.stream = sys.stdout
@@ -93,6 +97,7 @@ class SearchProgress(Callback):
         if raised is not None:  # `tuner resume --samples N`
             self.samples = max(self.samples, raised)
         self.running, self.peak_running = set(), 0  # a restored copy counts this run afresh
+        self._done = None
         self.failures = {}
         self.start = time.monotonic()  # a resumed run's clock (and --time-budget) starts now
         if self.tty and self._bar is None:
@@ -162,7 +167,9 @@ class SearchProgress(Callback):
     # -- output -------------------------------------------------------------------------------
     def _finish(self, trials: list, trial: Any, outcome: str, result: dict, why: str = "") -> None:
         self.running.discard(trial.trial_id)
-        done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        if self._done is None:
+            self._done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        done = self._done
         done.add(trial.trial_id)  # Tune may call this hook before it updates the status
         acc, kept = result.get("best_val_acc"), result.get("best_epoch")
         if kept:

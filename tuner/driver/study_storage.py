@@ -111,7 +111,9 @@ def journal_lock(path: str | Path) -> Any:
 def journal_class() -> type:
     """StudyJournal: Optuna's JournalStorage on optuna.journal (built on first use, so that
     importing this module imports no Optuna: `tuner --help` stays light)."""
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
+
+    from tuner.driver.fence.journal import backend
 
     class StudyJournal(JournalStorage):
         """Optuna's JournalStorage on the experiment's optuna.journal, remembering its
@@ -119,7 +121,7 @@ def journal_class() -> type:
 
         def __init__(self, path: str | Path) -> None:
             self.url = f"{JOURNAL_SCHEME}{Path(path).absolute()}"
-            super().__init__(JournalFileBackend(str(path), lock_obj=journal_lock(path)))
+            super().__init__(backend(str(path), journal_lock(path)))
 
     return StudyJournal
 

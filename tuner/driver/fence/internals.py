@@ -113,6 +113,12 @@ REACHES: tuple[tuple[str, str, str], ...] = (
         "with trial_id and state (reopening a trial)",
         "fence/recovery.py",
     ),
+    (
+        "optuna",
+        "JournalOperation's numbers for a trial's creation, param, intermediate value and "
+        "system attribute (the lines written without an fsync)",
+        "fence/journal.py",
+    ),
 )
 
 
@@ -844,11 +850,17 @@ def _check_ray_behaviour() -> list[str]:
     return problems
 
 
+def _check_journal_ops() -> list[str]:
+    from tuner.driver.fence import journal
+
+    return journal.check()
+
+
 CHECKS: tuple[Callable[[], list[str]], ...] = (
     _check_asha, _check_optuna_search, _check_optuna, _check_ray_switches,
     _check_checkpoint_manager, _check_trial_entry, _check_concurrency_limiter,
     _check_search_generator, _check_run_metadata, _check_state_save, _check_pending_decisions,
-    _check_optuna_reopen, _check_ray_behaviour,
+    _check_optuna_reopen, _check_ray_behaviour, _check_journal_ops,
 )  # fmt: skip
 
 
