@@ -50,9 +50,7 @@ def _fsyncs_of(path, monkeypatch):
     return seen
 
 
-def test_a_trials_tune_id_and_outcome_are_fsynced_and_every_line_is_written(
-    tmp_path, monkeypatch
-):
+def test_a_trials_tune_id_and_outcome_are_fsynced_and_every_line_is_written(tmp_path, monkeypatch):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = study_url(tmp_path)
     study = optuna.create_study(storage=open_storage(url), study_name="s")
