@@ -51,7 +51,8 @@ _UNSYNCED = frozenset(UNSYNCED_OPS.values())
 
 def backend(path: str, lock: Any) -> Any:
     """Optuna's JournalFileBackend on `path` under `lock` (acquire / release), with the fsync
-    only where a line names a trial's Tune trial id, finishes a trial or changes the study."""
+    only where a line sets a trial's user attribute (its Tune trial id among them), finishes a
+    trial or changes the study."""
     return _backend_class()(path, lock)
 
 
