@@ -84,10 +84,11 @@ def check() -> list[str]:
     """One line for each operation Optuna now numbers otherwise than UNSYNCED_OPS says."""
     from optuna.storages.journal._storage import JournalOperation
 
-    return [
-        f"optuna's journal numbers {name} {int(JournalOperation[name])}, not {code}"
-        if name in JournalOperation.__members__
-        else f"optuna's journal has no operation {name}"
-        for name, code in UNSYNCED_OPS.items()
-        if name not in JournalOperation.__members__ or int(JournalOperation[name]) != code
-    ]
+    problems = []
+    for name, code in UNSYNCED_OPS.items():
+        op = JournalOperation.__members__.get(name)
+        if op is None:
+            problems.append(f"optuna's journal has no operation {name}")
+        elif int(op) != code:
+            problems.append(f"optuna's journal numbers {name} {int(op)}, not {code}")
+    return problems
