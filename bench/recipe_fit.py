@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from search_spaces import config_of, get_space  # noqa: E402
 from search_spaces.resnet_cnn import RECIPE  # noqa: E402
+from search_spaces.seed_cnn import BASELINE  # noqa: E402
 
 # name: the keys changed from RECIPE (width 0.25: 16/32/64 channels, 10.2M MACs at 32x32)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -44,13 +45,43 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 
+# seed_cnn (`--space seed_cnn`): the lab's network with batch norm, at a quarter of its widths
+# (16/32/64: 10.2M MACs, resnet_cnn's width-0.25 cost), and the training recipe's pieces the lab
+# did not have: a schedule, random crops. Keys the space did not sample at the time (schedule,
+# crop_padding) are training fields of the config, set as they are.
+SEED_BASE: dict[str, Any] = {
+    "batch_norm": True, "channels_b0": 16, "channels_b1": 32, "channels_b2": 64,
+}  # fmt: skip
+SEED_VARIANTS: dict[str, dict[str, Any]] = {
+    "S1_plain": {},
+    "S2_onecycle": {"schedule": "onecycle", "lr": 0.05},
+    "S3_onecycle_crop": {"schedule": "onecycle", "lr": 0.05, "crop_padding": 4},
+    "S4_crop": {"crop_padding": 4},
+    "S5_cosine_crop": {"schedule": "cosine", "lr": 0.05, "crop_padding": 4},
+    "S6_onecycle_crop_w2": {
+        "schedule": "onecycle", "lr": 0.05, "crop_padding": 4,
+        "channels_b0": 32, "channels_b1": 64, "channels_b2": 128,
+    },
+    # the head: the lab's 1024 -> 256 -> 64 holds 75 % of the quarter-width network's weights
+    "S7_onecycle_fc128": {
+        "schedule": "onecycle", "lr": 0.05, "fc_layers": 1, "fc_width_0": 128, "dropout": False,
+    },
+    "S8_onecycle_nofc": {"schedule": "onecycle", "lr": 0.05, "fc_layers": 0},
+    "S9_onecycle_lr01": {"schedule": "onecycle", "lr": 0.1},
+    "S10_onecycle_wd": {"schedule": "onecycle", "lr": 0.05, "weight_decay": 5e-4},
+}  # fmt: skip
+SPACES = {"resnet_cnn": (RECIPE, VARIANTS), "seed_cnn": ({**BASELINE, **SEED_BASE}, SEED_VARIANTS)}
+
 
 TUNER = str(Path(sys.executable).parent / "tuner")  # this environment's CLI
 
 
-def config(changes: dict[str, Any]) -> dict[str, Any]:
-    """The whole flat config of RECIPE with `changes`, as the space builds it at 32x32."""
-    return config_of(get_space("resnet_cnn"), {**RECIPE, **changes}, 32)
+def config(space: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """The whole flat config of the space's base point with `changes`, as the space builds it
+    at 32x32; changed keys the space does not sample are kept as training fields."""
+    base = SPACES[space][0]
+    built = config_of(get_space(space), {**base, **changes}, 32)
+    return {**built, **{k: v for k, v in changes.items() if k not in built}}
 
 
 def main() -> None:
@@ -58,16 +89,17 @@ def main() -> None:
     parser.add_argument("data_dir", help="an ImageFolder root with train/ and test/")
     parser.add_argument("--out", required=True, help="where `tuner train` writes each variant")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--space", choices=sorted(SPACES), default="resnet_cnn")
     parser.add_argument("--only", nargs="*", help="these variants only")
     parser.add_argument("--json", help="write the table here")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, changes in VARIANTS.items():
+    for name, changes in SPACES[args.space][1].items():
         if args.only and name not in args.only:
             continue
-        cfg = config(changes)
+        cfg = config(args.space, changes)
         record = out / name / "retrain.json"
         seconds = None
         if not record.exists():

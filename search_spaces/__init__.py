@@ -16,6 +16,7 @@ from search_spaces.resnet_cnn import BATCH_SIZES as RESNET_BATCH_SIZES
 from search_spaces.resnet_cnn import RECIPE as RESNET_RECIPE
 from search_spaces.resnet_cnn import resnet_cnn
 from search_spaces.seed_cnn import BASELINE as SEED_CNN_BASELINE
+from search_spaces.seed_cnn import START as SEED_CNN_START
 from search_spaces.seed_cnn import seed_cnn
 
 __all__ = ["SPACES", "SearchSpace", "SpaceError", "get_space", "describe_space"]
@@ -118,9 +119,13 @@ SPACES: dict[str, SearchSpace] = {
     "seed_cnn": SearchSpace(
         name="seed_cnn",
         summary="the lab's plain CNN: depth, widths, kernel, stride, padding, dilation, "
-        "pooling, batch norm, FC sizes, dropout, batch size, lr, optimizer",
+        "pooling, batch norm, FC sizes, dropout, batch size, lr, optimizer, lr schedule",
         define=seed_cnn,
         baseline=SEED_CNN_BASELINE,
+        start_points=(SEED_CNN_START,),
+        # the widest block first (most of the multiply-adds, and it feeds the head), then the
+        # head, which holds most of the weights
+        scalable=("channels_b2", "channels_b1", "channels_b0", "fc_width_0", "fc_width_1"),
     ),
     "resnet_cnn": SearchSpace(
         name="resnet_cnn",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from search_spaces import config_of, get_space
 from search_spaces.fit_to_run import MIN_STEPS, fit_start_points
 from search_spaces.resnet_cnn import RECIPE
-from search_spaces.seed_cnn import BASELINE
+from search_spaces.seed_cnn import BASELINE, START
 from tuner.stages.torch_work import prices
 from tuner.train.budget import Budget
 from tuner.train.cost import model_cost
@@ -94,11 +94,21 @@ def test_the_fitted_point_is_a_point_of_the_space_on_digits():
     assert model_cost(config_of(space, point, 8), (1, 8, 8), 10).macs <= 1_000_000
 
 
-def test_the_labs_baseline_is_left_as_the_lab_wrote_it():
-    _, points, notes = _fit(
-        "seed_cnn", CIFAR, Budget(max_params=30_000), train_images=1_000, epochs=1
-    )
-    assert points == [BASELINE] and notes == []
+def test_the_labs_baseline_is_left_as_the_lab_wrote_it_and_the_start_point_is_narrowed():
+    budget = Budget(max_params=30_000)
+    space, points, notes = _fit("seed_cnn", CIFAR, budget, train_images=1_000, epochs=1)
+    baseline, start = points
+    assert baseline == BASELINE  # over the budget: refused untrained, as the lab's reference
+    assert budget.reason(model_cost(config_of(space, start, 32), CIFAR, 10)) is None
+    # the last block's channels, then the others', then the head's width (seed_cnn's scalable)
+    assert (start["channels_b0"], start["channels_b1"], start["channels_b2"]) == (16, 16, 16)
+    assert start["fc_width_0"] < START["fc_width_0"]
+    assert start["schedule"] == "onecycle" and start["batch_norm"] is True
+    assert notes == [
+        "note: start point 1 of seed_cnn: channels_b1 32 -> 16, channels_b2 64 -> 16, "
+        "fc_width_0 256 -> 32, batch_size 64 -> 32 (narrowed to fit --max-params 30,000; "
+        "800+ steps on 1,000 images x 1 epochs)"
+    ]
 
 
 def test_an_experiment_saved_before_the_small_batches_resumes_with_its_own_choices():
