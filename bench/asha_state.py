@@ -39,7 +39,7 @@ def run(trials: int, directory: Path) -> dict[str, float]:
     from tuner.driver.fence.asha import PersistentASHA
 
     scheduler = PersistentASHA(
-        state_path=directory / "asha_state.json", samples=trials, protect_baseline=True,
+        state_path=directory / "asha_state.json", samples=trials, known_points=1,
         time_attr="epoch", metric="val_loss", mode="min", max_t=2, grace_period=1,
         reduction_factor=3,
     )  # fmt: skip

@@ -1,15 +1,20 @@
-"""resnet_cnn's RECIPE narrowed and re-batched, each variant trained once with `tuner train`.
+"""A space's start point and its variants, each trained once with `tuner train`.
 
-The evidence behind search_spaces/fit_to_run.py: on a small dataset and a short run, how much
-the start point's batch size, learning rate and shape matter. Each variant is RECIPE with a few
-keys changed, written as a config file and trained by `tuner train CONFIG --dataset imagefolder
---data-dir DIR --epochs E` (one seed, scored on DIR's held-out test folder). A variant whose
+The evidence behind search_spaces/fit_to_run.py and the start points: on a small dataset and a
+short run, how much the start point's batch size, learning rate, schedule, augmentation and
+shape matter. resnet_cnn (the default): RECIPE with a few keys changed; `--space seed_cnn`: the
+lab's network at a quarter of its widths with batch norm (SEED_BASE), with a schedule and crops
+tried (search_spaces/seed_cnn.py's START). Each variant is written as a config file and
+trained by `tuner train CONFIG --dataset imagefolder --data-dir DIR --epochs E` (one seed,
+scored on DIR's held-out test folder). A variant whose
 output is already under OUT is read back, not trained again.
 
     python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-11k --per-class 1100 \\
         --test-per-class 1000
     python bench/recipe_fit.py /tmp/cifar-11k --out /tmp/rc/out --epochs 5 \\
         --json bench/results/recipe-fit-cifar-11k.json
+    python bench/recipe_fit.py /tmp/cifar-11k --space seed_cnn --out /tmp/sr/out --epochs 5 \\
+        --json bench/results/seed-recipe-fit-cifar-11k-e5.json
 """
 
 from __future__ import annotations

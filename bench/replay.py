@@ -262,7 +262,7 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
         return lambda: ReplayASHA(state_path=state, time_attr="training_iteration",
                                   metric=METRIC, mode=MODE, max_t=max_t, grace_period=grace,
                                   reduction_factor=rf, samples=arriving if paper else None,
-                                  protect_baseline=True)  # fmt: skip
+                                  known_points=1)  # fmt: skip
 
     def ray(grace: int = 1, rf: int = 4, brackets: int = 1) -> Callable[[], Any]:
         return lambda: ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,

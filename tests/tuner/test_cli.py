@@ -284,14 +284,14 @@ def test_the_asha_rule_decides_which_rungs_are_judged_by_their_peers():
     from tuner.driver.tuner_setup import make_scheduler
 
     paper = make_scheduler(
-        SearchConfig(samples=27, epochs=9, asha_rule="paper", name="p", grace_period=1), True
+        SearchConfig(samples=27, epochs=9, asha_rule="paper", name="p", grace_period=1), 1
     )
     ray_rule = make_scheduler(
-        SearchConfig(samples=27, epochs=9, asha_rule="ray", name="r", grace_period=1), True
+        SearchConfig(samples=27, epochs=9, asha_rule="ray", name="r", grace_period=1), 1
     )
     assert paper._brackets[0].judged == frozenset({1, 3})  # 27 trials: rungs 1 and 3 judged
     assert ray_rule._brackets[0].judged == frozenset()
-    fifo = make_scheduler(SearchConfig(scheduler="fifo"), True)
+    fifo = make_scheduler(SearchConfig(scheduler="fifo"), 1)
     assert type(fifo).__name__ == "FIFOScheduler"
 
 

@@ -1,5 +1,6 @@
 """ASHA's rule for passing a rung: the paper's floor(n/rf) where enough trials arrive, Ray's
-elsewhere, and Ray's for the space's baseline."""
+elsewhere, and Ray's for the known points a search begins with (the space's baseline and start
+points)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def decisions(scheduler: PersistentASHA, losses: list[float], epoch: int = 1) ->
     return out
 
 
-def make(tmp_path, samples: int | None, protect_baseline: bool = False) -> PersistentASHA:
+def make(tmp_path, samples: int | None, known_points: int = 0) -> PersistentASHA:
     return PersistentASHA(state_path=tmp_path / "asha.json", samples=samples,
-                          protect_baseline=protect_baseline, time_attr="epoch",
+                          known_points=known_points, time_attr="epoch",
                           metric="val_loss", mode="min", max_t=27, grace_period=1,
                           reduction_factor=3)  # fmt: skip
 
@@ -62,10 +63,34 @@ def test_rungs_too_high_to_judge_keep_rays_rule(tmp_path):
 
 
 def test_the_baseline_is_judged_by_rays_rule(tmp_path):
-    baseline = decisions(make(tmp_path / "b", samples=27, protect_baseline=True), [2.0])
+    baseline = decisions(make(tmp_path / "b", samples=27, known_points=1), [2.0])
     assert baseline == ["CONTINUE"]  # trial 0, first at the rung: the reference runs on
     unprotected = decisions(make(tmp_path / "u", samples=27), [2.0])
     assert unprotected == ["STOP"]
+
+
+def test_start_points_after_the_baseline_are_judged_by_rays_rule_too(tmp_path):
+    """seed_cnn's baseline and start point (trials 0 and 1) first at a rung both run on; the
+    third trial, a sample, has the paper's rule: with no trial beaten, it stops."""
+    known = decisions(make(tmp_path / "k", samples=27, known_points=2), [3.0, 2.0, 2.5])
+    assert known == ["CONTINUE", "CONTINUE", "STOP"]
+    # Ray's rule still stops a known point below the best 1/rf of the rung so far
+    late = decisions(make(tmp_path / "l", samples=27, known_points=3), [1.0, 2.0, 3.0])
+    assert late == ["CONTINUE", "STOP", "STOP"]
+
+
+def test_a_scheduler_pickled_before_start_points_were_protected_keeps_its_baseline(tmp_path):
+    """tuner.pkl of an older search holds brackets with `protect_baseline`: restored, trial 0
+    is still its one known point."""
+    import pickle
+
+    old = make(tmp_path, samples=27, known_points=0)
+    for bracket in old._brackets:  # as an older tree pickled it
+        del bracket.__dict__["known_points"]
+        bracket.__dict__["protect_baseline"] = True
+    restored = pickle.loads(pickle.dumps(old))
+    assert [b.known_points for b in restored._brackets] == [1] * len(old._brackets)
+    assert decisions(restored, [2.0, 1.0]) == ["CONTINUE", "STOP"]
 
 
 def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_path):
@@ -105,7 +130,7 @@ def test_the_default_search_stops_no_trial_before_its_third_epoch(tmp_path):
     from tuner.driver.tuner_setup import SCHEDULER_METRIC, make_scheduler
 
     cfg = SearchConfig(out=str(tmp_path), name="default")
-    scheduler = make_scheduler(cfg, protect_first=False)
+    scheduler = make_scheduler(cfg, known_points=0)
     trials = [_Trial(i) for i in range(20)]
     for trial in trials:
         scheduler.on_trial_add(None, trial)
@@ -129,7 +154,7 @@ def test_a_restored_trial_is_judged_at_the_rung_of_its_epoch(tmp_path):
     were measured in epochs."""
     import pickle
 
-    old = PersistentASHA(state_path=tmp_path / "old.json", samples=27, protect_baseline=False,
+    old = PersistentASHA(state_path=tmp_path / "old.json", samples=27, known_points=0,
                          time_attr="training_iteration", metric="val_loss", mode="min",
                          max_t=27, grace_period=1, reduction_factor=3)  # fmt: skip
     for scheduler in (make(tmp_path, samples=27), pickle.loads(pickle.dumps(old))):

@@ -17,9 +17,9 @@ only the top floor(n/rf) of the n trials at a rung, so nobody passes until rf ha
 Here a trial continues past a rung only if it is among the best floor(n/rf) of the n trials
 recorded there, itself included, at every rung expected to pass at least rf trials on
 (--samples / rf^(k+1) >= rf at the k-th rung), where that is a fair test among enough peers.
-Rungs too high for that, and trial 0 where it is a known point (the space's baseline, the
-reference the report compares against, or a start point such as resnet_cnn's recipe), keep Ray's
-rule.
+Rungs too high for that, and the known points the search begins with (the space's baseline, the
+reference the report compares against, and its start points such as resnet_cnn's recipe), keep
+Ray's rule.
 """
 
 from __future__ import annotations
@@ -38,9 +38,17 @@ from tuner.experiment import rung_epochs
 from tuner.io import atomic_write_text, file_mode
 
 
-def is_baseline(trial: Any) -> bool:
-    """Trial 0, the space's baseline when it has one (Ray's experiment tags count from 1)."""
-    return str(getattr(trial, "experiment_tag", "")).split("_", 1)[0] == "1"
+def trial_number(trial: Any) -> int | None:
+    """The trial's index in the search (0 first), from Ray's experiment tag, which counts from 1."""
+    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+    return int(head) - 1 if head.isdigit() else None
+
+
+def is_known_point(trial: Any, known_points: int) -> bool:
+    """One of the first `known_points` trials: the baseline and start points the searcher
+    proposes before it samples (points_to_evaluate)."""
+    number = trial_number(trial)
+    return number is not None and number < known_points
 
 
 # What the rungs are measured in: the epoch each result reports (tuner/train/trial.py), not
@@ -54,10 +62,17 @@ WORST_REWARD = -1e300  # finite: below every real (negated) validation loss
 class PeerJudgedBracket(_Bracket):
     """An ASHA bracket whose rungs in `judged` continue only the best floor(n/rf) trials."""
 
-    def __init__(self, *args: Any, judged: frozenset[int], protect_baseline: bool, **kw: Any):
+    def __init__(self, *args: Any, judged: frozenset[int], known_points: int, **kw: Any):
         super().__init__(*args, **kw)
         self.judged = judged
-        self.protect_baseline = protect_baseline
+        self.known_points = known_points
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A bracket pickled before start points were protected (tuner.pkl) held
+        `protect_baseline`: trial 0 alone, or none."""
+        if "known_points" not in state:
+            state["known_points"] = int(bool(state.pop("protect_baseline", False)))
+        self.__dict__.update(state)
 
     def on_result(self, trial: Any, cur_iter: int, cur_rew: float | None) -> str:
         action = TrialScheduler.CONTINUE
@@ -68,9 +83,7 @@ class PeerJudgedBracket(_Bracket):
         for milestone, recorded in self._rungs:  # highest first
             if cur_iter < milestone or trial.trial_id in recorded:
                 continue
-            ray_rule = milestone not in self.judged or (
-                self.protect_baseline and is_baseline(trial)
-            )
+            ray_rule = milestone not in self.judged or is_known_point(trial, self.known_points)
             if cur_rew is None:
                 break
             if ray_rule:
@@ -195,10 +208,12 @@ class PersistentASHA(ASHAScheduler):
         *,
         state_path: str | Path,
         samples: int | None = None,
-        protect_baseline: bool = True,
+        known_points: int = 1,
         **kwargs: Any,
     ) -> None:
-        """samples: the search's trial count; None keeps Ray's rule at every rung."""
+        """samples: the search's trial count; None keeps Ray's rule at every rung.
+        known_points: the first trials, the space's baseline and start points, judged by Ray's
+        rule at every rung."""
         super().__init__(**kwargs)
         self._state_path = str(state_path)
         self._loaded = False
@@ -214,7 +229,7 @@ class PersistentASHA(ASHAScheduler):
                 rf,
                 s,
                 judged=judged,
-                protect_baseline=protect_baseline,
+                known_points=known_points,
                 stop_last_trials=self._stop_last_trials,
             )  # fmt: skip
             for s in range(len(self._brackets))
