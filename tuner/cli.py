@@ -202,8 +202,17 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         return _check_spaces(chosen, args)
     for space in chosen:
         print(f"{space.name}: {space.summary}")
-        baseline = " (the lab's network is trial 0)" if space.baseline else ""
-        print(f"  parameters at {args.input_size}x{args.input_size}{baseline}:")
+        known = ["the lab's network is trial 0"] if space.baseline else []
+        if space.start_points:
+            first = 1 if space.baseline else 0
+            last = first + len(space.start_points) - 1
+            known.append(
+                f"trial {first} is a known-good start point, fitted to the run"
+                if first == last
+                else f"trials {first}-{last} are known-good start points, fitted to the run"
+            )
+        note = f" ({'; '.join(known)})" if known else ""
+        print(f"  parameters at {args.input_size}x{args.input_size}{note}:")
         for p in describe_space(space, args.input_size):
             cond = "  (conditional)" if p.conditional else ""
             print(f"    {p.name:<18} {p.distribution}{cond}")

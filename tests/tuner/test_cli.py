@@ -237,6 +237,13 @@ def test_spaces_lists_the_parameters(tmp_path):
     assert "seed_cnn" in proc.stdout
     assert "n_blocks           int 1..3" in proc.stdout
     assert "dropout_rate" in proc.stdout and "(conditional)" in proc.stdout
+    assert "schedule           one of ['none', 'cosine', 'onecycle']" in proc.stdout
+    # what each space tries first
+    assert (
+        "(the lab's network is trial 0; trial 1 is a known-good start point, fitted to the run)"
+        in proc.stdout
+    )
+    assert "(trial 0 is a known-good start point, fitted to the run)" in proc.stdout
 
 
 def test_every_search_option_reaches_the_search_config():
