@@ -71,6 +71,7 @@ from tuner.experiment.files import (
     trial_end,
     trial_id_of,
     trial_index,
+    trial_number,
     tune_state_files,
 )
 from tuner.experiment.rules import (
@@ -181,5 +182,6 @@ __all__ = [
     "trial_end",
     "trial_id_of",
     "trial_index",
+    "trial_number",
     "tune_state_files",
 ]

@@ -82,15 +82,23 @@ CHECKPOINT_FILE = "state.pt"  # the training state (torch)
 HISTORY_FILE = "history.json"  # every epoch's reported metrics up to the checkpoint
 
 
-def trial_dir_name(trial: Any) -> str:
-    """Short trial directory names, `trial_0003_<id>`, numbered from 0 in creation order.
+def trial_number(trial: Any) -> int | None:
+    """A Tune trial's number in its search, 0 first, in creation order (None without one).
 
     Ray's experiment tag starts with a 1-based counter; trial 0 is the first suggestion (the
     lab's baseline). Its Optuna trial is found by the `tune_trial_id` user attribute, not by
     number: a --warm-start study holds the imported trials first.
     """
-    counter = int(str(trial.experiment_tag).split("_", 1)[0])
-    return f"{TRIAL_PREFIX}{counter - 1:04d}_{trial.trial_id}"
+    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+    return int(head) - 1 if head.isdigit() else None
+
+
+def trial_dir_name(trial: Any) -> str:
+    """Short trial directory names, `trial_0003_<id>`, numbered by `trial_number`."""
+    number = trial_number(trial)
+    if number is None:
+        raise ValueError(f"no trial counter in Ray's experiment tag {trial.experiment_tag!r}")
+    return f"{TRIAL_PREFIX}{number:04d}_{trial.trial_id}"
 
 
 CONFIRM_RUN_PREFIX = "run_"  # confirm/run_0002_seed1000: trial 2 of the search, seed 1000

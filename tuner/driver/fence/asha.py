@@ -34,14 +34,8 @@ from typing import Any, cast
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
-from tuner.experiment import rung_epochs
+from tuner.experiment import rung_epochs, trial_number
 from tuner.io import atomic_write_text, file_mode
-
-
-def trial_number(trial: Any) -> int | None:
-    """The trial's index in the search (0 first), from Ray's experiment tag, which counts from 1."""
-    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
-    return int(head) - 1 if head.isdigit() else None
 
 
 def is_known_point(trial: Any, known_points: int) -> bool:
