@@ -6,8 +6,8 @@ shape matter. resnet_cnn (the default): RECIPE with a few keys changed; `--space
 lab's network at a quarter of its widths with batch norm (SEED_BASE), with a schedule and crops
 tried (search_spaces/seed_cnn.py's START). Each variant is written as a config file and
 trained by `tuner train CONFIG --dataset imagefolder --data-dir DIR --epochs E` (one seed,
-scored on DIR's held-out test folder). A variant whose
-output is already under OUT is read back, not trained again.
+scored on DIR's held-out test folder). A variant whose output is already under OUT is read
+back, not trained again.
 
     python bench/cifar_split.py /tmp/cifar-jpg/train /tmp/cifar-11k --per-class 1100 \\
         --test-per-class 1000
