@@ -143,7 +143,9 @@ def watched(tmp_path_factory):
             # polled in this process (the command's own reader): a new interpreter twice a
             # second took a core from the search; the command itself is run below
             status = read_status(exp)
-            if status["state"] == "running" and status["finished"] >= 1:
+            page = exp / "report.html"  # the starting page until the first copy replaces it
+            copied = page.is_file() and BANNER in page.read_text()
+            if status["state"] == "running" and status["finished"] >= 1 and copied:
                 break  # held before trial 3: it stays so until the gate opens
         time.sleep(0.5)
     ended = proc.poll() is not None

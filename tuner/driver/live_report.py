@@ -5,6 +5,12 @@ whenever something changed since the last copy: an epoch reported or a trial end
 carries a banner ("running: 7 of 20 trials finished, updated 14:02") and reloads itself; the
 final report, written when the search ends (tuner/driver/finish.py), has neither.
 
+The first copy comes --report-every after the start, not at it: a copy at the start showed no
+trial, yet cost a process that imports pandas and plotly (1.5 s of a core; 136 s of the test
+suite's 1,580 s of CPU went to such copies, most of them in searches shorter than a minute). A
+new search's page exists from the start all the same: a few lines written here, without that
+process, that say the search started and reload until the first copy replaces them.
+
 Each copy is written in a process of its own (analysis.report.live_copy), which a thread starts
 and waits for, so Tune's loop and the searcher go on while the tables are read from the trial
 directories and the page is drawn, without sharing the interpreter's lock with that work. A
@@ -17,6 +23,7 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -73,7 +80,7 @@ class LiveReport(Callback):
     def _reset(self) -> None:
         self._last = -float("inf")
         self._gap = 0.0  # SHARE_LIMIT x the last copy's writing time
-        self._changed = True  # the first step writes a copy: the page exists from the start
+        self._changed = True
         self._thread: threading.Thread | None = None
         self._warned = False
 
@@ -91,6 +98,26 @@ class LiveReport(Callback):
         self._reset()
         self.writes, self.seconds = 0, 0.0
         ACTIVE.append(self)
+        if self.every > 0:
+            self._last = time.monotonic()  # the first copy is due --report-every from now
+            if self.confirm_of is None:
+                self._write_starting_page()
+
+    def _write_starting_page(self) -> None:
+        """A page for a new search, until the first copy: a resumed search, or one whose
+        directory is not where it was pickled (a moved experiment, before its first step says
+        where it is now), keeps the page it has."""
+        from tuner.experiment import REPORT_HTML
+        from tuner.io import atomic_write_text
+
+        target = self.experiment_dir / REPORT_HTML
+        if not self.experiment_dir.is_dir() or target.exists():
+            return
+        try:
+            atomic_write_text(target, starting_page(self.experiment_dir.name, self.every),
+                              durable=False)  # fmt: skip
+        except OSError:  # a full disk: the guards stop the search and say so, in one line
+            pass
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_) -> None:
         self._changed = True
@@ -171,6 +198,24 @@ class LiveReport(Callback):
         self.seconds += took
         self.writes += 1
         self._gap = SHARE_LIMIT * took
+
+
+def starting_page(name: str, reload_s: float) -> str:
+    """report.html before the first copy: the search's name, when it started, and a reload
+    every `reload_s` seconds (at least 5, as the copies' own) until the report replaces it."""
+    started = datetime.now().strftime("%H:%M")
+    reload = max(5, round(reload_s))
+    title = html.escape(name)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{reload}">'
+        f"<title>{title}: search report</title></head>\n"
+        '<body style="font-family: system-ui, sans-serif; margin: 2em">\n'
+        f"<h1>{title}</h1>\n"
+        f'<p role="status">running: the search started at {started}. The report appears here '
+        f"with its first results; this page reloads itself every {reload} s.</p>\n"
+        "</body></html>\n"
+    )
 
 
 def _child_env() -> dict[str, str]:

@@ -260,6 +260,7 @@ def test_live_copies_keep_to_a_twentieth_of_the_drivers_time(tmp_path, monkeypat
     monkeypatch.setattr(live_report.time, "monotonic", lambda: clock[0])
     live = live_report.LiveReport(exp, total=3, every=1.0)
     live.setup()
+    clock[0] += 1.0  # the first copy is due --report-every after the start
     live.on_step_end(0, [])
     live.wait()
     assert live.writes == 1 and 'id="live-banner"' in (exp / REPORT_HTML).read_text()
@@ -280,6 +281,53 @@ def test_live_copies_keep_to_a_twentieth_of_the_drivers_time(tmp_path, monkeypat
     live.wait()
     assert live.writes == 2
     assert live_report.wait_all()["writes"] == 2
+
+
+def test_a_new_search_has_a_starting_page_and_its_first_copy_after_report_every(
+    tmp_path, monkeypatch
+):
+    from tuner.driver import live_report
+    from tuner.experiment import PROVENANCE_JSON, REPORT_HTML
+
+    exp = tmp_path / "a<b>&c"  # the name is the user's: escaped in the page
+    exp.mkdir()
+    (exp / PROVENANCE_JSON).write_text(json.dumps({"config": {"samples": 3, "epochs": 2}}))
+    clock = [1000.0]
+    monkeypatch.setattr(live_report.time, "monotonic", lambda: clock[0])
+    live = live_report.LiveReport(exp, total=3, every=30.0)
+    live.setup()
+    page = (exp / REPORT_HTML).read_text()
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert "<h1>a&lt;b&gt;&amp;c</h1>" in page and "<b>" not in page
+    assert "plotly" not in page.lower() and 'id="live-banner"' not in page
+    live.on_trial_result(0, [], None, {"epoch": 1})
+    clock[0] += 29.0
+    live.on_step_end(0, [])  # something changed, but --report-every has not passed
+    live.wait()
+    assert live.writes == 0 and (exp / REPORT_HTML).read_text() == page
+    clock[0] += 1.0
+    live.on_step_end(0, [])
+    live.wait()
+    assert live.writes == 1 and 'id="live-banner"' in (exp / REPORT_HTML).read_text()
+    assert live_report.wait_all()["writes"] == 1
+
+
+def test_a_resumed_search_and_the_confirm_stage_keep_the_page_they_have(tmp_path):
+    from tuner.driver import live_report
+    from tuner.experiment import REPORT_HTML
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / REPORT_HTML).write_text("the report of the run before")
+    for live in (live_report.LiveReport(exp, total=3, every=30.0),
+                 live_report.LiveReport(exp, total=6, every=30.0, confirm_of=3)):  # fmt: skip
+        live.setup()
+        assert (exp / REPORT_HTML).read_text() == "the report of the run before"
+    (exp / REPORT_HTML).unlink()
+    live_report.LiveReport(exp, total=6, every=30.0, confirm_of=3).setup()
+    live_report.LiveReport(exp, total=3, every=0.0).setup()  # --report-every 0: only the end
+    assert not (exp / REPORT_HTML).exists()
+    live_report.wait_all()
 
 
 @pytest.mark.parametrize(
