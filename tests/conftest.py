@@ -72,8 +72,18 @@ def no_ray_left_running():
 @pytest.fixture(autouse=True)
 def only_slow_tests_start_ray(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """The README promises that `-m "not slow"` skips every test that starts Ray: a test that
-    is not marked slow and starts an in-process Ray fails here, at once."""
+    is not marked slow and starts an in-process Ray fails here, at once. A slow one runs its
+    searches in this process only if it asked for shared_ray or is marked own_ray: otherwise
+    it would find Ray running or not, by the order the tests ran in (ray_as_the_test_asks)."""
     if request.node.get_closest_marker("slow") is not None:
+        if not (_asks_for_shared_ray(request.node) or _wants_its_own_ray(request.node)):
+            from tuner.driver import ray_runtime
+
+            def refuse_search(*args: object, **kwargs: object) -> None:
+                raise AssertionError("this test runs a search in its own process: ask for the "
+                                     "shared_ray fixture, or mark it own_ray")  # fmt: skip
+
+            monkeypatch.setattr(ray_runtime, "start_ray", refuse_search)
         yield
         return
     import ray
@@ -106,12 +116,14 @@ def _start_shared_ray() -> None:
 
 @pytest.fixture(scope="module")
 def shared_ray():
-    """One in-process Ray for the searches of every module that asks for it: a search finds it
-    running and leaves it so. Loopback only, private temp dir (above). It outlives the module,
-    so the next module that shares it does not start it again (Ray's start and stop, 3-5 s of
-    wall and ~3 s of CPU, were paid by each of 14 modules); ray_only_where_shared stops it
-    before any test that did not ask for it. For tests whose subject is not the process:
-    signals, exit codes of a killed driver and Ray's own start-up need a child of their own."""
+    """One in-process Ray for the searches of every test that asks for it: a search finds it
+    running and leaves it so. Loopback only, private temp dir (above). It outlives the test and
+    the module, and is stopped only before a test marked own_ray (ray_as_the_test_asks): Ray's
+    start and stop cost 3-5 s of wall and ~5 s of CPU (two prestarted workers among them), and
+    were paid 17 times in a run of the slow tests when every test that did not ask for it found
+    it stopped, although most of those only run the CLI in a child of their own. For tests whose
+    subject is the process (signals, exit codes of a killed driver, Ray's own start-up): a
+    child of their own, or the own_ray marker."""
     if not _in_process_ray():
         _start_shared_ray()
     yield
@@ -121,33 +133,38 @@ def _asks_for_shared_ray(item: pytest.Item) -> bool:
     return "shared_ray" in getattr(item, "fixturenames", ())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_only_where_shared_in_module(request: pytest.FixtureRequest):
-    """A module of slow tests none of which shares the in-process Ray finds none running, also
-    in its module-scoped fixtures (set up before any test's own)."""
-    items = [i for i in request.session.items if getattr(i, "module", None) is request.module]
-    slow = any(i.get_closest_marker("slow") is not None for i in items)
-    if slow and not any(_asks_for_shared_ray(i) for i in items) and _in_process_ray():
-        import ray
+def _wants_its_own_ray(item: pytest.Item) -> bool:
+    return item.get_closest_marker("own_ray") is not None
 
-        ray.shutdown()
+
+def _stop_in_process_ray() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_ray_in_own_ray_modules(request: pytest.FixtureRequest):
+    """A module with a test marked own_ray finds no in-process Ray, also in its module-scoped
+    fixtures (set up before any test's own): the hosts' cluster, for one, is joined with
+    --address, which a running in-process Ray would shadow."""
+    items = [i for i in request.session.items if getattr(i, "module", None) is request.module]
+    if any(_wants_its_own_ray(i) for i in items) and _in_process_ray():
+        _stop_in_process_ray()
     yield
 
 
 @pytest.fixture(autouse=True)
-def ray_only_where_shared(request: pytest.FixtureRequest):
-    """A slow test that did not ask for shared_ray finds no in-process Ray (it may start its
-    own, or check that a search starts one); one that did finds it running, started again if a
-    test before it in the module stopped it. The others cannot start Ray
-    (only_slow_tests_start_ray), and Ray left running does not touch them: stopping it for
-    each would cost 1.3 s."""
-    slow = request.node.get_closest_marker("slow") is not None
-    if slow and _asks_for_shared_ray(request.node) and not _in_process_ray():
+def ray_as_the_test_asks(request: pytest.FixtureRequest):
+    """A test that asked for shared_ray finds it running (started again if an own_ray test
+    stopped it); one marked own_ray finds none; any other finds whatever the test before it
+    left, which it does not start Ray in (only_slow_tests_start_ray stops the fast ones trying,
+    and the slow ones run the CLI in a child of their own)."""
+    if _wants_its_own_ray(request.node):
+        if _in_process_ray():
+            _stop_in_process_ray()
+    elif _asks_for_shared_ray(request.node) and not _in_process_ray():
         _start_shared_ray()
-    elif slow and not _asks_for_shared_ray(request.node) and _in_process_ray():
-        import ray
-
-        ray.shutdown()
     yield
 
 

@@ -16,7 +16,7 @@ from tuner.experiment import REJECTED_ATTR
 pytestmark = pytest.mark.slow
 
 
-def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path):
+def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path, shared_ray):
     max_params = 30_000
     cfg = SearchConfig(no_confirm=True,
                        samples=5, epochs=1, scheduler="fifo", seed=3, out=str(tmp_path),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cli_fixture import Child, run, run_here, tail, tuner
+from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, write_net
 from PIL import Image
 from study_fixture import journal_study
@@ -212,7 +212,7 @@ def test_tuner_confirm_on_a_search_without_the_stage(tmp_path, shared_ray):
     runs = pd.read_csv(exp / "confirm.csv")
     assert (runs["status"] == "done").sum() <= 1  # of 4: the stage stopped with runs left
     held = {d.name: trained_epochs(d) for d in (exp / "confirm").glob("run_*")}
-    resumed = run(tuner("resume", str(exp)))
+    resumed = run_here("resume", str(exp))
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
 
     runs = pd.read_csv(exp / "confirm.csv")

@@ -176,10 +176,10 @@ def test_resume_retry_errored_runs_errored_trials_again_from_their_checkpoint(
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
 
 
-def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp_path):
+def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp_path, shared_ray):
     """A crash or a full disk cut a trial's newest checkpoint short: the resume continues that
     trial from an older one, or from epoch 1 (the search keeps one), and says which."""
-    from cli_fixture import Child, run, tail, tuner
+    from cli_fixture import Child, run_here, tail, tuner
     from gate_fixture import gated_search_args
 
     from tuner.train.checkpoints import read_state
@@ -218,7 +218,7 @@ def test_a_cut_short_newest_checkpoint_is_passed_over_and_the_resume_says_so(tmp
     said = (f"{trial_dir.name}: checkpoint {', '.join(c.name for c in unreadable)} is missing "
             "or cut short; ")  # fmt: skip
     said += f"it continues from {readable[0].name}" if readable else "it starts again from epoch 1"
-    resumed = run(tuner("resume", str(exp)))
+    resumed = run_here("resume", str(exp))  # in this process: its words, not its process
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     assert said in resumed.stdout, resumed.stdout
     rows = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
@@ -270,6 +270,7 @@ def build(params, input_shape, num_classes):
 EPOCHS = 6
 
 
+@pytest.mark.own_ray  # its own Ray, with a memory monitor's threshold
 def test_a_trial_killed_by_rays_memory_monitor_is_retried_and_the_others_finish(tmp_path):
     """Ray's memory monitor kills a worker when the node's memory use passes its threshold.
     Here the threshold is set 5 GB above what the machine uses now (room for Ray's own

@@ -31,7 +31,9 @@ from cli_fixture import tail
 from gate_fixture import Gate, gated_search_args, write_net
 from netns_fixture import Network, usable
 
-pytestmark = pytest.mark.slow
+# own_ray: the driver joins the hosts' cluster with --address, which an in-process Ray left
+# running by another test would shadow.
+pytestmark = [pytest.mark.slow, pytest.mark.own_ray]
 
 DOCS = Path(__file__).parents[2] / "docs" / "cluster.md"
 EPOCHS = 4

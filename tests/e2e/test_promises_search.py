@@ -183,7 +183,9 @@ def test_resume_samples_reruns_the_confirm_stage_over_the_new_candidates(raised)
 # --- 2: the confirm stage under --objectives ----------------------------------------------------
 
 
-def test_the_confirm_stage_under_objectives_confirms_the_knee_and_its_front_neighbours(tmp_path):
+def test_the_confirm_stage_under_objectives_confirms_the_knee_and_its_front_neighbours(
+    tmp_path, shared_ray
+):
     cfg = _config(tmp_path, "mo", space="sized", samples=len(WIDTHS), confirm_top=2,
                   confirm_seeds=2, objectives="val_acc:max,params:min")  # fmt: skip
     result = search(cfg, stream=io.StringIO())
@@ -228,7 +230,7 @@ def test_the_confirm_stage_under_objectives_confirms_the_knee_and_its_front_neig
 # --- 4: `tuner resume --time-budget` ------------------------------------------------------------
 
 
-def test_resume_with_a_time_budget_of_its_own_runs_on_and_finishes(tmp_path):
+def test_resume_with_a_time_budget_of_its_own_runs_on_and_finishes(tmp_path, shared_ray):
     cfg = _config(tmp_path, "clock", space="parity", samples=2, no_confirm=True,
                   time_budget=0.01)  # fmt: skip
     first = search(cfg, stream=io.StringIO())
@@ -253,7 +255,9 @@ def test_resume_with_a_time_budget_of_its_own_runs_on_and_finishes(tmp_path):
     assert (exp / "best.json").is_file() and (exp / "model.pt").is_file()
 
 
-def test_a_time_budget_stops_the_search_early_for_a_whole_confirm_stage(tmp_path, monkeypatch):
+def test_a_time_budget_stops_the_search_early_for_a_whole_confirm_stage(
+    tmp_path, monkeypatch, shared_ray
+):
     """--time-budget keeps its end for the confirm stage. The split's arithmetic is tested on
     scripted results (tests/tuner/driver/test_clock_guard.py); here its effect on a real
     search: once the guard judges that the rest of the budget is the stage's, the search stops,
@@ -309,7 +313,9 @@ def interrupt_after(marks: Path, done: int) -> Any:
     return InterruptAfter()
 
 
-def test_a_resume_past_tpes_start_up_proposes_what_an_uninterrupted_run_does(tmp_path, monkeypatch):
+def test_a_resume_past_tpes_start_up_proposes_what_an_uninterrupted_run_does(
+    tmp_path, monkeypatch, shared_ray
+):
     from tuner.driver import tuner_setup
 
     options = {"space": "tpe", "samples": TPE_SAMPLES, "epochs": 1, "concurrency": 1,

@@ -16,7 +16,7 @@ from tuner.driver.ray_runtime import (
 )
 from tuner.train.config import ConfigError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_ray]  # Ray's own start is the subject
 
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 

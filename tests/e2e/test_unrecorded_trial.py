@@ -22,7 +22,7 @@ import signal
 
 import pandas as pd
 import pytest
-from cli_fixture import Child, run, tail, tuner
+from cli_fixture import Child, run_here, tail, tuner
 from gate_fixture import Gate, gated_search_args, write_net
 from study_fixture import journal_study
 
@@ -40,7 +40,7 @@ def generator_count(exp) -> int:
         return 0
 
 
-def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_path):
+def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_path, shared_ray):
     exp = tmp_path / "lost"
     gate = Gate(tmp_path / "gate")
     gate.give(3)  # one trial at a time: trials 0, 1 and 2 train their epoch; 3 waits at the gate
@@ -71,7 +71,7 @@ def test_trials_missing_from_the_restored_state_are_adopted_or_run_again(tmp_pat
     assert [state for _, state, _ in asked] == ["COMPLETE"] * 3 + ["RUNNING"]
 
     finished = {f.name: f.read_bytes() for f in lost[0].iterdir() if f.is_file()}
-    resumed = run(tuner("resume", str(exp)))
+    resumed = run_here("resume", str(exp))  # its output, not its process, is the subject
     assert resumed.returncode == 0, tail(resumed.stdout) + tail(resumed.stderr)
     for trial_dir in lost:
         assert f"{trial_dir.name} started after Tune's last saved state" in resumed.stdout

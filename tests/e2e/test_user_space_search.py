@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.slow  # starts Ray (and stops it again)
+@pytest.mark.slow
+@pytest.mark.own_ray  # it starts Ray (and must stop it again)
 def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
     """The space's dry run happens while Ray starts; a failure there stops Ray again and ends
     with one line, exit 2, and nothing written."""
@@ -13,8 +14,6 @@ def test_search_refuses_a_broken_space_before_any_trial_runs(tmp_path, capsys):
 
     from tuner.cli import main
 
-    if ray.is_initialized():  # left by another test: this one must see its own Ray start
-        ray.shutdown()
     path = tmp_path / "typo.toml"
     path.write_text("[params]\nlearning_rate = { float = [0.001, 0.1] }\n")
     code = main(
