@@ -6,8 +6,8 @@ carries a banner ("running: 7 of 20 trials finished, updated 14:02") and reloads
 final report, written when the search ends (tuner/driver/finish.py), has neither.
 
 The first copy comes --report-every after the start, not at it: a copy at the start showed no
-trial, yet cost a process that imports pandas and plotly (1.5 s of a core; 136 s of the test
-suite's 1,580 s of CPU went to such copies, most of them in searches shorter than a minute). A
+trial, yet cost a process that imports pandas and plotly (1.5 s of a core; about 130 s of CPU
+in a run of the slow tests went to such copies, most in searches shorter than a minute). A
 new search's page exists from the start all the same: a few lines written here, without that
 process, that say the search started and reload until the first copy replaces them.
 
