@@ -158,8 +158,8 @@ def no_ray_in_own_ray_modules(request: pytest.FixtureRequest):
 def ray_as_the_test_asks(request: pytest.FixtureRequest):
     """A test that asked for shared_ray finds it running (started again if an own_ray test
     stopped it); one marked own_ray finds none; any other finds whatever the test before it
-    left, which it does not start Ray in (only_slow_tests_start_ray stops the fast ones trying,
-    and the slow ones run the CLI in a child of their own)."""
+    left, and may not run a search in this process (only_slow_tests_start_ray refuses it): it
+    runs the CLI in a child of its own, or nothing of Ray's."""
     if _wants_its_own_ray(request.node):
         if _in_process_ray():
             _stop_in_process_ray()

@@ -80,7 +80,7 @@ class LiveReport(Callback):
     def _reset(self) -> None:
         self._last = -float("inf")
         self._gap = 0.0  # SHARE_LIMIT x the last copy's writing time
-        self._changed = True
+        self._changed = True  # the first copy is written when due, before any result came in
         self._thread: threading.Thread | None = None
         self._warned = False
 
