@@ -52,6 +52,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # replay_searchers
 
+# --start-points: their curves' indices, past any recording's trial indices
+START_INDEX = 1_000_000
 METRIC, MODE = "val_loss", "min"  # the schedulers' metric, as tuner.config.objectives has it
 STOP, CONTINUE = "STOP", "CONTINUE"  # ray.tune.schedulers.TrialScheduler's decisions
 
@@ -240,7 +242,8 @@ class OptunaPruning:
         return STOP if ot.should_prune() else CONTINUE
 
 
-def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, Method]:
+def methods(samples: int, max_t: int, equal_epochs: bool = False, known_points: int = 1,
+            baseline_points: int | None = None) -> dict[str, Method]:  # fmt: skip
     """Each method: a fresh scheduler for one simulated search, and its searcher. With
     `equal_epochs` this service's ASHA judges its rungs by the trials the budget pays for, as a
     search that spends its savings does (tuner.driver.tuner_setup.expected_trials)."""
@@ -262,7 +265,8 @@ def methods(samples: int, max_t: int, equal_epochs: bool = False) -> dict[str, M
         return lambda: ReplayASHA(state_path=state, time_attr="training_iteration",
                                   metric=METRIC, mode=MODE, max_t=max_t, grace_period=grace,
                                   reduction_factor=rf, samples=arriving if paper else None,
-                                  known_points=1)  # fmt: skip
+                                  known_points=known_points,
+                                  baseline_points=baseline_points)  # fmt: skip
 
     def ray(grace: int = 1, rf: int = 4, brackets: int = 1) -> Callable[[], Any]:
         return lambda: ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
@@ -355,12 +359,29 @@ class Learning:
         self.curves = {c.index: c for c in curves}
         self.nearest = Nearest(dists, recorded_params(exp, list(dists)))
 
-    def proposer(self, sampler: Any, max_t: int, pruner: bool) -> Any:
+    def add_start_points(self, exp: Path, starts: list[Curve]) -> None:
+        """The curves of --start-points (indices START_INDEX + their trial index) and their
+        parameters, for a proposer to tell its study as it tells the baseline."""
+        from replay_searchers import recorded_params
+
+        params = recorded_params(exp, list(self.nearest.dists))
+        self.curves.pop(0, None)  # the recording's own start point, of an older space
+        for curve in starts:
+            self.curves[curve.index] = curve
+            self.nearest.params[curve.index] = params[curve.index - START_INDEX]
+
+    def proposer(self, sampler: Any, max_t: int, pruner: bool,
+                 known: list[int] | None = None) -> Any:  # fmt: skip
+        """A study that proposes `known` first (default: the recording's trial 0), then
+        what its sampler asks, each snapped to the nearest recorded configuration not used."""
         import optuna
         from replay_searchers import OptunaProposer
 
-        made = OptunaProposer(self.curves, list(self.curves), self.nearest, self.define,
-                              sampler, max_t, baseline=0)  # fmt: skip
+        known = [0] if known is None else known
+        # the recording's configurations, and of the start points only this search's own
+        pool = [i for i in self.curves if i < START_INDEX or i in known]
+        made = OptunaProposer(self.curves, pool, self.nearest, self.define,
+                              sampler, max_t, baseline=known)  # fmt: skip
         if pruner:  # plain Optuna as bench/peers.py sets it up
             made.study.pruner = optuna.pruners.HyperbandPruner(min_resource=1,
                                                                max_resource=max_t)  # fmt: skip
@@ -383,6 +404,13 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
                 best_at(r, 1, fraction * s.epochs) for r, s in zip(result, sweep, strict=True)
             ]
             curve[str(fraction)] = interval(values)
+        clock = {}  # the same against the simulated clock, as fractions of the sweep's seconds
+        for fraction in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0):
+            values = [
+                best_at(r, 0, fraction * s.events[-1][0])
+                for r, s in zip(result, sweep, strict=True)
+            ]
+            clock[str(fraction)] = interval(values)
         summary[name] = {
             "final_best": interval([r.best for r in result]),
             "gap_to_sweep": interval(gaps),
@@ -400,6 +428,7 @@ def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
             ),  # fmt: skip
             "seeds_within_1pt_at_tenth_of_sweep_epochs": tenth / len(within),
             "best_by_fraction_of_sweep_epochs": curve,
+            "best_by_fraction_of_sweep_seconds": clock,
         }
     return summary
 
@@ -413,7 +442,24 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     baseline = by_index.get(0)
     others = [c.index for c in curves if c.index != 0]
     samples = min(args.samples, len(curves))
-    table = methods(samples, max_t, args.equal_epochs)
+    starts: list[Curve] = []
+    baselines = 0
+    if args.start_points is not None:
+        recorded, start_t = load_curves(args.start_points, None)
+        if start_t < max_t:
+            raise SystemExit(f"{args.start_points}: its trials ran {start_t} epochs, the "
+                             f"recording's {max_t}")  # fmt: skip
+        recorded, _ = load_curves(args.start_points, max_t)
+        samples = min(samples, len(others))  # the recording's trial 0 is left out
+        starts = [Curve(START_INDEX + c.index, c.acc, c.loss, c.seconds) for c in recorded]
+        by_index.update({c.index: c for c in starts})
+        # the lab's baseline, where the search has one, is the first (Ray's rule judges it);
+        # the start points after it are never stopped, as in a search
+        listed = args.start_points / "trials.csv"
+        trials = pd.read_csv(listed) if listed.is_file() else pd.DataFrame()
+        baselines = int(trials["is_baseline"].astype(bool).sum()) if "is_baseline" in trials else 0
+    table = methods(samples, max_t, args.equal_epochs, known_points=len(starts) or 1,
+                    baseline_points=baselines if starts else None)  # fmt: skip
     if args.methods:
         unknown = [m for m in args.methods if m not in table]
         if unknown:
@@ -423,6 +469,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     if any(m.searcher != "random" for m in table.values()):
         if (args.experiment / "search.toml").is_file() or args.methods:
             learning = Learning(args.experiment, curves)
+            if starts:
+                learning.add_start_points(args.start_points, starts)
         else:  # scripted curves with no space: the methods that learn cannot run on them
             print(f"{args.experiment}: no search.toml (the recording's space): replaying the "
                   "random-search methods only", file=sys.stderr)  # fmt: skip
@@ -436,8 +484,14 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         # --equal-epochs: every recorded configuration in the seed's order; the sweep runs the
         # first `samples`, and each other method goes on down the list until it has trained
         # the epochs the sweep did (what it saved buys more trials).
-        drawn = rng.sample(others, (len(others) if args.equal_epochs else samples - len(ordered)))
-        picked = [*ordered, *(by_index[i] for i in drawn)]
+        if starts:  # the sweep and the peers: the recording alone, its trial 0 left out
+            drawn = rng.sample(others, len(others) if args.equal_epochs else samples)
+            plain = [by_index[i] for i in drawn]
+            picked = plain
+        else:
+            drawn = rng.sample(others, (len(others) if args.equal_epochs
+                                        else samples - len(ordered)))  # fmt: skip
+            picked = [*ordered, *(by_index[i] for i in drawn)]
         order = list(range(len(picked)))
         sweep_run = simulate(picked, order[:samples], table["sweep (fifo)"].scheduler(),
                              args.concurrency, args.overhead)  # fmt: skip
@@ -447,15 +501,22 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         for name, method in table.items():
             if name == "sweep (fifo)":
                 continue
+            # With --start-points this service's methods start from them, as a search does;
+            # every other method as its documentation sets it up, from random configurations.
+            own = bool(starts) and name.startswith("ours")
+            these = [*starts, *picked] if own else picked
             if method.searcher == "random":
-                proposer: Any = order if budget else order[:samples]
+                proposer: Any = list(range(len(these)))
+                proposer = proposer if budget else proposer[:samples]
                 scheduler = method.scheduler()
             else:
                 assert learning is not None
+                known = [c.index for c in starts] if own else ([] if starts else None)
                 proposer = learning.proposer(make_sampler[method.searcher](seed), max_t,
-                                             pruner=method.optuna_pruner)  # fmt: skip
+                                             pruner=method.optuna_pruner,
+                                             known=known)  # fmt: skip
                 scheduler = OptunaPruning(proposer) if method.optuna_pruner else method.scheduler()
-            runs[name].append(simulate(picked, proposer, scheduler, args.concurrency,
+            runs[name].append(simulate(these, proposer, scheduler, args.concurrency,
                                        args.overhead, budget, limit))  # fmt: skip
         if (seed + 1) % max(1, args.seeds // 10) == 0:
             print(f"  seed {seed + 1}/{args.seeds} ({time.perf_counter() - start:.0f} s)",
@@ -463,6 +524,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarise(runs)
     return {
         "equal_epochs": args.equal_epochs,
+        "start_points": str(args.start_points) if args.start_points else None,
+        "start_point_curves": [{"acc": c.acc, "seconds": c.seconds} for c in starts],
         "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,
         "samples": samples, "concurrency": args.concurrency, "overhead_s": args.overhead,
         "seeds": args.seeds, "replay_seconds": round(time.perf_counter() - start, 1),
@@ -511,10 +574,20 @@ def main(argv: list[str] | None = None) -> None:
                         "trials did, starting more trials with what it saves")  # fmt: skip
     parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                         help="replay only these methods (and the sweep); default: all")  # fmt: skip
+    parser.add_argument("--start-points", type=Path, default=None, metavar="EXP",
+                        help="a recording of the space's start points as `tuner search` has "
+                        "them today (the same options as the recording, --samples K "
+                        "--scheduler fifo, K its known points): the methods named 'ours ...' "
+                        "start with them, as a search does; the sweep and every other method "
+                        "draw from the recording alone, as their documentation sets them up; "
+                        "the recording's own trial 0 (an older start point) is left out for "
+                        "all")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     if not (args.experiment / "epochs.csv").is_file():
         parser.error(f"{args.experiment} has no epochs.csv: not an experiment directory")
+    if args.start_points is not None and not (args.start_points / "epochs.csv").is_file():
+        parser.error(f"--start-points {args.start_points} has no epochs.csv: not an experiment")
     result = replay(args)
     print(table(result))
     if args.json is not None:

@@ -255,6 +255,9 @@ def replay_peers(args: argparse.Namespace) -> dict[str, Any]:
     others = [c.index for c in curves if c.index != 0]
     samples = min(args.samples, len(curves))
     learning = Learning(args.experiment, curves)
+    if args.start_points:  # the recording's trial 0, an older start point of ours, left out
+        learning.curves.pop(0, None)
+        by_index.pop(0, None)
     names = args.peers or list(PEERS)
     runs: dict[str, list[Run]] = {"sweep (fifo)": [], **{n: [] for n in names}}
     start = time.perf_counter()
@@ -276,7 +279,7 @@ def replay_peers(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  seed {seed + 1}/{args.seeds} ({time.perf_counter() - start:.0f} s)",
                       file=sys.stderr, flush=True)  # fmt: skip
     return {
-        "equal_epochs": True, "peers": True,
+        "equal_epochs": True, "peers": True, "start_points": args.start_points,
         "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,
         "samples": samples, "concurrency": args.concurrency, "overhead_s": args.overhead,
         "seeds": args.seeds, "replay_seconds": round(time.perf_counter() - start, 1),
@@ -297,6 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overhead", type=float, default=0.5, help="seconds a job start adds")
     parser.add_argument("--peers", nargs="+", default=None, choices=list(PEERS), metavar="NAME",
                         help=f"default: all of {list(PEERS)}")  # fmt: skip
+    parser.add_argument("--start-points", action="store_true",
+                        help="leave the recording's trial 0 (the start point of an older space) "
+                        "out of the sweep and of what the peers may pick: the same sweep as "
+                        "bench/replay.py --equal-epochs --start-points, where only this "
+                        "service's methods start from the space's start points")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     if not (args.experiment / "epochs.csv").is_file():

@@ -101,22 +101,25 @@ class OptunaProposer:
 
     def __init__(self, curves: dict[int, Any], pool: list[int], nearest: Nearest,
                  define: Callable[[Any], Any], sampler: Any, max_t: int,
-                 baseline: int | None) -> None:  # fmt: skip
+                 baseline: int | list[int] | None) -> None:  # fmt: skip
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.curves, self.nearest, self.define, self.max_t = curves, nearest, define, max_t
         self.unused = set(pool)
         self.study = optuna.create_study(direction="minimize", sampler=sampler)
-        self.baseline = baseline if baseline in self.unused else None
+        # the space's start points (the baseline, trial 0 of the recording, or the points of
+        # bench/replay.py --start-points), proposed first and in order, as a search has them
+        known = baseline if isinstance(baseline, list) else [baseline]
+        self.known = [i for i in known if i in self.unused]
         self.asked: dict[int, Any] = {}
         self.reported: dict[int, set[int]] = {}  # epochs a pruner was already told
 
     def next(self) -> Any:
         if not self.unused:
             return None
-        if self.baseline is not None:  # the space's start point, first, as a search has it
-            index, self.baseline = self.baseline, None
+        if self.known:  # the space's start points, first, as a search has them
+            index = self.known.pop(0)
             self.unused.discard(index)
             self.asked[index] = None
             return self.curves[index]
@@ -132,7 +135,7 @@ class OptunaProposer:
 
         trial = self.asked.pop(curve.index)
         losses = curve.loss[:epochs]
-        if trial is None:  # the baseline: told with its recorded parameters
+        if trial is None:  # a start point: told with its recorded parameters
             self._tell_fixed(curve, losses, epochs)
             return
         if not all(math.isfinite(v) for v in losses) or len(curve.loss) < self.max_t == epochs:
@@ -148,8 +151,8 @@ class OptunaProposer:
             self.study.tell(trial, state=TrialState.PRUNED)
 
     def _tell_fixed(self, curve: Any, losses: list[float], epochs: int) -> None:
-        """The baseline, added as a finished trial with its recorded parameters (what a search's
-        enqueued start point becomes)."""
+        """A start point, added as a finished trial with its recorded parameters (what a
+        search's enqueued start point becomes)."""
         import optuna
         from optuna.trial import TrialState
 
@@ -166,6 +169,8 @@ class OptunaProposer:
                 value = int(round(float(value)))
             else:
                 value = float(value)
+            if hasattr(dist, "low") and not dist.low <= value <= dist.high:
+                continue  # a start point of a later space, outside the recording's range
             params[name], dists[name] = value, dist
         finite = all(math.isfinite(v) for v in losses)
         state = TrialState.PRUNED

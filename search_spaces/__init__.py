@@ -125,7 +125,15 @@ SPACES: dict[str, SearchSpace] = {
         start_points=(SEED_CNN_START,),
         # the widest block first (most of the multiply-adds, and it feeds the head), then the
         # head, which holds most of the weights
-        scalable=("channels_b2", "channels_b1", "channels_b0", "fc_width_0", "fc_width_1"),
+        scalable=(
+            "channels_b2",
+            "channels_b1",
+            "channels_b0",
+            "fc_width_0",
+            "fc_width_1",
+            "convs_per_block",
+            "n_blocks",
+        ),
     ),
     "resnet_cnn": SearchSpace(
         name="resnet_cnn",

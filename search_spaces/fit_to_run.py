@@ -18,6 +18,8 @@ first trial:
   the gain levels off. On 45,000 images and 12 epochs the rule keeps the recipe's 512.
 
 The lab's baseline is left as the lab wrote it: it is the reference a search is compared with.
+Over the size budget it cannot be that reference, and the search has none (`baseline_over`):
+before, the searcher refused it and trial 0, a random configuration, was reported as the lab's.
 """
 
 from __future__ import annotations
@@ -106,6 +108,23 @@ def _widen_back(
     return fitted
 
 
+def baseline_over(
+    space: SearchSpace, input_size: int, budget: Budget, prices: Prices
+) -> str | None:
+    """Why the lab's baseline, as the space has it at `input_size`, is over `budget` (one
+    line), or None: it fits, there is no budget, or the space has no baseline."""
+    from search_spaces import config_of
+
+    if not budget.active or not space.baseline:
+        return None
+    points, _ = space.fit_points(input_size)
+    assert points  # the space has a baseline: it is points[0]
+    cost = prices([config_of(space, points[0], input_size)])[0]
+    if cost is None:
+        return "it cannot be built at this image size"
+    return budget.reason(cost)
+
+
 def fit_start_points(
     space: SearchSpace,
     points: list[dict[str, Any]] | None,
@@ -118,6 +137,8 @@ def fit_start_points(
 ) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """The points a search tries first, each start point (not the lab's baseline) fitted to the
     run; one line for each point that changed."""
+    from search_spaces import fit_point
+
     if not points:
         return points, []
     out, notes = [], []
@@ -131,6 +152,8 @@ def fit_start_points(
         if fitted is None:
             notes.append(f"note: {name} is over the size budget even at its narrowest; left out")
             continue
+        # what the narrowed shape no longer samples (a dropped block's channels) goes
+        fitted, _ = fit_point(space, fitted, input_size)
         fitted = fit_batch(space, fitted, input_size, train_images, epochs)
         changes = [(k, point[k], v) for k, v in fitted.items() if point.get(k) != v]
         if changes:

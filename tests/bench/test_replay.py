@@ -105,3 +105,43 @@ def test_an_equal_epoch_budget_starts_no_trial_once_it_is_spent(replay, tmp_path
     # Up to the budget the two runs are the same run.
     spent = next(i for i, e in enumerate(capped.events) if e[1] >= 40)
     assert capped.events[: spent + 1] == free.events[: spent + 1]
+
+
+def test_start_points_go_to_this_services_methods_only(replay, tmp_path):
+    # The recording's trial 0 (an older start point) is the best recorded; the start point
+    # recorded today is better still. Only the methods named "ours ..." may start from it, and
+    # no method may draw the recording's trial 0.
+    finals = [0.95] + [0.3 + 0.5 * ((i * 37) % 23) / 23 for i in range(1, 40)]
+    write_curves(tmp_path / "e", finals)
+    # The start point learns late (a one-cycle schedule's peak): the worst loss of any trial
+    # at every epoch but its last, where it ends best. Ray's rule would stop it at its first
+    # rung, where the others (1 s an epoch, it 2 s) get first; a start point is never stopped.
+    (tmp_path / "s").mkdir()
+    late = [
+        {"trial_index": 0, "epoch": e, "val_acc": 0.99 if e == 9 else 0.01,
+         "val_loss": 0.01 if e == 9 else 5.0, "epoch_time_s": 2.0}
+        for e in range(1, 10)
+    ]  # fmt: skip
+    pd.DataFrame(late).to_csv(tmp_path / "s" / "epochs.csv", index=False)
+    out = tmp_path / "r.json"
+    replay.main([str(tmp_path / "e"), "--samples", "12", "--seeds", "10", "--start-points",
+                 str(tmp_path / "s"), "--json", str(out)])  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["start_point_curves"][0]["acc"][-1] == pytest.approx(0.99)
+    for name, method in result["methods"].items():
+        mean, low, high = method["final_best"]
+        if name.startswith("ours"):
+            # protected as a known point, the start point runs to its end in every seed
+            assert low == pytest.approx(0.99), name
+        else:
+            assert high <= 0.8 + 1e-9, name  # neither the start point nor the old trial 0
+    ours = result["methods"]["ours (paper rule, grace 1, rf 3)"]
+    assert ours["best_by_fraction_of_sweep_seconds"]["1.0"][0] == pytest.approx(0.99)
+
+
+def test_start_points_of_another_epoch_budget_are_refused(replay, tmp_path):
+    write_curves(tmp_path / "e", [0.5, 0.6, 0.7], epochs=9)
+    write_curves(tmp_path / "s", [0.9], epochs=4)
+    with pytest.raises(SystemExit, match="ran 4 epochs, the recording's 9"):
+        replay.main([str(tmp_path / "e"), "--samples", "3", "--seeds", "1", "--start-points",
+                     str(tmp_path / "s")])  # fmt: skip

@@ -4,13 +4,14 @@ report lists them."""
 from __future__ import annotations
 
 import io
+import json
 
 import optuna
 import pandas as pd
 import pytest
 from study_fixture import journal_study
 
-from tuner import SearchConfig, search
+from tuner import SearchConfig, resume, search
 from tuner.experiment import REJECTED_ATTR
 
 pytestmark = pytest.mark.slow
@@ -21,16 +22,22 @@ def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path, 
     cfg = SearchConfig(no_confirm=True,
                        samples=5, epochs=1, scheduler="fifo", seed=3, out=str(tmp_path),
                        name="budget", max_params=max_params)  # fmt: skip
-    result = search(cfg, stream=io.StringIO())
+    out = io.StringIO()
+    result = search(cfg, stream=out)
     exp = result.experiment_dir
     trials = result.trials
-    # The lab's 2.2M-parameter baseline is over budget too: it is refused like any other.
     assert len(trials) == 5 and (trials["params"] <= max_params).all()
+    # The lab's 2.2M-parameter baseline is over budget: left out, said so, and no trial is
+    # reported as the lab's (before, trial 0, a random configuration, was).
+    left_out = "the lab's baseline of seed_cnn is over the size budget (1,227,146 params > "
+    assert left_out in out.getvalue() and "Lab baseline" not in out.getvalue()
+    assert left_out in json.loads((exp / "provenance.json").read_text())["baseline_left_out"]
+    assert not trials["is_baseline"].any()
+    assert "baseline" not in json.loads((exp / "best.json").read_text())
     rejected = pd.read_csv(exp / "rejected.csv")
     assert len(rejected) >= 1 and (rejected["params"] > max_params).all()
     assert rejected["reason"].str.contains(f"> --max-params {max_params:,}").all()
-    first = rejected.iloc[0]  # the lab's baseline, always proposed first, is refused
-    assert (first["config/channels_b2"], first["config/lr"]) == (256, 0.01)
+    assert not ((rejected["config/channels_b2"] == 256) & (rejected["config/lr"] == 0.01)).any()
 
     study = journal_study(exp, "budget")
     refused = [t for t in study.trials if REJECTED_ATTR in t.user_attrs]
@@ -48,6 +55,10 @@ def test_a_size_budget_rejects_before_training_and_tells_the_searcher(tmp_path, 
     html = (exp / "report.html").read_text()
     assert 'id="rejected"' in html and "Refused by the size budget" in html
     assert f"{int(rejected['params'].iloc[0]):,}" in html
+
+    # A resume runs the same space, without the baseline: trial 0 is still not the lab's.
+    again = resume(exp, stream=io.StringIO())
+    assert len(again.trials) == 5 and not again.trials["is_baseline"].any()
 
 
 def test_the_recipe_is_narrowed_into_the_budget_and_trains_first(shared_ray, tmp_path):

@@ -137,3 +137,49 @@ def test_an_experiment_saved_before_the_small_batches_resumes_with_its_own_choic
     fresh = optuna.create_study()
     new_space(fresh.ask())
     assert fresh.trials[0].distributions["batch_size"].choices == BATCH_SIZES
+
+
+def test_a_baseline_over_the_budget_is_named_and_the_search_runs_without_one():
+    from types import SimpleNamespace
+
+    from search_spaces.fit_to_run import baseline_over
+    from tuner.stages.preflight import space_within_budget
+    from tuner.stages.torch_work import TorchWork
+
+    space = get_space("seed_cnn")
+    price = lambda configs: prices(configs, CIFAR, 10)  # noqa: E731
+    assert baseline_over(space, 32, Budget(max_macs=1_000_000), price) == (
+        "153,830,016 MACs > --max-macs 1,000,000"
+    )
+    assert baseline_over(space, 32, Budget(max_macs=200_000_000), price) is None
+    assert baseline_over(space, 32, Budget(), price) is None
+    assert baseline_over(get_space("resnet_cnn"), 32, Budget(max_macs=1), price) is None
+
+    bundle = SimpleNamespace(input_shape=CIFAR, num_classes=10)
+    kept, note = space_within_budget(space, bundle, Budget(max_params=3_000_000), TorchWork())
+    assert kept is space and note is None
+    alone, note = space_within_budget(space, bundle, Budget(max_macs=12_000_000), TorchWork())
+    assert alone.baseline is None and note == (
+        "note: the lab's baseline of seed_cnn is over the size budget (153,830,016 MACs > "
+        "--max-macs 12,000,000); left out: this search has no baseline to compare with"
+    )
+    # what the search tries first is now the start point, trial 0, labelled as one
+    points, _ = alone.fit_points(32)
+    assert points == [START]
+
+
+def test_seed_cnns_start_point_gives_up_depth_after_its_widths_under_a_tight_budget():
+    # Under 1M MACs at 32x32 no 16-channel convolution fits after the first at full size:
+    # the lab's three blocks of two go, the head is widened back, and a dropped block's
+    # channels leave the point (and its note) with it.
+    budget = Budget(max_macs=1_000_000)
+    space, (_, point), notes = _fit("seed_cnn", CIFAR, budget, train_images=2_000, epochs=12)
+    assert budget.reason(model_cost(config_of(space, point, 32), CIFAR, 10)) is None
+    assert (point["n_blocks"], point["convs_per_block"], point["channels_b0"]) == (1, 1, 16)
+    assert "channels_b1" not in point and "channels_b2" not in point
+    assert point["fc_width_0"] == 128  # narrowed to 32 on the way, widened back
+    assert notes == [
+        "note: start point 1 of seed_cnn: convs_per_block 2 -> 1, n_blocks 3 -> 1, "
+        "fc_width_0 256 -> 128, batch_size 64 -> 32 (narrowed to fit --max-macs 1,000,000; "
+        "800+ steps on 2,000 images x 12 epochs)"
+    ]

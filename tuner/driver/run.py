@@ -46,11 +46,13 @@ from tuner.stages.preflight import (
     dry_run_space,
     load_data,
     refuse_writable_by_others,
+    space_within_budget,
     warn_if_short_of_space,
 )
 from tuner.stages.provenance import Timings, save_record
 from tuner.stages.search_run import SearchRun
 from tuner.stages.torch_work import TorchHelper, gpus
+from tuner.train.budget import Budget
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
@@ -89,6 +91,7 @@ def _search(
     cfg: SearchConfig, space: Any, stream: TextIO, timings: Timings, work: TorchHelper
 ) -> SearchResult:
     loaded: tuple[DatasetBundle, TrialData] | None = None
+    baseline_note = None
     budgeted = cfg.max_params is not None or cfg.max_macs is not None
     if budgeted:
         # Priced before Ray starts, so that an impossible budget costs a second and exit 2,
@@ -98,6 +101,10 @@ def _search(
             loaded = load_data(cfg, stream)
         with timings("budget_check"):
             check_budget(cfg, space, loaded[0], work)
+            budget = Budget(cfg.max_params, cfg.max_macs)
+            space, baseline_note = space_within_budget(space, loaded[0], budget, work)
+        if baseline_note:
+            say(stream, baseline_note)
 
     claimed: list[Path] = []  # the experiment directory, once prepare() has made it
 
@@ -127,6 +134,8 @@ def _search(
                 "val": len(bundle.val.y), "test": len(bundle.test.y),
             }  # fmt: skip
             record["started"] = datetime.now(timezone.utc).isoformat()
+            if baseline_note:  # a resume runs the same space: without the baseline
+                record["baseline_left_out"] = baseline_note
             if warm is not None:
                 record["warm_start"] = warm.record()
             save_record(exp, record)
@@ -285,7 +294,10 @@ def resume(
                 say(stream, f"Raising the search to {budget_text(cfg)}")
             else:
                 say(stream, f"Raising the search to {raised} trials")
-        return _run(SearchRun(cfg, cfg.search_space(), bundle, trial_data, record, stream,
+        space = cfg.search_space()
+        if record.get("baseline_left_out"):  # over the size budget (see _search)
+            space = replace(space, baseline=None)
+        return _run(SearchRun(cfg, space, bundle, trial_data, record, stream,
                               timings, we_started, restore=True, retry=retry,
                               raise_samples=raised, torch=work))  # fmt: skip
     finally:

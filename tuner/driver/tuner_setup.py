@@ -174,15 +174,17 @@ def build_tuner(
         pricer=pricer,
         rejections=functools.partial(record_rejection, cfg.experiment_dir / REJECTED_CSV),
     )
-    # The first trials are known points when the space has them (the lab's baseline, a start
-    # point such as resnet_cnn's recipe or seed_cnn's quarter-width network): judged by Ray's
-    # rule, each passes a rung it reaches first. Under the paper rule the first trials at a rung
-    # are stopped, and on 11,000 CIFAR-10 images (--space resnet_cnn --max-macs 20M --samples 16
-    # --epochs 5 --seed 0) that stopped the narrowed recipe at epoch 3 at 51 % validation;
-    # protected, it ran to epoch 5 and reached 62 %. seed_cnn's start point, trial 1, was
-    # stopped the same way at epoch 3 (52.7 %) under --time-budget 12m; trained to epoch 10
-    # it scores 72 % held out.
-    scheduler = make_scheduler(cfg, known_points=len(points or []))
+    # The first trials are known points when the space has them: the lab's baseline, judged by
+    # Ray's rule (it passes a rung it reaches first), and start points such as resnet_cnn's
+    # recipe or seed_cnn's quarter-width network, never stopped. Under the paper rule the first
+    # trials at a rung are stopped, and on 11,000 CIFAR-10 images (--space resnet_cnn --max-macs
+    # 20M --samples 16 --epochs 5 --seed 0) that stopped the narrowed recipe at epoch 3 at 51 %
+    # validation; protected, it ran to epoch 5 and reached 62 %. seed_cnn's start point, trial
+    # 1, was stopped the same way at epoch 3 (52.7 %) under --time-budget 12m; trained to epoch
+    # 10 it scores 72 % held out. Ray's rule still stopped a start point at its first rung in
+    # some replayed seeds (fence/asha.py), so start points are now never stopped.
+    scheduler = make_scheduler(cfg, known_points=len(points or []),
+                               baseline_points=1 if space.baseline else 0)  # fmt: skip
 
     return tune.Tuner(
         make_trainable(cfg, trial_data),
@@ -285,9 +287,10 @@ def expected_trials(cfg: SearchConfig) -> int:
                     cfg.trial_cap)  # fmt: skip
 
 
-def make_scheduler(cfg: SearchConfig, known_points: int) -> Any:
+def make_scheduler(cfg: SearchConfig, known_points: int, baseline_points: int = 0) -> Any:
     """ASHA (rungs kept in asha_state.json, the `--asha-rule` in force) or FIFO. known_points:
-    the first trials, the space's baseline and start points, are judged by Ray's rule."""
+    the first trials, the space's baseline (the first `baseline_points`) and start points: the
+    baseline is judged by Ray's rule, the start points are never stopped."""
     from ray.tune.schedulers import FIFOScheduler
 
     from tuner.driver.fence.asha import TIME_ATTR, PersistentASHA
@@ -308,6 +311,7 @@ def make_scheduler(cfg: SearchConfig, known_points: int) -> Any:
         reduction_factor=cfg.reduction_factor,
         samples=expected_trials(cfg) if cfg.asha_rule == "paper" else None,
         known_points=known_points,
+        baseline_points=baseline_points,
     )
 
 

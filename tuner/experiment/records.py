@@ -108,3 +108,5 @@ class ProvenanceRecord(TypedDict, total=False):
     confirm_cut: str  # the line that said how the stage was cut to fit --time-budget
     live_report: list[dict[str, float]]  # per run: copies of report.html written, seconds
     samples_raised: list[dict[str, Any]]  # `tuner resume --samples N`: from, to, at
+    # why the lab's baseline was left out (over the size budget): the search has no baseline
+    baseline_left_out: str

@@ -24,6 +24,7 @@ from tuner.train.trial_data import TrialData
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
+    from tuner.train.budget import Budget
 
 SPACE_CHECK_SAMPLES = 8  # configurations dry-run before any trial (while Ray starts)
 
@@ -109,6 +110,26 @@ def check_budget(
         f"smallest of {BUDGET_SAMPLES} samples had {params:,} params and {macs:,} MACs; raise "
         "the budget or narrow the space"
     )
+
+
+def space_within_budget(
+    space: SearchSpace, bundle: DatasetBundle, budget: Budget, work: TorchWork
+) -> tuple[SearchSpace, str | None]:
+    """The space this search runs: `space`, or, when the lab's baseline is over the size
+    budget, `space` without a baseline (no trial is the lab's, and the report compares with
+    none), and the note that says so."""
+    from dataclasses import replace
+
+    from search_spaces.fit_to_run import baseline_over
+    from tuner.stages.torch_work import Pricer
+
+    pricer = Pricer(work, bundle.input_shape, bundle.num_classes)
+    why = baseline_over(space, bundle.input_shape[1], budget, pricer.many)
+    if why is None:
+        return space, None
+    note = (f"note: the lab's baseline of {space.name} is over the size budget ({why}); "
+            "left out: this search has no baseline to compare with")  # fmt: skip
+    return replace(space, baseline=None), note
 
 
 def _private_group(gid: int) -> bool:

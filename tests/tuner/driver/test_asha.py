@@ -24,9 +24,11 @@ def decisions(scheduler: PersistentASHA, losses: list[float], epoch: int = 1) ->
     return out
 
 
-def make(tmp_path, samples: int | None, known_points: int = 0) -> PersistentASHA:
+def make(tmp_path, samples: int | None, known_points: int = 0,
+         baseline_points: int | None = None) -> PersistentASHA:  # fmt: skip
     return PersistentASHA(state_path=tmp_path / "asha.json", samples=samples,
-                          known_points=known_points, time_attr="epoch",
+                          known_points=known_points, baseline_points=baseline_points,
+                          time_attr="epoch",
                           metric="val_loss", mode="min", max_t=27, grace_period=1,
                           reduction_factor=3)  # fmt: skip
 
@@ -69,14 +71,33 @@ def test_the_baseline_is_judged_by_rays_rule(tmp_path):
     assert unprotected == ["STOP"]
 
 
-def test_start_points_after_the_baseline_are_judged_by_rays_rule_too(tmp_path):
+def test_start_points_after_the_baseline_are_never_stopped(tmp_path):
     """seed_cnn's baseline and start point (trials 0 and 1) first at a rung both run on; the
     third trial, a sample, has the paper's rule: with no trial beaten, it stops."""
-    known = decisions(make(tmp_path / "k", samples=27, known_points=2), [3.0, 2.0, 2.5])
+    known = decisions(make(tmp_path / "k", samples=27, known_points=2, baseline_points=1),
+                      [3.0, 2.0, 2.5])  # fmt: skip
     assert known == ["CONTINUE", "CONTINUE", "STOP"]
-    # Ray's rule still stops a known point below the best 1/rf of the rung so far
-    late = decisions(make(tmp_path / "l", samples=27, known_points=3), [1.0, 2.0, 3.0])
-    assert late == ["CONTINUE", "STOP", "STOP"]
+    # Behind a better trial, Ray's rule stops the baseline; a start point runs on, and its
+    # result is on the rung: the samples after it face it.
+    late = decisions(make(tmp_path / "l", samples=27, known_points=3, baseline_points=1),
+                     [1.0, 2.0, 3.0, 2.5])  # fmt: skip
+    assert late == ["CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
+    behind = decisions(make(tmp_path / "b", samples=27, known_points=3, baseline_points=1),
+                       [1.0, 0.5, 3.0])  # fmt: skip
+    assert behind == ["CONTINUE", "CONTINUE", "CONTINUE"]
+    only_baselines = decisions(make(tmp_path / "o", samples=27, known_points=3),
+                               [1.0, 2.0, 3.0])  # fmt: skip
+    assert only_baselines == ["CONTINUE", "STOP", "STOP"]  # Ray's rule for each
+    # With no baseline (over a size budget) trial 0 is a start point: behind trial 1 at the
+    # rung it runs on, where Ray's rule, as for a baseline, stops it.
+    for baseline_points, expected in ((0, "CONTINUE"), (1, "STOP")):
+        scheduler = make(tmp_path / f"n{baseline_points}", samples=27, known_points=1,
+                         baseline_points=baseline_points)  # fmt: skip
+        first, start = _Trial(1), _Trial(0)
+        for trial in (first, start):
+            scheduler.on_trial_add(None, trial)
+        scheduler.on_trial_result(None, first, {"epoch": 1, "val_loss": 1.0})
+        assert scheduler.on_trial_result(None, start, {"epoch": 1, "val_loss": 3.0}) == expected
 
 
 def test_a_scheduler_pickled_before_start_points_were_protected_keeps_its_baseline(tmp_path):
@@ -91,6 +112,23 @@ def test_a_scheduler_pickled_before_start_points_were_protected_keeps_its_baseli
     restored = pickle.loads(pickle.dumps(old))
     assert [b.known_points for b in restored._brackets] == [1] * len(old._brackets)
     assert decisions(restored, [2.0, 1.0]) == ["CONTINUE", "STOP"]
+
+
+def test_a_scheduler_pickled_before_start_points_were_never_stopped_judges_them_as_it_did(
+    tmp_path,
+):
+    """A search begun before start points were never stopped resumes with Ray's rule for all
+    its known points, as its trials so far were judged."""
+    import pickle
+
+    old = make(tmp_path, samples=27, known_points=3, baseline_points=1)
+    for bracket in old._brackets:  # as the tree before this one pickled it
+        del bracket.__dict__["baseline_points"]
+    restored = pickle.loads(pickle.dumps(old))
+    assert decisions(restored, [1.0, 2.0, 3.0]) == ["CONTINUE", "STOP", "STOP"]
+    assert decisions(pickle.loads(pickle.dumps(make(tmp_path / "n", samples=27, known_points=3,
+                                                    baseline_points=1))),
+                     [1.0, 2.0, 3.0]) == ["CONTINUE", "CONTINUE", "CONTINUE"]  # fmt: skip
 
 
 def test_a_diverged_trials_infinite_loss_ranks_last_without_numpy_warnings(tmp_path):

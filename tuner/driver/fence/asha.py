@@ -17,9 +17,13 @@ only the top floor(n/rf) of the n trials at a rung, so nobody passes until rf ha
 Here a trial continues past a rung only if it is among the best floor(n/rf) of the n trials
 recorded there, itself included, at every rung expected to pass at least rf trials on
 (--samples / rf^(k+1) >= rf at the k-th rung), where that is a fair test among enough peers.
-Rungs too high for that, and the known points the search begins with (the space's baseline, the
-reference the report compares against, and its start points such as resnet_cnn's recipe), keep
-Ray's rule.
+Rungs too high for that, and the space's baseline (the reference the report compares
+against), keep Ray's rule. The space's start points (resnet_cnn's recipe, seed_cnn's
+quarter-width network, each fitted to the run) are never stopped: they are known to be good,
+and their one-cycle schedules peak at ASHA's first rung, where even Ray's rule stopped
+seed_cnn's narrowed start point in some replayed seeds of the CIFAR-10 subset under --max-macs
+1M (it ends at 50.2 %, above the best of a 20-trial sweep on average; BENCHMARKS.md, "the start
+points, replayed"). They cost at most their own epochs: one or two trials of --samples.
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ def is_known_point(trial: Any, known_points: int) -> bool:
     return number is not None and number < known_points
 
 
+def is_start_point(trial: Any, known_points: int, baseline_points: int) -> bool:
+    """One of the known points after the first `baseline_points` (the lab's baseline, when the
+    search has one): the space's start points, which ASHA never stops."""
+    number = trial_number(trial)
+    return number is not None and baseline_points <= number < known_points
+
+
 # What the rungs are measured in: the epoch each result reports (tuner/train/trial.py), not
 # Tune's training_iteration, which counts a restored trial's reports on from Tune's record of its
 # checkpoint and falls behind the epoch when the trial continues from a newer one on disk.
@@ -56,16 +67,22 @@ WORST_REWARD = -1e300  # finite: below every real (negated) validation loss
 class PeerJudgedBracket(_Bracket):
     """An ASHA bracket whose rungs in `judged` continue only the best floor(n/rf) trials."""
 
-    def __init__(self, *args: Any, judged: frozenset[int], known_points: int, **kw: Any):
+    def __init__(self, *args: Any, judged: frozenset[int], known_points: int,
+                 baseline_points: int | None = None, **kw: Any):  # fmt: skip
+        """known_points: the first trials, judged by Ray's rule; of them, those after the first
+        `baseline_points` (default: all of them are baselines) are never stopped."""
         super().__init__(*args, **kw)
         self.judged = judged
         self.known_points = known_points
+        self.baseline_points = known_points if baseline_points is None else baseline_points
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A bracket pickled before start points were protected (tuner.pkl) held
-        `protect_baseline`: trial 0 alone, or none."""
+        `protect_baseline`: trial 0 alone, or none; one pickled before start points were never
+        stopped has no `baseline_points`, and its search goes on judging them as it did."""
         if "known_points" not in state:
             state["known_points"] = int(bool(state.pop("protect_baseline", False)))
+        state.setdefault("baseline_points", state["known_points"])
         self.__dict__.update(state)
 
     def on_result(self, trial: Any, cur_iter: int, cur_rew: float | None) -> str:
@@ -92,9 +109,9 @@ class PeerJudgedBracket(_Bracket):
                 )
                 keep = int(len(values) // self.rf)
                 stop = keep < 1 or math.isnan(cur_rew) or cur_rew < values[keep - 1]
-            if stop:
+            if stop and not is_start_point(trial, self.known_points, self.baseline_points):
                 action = TrialScheduler.STOP
-            recorded[trial.trial_id] = cur_rew
+            recorded[trial.trial_id] = cur_rew  # a start point's too: the others face it
             break
         return action
 
@@ -203,11 +220,13 @@ class PersistentASHA(ASHAScheduler):
         state_path: str | Path,
         samples: int | None = None,
         known_points: int = 1,
+        baseline_points: int | None = None,
         **kwargs: Any,
     ) -> None:
         """samples: the search's trial count; None keeps Ray's rule at every rung.
         known_points: the first trials, the space's baseline and start points, judged by Ray's
-        rule at every rung."""
+        rule at every rung; of them, the start points (those after the first
+        `baseline_points`; default: none) are never stopped."""
         super().__init__(**kwargs)
         self._state_path = str(state_path)
         self._loaded = False
@@ -224,6 +243,7 @@ class PersistentASHA(ASHAScheduler):
                 s,
                 judged=judged,
                 known_points=known_points,
+                baseline_points=baseline_points,
                 stop_last_trials=self._stop_last_trials,
             )  # fmt: skip
             for s in range(len(self._brackets))
