@@ -388,6 +388,21 @@ class Learning:
         return made
 
 
+def seed_curves(retrained: Path, index: int, max_t: int) -> list[Curve]:
+    """A start point retrained under other seeds (`tuner train DIR --trial N --seeds S`: its
+    epochs.csv has a row a seed and epoch), one curve a seed, cut to `max_t` epochs."""
+    frame = pd.read_csv(retrained / "epochs.csv").sort_values(["seed", "epoch"])
+    out = []
+    for _, rows in frame.groupby("seed"):
+        rows = rows[rows["epoch"] <= max_t]
+        if len(rows) < max_t:
+            raise SystemExit(f"{retrained}: a seed ran {len(rows)} epochs, not {max_t}")
+        out.append(Curve(index, [float(a) for a in rows["val_acc"].fillna(0.0)],
+                         [float(v) for v in rows["val_loss"].fillna(math.inf)],
+                         [float(t) for t in rows["epoch_time_s"].fillna(0.0)]))  # fmt: skip
+    return out
+
+
 def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
     """Each method's figures against the sweep (runs["sweep (fifo)"]) of the same seeds."""
     sweep = runs["sweep (fifo)"]
@@ -458,6 +473,11 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         listed = args.start_points / "trials.csv"
         trials = pd.read_csv(listed) if listed.is_file() else pd.DataFrame()
         baselines = int(trials["is_baseline"].astype(bool).sum()) if "is_baseline" in trials else 0
+    # The last start point's curve under other training seeds (`tuner train --seeds`): each
+    # simulated search draws one of them or the recorded run, as a search's own training seed
+    # could have gone. One run alone can be a lucky one.
+    variants = [starts[-1], *seed_curves(args.start_point_seeds, starts[-1].index, max_t)] if (
+        starts and args.start_point_seeds) else starts[-1:]  # fmt: skip
     table = methods(samples, max_t, args.equal_epochs, known_points=len(starts) or 1,
                     baseline_points=baselines if starts else None)  # fmt: skip
     if args.methods:
@@ -481,6 +501,12 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     for seed in range(args.seeds):
         rng = random.Random(seed)
+        if starts:  # the start point's training seed for this search (its own generator:
+            # the sweep's draws below stay those of the runs without --start-point-seeds)
+            starts[-1] = random.Random(-1 - seed).choice(variants)
+            by_index[starts[-1].index] = starts[-1]
+            if learning is not None:
+                learning.curves[starts[-1].index] = starts[-1]
         # --equal-epochs: every recorded configuration in the seed's order; the sweep runs the
         # first `samples`, and each other method goes on down the list until it has trained
         # the epochs the sweep did (what it saved buys more trials).
@@ -526,6 +552,8 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         "equal_epochs": args.equal_epochs,
         "start_points": str(args.start_points) if args.start_points else None,
         "start_point_curves": [{"acc": c.acc, "seconds": c.seconds} for c in starts],
+        "start_point_seeds": str(args.start_point_seeds) if args.start_point_seeds else None,
+        "start_point_variants": [{"acc": c.acc} for c in variants] if starts else [],
         "experiment": str(args.experiment), "configurations": len(curves), "epochs": max_t,
         "samples": samples, "concurrency": args.concurrency, "overhead_s": args.overhead,
         "seeds": args.seeds, "replay_seconds": round(time.perf_counter() - start, 1),
@@ -582,10 +610,19 @@ def main(argv: list[str] | None = None) -> None:
                         "draw from the recording alone, as their documentation sets them up; "
                         "the recording's own trial 0 (an older start point) is left out for "
                         "all")  # fmt: skip
+    parser.add_argument("--start-point-seeds", type=Path, default=None, metavar="DIR",
+                        help="with --start-points: the last start point retrained under other "
+                        "seeds (`tuner train EXP --trial N --seeds S --out ... --name ...`); "
+                        "each simulated search draws its curve from those runs and the "
+                        "recorded one")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     if not (args.experiment / "epochs.csv").is_file():
         parser.error(f"{args.experiment} has no epochs.csv: not an experiment directory")
+    if args.start_point_seeds is not None and args.start_points is None:
+        parser.error("--start-point-seeds needs --start-points")
+    if args.start_point_seeds is not None and not (args.start_point_seeds / "epochs.csv").is_file():
+        parser.error(f"--start-point-seeds {args.start_point_seeds} has no epochs.csv")
     if args.start_points is not None and not (args.start_points / "epochs.csv").is_file():
         parser.error(f"--start-points {args.start_points} has no epochs.csv: not an experiment")
     result = replay(args)

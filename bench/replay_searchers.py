@@ -107,7 +107,11 @@ class OptunaProposer:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.curves, self.nearest, self.define, self.max_t = curves, nearest, define, max_t
         self.unused = set(pool)
-        self.study = optuna.create_study(direction="minimize", sampler=sampler)
+        # A fixed name: HyperbandPruner puts a trial in a bracket by a hash of the study's name
+        # and the trial's number, and an unnamed study gets a random name: plain Optuna's
+        # replays came out different on every run.
+        self.study = optuna.create_study(study_name="replay", direction="minimize",
+                                         sampler=sampler)  # fmt: skip
         # the space's start points (the baseline, trial 0 of the recording, or the points of
         # bench/replay.py --start-points), proposed first and in order, as a search has them
         known = baseline if isinstance(baseline, list) else [baseline]

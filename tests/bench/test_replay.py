@@ -145,3 +145,37 @@ def test_start_points_of_another_epoch_budget_are_refused(replay, tmp_path):
     with pytest.raises(SystemExit, match="ran 4 epochs, the recording's 9"):
         replay.main([str(tmp_path / "e"), "--samples", "3", "--seeds", "1", "--start-points",
                      str(tmp_path / "s")])  # fmt: skip
+
+
+def test_the_start_points_training_seed_is_drawn_from_its_retrained_runs(replay, tmp_path):
+    # Recorded once at 0.99; retrained under 3 other seeds (`tuner train --seeds 3`) at 0.5:
+    # the searches that draw a retrained run end lower, and no other method changes.
+    finals = [0.3 + 0.3 * ((i * 37) % 23) / 23 for i in range(40)]
+    write_curves(tmp_path / "e", finals)
+    write_curves(tmp_path / "s", [0.99])
+    rows = [{"seed": 2000 + k, "epoch": e, "val_acc": 0.5 * e / 9, "val_loss": 1 - 0.5 * e / 9,
+             "epoch_time_s": 1.0} for k in range(3) for e in range(1, 10)]  # fmt: skip
+    (tmp_path / "r").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "r" / "epochs.csv", index=False)
+    args = [str(tmp_path / "e"), "--samples", "12", "--seeds", "40", "--start-points",
+            str(tmp_path / "s")]  # fmt: skip
+    replay.main([*args, "--json", str(tmp_path / "one.json")])
+    replay.main([*args, "--start-point-seeds", str(tmp_path / "r"), "--json",
+                 str(tmp_path / "four.json")])  # fmt: skip
+    one, four = (
+        json.loads((tmp_path / n).read_text())["methods"] for n in ("one.json", "four.json")
+    )
+    ours = "ours (paper rule, grace 1, rf 3)"
+    assert one[ours]["final_best"][0] == pytest.approx(0.99)
+    mean, low, high = four[ours]["final_best"]
+    assert 0.6 < mean < 0.95 and four[ours]["worst_gap_to_sweep"] < 0  # some searches drew 0.5
+    assert four["stock ray asha (grace 1, rf 4)"] == one["stock ray asha (grace 1, rf 4)"]
+    assert len(json.loads((tmp_path / "four.json").read_text())["start_point_variants"]) == 4
+
+
+def test_start_point_seeds_need_start_points(replay, tmp_path, capsys):
+    write_curves(tmp_path / "e", [0.5, 0.6])
+    with pytest.raises(SystemExit) as ended:
+        replay.main([str(tmp_path / "e"), "--start-point-seeds", str(tmp_path)])
+    assert ended.value.code == 2
+    assert "--start-point-seeds needs --start-points" in capsys.readouterr().err

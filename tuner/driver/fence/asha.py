@@ -20,10 +20,11 @@ recorded there, itself included, at every rung expected to pass at least rf tria
 Rungs too high for that, and the space's baseline (the reference the report compares
 against), keep Ray's rule. The space's start points (resnet_cnn's recipe, seed_cnn's
 quarter-width network, each fitted to the run) are never stopped: they are known to be good,
-and their one-cycle schedules peak at ASHA's first rung, where even Ray's rule stopped
-seed_cnn's narrowed start point in some replayed seeds of the CIFAR-10 subset under --max-macs
-1M (it ends at 50.2 %, above the best of a 20-trial sweep on average; BENCHMARKS.md, "the start
-points, replayed"). They cost at most their own epochs: one or two trials of --samples.
+and their one-cycle schedules peak near ASHA's first rung, where even Ray's rule stopped
+seed_cnn's narrowed start point whenever a better trial had reached the rung first (replayed on
+the CIFAR-10 subset under --max-macs 1M, 100 seeds: the search's best 0.496 on average, 0.502
+with the start point run to its end; BENCHMARKS.md, "the start points, replayed"). They cost
+at most their own epochs: one or two trials of --samples.
 """
 
 from __future__ import annotations
