@@ -15,6 +15,8 @@ from analysis.plots._style import BASELINE, BEST, PALETTE, base_layout, empty_fi
 from tuner.experiment import finite
 
 TITLE = "Learning curves: best trial, lab baseline and the next best"
+# a search with no baseline (the lab's network over its size budget, or a space without one)
+TITLE_NO_BASELINE = "Learning curves: best trial and the next best"
 TOP_K = 5
 
 
@@ -123,7 +125,8 @@ def _get_learning_curves_plot(info: CurvesInfo) -> go.Figure:
     fig.update_yaxes(title_text="cross-entropy loss (log)", row=1, col=1)
     last = max(max(c.epochs) for c in info.curves)
     fig.update_xaxes(title_text="epoch", dtick=max(1, math.ceil(last / 10)))
-    return base_layout(fig, TITLE, height=440)
+    title = TITLE if any(c.role == "baseline" for c in info.curves) else TITLE_NO_BASELINE
+    return base_layout(fig, title, height=440)
 
 
 def plot_learning_curves(

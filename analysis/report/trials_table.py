@@ -72,9 +72,9 @@ def _trials_table(
         cells.append(_cell(reason, cls="why"))
         cls_attr = f' class="{cls}"' if cls else ""
         rows.append(f"<tr{cls_attr}>{''.join(cells)}</tr>")
+    grey = "; grey: the lab baseline" if trials["is_baseline"].astype(bool).any() else ""
     return (
-        '<p class="muted">Click a column to sort. Green: the best trial; grey: the lab '
-        "baseline.</p>"
+        f'<p class="muted">Click a column to sort. Green: the best trial{grey}.</p>'
         f'<div class="table-wrap"><table class="sortable" id="trials-table"><thead><tr>{th}'
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )

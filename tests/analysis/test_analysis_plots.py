@@ -185,6 +185,15 @@ def test_learning_curves_pick_best_baseline_and_top_k(trials, epochs):
     assert fig.layout.yaxis.type == "log"
 
 
+def test_learning_curves_name_no_baseline_where_the_search_has_none(trials, epochs):
+    with_one = _get_learning_curves_plot(_get_learning_curves_info(trials, epochs, best=1, k=2))
+    assert "lab baseline" in with_one.layout.title.text
+    none = trials.assign(is_baseline=False)  # the lab's network left out (a size budget)
+    fig = _get_learning_curves_plot(_get_learning_curves_info(none, epochs, best=1, k=2))
+    assert "baseline" not in fig.layout.title.text
+    assert not any("baseline" in (t.name or "") for t in fig.data)
+
+
 def test_learning_curves_drop_non_finite_losses(trials, epochs):
     info = _get_learning_curves_info(trials, epochs, best=4, k=0)
     assert info.curves[0].val_loss == [2.0, None] and info.curves[0].min_epoch == 1

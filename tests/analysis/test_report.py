@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import plotly.offline
 import pytest
 from analysis_fixture import write_experiment, write_partial_experiment
@@ -331,3 +332,18 @@ def test_a_confirm_stage_cut_to_fit_the_time_budget_says_so(tmp_path):
     section = _confirm_section(build_report(exp))
     assert "the top configurations by validation and the lab's baseline trained" in section
     assert "cut to fit" not in section
+
+
+def test_a_search_without_a_baseline_names_none(tmp_path):
+    # The lab's network over the size budget is left out: no trial is the lab's, and the page
+    # says nothing of a baseline it does not have.
+    exp = write_experiment(tmp_path / "exp", trials=8, epochs=4)
+    trials = pd.read_csv(exp / "trials.csv")
+    assert trials["is_baseline"].any()
+    with_one = build_report(exp)
+    assert "grey: the lab baseline" in with_one and "lab baseline and the next best" in with_one
+    trials.assign(is_baseline=False).to_csv(exp / "trials.csv", index=False)
+    page = _without_plotlyjs(build_report(exp))
+    assert "grey: the lab baseline" not in page and "(baseline)" not in page
+    assert "Learning curves: best trial and the next best" in page
+    assert "lab baseline" not in page.lower()
