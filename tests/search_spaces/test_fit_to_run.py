@@ -183,3 +183,32 @@ def test_seed_cnns_start_point_gives_up_depth_after_its_widths_under_a_tight_bud
         "fc_width_0 256 -> 128, batch_size 64 -> 32 (narrowed to fit --max-macs 1,000,000; "
         "800+ steps on 2,000 images x 12 epochs)"
     ]
+
+
+def test_no_baseline_leaves_the_labs_network_out_with_or_without_a_budget():
+    from types import SimpleNamespace
+
+    from tuner.config.search_config import SearchConfig
+    from tuner.stages.preflight import space_for_run
+    from tuner.stages.torch_work import TorchWork
+
+    space = get_space("seed_cnn")
+    bundle = SimpleNamespace(input_shape=CIFAR, num_classes=10)
+    kept, note = space_for_run(SearchConfig(), space, None, TorchWork())  # no budget: no pricing
+    assert kept is space and note is None
+    alone, note = space_for_run(SearchConfig(no_baseline=True), space, None, TorchWork())
+    assert alone.baseline is None and note == (
+        "note: the lab's baseline of seed_cnn left out (--no-baseline): this search has no "
+        "baseline to compare with"
+    )
+    assert alone.fit_points(32)[0] == [START]  # the start point is trial 0
+    over, note = space_for_run(SearchConfig(max_macs=1_000_000), space, bundle, TorchWork())
+    assert over.baseline is None and "153,830,016 MACs > --max-macs 1,000,000" in note
+    fits, note = space_for_run(SearchConfig(max_macs=200_000_000), space, bundle, TorchWork())
+    assert fits is space and note is None
+    # resnet_cnn has no baseline to leave out
+    resnet = get_space("resnet_cnn")
+    assert space_for_run(SearchConfig(no_baseline=True), resnet, None, TorchWork()) == (
+        resnet,
+        None,
+    )

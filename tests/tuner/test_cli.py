@@ -262,9 +262,10 @@ def test_every_search_option_reaches_the_search_config():
          "--no-confirm", "--decode-workers", "3", "--model", "mypkg.nets:build",
          "--warm-start", "/old/experiment", "--report-every", "5s",
          "--mlflow", "file:///tmp/mlruns", "--max-trials", "40",
-         "--storage", "postgresql://me@db:5432/studies"]
+         "--storage", "postgresql://me@db:5432/studies", "--no-baseline"]
     )  # fmt: skip
     cfg = config_from_args(args)
+    assert cfg.no_baseline
     assert cfg.max_trials == 40  # (refused with --scheduler fifo when validated: test_config)
     assert (cfg.asha_rule, cfg.max_macs, cfg.max_params) == ("ray", 50_000, 1_500_000)
     assert (cfg.objectives, cfg.time_budget, cfg.concurrency) == ("val_acc:max,latency:min",

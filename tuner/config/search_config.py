@@ -160,6 +160,13 @@ class SearchConfig:
         "ray: Ray's rule, under which the first trials at a rung pass unopposed and use "
         "more compute; default %(default)s",
     )  # fmt: skip
+    no_baseline: bool = option(
+        False, group=HOW,
+        help="leave the lab's network out (otherwise trial 0, the reference the report "
+        "compares with): on a large dataset it holds a trial slot for minutes, which a short "
+        "--time-budget may not afford; a baseline over --max-params / --max-macs is left out "
+        "anyway",
+    )  # fmt: skip
     cpus_per_trial: float = option(
         1.0, group=RESOURCES, type=number,
         help="CPU cores per trial (also its torch thread count); default %(default)s",

@@ -46,13 +46,12 @@ from tuner.stages.preflight import (
     dry_run_space,
     load_data,
     refuse_writable_by_others,
-    space_within_budget,
+    space_for_run,
     warn_if_short_of_space,
 )
 from tuner.stages.provenance import Timings, save_record
 from tuner.stages.search_run import SearchRun
 from tuner.stages.torch_work import TorchHelper, gpus
-from tuner.train.budget import Budget
 from tuner.train.trial_data import TrialData
 
 __all__ = ["SearchResult", "resume", "search"]
@@ -91,7 +90,6 @@ def _search(
     cfg: SearchConfig, space: Any, stream: TextIO, timings: Timings, work: TorchHelper
 ) -> SearchResult:
     loaded: tuple[DatasetBundle, TrialData] | None = None
-    baseline_note = None
     budgeted = cfg.max_params is not None or cfg.max_macs is not None
     if budgeted:
         # Priced before Ray starts, so that an impossible budget costs a second and exit 2,
@@ -101,10 +99,10 @@ def _search(
             loaded = load_data(cfg, stream)
         with timings("budget_check"):
             check_budget(cfg, space, loaded[0], work)
-            budget = Budget(cfg.max_params, cfg.max_macs)
-            space, baseline_note = space_within_budget(space, loaded[0], budget, work)
-        if baseline_note:
-            say(stream, baseline_note)
+    # without the lab's baseline under --no-baseline or over the size budget (priced above)
+    space, baseline_note = space_for_run(cfg, space, loaded[0] if loaded else None, work)
+    if baseline_note:
+        say(stream, baseline_note)
 
     claimed: list[Path] = []  # the experiment directory, once prepare() has made it
 
@@ -295,7 +293,7 @@ def resume(
             else:
                 say(stream, f"Raising the search to {raised} trials")
         space = cfg.search_space()
-        if record.get("baseline_left_out"):  # over the size budget (see _search)
+        if record.get("baseline_left_out"):  # --no-baseline, or over the budget (_search)
             space = replace(space, baseline=None)
         return _run(SearchRun(cfg, space, bundle, trial_data, record, stream,
                               timings, we_started, restore=True, retry=retry,

@@ -112,6 +112,30 @@ def check_budget(
     )
 
 
+def space_for_run(
+    cfg: SearchConfig, space: SearchSpace, bundle: DatasetBundle | None, work: TorchWork
+) -> tuple[SearchSpace, str | None]:
+    """The space this search runs, and the note that says what changed: without the lab's
+    baseline under --no-baseline, or when the baseline is over the size budget (`bundle`, the
+    loaded dataset, is needed then to price it)."""
+    from dataclasses import replace
+
+    from tuner.train.budget import Budget
+
+    if not space.baseline:
+        return space, None
+    if cfg.no_baseline:
+        return replace(space, baseline=None), (
+            f"note: the lab's baseline of {space.name} left out (--no-baseline): this search "
+            "has no baseline to compare with"
+        )
+    budget = Budget(cfg.max_params, cfg.max_macs)
+    if not budget.active:
+        return space, None
+    assert bundle is not None, "a size budget is priced on the loaded dataset's shape"
+    return space_within_budget(space, bundle, budget, work)
+
+
 def space_within_budget(
     space: SearchSpace, bundle: DatasetBundle, budget: Budget, work: TorchWork
 ) -> tuple[SearchSpace, str | None]:
