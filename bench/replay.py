@@ -467,7 +467,6 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         recorded, _ = load_curves(args.start_points, max_t)
         samples = min(samples, len(others))  # the recording's trial 0 is left out
         starts = [Curve(START_INDEX + c.index, c.acc, c.loss, c.seconds) for c in recorded]
-        by_index.update({c.index: c for c in starts})
         # the lab's baseline, where the search has one, is the first (Ray's rule judges it);
         # the start points after it are never stopped, as in a search
         listed = args.start_points / "trials.csv"
@@ -476,8 +475,9 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
     # The last start point's curve under other training seeds (`tuner train --seeds`): each
     # simulated search draws one of them or the recorded run, as a search's own training seed
     # could have gone. One run alone can be a lucky one.
-    variants = [starts[-1], *seed_curves(args.start_point_seeds, starts[-1].index, max_t)] if (
-        starts and args.start_point_seeds) else starts[-1:]  # fmt: skip
+    variants = starts[-1:]
+    if starts and args.start_point_seeds:
+        variants += seed_curves(args.start_point_seeds, starts[-1].index, max_t)
     table = methods(samples, max_t, args.equal_epochs, known_points=len(starts) or 1,
                     baseline_points=baselines if starts else None)  # fmt: skip
     if args.methods:
@@ -504,7 +504,6 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         if starts:  # the start point's training seed for this search (its own generator:
             # the sweep's draws below stay those of the runs without --start-point-seeds)
             starts[-1] = random.Random(-1 - seed).choice(variants)
-            by_index[starts[-1].index] = starts[-1]
             if learning is not None:
                 learning.curves[starts[-1].index] = starts[-1]
         # --equal-epochs: every recorded configuration in the seed's order; the sweep runs the
@@ -512,8 +511,7 @@ def replay(args: argparse.Namespace) -> dict[str, Any]:
         # the epochs the sweep did (what it saved buys more trials).
         if starts:  # the sweep and the peers: the recording alone, its trial 0 left out
             drawn = rng.sample(others, len(others) if args.equal_epochs else samples)
-            plain = [by_index[i] for i in drawn]
-            picked = plain
+            picked = [by_index[i] for i in drawn]
         else:
             drawn = rng.sample(others, (len(others) if args.equal_epochs
                                         else samples - len(ordered)))  # fmt: skip
